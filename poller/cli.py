@@ -1,0 +1,283 @@
+"""The `timeman-poller` command line: thin wrappers over the package's functions.
+
+Errors of ours are caught here once and shown as one line; exit codes: 0 success, 1 a
+user, portal or database failed, 2 a configuration or usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from poller import __version__
+from poller.errors import BitrixError, ConfigError, PollerError
+
+logger = logging.getLogger("poller")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class RedactingFilter(logging.Filter):
+    """Replace known secrets in every log record, as a last line of defence."""
+
+    def __init__(self, secrets: Sequence[str] = ()) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            from poller.client import redact
+
+            message = redact(record.getMessage(), self.secrets)
+            record.msg, record.args = message, None
+        return True
+
+
+_REDACTOR = RedactingFilter()
+
+
+def setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_REDACTOR)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from poller.config import config_path, load_config
+
+    config = load_config(config_path(args.config))
+    _REDACTOR.secrets = list(config.secrets())
+    return config
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    """Create or upgrade the database schema to the newest revision."""
+    from poller import storage
+
+    config = _load(args)
+    engine = storage.make_engine(config.database_url)
+    storage.upgrade_database(engine)
+    print(f"database at {engine.url.render_as_string(hide_password=True)} is up to date")
+    return EXIT_OK
+
+
+def cmd_poll(args: argparse.Namespace) -> int:
+    """Poll every configured portal and user once (for cron and systemd timers).
+
+    Exit code 0 when every user was stored, 1 when any user or portal failed (each failure
+    is a row in poll_errors), 2 for a configuration error.
+    """
+    from poller import storage
+    from poller.daemon import make_clients, poll_once
+
+    config = _load(args)
+    engine = storage.make_engine(config.database_url)
+    if args.migrate:
+        storage.upgrade_database(engine)
+    report = poll_once(make_clients(config, engine), engine)
+    logger.info("cycle: %s", report.summary())
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the daemon: upgrade the database, then poll on the configured schedule.
+
+    SIGTERM or SIGINT lets the current cycle finish and commit, then exits 0.
+    """
+    from poller import storage
+    from poller.daemon import Daemon, make_clients
+
+    config = _load(args)
+    engine = storage.make_engine(config.database_url)
+    if args.migrate:
+        storage.upgrade_database(engine)
+    Daemon(config, engine, make_clients(config, engine)).run()
+    return EXIT_OK
+
+
+def cmd_get_status(args: argparse.Namespace) -> int:
+    """Call timeman.status once and print the JSON answer (OpenIntegrations' GetTimekeepingStatus)."""
+    from poller.client import get_timekeeping_status
+
+    answer = get_timekeeping_status(args.url, args.userid, args.token)
+    print(json.dumps(answer, ensure_ascii=False, indent=2))
+    return EXIT_OK
+
+
+def cmd_emulator(args: argparse.Namespace) -> int:
+    """Serve an emulated Bitrix24 portal until interrupted (for trying the poller without one)."""
+    from poller.emulator import Emulator, EmulatorSettings
+
+    settings = EmulatorSettings(
+        users=args.users,
+        speed=args.speed,
+        rate=args.rate,
+        burst=args.burst,
+        token_lifetime=args.token_lifetime,
+        fault_500=args.fault_500,
+        fault_html=args.fault_html,
+        fault_drop=args.fault_drop,
+        fault_slow=args.fault_slow,
+    )
+    if args.secret:
+        settings.webhook_secret = args.secret
+    if args.token:
+        settings.access_token = args.token
+    emulator = Emulator(settings)
+    base = f"http://{args.host}:{args.port}"
+    print(f"Emulated Bitrix24 portal with {args.users} users (clock x{args.speed:g})")
+    print(f'  webhook_url   = "{base}/rest/{settings.webhook_user}/{settings.webhook_secret}/"')
+    print(f'  domain        = "{base}"  access_token = "{settings.access_token}"')
+    print(f'  refresh_token = "{settings.refresh_token}"  client_id = "{settings.client_id}"')
+    print(f'  client_secret = "{settings.client_secret}"  oauth_url = "{base}/oauth/token/"')
+    print("Press Ctrl+C to stop.", flush=True)
+    try:
+        emulator.serve_forever(args.host, args.port)
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        raise ConfigError(f"--port {args.port}: cannot listen on {args.host}: {exc.strerror}") from None
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Poll an emulated portal into a SQLite file for a few seconds, then show the result."""
+    from poller.demo import run_demo
+
+    if args.duration <= 0 or args.interval <= 0:
+        raise ConfigError("--duration and --interval: expected seconds > 0")
+    return run_demo(
+        Path(args.database),
+        duration=args.duration,
+        interval=args.interval,
+        users=args.users,
+        speed=args.speed,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="timeman-poller",
+        description="Poll Bitrix24 timeman.status on a schedule and keep the history in SQL.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, handler, **kwargs) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
+        doc = (handler.__doc__ or "").strip()
+        sub = commands.add_parser(
+            name,
+            help=doc.splitlines()[0],
+            description=doc,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            **kwargs,
+        )
+        sub.set_defaults(handler=handler)
+        return sub
+
+    def with_config(sub: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sub.add_argument(
+            "-c",
+            "--config",
+            help="config file (default: $TIMEMAN_POLLER_CONFIG, else ./config.toml)",
+        )
+        return sub
+
+    db = commands.add_parser("db", help="database schema commands")
+    db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
+    upgrade = db_commands.add_parser(
+        "upgrade", help=cmd_db_upgrade.__doc__, description=cmd_db_upgrade.__doc__
+    )
+    upgrade.set_defaults(handler=cmd_db_upgrade)
+    with_config(upgrade)
+
+    for name, handler in (("poll", cmd_poll), ("run", cmd_run)):
+        sub = with_config(add(name, handler))
+        sub.add_argument(
+            "--no-migrate",
+            dest="migrate",
+            action="store_false",
+            help="do not upgrade the database schema first"
+            + (" (default for poll)" if name == "poll" else ""),
+        )
+        if name == "poll":
+            sub.add_argument(
+                "--migrate", dest="migrate", action="store_true", help="upgrade the schema first"
+            )
+            sub.set_defaults(migrate=False)
+
+    status = add("get-status", cmd_get_status)
+    status.add_argument(
+        "--url", required=True, help="incoming-webhook URL, or the portal address with --token"
+    )
+    status.add_argument("--userid", help="user id (default: the webhook's or token's own user)")
+    status.add_argument("--token", help="OAuth access token; then --url is the portal's address")
+
+    emulator = add("emulator", cmd_emulator)
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=8765)
+    emulator.add_argument("--users", type=_positive_int, default=25, help="simulated users (default 25)")
+    emulator.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
+    emulator.add_argument("--secret", help="webhook secret (default: random)")
+    emulator.add_argument("--token", help="OAuth access token (default: random)")
+    emulator.add_argument(
+        "--rate", type=float, default=2.0, help="leaky-bucket drain per second; 0 = no limit"
+    )
+    emulator.add_argument("--burst", type=_positive_int, default=50, help="leaky-bucket size (default 50)")
+    emulator.add_argument(
+        "--token-lifetime", type=float, default=3600.0, help="access token lifetime, seconds"
+    )
+    for kind in ("500", "html", "drop", "slow"):
+        emulator.add_argument(
+            f"--fault-{kind}", type=float, default=0.0, help=f"share of requests answered with fault '{kind}'"
+        )
+
+    demo = add("demo", cmd_demo)
+    demo.add_argument("--database", default="timeman-demo.sqlite3", help="SQLite file to write")
+    demo.add_argument("--duration", type=float, default=20.0, help="seconds to poll (default 20)")
+    demo.add_argument("--interval", type=float, default=5.0, help="seconds between cycles (default 5)")
+    demo.add_argument("--users", type=_positive_int, default=25, help="simulated users (default 25)")
+    demo.add_argument("--speed", type=float, default=600.0, help="simulated seconds per real second")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number >= 1")
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level)
+    try:
+        return int(args.handler(args))
+    except ConfigError as exc:
+        print(f"timeman-poller: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BitrixError as exc:
+        print(f"timeman-poller: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except PollerError as exc:
+        print(f"timeman-poller: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,219 @@
+"""Read and write the poller's tables; every function takes the Engine it works on."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from importlib.resources import files
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, func, insert, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from poller.errors import ConfigError, StorageError
+from poller.models import OAuthToken, PollError, PollRun, Snapshot
+from poller.status import ParsedStatus
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SnapshotRow:
+    """A parsed status ready to be written for one portal and user."""
+
+    portal: str
+    user_id: int
+    polled_at: datetime
+    parsed: ParsedStatus
+
+
+@dataclass(frozen=True)
+class ErrorRow:
+    """A failure to record in poll_errors; `message` must already be free of secrets."""
+
+    portal: str
+    user_id: int | None
+    occurred_at: datetime
+    code: str
+    http_status: int | None
+    message: str
+
+
+def make_engine(url: str) -> Engine:
+    """Create an Engine for `url`; SQLite waits for locks instead of failing at once."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            "config key database.url: not a database URL; expected e.g. sqlite:///timeman.sqlite3 "
+            "or postgresql+psycopg://user@host/db"
+        ) from None
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    try:
+        engine = create_engine(parsed, pool_pre_ping=True)
+    except (ArgumentError, ImportError) as exc:
+        raise ConfigError(f"config key database.url: unsupported database: {exc}") from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _configure_sqlite)
+    return engine
+
+
+def _configure_sqlite(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout = 30000")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+
+
+def migrations_path() -> Path:
+    """Where the Alembic scripts are, in a checkout and in an installed package alike."""
+    return Path(str(files("poller.migrations")))
+
+
+def upgrade_database(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to `revision` with Alembic, on a connection of `engine`."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    alembic_config = AlembicConfig()
+    alembic_config.set_main_option("script_location", str(migrations_path()))
+    try:
+        with engine.begin() as connection:
+            alembic_config.attributes["connection"] = connection
+            command.upgrade(alembic_config, revision)
+    except SQLAlchemyError as exc:
+        raise StorageError(f"database upgrade failed: {describe_db_error(exc)}") from None
+
+
+def describe_db_error(exc: SQLAlchemyError) -> str:
+    """One line about a database error, without the SQL statement and its parameters."""
+    original = getattr(exc, "orig", None) or exc
+    return " ".join(str(original).split())[:300] or type(original).__name__
+
+
+def save_run_started(engine: Engine, started_at: datetime) -> int:
+    """Insert the poll_runs row of a starting cycle and return its id."""
+    with engine.begin() as connection:
+        return int(
+            connection.execute(
+                insert(PollRun)
+                .values(started_at=started_at, users_ok=0, users_failed=0)
+                .returning(PollRun.id)
+            ).scalar_one()
+        )
+
+
+def save_run_finished(
+    engine: Engine, run_id: int, finished_at: datetime, users_ok: int, users_failed: int
+) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            update(PollRun)
+            .where(PollRun.id == run_id)
+            .values(finished_at=finished_at, users_ok=users_ok, users_failed=users_failed)
+        )
+
+
+def save_portal_cycle(
+    engine: Engine, run_id: int | None, snapshots: Sequence[SnapshotRow], errors: Sequence[ErrorRow]
+) -> None:
+    """Write one portal's snapshots and errors of a cycle in one transaction."""
+    with engine.begin() as connection:
+        if snapshots:
+            connection.execute(insert(Snapshot), [_snapshot_values(row) for row in snapshots])
+        if errors:
+            connection.execute(insert(PollError), [_error_values(run_id, row) for row in errors])
+
+
+def save_errors(engine: Engine, run_id: int | None, errors: Iterable[ErrorRow]) -> None:
+    values = [_error_values(run_id, row) for row in errors]
+    if values:
+        with engine.begin() as connection:
+            connection.execute(insert(PollError), values)
+
+
+def get_latest_snapshots(engine: Engine, portal: str | None = None) -> list[Snapshot]:
+    """The newest snapshot of every portal and user, ordered by portal and user."""
+    newest = (
+        select(Snapshot.portal, Snapshot.user_id, func.max(Snapshot.polled_at).label("polled_at"))
+        .group_by(Snapshot.portal, Snapshot.user_id)
+        .subquery()
+    )
+    query = (
+        select(Snapshot)
+        .join(
+            newest,
+            (Snapshot.portal == newest.c.portal)
+            & (Snapshot.user_id == newest.c.user_id)
+            & (Snapshot.polled_at == newest.c.polled_at),
+        )
+        .order_by(Snapshot.portal, Snapshot.user_id)
+    )
+    if portal is not None:
+        query = query.where(Snapshot.portal == portal)
+    with Session(engine) as session:
+        return list(session.scalars(query))
+
+
+def save_tokens(
+    engine: Engine, portal: str, access_token: str, refresh_token: str | None, now: datetime
+) -> None:
+    """Store a portal's new token pair at once: the old refresh token is already dead."""
+    with Session(engine) as session, session.begin():
+        session.merge(
+            OAuthToken(
+                portal=portal,
+                access_token=access_token,
+                refresh_token=refresh_token,
+                updated_at=now,
+            )
+        )
+
+
+def get_tokens(engine: Engine, portal: str) -> tuple[str, str | None] | None:
+    """The stored token pair of `portal`, or None when it was never refreshed."""
+    with Session(engine) as session:
+        row = session.get(OAuthToken, portal)
+        return None if row is None else (row.access_token, row.refresh_token)
+
+
+def _snapshot_values(row: SnapshotRow) -> dict[str, object]:
+    parsed = row.parsed
+    return {
+        "portal": row.portal,
+        "user_id": row.user_id,
+        "polled_at": row.polled_at,
+        "status": parsed.status,
+        "time_start": parsed.time_start,
+        "time_finish": parsed.time_finish,
+        "time_finish_default": parsed.time_finish_default,
+        "work_date": parsed.work_date,
+        "duration_seconds": parsed.duration_seconds,
+        "time_leaks_seconds": parsed.time_leaks_seconds,
+        "active": parsed.active,
+        "tz_offset": parsed.tz_offset,
+        "ip_open": parsed.ip_open,
+        "ip_close": parsed.ip_close,
+        "lat_open": parsed.lat_open,
+        "lon_open": parsed.lon_open,
+        "lat_close": parsed.lat_close,
+        "lon_close": parsed.lon_close,
+        "raw": parsed.raw,
+    }
+
+
+def _error_values(run_id: int | None, row: ErrorRow) -> dict[str, object]:
+    return {
+        "run_id": run_id,
+        "portal": row.portal,
+        "user_id": row.user_id,
+        "occurred_at": row.occurred_at,
+        "code": row.code[:100],
+        "http_status": row.http_status,
+        "message": row.message,
+    }
