@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -38,11 +39,32 @@ USER_AGENT = "timeman-poller"
 TokenCallback = Callable[[str, str], None]
 
 
+_SECRET_IN_URL = re.compile(
+    r"(/rest/\d+/)[^/\s\"']+|((?:auth|access_token|refresh_token|client_secret)=)[^&\s\"']+"
+)
+
+
+def redact_urls(text: str) -> str:
+    """Hide webhook secrets and token parameters in any URL within `text`."""
+    return _SECRET_IN_URL.sub(lambda m: f"{m.group(1) or m.group(2)}***", text)
+
+
+class UrlSecretFilter(logging.Filter):
+    """Redact URLs in urllib3's debug lines, which print every request path."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact_urls(record.getMessage()), None
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(UrlSecretFilter())
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
     """Replace every secret in `text` by `***`."""
     for secret in sorted({s for s in secrets if s}, key=len, reverse=True):
         text = text.replace(secret, "***")
-    return text
+    return redact_urls(text)
 
 
 @dataclass

@@ -16,7 +16,7 @@ from poller.errors import ConfigError
 DEFAULT_DATABASE_URL = "sqlite:///timeman.sqlite3"
 DEFAULT_OAUTH_URL = "https://oauth.bitrix.info/oauth/token/"
 CONFIG_ENV_VAR = "TIMEMAN_POLLER_CONFIG"
-_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _WEBHOOK_PATH = re.compile(r"^/rest/(\d+)/([^/]+)/?$")
 
 
@@ -285,7 +285,9 @@ def _substitute(value: Any, environ: Mapping[str, str], where: str) -> Any:
     if isinstance(value, str):
 
         def replace(match: re.Match[str]) -> str:
-            name = match.group(1)
+            name, fallback = match.group(1), match.group(2)
+            if name not in environ and fallback is not None:
+                return fallback
             if name not in environ:
                 raise ConfigError(
                     f"config key {where or '(top level)'}: environment variable {name} is not set"

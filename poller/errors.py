@@ -67,10 +67,11 @@ class BitrixError(PollerError):
             return TokenExpired(text, retryable=True, **kwargs)
         if upper in {"INTERNAL_SERVER_ERROR", "ERROR_UNEXPECTED_ANSWER"}:
             return cls(text, retryable=True, **kwargs)
+        # These two come with an empty code; name them so poll_errors.code can be grouped by.
         if "user not found" in lowered:
-            return cls(text, per_user=True, **kwargs)
+            return cls(text, per_user=True, code=code or "USER_NOT_FOUND", http_status=http_status)
         if "access to managing other users" in lowered:
-            return cls(text, per_user=True, **kwargs)
+            return cls(text, per_user=True, code=code or "NO_ACCESS_TO_USER", http_status=http_status)
         if upper in {
             "OVERLOAD_LIMIT",
             "NO_AUTH_FOUND",

@@ -54,6 +54,7 @@ class EmulatorSettings:
     fault_drop: float = 0.0
     fault_slow: float = 0.0
     slow_seconds: float = 2.0
+    moved_to: str | None = None
     seed: int = 1
 
 
@@ -97,7 +98,7 @@ class Emulator:
         handler = type("BoundHandler", (_Handler,), {"emulator": self})
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="emulator", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="emulator", daemon=True)
         self._thread.start()
         return self
 
@@ -154,6 +155,8 @@ class Emulator:
             self.stats.requests += 1
         if path.rstrip("/") == "/oauth/token":
             return self._oauth(dict(parse_qsl(query)))
+        if self.settings.moved_to:
+            return 302, Redirect(f"{self.settings.moved_to.rstrip('/')}{path}")
         fault = self._admit()
         if fault is not None:
             return fault
@@ -359,6 +362,13 @@ class Emulator:
         }
 
 
+@dataclass(frozen=True)
+class Redirect:
+    """A 302 answer: the portal moved to `location`."""
+
+    location: str
+
+
 class _Handler(BaseHTTPRequestHandler):
     emulator: Emulator
     protocol_version = "HTTP/1.1"
@@ -380,6 +390,12 @@ class _Handler(BaseHTTPRequestHandler):
         if payload == "drop":
             self.close_connection = True
             self.connection.close()
+            return
+        if isinstance(payload, Redirect):
+            self.send_response(status)
+            self.send_header("Location", payload.location)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
             return
         if isinstance(payload, str):
             data, content_type = payload.encode(), "text/html"
