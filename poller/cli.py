@@ -84,6 +84,8 @@ def cmd_poll(args: argparse.Namespace) -> int:
     engine = storage.make_engine(config.database_url)
     if args.migrate:
         storage.upgrade_database(engine)
+    else:
+        storage.check_schema(engine)
     report = poll_once(make_clients(config, engine), engine)
     logger.info("cycle: %s", report.summary())
     return EXIT_OK if report.ok else EXIT_FAILED

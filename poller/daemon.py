@@ -76,7 +76,7 @@ class PollReport:
         failed_portals = sum(p.portal_failed for p in self.portals)
         text = (
             f"{self.users_ok} users stored, {self.users_failed} failed, "
-            f"{self.requests} requests, {seconds:.2f} s"
+            f"{self.requests} request{'' if self.requests == 1 else 's'}, {seconds:.2f} s"
         )
         if failed_portals:
             text += f", {failed_portals} of {len(self.portals)} portals failed"

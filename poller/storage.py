@@ -90,6 +90,24 @@ def upgrade_database(engine: Engine, revision: str = "head") -> None:
         raise StorageError(f"database upgrade failed: {describe_db_error(exc)}") from None
 
 
+def check_schema(engine: Engine) -> None:
+    """Refuse to poll into a database whose schema is not at the newest revision."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory(str(migrations_path())).get_current_head()
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+    except SQLAlchemyError as exc:
+        raise StorageError(f"database unavailable: {describe_db_error(exc)}") from None
+    if current != head:
+        raise StorageError(
+            f"database schema is at revision {current or 'none'}, this poller needs {head}: "
+            "run `timeman-poller db upgrade` (or `poll --migrate`)"
+        )
+
+
 def describe_db_error(exc: SQLAlchemyError) -> str:
     """One line about a database error, without the SQL statement and its parameters."""
     original = getattr(exc, "orig", None) or exc

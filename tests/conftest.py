@@ -42,6 +42,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'test.sqlite3'}"
     url = postgres_url()
+    if not url and os.environ.get("TIMEMAN_POLLER_REQUIRE_POSTGRES"):
+        pytest.fail(f"TIMEMAN_POLLER_REQUIRE_POSTGRES is set but {POSTGRES_ENV} is not")
     if not url:
         pytest.skip(
             f"PostgreSQL tests need {POSTGRES_ENV} (e.g. postgresql+psycopg://postgres@127.0.0.1/test)"

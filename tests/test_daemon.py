@@ -98,7 +98,12 @@ def test_an_unknown_user_is_an_error_row_while_the_others_are_stored(
         error = connection.execute(select(PollError)).one()
     assert users == [1, 4]
     # A batch answers HTTP 200 and carries the sub-call's error without a status.
-    assert (error.portal, error.user_id, error.code, error.http_status) == ("emu", 999, "USER_NOT_FOUND", None)
+    assert (error.portal, error.user_id, error.code, error.http_status) == (
+        "emu",
+        999,
+        "USER_NOT_FOUND",
+        None,
+    )
     assert error.run_id == report.run_id
     assert "User not found" in error.message
 
