@@ -37,6 +37,18 @@ def rows(database: Path, query: str) -> list[tuple[object, ...]]:
         return connection.execute(query).fetchall()
 
 
+def finished_runs(database: Path) -> int:
+    if not database.exists() or not rows(database, "SELECT 1 FROM sqlite_master WHERE name = 'poll_runs'"):
+        return 0
+    return int(rows(database, "SELECT count(*) FROM poll_runs WHERE finished_at IS NOT NULL")[0][0])  # type: ignore[call-overload]
+
+
+def finished_runs(database: Path) -> int:
+    if not database.exists() or not rows(database, "SELECT 1 FROM sqlite_master WHERE name = 'poll_runs'"):
+        return 0
+    return int(rows(database, "SELECT count(*) FROM poll_runs WHERE finished_at IS NOT NULL")[0][0])  # type: ignore[call-overload]
+
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_explains_itself(command: str) -> None:
     result = cli(command, "--help")
@@ -50,7 +62,8 @@ def test_a_config_error_is_one_line_and_exit_code_2(tmp_path: Path) -> None:
     result = cli("poll", "-c", str(config))
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "timeman-poller: error: config key portals['x'].users: empty; list at least one user id or use \"all\""
+        "timeman-poller: error: config key portals['x'].users: "
+        'empty; list at least one user id or use "all"'
     ]
 
 
@@ -127,12 +140,8 @@ def test_run_polls_on_schedule_and_exits_0_on_sigterm(tmp_path: Path, emulator: 
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if (
-                database.exists()
-                and rows(database, "SELECT count(*) FROM sqlite_master WHERE name='poll_runs'")[0][0]
-            ):
-                if rows(database, "SELECT count(*) FROM poll_runs WHERE finished_at IS NOT NULL")[0][0] >= 2:
-                    break
+            if finished_runs(database) >= 2:
+                break
             time.sleep(0.2)
         daemon.send_signal(signal.SIGTERM)
         _, stderr = daemon.communicate(timeout=30)

@@ -76,7 +76,8 @@ def test_timestamps_are_utc_instants_in_the_database(
         if engine.dialect.name == "postgresql":
             kind = connection.execute(
                 text(
-                    "SELECT data_type FROM information_schema.columns WHERE table_name='snapshots' AND column_name='time_start'"
+                    "SELECT data_type FROM information_schema.columns "
+                    "WHERE table_name = 'snapshots' AND column_name = 'time_start'"
                 )
             ).scalar_one()
             assert kind == "timestamp with time zone"

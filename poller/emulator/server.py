@@ -98,7 +98,9 @@ class Emulator:
         handler = type("BoundHandler", (_Handler,), {"emulator": self})
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="emulator", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="emulator", daemon=True
+        )
         self._thread.start()
         return self
 
