@@ -40,13 +40,8 @@ def rows(database: Path, query: str) -> list[tuple[object, ...]]:
 def finished_runs(database: Path) -> int:
     if not database.exists() or not rows(database, "SELECT 1 FROM sqlite_master WHERE name = 'poll_runs'"):
         return 0
-    return int(rows(database, "SELECT count(*) FROM poll_runs WHERE finished_at IS NOT NULL")[0][0])  # type: ignore[call-overload]
-
-
-def finished_runs(database: Path) -> int:
-    if not database.exists() or not rows(database, "SELECT 1 FROM sqlite_master WHERE name = 'poll_runs'"):
-        return 0
-    return int(rows(database, "SELECT count(*) FROM poll_runs WHERE finished_at IS NOT NULL")[0][0])  # type: ignore[call-overload]
+    (count,) = rows(database, "SELECT count(*) FROM poll_runs WHERE finished_at IS NOT NULL")[0]
+    return int(count)  # type: ignore[call-overload]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
