@@ -85,7 +85,7 @@ class Emulator:
         self._bucket_updated = time.monotonic()
         self._forced_query_limits = 0
         self._blocked_until = 0.0
-        self._operating: dict[int, float] = {}
+        self._operating: dict[str, dict[int, float]] = {}  # method -> minute -> seconds
         self._access_tokens = {self.settings.access_token: time.monotonic() + self.settings.token_lifetime}
         self._refresh_tokens = {self.settings.refresh_token}
         self._server: ThreadingHTTPServer | None = None
@@ -96,8 +96,7 @@ class Emulator:
     def start(self, host: str = "127.0.0.1", port: int = 0) -> Emulator:
         """Serve on `host:port` (0 picks a free port) in a daemon thread."""
         handler = type("BoundHandler", (_Handler,), {"emulator": self})
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), handler)
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="emulator", daemon=True
         )
@@ -106,8 +105,7 @@ class Emulator:
 
     def serve_forever(self, host: str, port: int) -> None:
         handler = type("BoundHandler", (_Handler,), {"emulator": self})
-        self._server = ThreadingHTTPServer((host, port), handler)
-        self._server.daemon_threads = True
+        self._server = _Server((host, port), handler)
         self._server.serve_forever()
 
     def stop(self) -> None:
@@ -148,11 +146,28 @@ class Emulator:
         with self._lock:
             self._access_tokens = {token: 0.0 for token in self._access_tokens}
 
+    def stats_summary(self) -> dict[str, Any]:
+        """The counters as JSON, for benchmarks that run the emulator in another process."""
+        with self._lock:
+            stats = self.stats
+            return {
+                "requests": stats.requests,
+                "by_status": {str(k): v for k, v in stats.by_status.items()},
+                "query_limit_exceeded": stats.query_limit_exceeded,
+                "operating_limit_exceeded": stats.operating_limit_exceeded,
+                "faults": dict(stats.faults),
+                "statuses_answered": sum(stats.statuses_answered.values()),
+                "users_answered": len(stats.statuses_answered),
+                "token_refreshes": stats.token_refreshes,
+            }
+
     # -- request handling ----------------------------------------------------------------
 
     def handle(self, path: str, query: str, body: bytes, content_type: str) -> tuple[int, Any]:
         """Answer one HTTP request; returns (status, JSON object) or (status, "drop"|html str)."""
         started = time.time()
+        if path == "/_emulator/stats":
+            return 200, self.stats_summary()
         with self._lock:
             self.stats.requests += 1
         if path.rstrip("/") == "/oauth/token":
@@ -176,9 +191,12 @@ class Emulator:
             denied = self._check_token(_lookup(params, "auth"))
             if denied is not None:
                 return denied
-        status, payload = self._dispatch(method.lower(), params)
+        method = method.lower()
+        status, payload = self._dispatch(method, params)
         if status == 200:
-            payload["time"] = self._time_block(started)
+            if method != "timeman.status":
+                self._spend(method, time.time() - started)
+            payload["time"] = self._time_block(started, method)
         return status, payload
 
     def _admit(self) -> tuple[int, Any] | None:
@@ -255,19 +273,30 @@ class Emulator:
         return 200, {"result": result}
 
     def _operating_check(self) -> tuple[int, dict[str, Any]] | None:
+        """Refuse `timeman.status` once its server time in the last 10 minutes hits the limit."""
         now = time.time()
-        minute = int(now // 60)
         with self._lock:
-            for old in [m for m in self._operating if m <= minute - 10]:
-                del self._operating[old]
-            spent = sum(self._operating.values())
-            if now < self._blocked_until or spent >= self.settings.operating_limit:
+            spent = sum(self._minutes("timeman.status", now).values())
+            blocked = now < self._blocked_until or spent >= self.settings.operating_limit
+            if blocked:
                 self.stats.operating_limit_exceeded += 1
-                return 429, _envelope(
-                    "OPERATION_TIME_LIMIT", "Method is blocked due to operation time limit."
-                )
-            self._operating[minute] = self._operating.get(minute, 0.0) + self.settings.operating_cost
+        if blocked:
+            return 429, _envelope("OPERATION_TIME_LIMIT", "Method is blocked due to operation time limit.")
+        self._spend("timeman.status", self.settings.operating_cost)
         return None
+
+    def _spend(self, method: str, seconds: float) -> None:
+        now = time.time()
+        with self._lock:
+            minutes = self._minutes(method, now)
+            minutes[int(now // 60)] = minutes.get(int(now // 60), 0.0) + seconds
+
+    def _minutes(self, method: str, now: float) -> dict[int, float]:
+        """The method's per-minute server time, without minutes older than ten (lock held)."""
+        minutes = self._operating.setdefault(method, {})
+        for old in [m for m in minutes if m <= int(now // 60) - 10]:
+            del minutes[old]
+        return minutes
 
     def _batch(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         commands = _lookup(params, "cmd")
@@ -286,7 +315,7 @@ class Emulator:
             status, payload = self._dispatch(method.lower(), dict(parse_qsl(query)))
             if status == 200:
                 results[key] = payload["result"]
-                timings[key] = self._time_block(started)
+                timings[key] = self._time_block(started, method.lower())
             else:
                 errors[key] = payload
         return 200, {
@@ -347,11 +376,13 @@ class Emulator:
             "status": "L",
         }
 
-    def _time_block(self, started: float) -> dict[str, Any]:
+    def _time_block(self, started: float, method: str) -> dict[str, Any]:
+        """The `time` object; `operating` is this method's server time in the last 10 minutes."""
         finished = time.time()
         with self._lock:
-            spent = sum(self._operating.values())
-            oldest = min(self._operating, default=int(finished // 60))
+            minutes = self._minutes(method, finished)
+            spent = sum(minutes.values())
+            oldest = min(minutes, default=int(finished // 60))
         return {
             "start": started,
             "finish": finished,
@@ -364,6 +395,13 @@ class Emulator:
         }
 
 
+class _Server(ThreadingHTTPServer):
+    """A threading server with a listen backlog fit for 50 concurrent clients."""
+
+    daemon_threads = True
+    request_queue_size = 512
+
+
 @dataclass(frozen=True)
 class Redirect:
     """A 302 answer: the portal moved to `location`."""
@@ -374,6 +412,10 @@ class Redirect:
 class _Handler(BaseHTTPRequestHandler):
     emulator: Emulator
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in one write, without Nagle: otherwise every answer waits
+    # for the client's delayed ACK (40 ms on Linux).
+    wbufsize = 1 << 16
+    disable_nagle_algorithm = True
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
