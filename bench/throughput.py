@@ -27,8 +27,8 @@ import sys
 import tempfile
 import time
 import urllib.request
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -107,7 +107,7 @@ def poll_with_fast_bitrix24(webhook_url: str, users: int, rate: float, burst: in
     started = time.perf_counter()
     try:
         answers = bitrix.get_by_ID("timeman.status", list(range(1, users + 1)), ID_field_name="USER_ID")
-    except Exception as exc:  # noqa: BLE001 - the benchmark reports whatever stopped it
+    except Exception as exc:
         return {"error": f"{type(exc).__name__}: {str(exc)[:200]}", "seconds": time.perf_counter() - started}
     return {"stored": len(answers), "seconds": time.perf_counter() - started}
 
@@ -115,7 +115,8 @@ def poll_with_fast_bitrix24(webhook_url: str, users: int, rate: float, burst: in
 def run_limits(users: int, rate: float, burst: int) -> None:
     ceiling = 50 * rate
     print(
-        f"{users} users, emulator bucket {rate:g} requests/s after a burst of {burst}; ceiling {ceiling:g} users/s"
+        f"{users} users, emulator bucket {rate:g} requests/s after a burst of {burst}; "
+        f"ceiling {ceiling:g} users/s"
     )
     print(
         f"{'client':<16}{'users':>7}{'requests':>10}{'QLE':>6}{'seconds':>9}{'users/s':>9}{'vs ceiling':>12}"
