@@ -34,6 +34,7 @@ from poller.ratelimit import LeakyBucket
 logger = logging.getLogger(__name__)
 
 BATCH_LIMIT = 50
+RATE_LIMIT_RETRIES = 10
 MAX_BODY_BYTES = 16 * 1024 * 1024
 USER_AGENT = "timeman-poller"
 TokenCallback = Callable[[str, str], None]
@@ -139,8 +140,10 @@ class PortalClient:
                 if exc.per_user and len(chunk) == 1:
                     outcome.errors[chunk[0]] = exc
                     continue
-                for user_id in user_ids[start:]:
-                    outcome.errors[user_id] = exc
+                if _portal_still_answers(exc):
+                    outcome.errors.update((user_id, exc) for user_id in chunk)
+                    continue
+                outcome.errors.update((user_id, exc) for user_id in user_ids[start:])
                 break
         return outcome
 
@@ -181,14 +184,14 @@ class PortalClient:
         if method != "user.get" and now < self._blocked_until:
             raise self._operating_limit_error(self._blocked_until)
         refreshed = False
-        attempt = 0
+        attempt = limited = 0
         while True:
             try:
                 body = self._post(method, params)
                 self._note_operating(body)
                 return body
             except TokenExpired:
-                if refreshed or (not self.portal.refresh_token and not self.refresh_token):
+                if refreshed:
                     raise
                 self.fetch_new_tokens()
                 refreshed = True
@@ -199,23 +202,31 @@ class PortalClient:
                 self._blocked_until = reset_at
                 exc.reset_at = reset_at
                 raise
+            except QueryLimitExceeded as exc:
+                # Another app may hold the shared bucket full for a while: wait longer.
+                self.rate_limited += 1
+                self.bucket.fill()
+                if limited >= RATE_LIMIT_RETRIES:
+                    raise
+                self._back_off(exc, limited, RATE_LIMIT_RETRIES)
+                limited += 1
             except BitrixError as exc:
                 if not exc.retryable or attempt >= self.http.max_retries:
                     raise
-                if isinstance(exc, QueryLimitExceeded):
-                    self.rate_limited += 1
-                    self.bucket.fill()
-                delay = min(30.0, 0.5 * 2**attempt) * (0.5 + random.random())
-                logger.warning(
-                    "portal %s: %s; retry %d of %d in %.1f s",
-                    self.portal.name,
-                    exc.message,
-                    attempt + 1,
-                    self.http.max_retries,
-                    delay,
-                )
+                self._back_off(exc, attempt, self.http.max_retries)
                 attempt += 1
-                self._sleep(delay)
+
+    def _back_off(self, exc: BitrixError, attempt: int, attempts: int) -> None:
+        delay = min(30.0, 0.5 * 2**attempt) * (0.5 + random.random())
+        logger.warning(
+            "portal %s: %s; retry %d of %d in %.1f s",
+            self.portal.name,
+            exc.message,
+            attempt + 1,
+            attempts,
+            delay,
+        )
+        self._sleep(delay)
 
     def fetch_new_tokens(self) -> None:
         """Trade the refresh token for a new pair, and hand the pair to the callback at once."""
@@ -369,6 +380,16 @@ class PortalClient:
 
     def _timeout(self) -> tuple[float, float]:
         return (self.http.connect_timeout_seconds, self.http.read_timeout_seconds)
+
+
+def _portal_still_answers(exc: BitrixError) -> bool:
+    """Whether the next batch is worth trying after this one failed for good.
+
+    A portal that answered with a transient error (5xx, its bucket full) may answer the
+    next batch; one that is unreachable, refuses our credentials or blocked the method
+    will not, so the rest of its users are recorded as failed at once.
+    """
+    return exc.retryable and exc.http_status is not None and not isinstance(exc, OperatingTimeLimit)
 
 
 def _section(value: Any) -> dict[str, Any]:

@@ -84,13 +84,28 @@ class PollReport:
 
 
 def make_clients(
-    config: Config, engine: Engine, session: requests.Session | None = None
+    config: Config,
+    engine: Engine,
+    session: requests.Session | None = None,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    wall_clock: Callable[[], float] = time.time,
 ) -> list[PortalClient]:
-    """One client per portal, starting from stored OAuth tokens when there are any."""
-    session = session or requests.Session()
+    """One client per portal, starting from stored OAuth tokens when there are any.
+
+    `sleep` and `wall_clock` are the client's waits and its view of Unix time (tests shorten
+    backoffs and move past an operating-limit reset with them).
+    """
     clients = []
     for portal in config.portals:
-        client = PortalClient(portal, session, config.http, on_tokens_refreshed=_token_saver(engine, portal))
+        client = PortalClient(
+            portal,
+            session or requests.Session(),  # one connection pool per portal thread
+            config.http,
+            on_tokens_refreshed=_token_saver(engine, portal),
+            sleep=sleep,
+            wall_clock=wall_clock,
+        )
         if not portal.uses_webhook:
             try:
                 stored = storage.get_tokens(engine, portal.name)
@@ -289,11 +304,3 @@ class Daemon:
         scheduler = self._scheduler
         if scheduler is not None:
             threading.Thread(target=scheduler.shutdown, kwargs={"wait": False}).start()  # type: ignore[attr-defined]
-
-
-def wait_seconds(seconds: float, stop: threading.Event | None = None) -> None:
-    """Sleep, returning early when `stop` is set."""
-    if stop is None:
-        time.sleep(seconds)
-    else:
-        stop.wait(seconds)
