@@ -128,6 +128,8 @@ def run_limits(users: int, rate: float, burst: int) -> None:
             ours = poll_with_timeman_poller(webhook_url, users, rate, burst, database_url)
             stats = emulator_stats(webhook_url)
         rates["timeman-poller"] = print_row("timeman-poller", ours["stored"], stats, ours["seconds"], ceiling)
+        after_burst = (int(stats["requests"]) - (burst - max(1, burst // 10))) / ours["seconds"]  # type: ignore[call-overload]
+        print(f"{'':<16}steady state after its burst: {after_burst:.2f} requests/s of {rate:g} allowed")
     with emulator_process(users, rate, burst) as webhook_url:
         theirs = poll_with_fast_bitrix24(webhook_url, users, rate, burst)
         stats = emulator_stats(webhook_url)
