@@ -86,7 +86,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
         storage.upgrade_database(engine)
     else:
         storage.check_schema(engine)
-    report = poll_once(make_clients(config, engine), engine)
+    report = poll_once(make_clients(config, engine), engine, mode=config.storage_mode)
     logger.info("cycle: %s", report.summary())
     return EXIT_OK if report.ok else EXIT_FAILED
 
@@ -113,6 +113,48 @@ def cmd_get_status(args: argparse.Namespace) -> int:
 
     answer = get_timekeeping_status(args.url, args.userid, args.token)
     print(json.dumps(answer, ensure_ascii=False, indent=2))
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Print a report from the views: workdays (default), latest or daily.
+
+    workdays: one row per workday (worked and break time; estimated while the day is open).
+    latest:   each user's newest status.
+    daily:    worked and break time per user and local date.
+    """
+    from poller import storage
+    from poller.report import REPORTS, render
+
+    config = _load(args)
+    if args.date_from and args.date_to and args.date_from > args.date_to:
+        raise ConfigError(f"--from {args.date_from} is after --to {args.date_to}")
+    engine = storage.make_engine(config.database_url)
+    storage.check_schema(engine)
+    rows = storage.get_view_rows(
+        engine,
+        REPORTS[args.report],
+        date_from=args.date_from,
+        date_to=args.date_to,
+        portals=args.portal or (),
+        users=args.user or (),
+    )
+    print(render(args.report, rows, args.format))
+    return EXIT_OK
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    """Delete snapshots older than --older-than (e.g. 400d), keeping each user's newest row."""
+    from datetime import UTC, datetime
+
+    from poller import storage
+
+    config = _load(args)
+    engine = storage.make_engine(config.database_url)
+    storage.check_schema(engine)
+    cutoff = datetime.now(UTC) - args.older_than
+    deleted = storage.prune_snapshots(engine, cutoff)
+    print(f"deleted {deleted} snapshots last seen before {cutoff:%Y-%m-%d %H:%M} UTC")
     return EXIT_OK
 
 
@@ -221,6 +263,17 @@ def build_parser() -> argparse.ArgumentParser:
             )
             sub.set_defaults(migrate=False)
 
+    report = with_config(add("report", cmd_report))
+    report.add_argument("report", nargs="?", default="workdays", choices=["workdays", "latest", "daily"])
+    report.add_argument("--from", dest="date_from", type=_date, help="first local work date, YYYY-MM-DD")
+    report.add_argument("--to", dest="date_to", type=_date, help="last local work date, YYYY-MM-DD")
+    report.add_argument("--portal", action="append", help="only this portal (repeatable)")
+    report.add_argument("--user", action="append", type=_positive_int, help="only this user id (repeatable)")
+    report.add_argument("--format", choices=["table", "csv", "json"], default="table")
+
+    prune = with_config(add("prune", cmd_prune))
+    prune.add_argument("--older-than", required=True, type=_age, help="age such as 400d, 12w or 36h")
+
     status = add("get-status", cmd_get_status)
     status.add_argument(
         "--url", required=True, help="incoming-webhook URL, or the portal address with --token"
@@ -254,6 +307,25 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--users", type=_positive_int, default=25, help="simulated users (default 25)")
     demo.add_argument("--speed", type=float, default=600.0, help="simulated seconds per real second")
     return parser
+
+
+def _date(text: str):  # type: ignore[no-untyped-def]
+    from datetime import date
+
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _age(text: str):  # type: ignore[no-untyped-def]
+    from datetime import timedelta
+
+    units = {"h": 3600, "d": 86400, "w": 7 * 86400}
+    number, unit = text[:-1], text[-1:].lower()
+    if unit not in units or not number.isdigit() or int(number) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an age such as 400d, 12w or 36h")
+    return timedelta(seconds=int(number) * units[unit])
 
 
 def _positive_int(text: str) -> int:

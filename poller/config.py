@@ -79,9 +79,14 @@ class PortalConfig:
 
 @dataclass(frozen=True)
 class Config:
-    """The whole configuration of one poller."""
+    """The whole configuration of one poller.
+
+    `storage_mode` "all" keeps a row per poll; "changes" extends a user's newest row while
+    the answer stays the same.
+    """
 
     database_url: str = DEFAULT_DATABASE_URL
+    storage_mode: Literal["all", "changes"] = "all"
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     portals: tuple[PortalConfig, ...] = ()
@@ -112,7 +117,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
 def parse_config(document: dict[str, Any], environ: Mapping[str, str]) -> Config:
     """Validate a parsed TOML document; `${NAME}` in strings is read from `environ`."""
     document = _substitute(document, environ, "")
-    _reject_unknown(document, {"database", "schedule", "http", "portals"}, "")
+    _reject_unknown(document, {"database", "storage", "schedule", "http", "portals"}, "")
     database = _table(document, "database")
     _reject_unknown(database, {"url"}, "database")
     database_url = _string(database, "url", "database", DEFAULT_DATABASE_URL)
@@ -129,8 +134,14 @@ def parse_config(document: dict[str, Any], environ: Mapping[str, str]) -> Config
                 f"config key portals.name: duplicate portal name {portal.name!r}; names must be unique"
             )
         seen.add(portal.name)
+    storage = _table(document, "storage")
+    _reject_unknown(storage, {"mode"}, "storage")
+    mode = _string(storage, "mode", "storage", "all")
+    if mode not in ("all", "changes"):
+        raise ConfigError(f'config key storage.mode: {mode!r} is not "all" or "changes"')
     return Config(
         database_url=database_url,
+        storage_mode=mode,
         schedule=_schedule(_table(document, "schedule")),
         http=_http(_table(document, "http")),
         portals=portals,

@@ -129,7 +129,12 @@ def _token_saver(engine: Engine, portal: PortalConfig) -> Callable[[str, str], N
     return save
 
 
-def poll_once(clients: Sequence[PortalClient], engine: Engine, clock: Clock = utc_now) -> PollReport:
+def poll_once(
+    clients: Sequence[PortalClient],
+    engine: Engine,
+    clock: Clock = utc_now,
+    mode: storage.StorageMode = "all",
+) -> PollReport:
     """Poll every portal once, concurrently, and store what came back.
 
     1. Insert the poll_runs row (if the database is down, the cycle is skipped).
@@ -144,7 +149,7 @@ def poll_once(clients: Sequence[PortalClient], engine: Engine, clock: Clock = ut
         logger.error("database unavailable, cycle skipped: %s", storage.describe_db_error(exc))
         return PollReport(None, started, clock(), ())
     with ThreadPoolExecutor(max_workers=max(1, len(clients)), thread_name_prefix="portal") as pool:
-        outcomes = tuple(pool.map(lambda c: poll_portal(c, engine, run_id, clock), clients))
+        outcomes = tuple(pool.map(lambda c: poll_portal(c, engine, run_id, clock, mode), clients))
     report = PollReport(run_id, started, clock(), outcomes)
     try:
         storage.save_run_finished(engine, run_id, report.finished_at, report.users_ok, report.users_failed)
@@ -154,7 +159,11 @@ def poll_once(clients: Sequence[PortalClient], engine: Engine, clock: Clock = ut
 
 
 def poll_portal(
-    client: PortalClient, engine: Engine, run_id: int | None, clock: Clock = utc_now
+    client: PortalClient,
+    engine: Engine,
+    run_id: int | None,
+    clock: Clock = utc_now,
+    mode: storage.StorageMode = "all",
 ) -> PortalOutcome:
     """Fetch and store one portal's users; every failure becomes a poll_errors row."""
     portal = client.portal
@@ -182,7 +191,7 @@ def poll_portal(
     failed_users = len(errors) - (1 if portal_failed and not user_ids else 0)
     _log_errors(portal.name, errors)
     try:
-        storage.save_portal_cycle(engine, run_id, snapshots, errors)
+        storage.save_portal_cycle(engine, run_id, snapshots, errors, mode)
     except SQLAlchemyError as exc:
         logger.error(
             "portal %s: %d snapshots not stored, database failed: %s",
@@ -246,7 +255,7 @@ class Daemon:
             return
         with self._cycle_lock:
             try:
-                report = poll_once(self.clients, self.engine)
+                report = poll_once(self.clients, self.engine, mode=self.config.storage_mode)
             except PollerError as exc:
                 logger.error("cycle failed: %s", exc)
                 return

@@ -43,13 +43,15 @@ def run_demo(
             f"Emulated Bitrix24 portal with {users} users at {emulator.base_url} "
             f"(simulated clock x{speed:g}); storing into {database}"
         )
-        clients = make_clients(config, engine)
+        # Poll times come from the simulated clock, so that worked-time estimates in the
+        # views compare instants of one clock.
+        clients = make_clients(config, engine, wall_clock=lambda: emulator.clock.now().timestamp())
         deadline = time.monotonic() + duration
         cycle = 0
         all_ok = True
         while True:
             cycle += 1
-            report = poll_once(clients, engine)
+            report = poll_once(clients, engine, clock=emulator.clock.now)
             all_ok = all_ok and report.ok
             simulated = emulator.clock.now().strftime("%Y-%m-%d %H:%M UTC")
             echo(f"cycle {cycle} (simulated {simulated}): {report.summary()}")

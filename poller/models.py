@@ -68,6 +68,7 @@ class Snapshot(Base):
     __table_args__ = (
         UniqueConstraint("portal", "user_id", "polled_at"),
         Index("ix_snapshots_portal_work_date", "portal", "work_date"),
+        Index("ix_snapshots_portal_user_id_time_start", "portal", "user_id", "time_start"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -90,6 +91,10 @@ class Snapshot(Base):
     lat_close: Mapped[float | None] = mapped_column(Float)
     lon_close: Mapped[float | None] = mapped_column(Float)
     raw: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # In storage mode "changes" one row stands for identical polls from polled_at to
+    # last_seen_at; in mode "all" last_seen_at = polled_at and seen_count = 1.
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    seen_count: Mapped[int] = mapped_column(Integer, default=1)
 
 
 class PollRun(Base):

@@ -5,20 +5,35 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from importlib.resources import files
 from pathlib import Path
+from typing import Any, Literal
 
-from sqlalchemy import Engine, create_engine, event, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from poller.errors import ConfigError, StorageError
 from poller.models import OAuthToken, PollError, PollRun, Snapshot
 from poller.status import ParsedStatus
 
 logger = logging.getLogger(__name__)
+
+StorageMode = Literal["all", "changes"]
 
 
 @dataclass(frozen=True)
@@ -138,14 +153,106 @@ def save_run_finished(
 
 
 def save_portal_cycle(
-    engine: Engine, run_id: int | None, snapshots: Sequence[SnapshotRow], errors: Sequence[ErrorRow]
+    engine: Engine,
+    run_id: int | None,
+    snapshots: Sequence[SnapshotRow],
+    errors: Sequence[ErrorRow],
+    mode: StorageMode = "all",
 ) -> None:
-    """Write one portal's snapshots and errors of a cycle in one transaction."""
+    """Write one portal's snapshots and errors of a cycle in one transaction.
+
+    In mode "changes" a snapshot equal to the user's newest row only extends that row
+    (last_seen_at, seen_count) instead of adding one.
+    """
     with engine.begin() as connection:
-        if snapshots:
-            connection.execute(insert(Snapshot), [_snapshot_values(row) for row in snapshots])
+        inserts = list(snapshots)
+        if mode == "changes" and snapshots:
+            inserts = _extend_unchanged(connection, snapshots)
+        if inserts:
+            connection.execute(insert(Snapshot), [_snapshot_values(row) for row in inserts])
         if errors:
             connection.execute(insert(PollError), [_error_values(run_id, row) for row in errors])
+
+
+_COMPARED = (
+    "status",
+    "time_start",
+    "time_finish",
+    "time_finish_default",
+    "work_date",
+    "duration_seconds",
+    "time_leaks_seconds",
+    "active",
+    "tz_offset",
+    "ip_open",
+    "ip_close",
+    "lat_open",
+    "lon_open",
+    "lat_close",
+    "lon_close",
+)
+
+
+def _extend_unchanged(connection: Connection, snapshots: Sequence[SnapshotRow]) -> list[SnapshotRow]:
+    """Extend the newest rows that the new snapshots repeat; return the snapshots to insert."""
+    portal = snapshots[0].portal
+    newest = (
+        select(Snapshot.user_id, func.max(Snapshot.polled_at).label("polled_at"))
+        .where(Snapshot.portal == portal)
+        .group_by(Snapshot.user_id)
+        .subquery()
+    )
+    columns = [Snapshot.id, Snapshot.user_id, Snapshot.last_seen_at, Snapshot.raw]
+    columns += [getattr(Snapshot, name) for name in _COMPARED]
+    previous = {
+        row.user_id: row
+        for row in connection.execute(
+            select(*columns).join(
+                newest,
+                (Snapshot.portal == portal)
+                & (Snapshot.user_id == newest.c.user_id)
+                & (Snapshot.polled_at == newest.c.polled_at),
+            )
+        )
+    }
+    inserts: list[SnapshotRow] = []
+    extended: list[dict[str, object]] = []
+    for row in snapshots:
+        before = previous.get(row.user_id)
+        values = _snapshot_values(row)
+        if (
+            before is not None
+            and row.polled_at > before.last_seen_at
+            and all(getattr(before, name) == values[name] for name in _COMPARED)
+        ):
+            extended.append({"row_id": before.id, "seen_at": row.polled_at})
+        else:
+            inserts.append(row)
+    if extended:
+        connection.execute(
+            update(Snapshot)
+            .where(Snapshot.id == bindparam("row_id"))
+            .values(last_seen_at=bindparam("seen_at"), seen_count=Snapshot.seen_count + 1),
+            extended,
+        )
+    return inserts
+
+
+def prune_snapshots(engine: Engine, older_than: datetime) -> int:
+    """Delete snapshots last seen before `older_than`, never a user's newest row."""
+    newer = aliased(Snapshot)
+    has_newer = (
+        select(newer.id)
+        .where(
+            (newer.portal == Snapshot.portal)
+            & (newer.user_id == Snapshot.user_id)
+            & (newer.polled_at > Snapshot.polled_at)
+        )
+        .exists()
+    )
+    with engine.begin() as connection:
+        result = connection.execute(delete(Snapshot).where(Snapshot.last_seen_at < older_than, has_newer))
+    return int(result.rowcount or 0)
 
 
 def save_errors(engine: Engine, run_id: int | None, errors: Iterable[ErrorRow]) -> None:
@@ -222,6 +329,8 @@ def _snapshot_values(row: SnapshotRow) -> dict[str, object]:
         "lat_close": parsed.lat_close,
         "lon_close": parsed.lon_close,
         "raw": parsed.raw,
+        "last_seen_at": row.polled_at,
+        "seen_count": 1,
     }
 
 
@@ -235,3 +344,31 @@ def _error_values(run_id: int | None, row: ErrorRow) -> dict[str, object]:
         "http_status": row.http_status,
         "message": row.message,
     }
+
+
+def get_view_rows(
+    engine: Engine,
+    view: Table,
+    *,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    portals: Sequence[str] = (),
+    users: Sequence[int] = (),
+) -> list[dict[str, Any]]:
+    """Rows of one report view, filtered on work_date, portal and user, in a stable order."""
+    query = select(view)
+    if date_from is not None:
+        query = query.where(view.c.work_date >= date_from)
+    if date_to is not None:
+        query = query.where(view.c.work_date <= date_to)
+    if portals:
+        query = query.where(view.c.portal.in_(portals))
+    if users:
+        query = query.where(view.c.user_id.in_(users))
+    order = [view.c.portal, view.c.user_id]
+    if "work_date" in view.c:
+        order.append(view.c.work_date)
+    if "time_start" in view.c:
+        order.append(view.c.time_start)
+    with engine.connect() as connection:
+        return [dict(row._mapping) for row in connection.execute(query.order_by(*order))]

@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import inspect, text
+from alembic.script import ScriptDirectory
+from sqlalchemy import JSON, column, insert, inspect, table, text
 
 from poller import storage
-from poller.models import Base
+from poller.models import Base, UTCDateTime
 
 
 def alembic_config(connection: object) -> AlembicConfig:
@@ -33,38 +34,58 @@ def test_upgrading_a_first_revision_database_keeps_its_rows(database_url: str) -
     engine = storage.make_engine(database_url)
     storage.upgrade_database(engine, "0001")
     polled = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
+    # Rows as the first revision's poller wrote them: its columns only, its timestamp type.
+    runs = table(
+        "poll_runs",
+        column("id"),
+        column("started_at", UTCDateTime()),
+        column("users_ok"),
+        column("users_failed"),
+    )
+    snapshots = table(
+        "snapshots", column("portal"), column("user_id"), column("polled_at", UTCDateTime()),
+        column("status"), column("duration_seconds"), column("raw", JSON()),
+    )  # fmt: skip
+    errors = table(
+        "poll_errors", column("run_id"), column("portal"), column("user_id"),
+        column("occurred_at", UTCDateTime()), column("code"), column("message"),
+    )  # fmt: skip
     with engine.begin() as connection:
+        connection.execute(insert(runs).values(id=1, started_at=polled, users_ok=1, users_failed=1))
         connection.execute(
-            text("INSERT INTO poll_runs (id, started_at, users_ok, users_failed) VALUES (1, :t, 1, 1)"),
-            {"t": polled},
-        )
+            insert(snapshots).values(
+                portal="acme", user_id=5, polled_at=polled, status="CLOSED", duration_seconds=3600,
+                raw={"STATUS": "CLOSED"},
+            )
+        )  # fmt: skip
         connection.execute(
-            text(
-                "INSERT INTO snapshots (portal, user_id, polled_at, status, duration_seconds, raw) "
-                "VALUES ('acme', 5, :t, 'CLOSED', 3600, :raw)"
-            ),
-            {"t": polled, "raw": '{"STATUS": "CLOSED"}'},
-        )
-        connection.execute(
-            text(
-                "INSERT INTO poll_errors (run_id, portal, user_id, occurred_at, code, message) "
-                "VALUES (1, 'acme', 9, :t, 'USER_NOT_FOUND', 'User not found')"
-            ),
-            {"t": polled},
-        )
+            insert(errors).values(
+                run_id=1, portal="acme", user_id=9, occurred_at=polled, code="USER_NOT_FOUND",
+                message="User not found",
+            )
+        )  # fmt: skip
     storage.upgrade_database(engine)
     with engine.connect() as connection:
         snapshot = connection.execute(
-            text("SELECT portal, user_id, status, duration_seconds FROM snapshots")
+            text("SELECT portal, user_id, status, duration_seconds, last_seen_at, seen_count FROM snapshots")
         ).one()
+        workday_count = connection.execute(text("SELECT count(*) FROM latest_status")).scalar_one()
         error = connection.execute(text("SELECT run_id, user_id, code FROM poll_errors")).one()
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
         tokens = connection.execute(text("SELECT count(*) FROM oauth_tokens")).scalar_one()
-    assert tuple(snapshot) == ("acme", 5, "CLOSED", 3600)
+    assert tuple(snapshot)[:4] == ("acme", 5, "CLOSED", 3600)
+    assert UTCDateTime().process_result_value(_as_datetime(snapshot[4]), engine.dialect) == polled
+    assert snapshot[5] == 1  # the new columns are filled for old rows
+    assert workday_count == 1
     assert tuple(error) == (1, 9, "USER_NOT_FOUND")
-    assert version == "0002"
+    assert version == ScriptDirectory(str(storage.migrations_path())).get_current_head()
     assert tokens == 0
     engine.dispose()
+
+
+def _as_datetime(value: object) -> datetime:
+    """SQLite hands back raw text through a plain SQL query."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
 
 
 def test_every_revision_downgrades_and_upgrades_again(database_url: str) -> None:
