@@ -277,7 +277,8 @@ class Emulator:
         now = time.time()
         with self._lock:
             spent = sum(self._minutes("timeman.status", now).values())
-            blocked = now < self._blocked_until or spent >= self.settings.operating_limit
+            limit = self.settings.operating_limit
+            blocked = now < self._blocked_until or (limit > 0 and spent >= limit)
             if blocked:
                 self.stats.operating_limit_exceeded += 1
         if blocked:

@@ -57,12 +57,18 @@ class SimClock:
         self.speed = speed
         self._real = real
         self._real_start = real()
+        self._skipped = 0.0
         self._lock = threading.Lock()
 
     def now(self) -> datetime:
         with self._lock:
-            elapsed = (self._real() - self._real_start) * self.speed
+            elapsed = (self._real() - self._real_start) * self.speed + self._skipped
         return self.start + timedelta(seconds=elapsed)
+
+    def advance(self, seconds: float) -> None:
+        """Jump ahead: with speed 0 the clock moves only this way (tests step it)."""
+        with self._lock:
+            self._skipped += seconds
 
 
 class World:
