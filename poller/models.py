@@ -68,7 +68,8 @@ class Snapshot(Base):
     __table_args__ = (
         UniqueConstraint("portal", "user_id", "polled_at"),
         Index("ix_snapshots_portal_work_date", "portal", "work_date"),
-        Index("ix_snapshots_portal_user_id_time_start", "portal", "user_id", "time_start"),
+        Index("ix_snapshots_portal_user_id_work_date", "portal", "user_id", "work_date", "time_start"),
+        Index("ix_snapshots_work_date", "work_date"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)

@@ -33,7 +33,8 @@ WHERE s.polled_at = (
 )
 """
 
-# One row per workday (portal, user, TIME_START), described by its newest snapshot. A closed
+# One row per workday (portal, user, TIME_START), described by its newest snapshot. work_date
+# follows from TIME_START; partitioning on it too lets a filter on it reach the index. A closed
 # day's worked time is DURATION; an open one's is estimated up to the last poll (a paused
 # one up to the pause, which PAUSED answers carry in TIME_FINISH), an EXPIRED one up to the
 # suggested end if that came earlier; breaks are TIME_LEAKS.
@@ -41,9 +42,11 @@ WORKDAYS = """
 CREATE VIEW workdays AS
 WITH ranked AS (
     SELECT s.*,
-           ROW_NUMBER() OVER (PARTITION BY portal, user_id, time_start ORDER BY polled_at DESC) AS newest,
-           MIN(polled_at) OVER (PARTITION BY portal, user_id, time_start) AS first_polled_at,
-           MAX(last_seen_at) OVER (PARTITION BY portal, user_id, time_start) AS last_polled_at
+           ROW_NUMBER() OVER (
+               PARTITION BY portal, user_id, work_date, time_start ORDER BY polled_at DESC
+           ) AS newest,
+           MIN(polled_at) OVER (PARTITION BY portal, user_id, work_date, time_start) AS first_polled_at,
+           MAX(last_seen_at) OVER (PARTITION BY portal, user_id, work_date, time_start) AS last_polled_at
     FROM snapshots s
     WHERE time_start IS NOT NULL
 )
@@ -106,8 +109,9 @@ def upgrade() -> None:
         batch.alter_column("last_seen_at", existing_type=sa.DateTime(timezone=True), nullable=False)
         batch.alter_column("seen_count", existing_type=sa.Integer(), nullable=False)
     op.create_index(
-        "ix_snapshots_portal_user_id_time_start", "snapshots", ["portal", "user_id", "time_start"]
+        "ix_snapshots_portal_user_id_work_date", "snapshots", ["portal", "user_id", "work_date", "time_start"]
     )
+    op.create_index("ix_snapshots_work_date", "snapshots", ["work_date"])
     dialect = op.get_bind().dialect.name
     op.execute(LATEST_STATUS)
     op.execute(_workdays_sql(dialect))
@@ -118,7 +122,8 @@ def downgrade() -> None:
     op.execute("DROP VIEW daily_worktime")
     op.execute("DROP VIEW workdays")
     op.execute("DROP VIEW latest_status")
-    op.drop_index("ix_snapshots_portal_user_id_time_start", table_name="snapshots")
+    op.drop_index("ix_snapshots_work_date", table_name="snapshots")
+    op.drop_index("ix_snapshots_portal_user_id_work_date", table_name="snapshots")
     with op.batch_alter_table("snapshots") as batch:
         batch.drop_column("seen_count")
         batch.drop_column("last_seen_at")
