@@ -172,6 +172,8 @@ def cmd_emulator(args: argparse.Namespace) -> int:
         fault_html=args.fault_html,
         fault_drop=args.fault_drop,
         fault_slow=args.fault_slow,
+        fault_truncated=args.fault_truncated,
+        fault_huge=args.fault_huge,
     )
     if args.secret:
         settings.webhook_secret = args.secret
@@ -295,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     emulator.add_argument(
         "--token-lifetime", type=float, default=3600.0, help="access token lifetime, seconds"
     )
-    for kind in ("500", "html", "drop", "slow"):
+    for kind in ("500", "html", "drop", "slow", "truncated", "huge"):
         emulator.add_argument(
             f"--fault-{kind}", type=float, default=0.0, help=f"share of requests answered with fault '{kind}'"
         )

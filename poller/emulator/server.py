@@ -53,6 +53,8 @@ class EmulatorSettings:
     fault_html: float = 0.0
     fault_drop: float = 0.0
     fault_slow: float = 0.0
+    fault_truncated: float = 0.0
+    fault_huge: float = 0.0
     slow_seconds: float = 2.0
     moved_to: str | None = None
     seed: int = 1
@@ -88,6 +90,7 @@ class Emulator:
         self._operating: dict[str, dict[int, float]] = {}  # method -> minute -> seconds
         self._access_tokens = {self.settings.access_token: time.monotonic() + self.settings.token_lifetime}
         self._refresh_tokens = {self.settings.refresh_token}
+        self._overrides: dict[int, Any] = {}
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -140,6 +143,11 @@ class Emulator:
         """Block `timeman.status` for `seconds`, as if its time budget were spent."""
         with self._lock:
             self._blocked_until = time.time() + seconds
+
+    def override_result(self, user_id: int, result: Any) -> None:
+        """Answer `user_id` with `result` from now on, whatever its shape (odd portal builds)."""
+        with self._lock:
+            self._overrides[user_id] = result
 
     def expire_tokens(self) -> None:
         """Make every access token issued so far expired."""
@@ -221,6 +229,8 @@ class Emulator:
             ("html", s.fault_html),
             ("drop", s.fault_drop),
             ("slow", s.fault_slow),
+            ("truncated", s.fault_truncated),
+            ("huge", s.fault_huge),
         ):
             if roll < share:
                 with self._lock:
@@ -231,6 +241,10 @@ class Emulator:
                     return 502, "<html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
                 if kind == "drop":
                     return 0, "drop"
+                if kind == "truncated":  # a proxy cut the answer short
+                    return 200, Raw(b'{"result":{"result":{"u1":{"STATUS":"OPE', "application/json")
+                if kind == "huge":  # 17 MB: more than any real answer
+                    return 200, Raw(b'{"result": "' + b"x" * (17 * 1024 * 1024) + b'"}', "application/json")
                 time.sleep(s.slow_seconds)
                 return None
             roll -= share
@@ -267,7 +281,10 @@ class Emulator:
             return 400, _envelope("", "User not found")
         if user_id != self.settings.webhook_user and not self.settings.admin:
             return 400, _envelope("", "User does not have access to managing other users work time")
-        result = self.world.status(user_id)
+        with self._lock:
+            result = self._overrides.get(user_id)
+        if result is None:
+            result = self.world.status(user_id)
         with self._lock:
             self.stats.statuses_answered[user_id] += 1
         return 200, {"result": result}
@@ -404,6 +421,14 @@ class _Server(ThreadingHTTPServer):
 
 
 @dataclass(frozen=True)
+class Raw:
+    """An answer body sent exactly as given."""
+
+    body: bytes
+    content_type: str
+
+
+@dataclass(frozen=True)
 class Redirect:
     """A 302 answer: the portal moved to `location`."""
 
@@ -442,7 +467,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
-        if isinstance(payload, str):
+        if isinstance(payload, Raw):
+            data, content_type = payload.body, payload.content_type
+        elif isinstance(payload, str):
             data, content_type = payload.encode(), "text/html"
         else:
             data, content_type = json.dumps(payload).encode(), "application/json; charset=utf-8"
