@@ -40,9 +40,27 @@ class RedactingFilter(logging.Filter):
 _REDACTOR = RedactingFilter()
 
 
-def setup_logging(level: str) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log shippers."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S%z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def setup_logging(level: str, log_format: str = "text") -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if log_format == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(_REDACTOR)
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -55,8 +73,13 @@ def setup_logging(level: str) -> None:
 def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     from poller.config import config_path, load_config
 
-    config = load_config(config_path(args.config))
+    path = config_path(args.config)
+    config = load_config(path)
     _REDACTOR.secrets = list(config.secrets())
+    if config.secrets() and path.stat().st_mode & 0o077:
+        logger.warning(
+            "config file %s can be read by other users; it holds secrets: chmod 600 %s", path, path
+        )
     return config
 
 
@@ -79,6 +102,7 @@ def cmd_poll(args: argparse.Namespace) -> int:
     """
     from poller import storage
     from poller.daemon import make_clients, poll_once
+    from poller.spool import Spool
 
     config = _load(args)
     engine = storage.make_engine(config.database_url)
@@ -86,7 +110,8 @@ def cmd_poll(args: argparse.Namespace) -> int:
         storage.upgrade_database(engine)
     else:
         storage.check_schema(engine)
-    report = poll_once(make_clients(config, engine), engine, mode=config.storage_mode)
+    spool = Spool(config.spool_path, config.spool_max_rows)
+    report = poll_once(make_clients(config, engine), engine, mode=config.storage_mode, spool=spool)
     logger.info("cycle: %s", report.summary())
     return EXIT_OK if report.ok else EXIT_FAILED
 
@@ -98,12 +123,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     """
     from poller import storage
     from poller.daemon import Daemon, make_clients
+    from poller.metrics import Metrics
 
     config = _load(args)
     engine = storage.make_engine(config.database_url)
     if args.migrate:
         storage.upgrade_database(engine)
-    Daemon(config, engine, make_clients(config, engine)).run()
+    metrics = Metrics(p.name for p in config.portals) if config.metrics.port else None
+    Daemon(config, engine, make_clients(config, engine, metrics=metrics), metrics).run()
     return EXIT_OK
 
 
@@ -219,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper
+    )
+    parser.add_argument(
+        "--log-format", default="text", choices=["text", "json"], help="json: one object per line"
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -343,7 +373,7 @@ def _positive_int(text: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.log_level)
+    setup_logging(args.log_level, args.log_format)
     try:
         return int(args.handler(args))
     except ConfigError as exc:

@@ -93,10 +93,14 @@ class PortalClient:
         on_tokens_refreshed: TokenCallback | None = None,
         sleep: Callable[[float], None] = time.sleep,
         wall_clock: Callable[[], float] = time.time,
+        observe_latency: Callable[[float], None] | None = None,
     ) -> None:
         self.portal = portal
+        self._observe_latency = observe_latency
         self.session = session
         self.http = http or HttpConfig()
+        if self.http.ca_bundle:
+            session.verify = self.http.ca_bundle  # TLS verification stays on; only the CA changes
         self.bucket = LeakyBucket(portal.requests_per_second, portal.burst, sleep=sleep)
         self.access_token = portal.access_token
         self.refresh_token = portal.refresh_token
@@ -320,6 +324,7 @@ class PortalClient:
             payload = {**params, "auth": self.access_token}
         self.bucket.acquire()
         self.requests_sent += 1
+        sent_at = time.perf_counter()
         try:
             response = self.session.post(
                 url,
@@ -349,7 +354,11 @@ class PortalClient:
                 code="REDIRECT",
                 http_status=response.status_code,
             )
-        body = _json_body(response, portal.host)
+        try:
+            body = _json_body(response, portal.host)
+        finally:
+            if self._observe_latency is not None:
+                self._observe_latency(time.perf_counter() - sent_at)
         if "error" in body and body.get("error") is not None:
             raise BitrixError.from_envelope(response.status_code, body)
         if response.status_code >= 400:

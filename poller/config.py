@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from poller.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite:///timeman.sqlite3"
+DEFAULT_SPOOL_PATH = "timeman-spool.jsonl"
 DEFAULT_OAUTH_URL = "https://oauth.bitrix.info/oauth/token/"
 CONFIG_ENV_VAR = "TIMEMAN_POLLER_CONFIG"
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -36,6 +37,7 @@ class HttpConfig:
     connect_timeout_seconds: float = 5.0
     read_timeout_seconds: float = 30.0
     max_retries: int = 4
+    ca_bundle: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,15 @@ class PortalConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """Where /metrics and /healthz are served; `port` None turns them off."""
+
+    port: int | None = None
+    host: str = "127.0.0.1"
+    healthz_max_age_seconds: int | None = None
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration of one poller.
 
@@ -87,6 +98,9 @@ class Config:
 
     database_url: str = DEFAULT_DATABASE_URL
     storage_mode: Literal["all", "changes"] = "all"
+    spool_path: Path | None = Path(DEFAULT_SPOOL_PATH)
+    spool_max_rows: int = 200_000
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
     portals: tuple[PortalConfig, ...] = ()
@@ -117,7 +131,7 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
 def parse_config(document: dict[str, Any], environ: Mapping[str, str]) -> Config:
     """Validate a parsed TOML document; `${NAME}` in strings is read from `environ`."""
     document = _substitute(document, environ, "")
-    _reject_unknown(document, {"database", "storage", "schedule", "http", "portals"}, "")
+    _reject_unknown(document, {"database", "storage", "schedule", "http", "metrics", "portals"}, "")
     database = _table(document, "database")
     _reject_unknown(database, {"url"}, "database")
     database_url = _string(database, "url", "database", DEFAULT_DATABASE_URL)
@@ -135,13 +149,17 @@ def parse_config(document: dict[str, Any], environ: Mapping[str, str]) -> Config
             )
         seen.add(portal.name)
     storage = _table(document, "storage")
-    _reject_unknown(storage, {"mode"}, "storage")
+    _reject_unknown(storage, {"mode", "spool_path", "spool_max_rows"}, "storage")
+    spool_path = _string(storage, "spool_path", "storage", DEFAULT_SPOOL_PATH)
     mode = _string(storage, "mode", "storage", "all")
     if mode not in ("all", "changes"):
         raise ConfigError(f'config key storage.mode: {mode!r} is not "all" or "changes"')
     return Config(
         database_url=database_url,
         storage_mode=mode,
+        spool_path=Path(spool_path) if spool_path else None,
+        spool_max_rows=_integer(storage, "spool_max_rows", "storage", 200_000, minimum=1),
+        metrics=_metrics(_table(document, "metrics")),
         schedule=_schedule(_table(document, "schedule")),
         http=_http(_table(document, "http")),
         portals=portals,
@@ -173,10 +191,27 @@ def _check_cron(expression: str) -> None:
         ) from None
 
 
+def _metrics(table: dict[str, Any]) -> MetricsConfig:
+    _reject_unknown(table, {"port", "host", "healthz_max_age_seconds"}, "metrics")
+    port = table.get("port")
+    if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
+        raise ConfigError(f"config key metrics.port: expected a TCP port (1-65535), got {port!r}")
+    max_age = table.get("healthz_max_age_seconds")
+    if max_age is not None:
+        max_age = _integer(table, "healthz_max_age_seconds", "metrics", 0, minimum=1)
+    return MetricsConfig(
+        port=port, host=_string(table, "host", "metrics", "127.0.0.1"), healthz_max_age_seconds=max_age
+    )
+
+
 def _http(table: dict[str, Any]) -> HttpConfig:
-    keys = {"connect_timeout_seconds", "read_timeout_seconds", "max_retries"}
+    keys = {"connect_timeout_seconds", "read_timeout_seconds", "max_retries", "ca_bundle"}
     _reject_unknown(table, keys, "http")
+    ca_bundle = _string(table, "ca_bundle", "http", None)
+    if ca_bundle is not None and not Path(ca_bundle).is_file():
+        raise ConfigError(f"config key http.ca_bundle: {ca_bundle!r} is not a readable file")
     return HttpConfig(
+        ca_bundle=ca_bundle,
         connect_timeout_seconds=_number(table, "connect_timeout_seconds", "http", 5.0),
         read_timeout_seconds=_number(table, "read_timeout_seconds", "http", 30.0),
         max_retries=_integer(table, "max_retries", "http", 4, minimum=0),

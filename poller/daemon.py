@@ -10,9 +10,10 @@ import logging
 import signal
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from types import FrameType
 
@@ -23,7 +24,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from poller import storage
 from poller.client import PortalClient, redact
 from poller.config import Config, PortalConfig
-from poller.errors import BitrixError, PollerError
+from poller.errors import BitrixError, ConfigError, PollerError
+from poller.metrics import Metrics, MetricsServer
+from poller.spool import Spool, SpoolEntry
 from poller.status import parse_status
 
 logger = logging.getLogger(__name__)
@@ -44,6 +47,8 @@ class PortalOutcome:
     users_failed: int
     portal_failed: bool
     requests: int
+    error_codes: tuple[tuple[str, int], ...] = ()
+    kept: int = 0  # snapshots fetched but waiting in the spool for the database
 
 
 @dataclass(frozen=True)
@@ -68,8 +73,14 @@ class PollReport:
         return sum(p.requests for p in self.portals)
 
     @property
+    def kept(self) -> int:
+        return sum(p.kept for p in self.portals)
+
+    @property
     def ok(self) -> bool:
-        return self.run_id is not None and not any(p.users_failed or p.portal_failed for p in self.portals)
+        return self.run_id is not None and not any(
+            p.users_failed or p.portal_failed or p.kept for p in self.portals
+        )
 
     def summary(self) -> str:
         seconds = (self.finished_at - self.started_at).total_seconds()
@@ -80,6 +91,8 @@ class PollReport:
         )
         if failed_portals:
             text += f", {failed_portals} of {len(self.portals)} portals failed"
+        if self.kept:
+            text += f", {self.kept} kept for the database"
         return text
 
 
@@ -90,6 +103,7 @@ def make_clients(
     *,
     sleep: Callable[[float], None] = time.sleep,
     wall_clock: Callable[[], float] = time.time,
+    metrics: Metrics | None = None,
 ) -> list[PortalClient]:
     """One client per portal, starting from stored OAuth tokens when there are any.
 
@@ -105,6 +119,7 @@ def make_clients(
             on_tokens_refreshed=_token_saver(engine, portal),
             sleep=sleep,
             wall_clock=wall_clock,
+            observe_latency=metrics.request_observer(portal.name) if metrics else None,
         )
         if not portal.uses_webhook:
             try:
@@ -134,27 +149,36 @@ def poll_once(
     engine: Engine,
     clock: Clock = utc_now,
     mode: storage.StorageMode = "all",
+    spool: Spool | None = None,
 ) -> PollReport:
     """Poll every portal once, concurrently, and store what came back.
 
-    1. Insert the poll_runs row (if the database is down, the cycle is skipped).
-    2. Each portal: list its users, fetch their statuses, write snapshots and error rows
-       in one transaction.
-    3. Close the poll_runs row with the counts.
+    1. Write what the spool kept from earlier cycles, if the database takes it now.
+    2. Insert the poll_runs row (if the database is down, the cycle goes on without it).
+    3. Each portal: list its users, fetch their statuses, write snapshots and error rows in
+       one transaction, or keep them in the spool when the database refuses them.
+    4. Close the poll_runs row with the counts.
     """
+    spool = spool if spool is not None else Spool()
     started = clock()
+    spool.flush(engine, mode)
+    run_id: int | None = None
     try:
-        run_id: int | None = storage.save_run_started(engine, started)
+        run_id = storage.save_run_started(engine, started)
     except SQLAlchemyError as exc:
-        logger.error("database unavailable, cycle skipped: %s", storage.describe_db_error(exc))
-        return PollReport(None, started, clock(), ())
+        spool.note_outage(storage.describe_db_error(exc))
     with ThreadPoolExecutor(max_workers=max(1, len(clients)), thread_name_prefix="portal") as pool:
-        outcomes = tuple(pool.map(lambda c: poll_portal(c, engine, run_id, clock, mode), clients))
+        outcomes = tuple(pool.map(lambda c: poll_portal(c, engine, run_id, clock, mode, spool), clients))
+    spool.flush(engine, mode)
     report = PollReport(run_id, started, clock(), outcomes)
-    try:
-        storage.save_run_finished(engine, run_id, report.finished_at, report.users_ok, report.users_failed)
-    except SQLAlchemyError as exc:
-        logger.error("database: cycle %s not closed: %s", run_id, storage.describe_db_error(exc))
+    if run_id is not None:
+        try:
+            storage.save_run_finished(
+                engine, run_id, report.finished_at, report.users_ok, report.users_failed
+            )
+            spool.note_available()
+        except SQLAlchemyError as exc:
+            spool.note_outage(storage.describe_db_error(exc))
     return report
 
 
@@ -164,6 +188,7 @@ def poll_portal(
     run_id: int | None,
     clock: Clock = utc_now,
     mode: storage.StorageMode = "all",
+    spool: Spool | None = None,
 ) -> PortalOutcome:
     """Fetch and store one portal's users; every failure becomes a poll_errors row."""
     portal = client.portal
@@ -190,19 +215,27 @@ def poll_portal(
             portal_failed = not all(e.per_user for e in batch.errors.values())
     failed_users = len(errors) - (1 if portal_failed and not user_ids else 0)
     _log_errors(portal.name, errors)
+    codes = Counter(row.code for row in errors)
+    outcome = PortalOutcome(
+        portal.name,
+        len(snapshots),
+        failed_users,
+        portal_failed,
+        client.requests_sent - requests_before,
+        tuple(sorted(codes.items())),
+    )
+    entry = SpoolEntry(run_id, tuple(snapshots), tuple(errors))
+    if spool:  # earlier cycles still wait for the database: keep the order
+        spool.add(entry, "earlier cycles are still waiting")
+        return replace(outcome, users_ok=0, kept=len(snapshots))
     try:
         storage.save_portal_cycle(engine, run_id, snapshots, errors, mode)
     except SQLAlchemyError as exc:
-        logger.error(
-            "portal %s: %d snapshots not stored, database failed: %s",
-            portal.name,
-            len(snapshots),
-            storage.describe_db_error(exc),
-        )
-        return PortalOutcome(portal.name, 0, len(user_ids), True, client.requests_sent - requests_before)
-    return PortalOutcome(
-        portal.name, len(snapshots), failed_users, portal_failed, client.requests_sent - requests_before
-    )
+        if spool is None:
+            raise
+        spool.add(entry, storage.describe_db_error(exc))
+        return replace(outcome, users_ok=0, kept=len(snapshots))
+    return outcome
 
 
 def _error_row(
@@ -241,10 +274,18 @@ class Daemon:
     A signal stops the scheduler; the cycle in progress finishes and commits first.
     """
 
-    def __init__(self, config: Config, engine: Engine, clients: Sequence[PortalClient]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        engine: Engine,
+        clients: Sequence[PortalClient],
+        metrics: Metrics | None = None,
+    ) -> None:
         self.config = config
         self.engine = engine
         self.clients = clients
+        self.metrics = metrics
+        self.spool = Spool(config.spool_path, config.spool_max_rows)
         self.cycles = 0
         self._cycle_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -255,7 +296,7 @@ class Daemon:
             return
         with self._cycle_lock:
             try:
-                report = poll_once(self.clients, self.engine, mode=self.config.storage_mode)
+                report = poll_once(self.clients, self.engine, mode=self.config.storage_mode, spool=self.spool)
             except PollerError as exc:
                 logger.error("cycle failed: %s", exc)
                 return
@@ -264,6 +305,8 @@ class Daemon:
                 return
             self.cycles += 1
             logger.info("cycle %d: %s", self.cycles, report.summary())
+            if self.metrics is not None:
+                self.metrics.record_cycle(report, self.spool.snapshots)
 
     def run(self) -> None:
         from apscheduler.executors.pool import ThreadPoolExecutor as JobExecutor
@@ -292,6 +335,7 @@ class Daemon:
             misfire_grace_time=grace,
         )
         self._scheduler = scheduler
+        server = self._start_metrics_server()
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         logger.info(
             "daemon started: %d portals, %s",
@@ -305,7 +349,24 @@ class Daemon:
                 signal.signal(sig, handler)
         with self._cycle_lock:  # wait for a cycle still running in the executor
             pass
+        if server is not None:
+            server.stop()
         logger.info("daemon stopped after %d cycles", self.cycles)
+
+    def _start_metrics_server(self) -> MetricsServer | None:
+        settings = self.config.metrics
+        if self.metrics is None or settings.port is None:
+            return None
+        interval = self.config.schedule.interval_seconds
+        max_age = settings.healthz_max_age_seconds or (3 * interval if interval else 3600)
+        try:
+            server = MetricsServer(self.metrics, settings.host, settings.port, max_age).start()
+        except OSError as exc:
+            raise ConfigError(
+                f"config key metrics.port: cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
+            ) from None
+        logger.info("metrics on http://%s:%d/metrics, health on /healthz", settings.host, server.port)
+        return server
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         logger.info("%s received: finishing the current cycle, then exiting", signal.Signals(signum).name)

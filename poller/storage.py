@@ -169,9 +169,20 @@ def save_portal_cycle(
         if mode == "changes" and snapshots:
             inserts = _extend_unchanged(connection, snapshots)
         if inserts:
-            connection.execute(insert(Snapshot), [_snapshot_values(row) for row in inserts])
+            connection.execute(_insert_new_snapshots(connection), [_snapshot_values(row) for row in inserts])
         if errors:
             connection.execute(insert(PollError), [_error_values(run_id, row) for row in errors])
+
+
+def _insert_new_snapshots(connection: Connection) -> Any:
+    """INSERT that skips a snapshot already stored: replaying a spool must not fail or double."""
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif connection.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:
+        return insert(Snapshot)
+    return dialect_insert(Snapshot).on_conflict_do_nothing(index_elements=["portal", "user_id", "polled_at"])
 
 
 _COMPARED = (
