@@ -170,6 +170,41 @@ def cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_status(args: argparse.Namespace) -> int:
+    """Show the last poll cycles and the errors of the last day, from the database.
+
+    Exit code 0 when the newest cycle stored every user, 1 otherwise.
+    """
+    from datetime import UTC, datetime, timedelta
+
+    from poller import storage
+    from poller.models import UTCDateTime
+
+    config = _load(args)
+    engine = storage.make_engine(config.database_url)
+    storage.check_schema(engine)
+    runs = storage.get_recent_runs(engine, args.runs)
+    now = datetime.now(UTC)
+    print(f"last {len(runs)} cycles (UTC):")
+    for run in runs:
+        took = f"{(run.finished_at - run.started_at).total_seconds():.1f} s" if run.finished_at else "cut off"
+        print(f"  #{run.id:<6} {run.started_at:%Y-%m-%d %H:%M:%S}  {run.users_ok:>6} ok  "
+              f"{run.users_failed:>6} failed  {took}")  # fmt: skip
+    if not runs:
+        print("  none yet: run `timeman-poller poll` or `timeman-poller run`")
+    errors = storage.get_error_summary(engine, now - timedelta(hours=24))
+    print("errors in the last 24 hours:" if errors else "no errors in the last 24 hours")
+    for row in errors:
+        last = UTCDateTime().process_result_value(row["last_at"], engine.dialect) if row["last_at"] else None
+        print(f"  {row['portal']}: {row['code']} x{row['count']} ({row['users']} users), "
+              f"last {last:%Y-%m-%d %H:%M:%S}: {row['last_message']}")  # fmt: skip
+    spool = config.spool_path
+    if spool is not None and spool.exists():
+        print(f"spool {spool} holds snapshots waiting for the database")
+    newest = runs[0] if runs else None
+    return EXIT_OK if newest and newest.finished_at and not newest.users_failed else EXIT_FAILED
+
+
 def cmd_prune(args: argparse.Namespace) -> int:
     """Delete snapshots older than --older-than (e.g. 400d), keeping each user's newest row."""
     from datetime import UTC, datetime
@@ -302,6 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--portal", action="append", help="only this portal (repeatable)")
     report.add_argument("--user", action="append", type=_positive_int, help="only this user id (repeatable)")
     report.add_argument("--format", choices=["table", "csv", "json"], default="table")
+
+    status_command = with_config(add("status", cmd_status))
+    status_command.add_argument("--runs", type=_positive_int, default=10, help="cycles to show (default 10)")
 
     prune = with_config(add("prune", cmd_prune))
     prune.add_argument("--older-than", required=True, type=_age, help="age such as 400d, 12w or 36h")

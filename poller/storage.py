@@ -383,3 +383,35 @@ def get_view_rows(
         order.append(view.c.time_start)
     with engine.connect() as connection:
         return [dict(row._mapping) for row in connection.execute(query.order_by(*order))]
+
+
+def get_recent_runs(engine: Engine, limit: int = 10) -> list[PollRun]:
+    """The newest poll_runs rows, newest first."""
+    with Session(engine) as session:
+        return list(session.scalars(select(PollRun).order_by(PollRun.id.desc()).limit(limit)))
+
+
+def get_error_summary(engine: Engine, since: datetime) -> list[dict[str, Any]]:
+    """Errors since `since` per portal and code: how many, users hit, the last message."""
+    query = (
+        select(
+            PollError.portal,
+            PollError.code,
+            func.count().label("count"),
+            func.count(func.distinct(PollError.user_id)).label("users"),
+            func.max(PollError.occurred_at).label("last_at"),
+        )
+        .where(PollError.occurred_at >= since)
+        .group_by(PollError.portal, PollError.code)
+        .order_by(PollError.portal, func.count().desc())
+    )
+    with engine.connect() as connection:
+        rows = [dict(row._mapping) for row in connection.execute(query)]
+        for row in rows:
+            row["last_message"] = connection.execute(
+                select(PollError.message)
+                .where(PollError.portal == row["portal"], PollError.code == row["code"])
+                .order_by(PollError.occurred_at.desc())
+                .limit(1)
+            ).scalar_one()
+    return rows

@@ -13,7 +13,7 @@ import pytest
 
 from poller.emulator import Emulator
 
-COMMANDS = ["db", "poll", "run", "report", "prune", "get-status", "emulator", "demo"]
+COMMANDS = ["db", "poll", "run", "status", "report", "prune", "get-status", "emulator", "demo"]
 
 
 def cli(*args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -1,0 +1,246 @@
+"""Running unattended: database outages, metrics and health, status, logs, secrets."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import postgres_url, reset_postgres
+from sqlalchemy import func, select, text
+
+from poller import storage
+from poller.config import parse_config
+from poller.daemon import make_clients, poll_once
+from poller.emulator import Emulator, EmulatorSettings
+from poller.metrics import Metrics, MetricsServer
+from poller.models import Snapshot
+from poller.spool import Spool
+
+
+def config_for(emulator: Emulator, users: list[int]):  # type: ignore[no-untyped-def]
+    return parse_config(
+        {
+            "portals": [
+                {
+                    "name": "emu",
+                    "webhook_url": emulator.webhook_url,
+                    "users": users,
+                    "requests_per_second": 100,
+                }
+            ]
+        },
+        {},
+    )
+
+
+def count_snapshots(engine) -> tuple[int, int]:  # type: ignore[no-untyped-def]
+    """All rows, and distinct (user, polled_at) pairs: equal when nothing is doubled."""
+    with engine.connect() as connection:
+        rows = connection.execute(select(func.count()).select_from(Snapshot)).scalar_one()
+        distinct = connection.execute(
+            select(func.count()).select_from(
+                select(Snapshot.user_id, Snapshot.polled_at).distinct().subquery()
+            )
+        ).scalar_one()
+    return rows, distinct
+
+
+def test_snapshots_wait_in_the_spool_file_across_a_restart(tmp_path: Path, emulator: Emulator) -> None:
+    good = storage.make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    storage.upgrade_database(good)
+    down = storage.make_engine(f"sqlite:///{tmp_path / 'missing' / 'db.sqlite3'}")  # cannot be opened
+    spool_file = tmp_path / "spool.jsonl"
+    config = config_for(emulator, [1, 2, 3, 4])
+    first = poll_once(make_clients(config, down), down, spool=Spool(spool_file))
+    assert first.kept == 4 and not first.ok
+    assert spool_file.exists()
+    copy = spool_file.read_text()
+    restarted = Spool(spool_file)  # a new process reads the file
+    assert restarted.snapshots == 4
+    second = poll_once(make_clients(config, good), good, spool=restarted)
+    assert second.ok and second.users_ok == 4
+    assert not spool_file.exists()
+    assert count_snapshots(good) == (8, 8)
+    # A spool whose rows did reach the database before a crash replays harmlessly.
+    spool_file.write_text(copy)
+    assert Spool(spool_file).flush(good, "all") == 4
+    assert count_snapshots(good) == (8, 8)
+
+
+def test_a_postgresql_outage_loses_and_doubles_nothing(tmp_path: Path, emulator: Emulator) -> None:
+    url = postgres_url()
+    if not url:
+        pytest.skip("PostgreSQL tests need TIMEMAN_POLLER_TEST_POSTGRES_URL")
+    reset_postgres(url)
+    engine = storage.make_engine(url)
+    storage.upgrade_database(engine)
+    database = engine.url.database
+    admin = storage.make_engine(engine.url.set(database="postgres").render_as_string(hide_password=False))
+    config = config_for(emulator, [1, 2, 3])
+    clients = make_clients(config, engine)
+    spool = Spool(tmp_path / "spool.jsonl")
+    assert poll_once(clients, engine, spool=spool).ok
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false'))
+        connection.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"), {"d": database}
+        )
+    try:
+        during = [poll_once(clients, engine, spool=spool) for _ in range(2)]
+    finally:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'))
+    assert [report.kept for report in during] == [3, 3]
+    after = poll_once(clients, engine, spool=spool)
+    assert after.ok
+    assert count_snapshots(engine) == (12, 12)
+    admin.dispose()
+    engine.dispose()
+
+
+def test_metrics_and_healthz_over_http(emulator: Emulator, engine) -> None:  # type: ignore[no-untyped-def]
+    now = [1000.0]
+    metrics = Metrics(["emu"], clock=lambda: now[0])
+    clients = make_clients(config_for(emulator, [1, 2, 999]), engine, metrics=metrics)
+    server = MetricsServer(metrics, "127.0.0.1", 0, max_age_seconds=60).start()
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        metrics.record_cycle(poll_once(clients, engine), spooled=0)
+        body = urllib.request.urlopen(f"{base}/metrics").read().decode()
+        assert 'timeman_poller_users_polled_total{portal="emu"} 2.0' in body
+        assert 'timeman_poller_errors_total{code="USER_NOT_FOUND",portal="emu"} 1.0' in body
+        assert 'timeman_poller_request_seconds_count{portal="emu"} 1.0' in body
+        assert 'timeman_poller_last_success_timestamp_seconds{portal="emu"} 1000.0' in body
+        assert "timeman_poller_spool_rows 0.0" in body
+        assert urllib.request.urlopen(f"{base}/healthz").read() == b"ok\n"
+        now[0] += 61
+        with pytest.raises(urllib.error.HTTPError) as stale:
+            urllib.request.urlopen(f"{base}/healthz")
+        assert stale.value.code == 503
+        assert b"emu: last success for 61 s" in stale.value.read()
+    finally:
+        server.stop()
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as answer:
+            return answer.status, answer.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_the_daemon_with_every_fault_leaks_no_secret_and_serves_health(tmp_path: Path) -> None:
+    settings = EmulatorSettings(
+        users=40, rate=5, burst=10, fault_500=0.1, fault_html=0.05, fault_drop=0.05, fault_truncated=0.05,
+        fault_huge=0.02, token_lifetime=1.0, seed=5,
+    )  # fmt: skip
+    emulator = Emulator(settings).start()
+    port = free_port()
+    database = tmp_path / "daemon.sqlite3"
+    config = tmp_path / "config.toml"
+    wrong = emulator.webhook_url.replace(settings.webhook_secret, "wrongwebhooksecret")
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{database}"\n'
+        f"[schedule]\ninterval_seconds = 1\n"
+        f"[http]\nmax_retries = 2\n"
+        f"[metrics]\nport = {port}\n"
+        f'[storage]\nspool_path = "{tmp_path / "spool.jsonl"}"\n'
+        f'[[portals]]\nname = "hook"\nwebhook_url = "{emulator.webhook_url}"\nusers = "all"\n'
+        f'[[portals]]\nname = "wrong"\nwebhook_url = "{wrong}"\nusers = [1, 2]\n'
+        f'[[portals]]\nname = "oauth"\ndomain = "{emulator.base_url}"\n'
+        f'access_token = "{settings.access_token}"\nrefresh_token = "{settings.refresh_token}"\n'
+        f'client_id = "{settings.client_id}"\nclient_secret = "{settings.client_secret}"\n'
+        f'oauth_url = "{emulator.oauth_url}"\nusers = [1, 2, 3, 999]\n'
+    )
+    os.chmod(config, 0o644)
+    log_file = tmp_path / "daemon.log"
+    with log_file.open("w") as log:
+        daemon = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "poller",
+                "--log-level",
+                "DEBUG",
+                "--log-format",
+                "json",
+                "run",
+                "-c",
+                str(config),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            time.sleep(6)  # several cycles, token expiries and faults
+            health_status, health_text = get(f"http://127.0.0.1:{port}/healthz")
+            metrics_text = (
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+            )
+            daemon.send_signal(signal.SIGTERM)
+            daemon.wait(timeout=60)
+        finally:
+            daemon.kill()
+            emulator.stop()
+    output = log_file.read_text()
+    assert daemon.returncode == 0, output[-2000:]
+    # The portal with the wrong secret never succeeds: health names it, and only it.
+    assert health_status == 503
+    assert "wrong: no successful cycle" in health_text
+    assert "hook" not in health_text and "oauth" not in health_text
+    assert 'timeman_poller_users_polled_total{portal="hook"}' in metrics_text
+    assert emulator.stats.token_refreshes >= 2
+    assert sum(emulator.stats.faults.values()) > 0
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert lines and all({"time", "level", "logger", "message"} <= set(line) for line in lines)
+    assert any("can be read by other users" in line["message"] for line in lines)
+    engine = storage.make_engine(f"sqlite:///{database}")
+    with engine.connect() as connection:
+        rows = []
+        for table in ("snapshots", "poll_errors", "poll_runs"):
+            rows += [str(tuple(row)) for row in connection.execute(text(f"SELECT * FROM {table}"))]
+        token_rows = connection.execute(text("SELECT access_token, refresh_token FROM oauth_tokens")).all()
+    engine.dispose()
+    secrets = [settings.webhook_secret, "wrongwebhooksecret", settings.access_token, settings.refresh_token]
+    secrets += [settings.client_secret, *token_rows[0]]
+    assert len(rows) > 100
+    for secret in secrets:
+        assert secret not in output, secret
+        assert not any(secret in row for row in rows), secret
+
+
+def test_status_shows_cycles_and_errors(tmp_path: Path, emulator: Emulator) -> None:
+    database = tmp_path / "status.sqlite3"
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{database}"\n'
+        f'[[portals]]\nname = "emu"\nwebhook_url = "{emulator.webhook_url}"\nusers = [1, 2, 777]\n'
+    )
+    poll = subprocess.run(
+        [sys.executable, "-m", "poller", "poll", "--migrate", "-c", str(config)], capture_output=True
+    )
+    assert poll.returncode == 1
+    result = subprocess.run(
+        [sys.executable, "-m", "poller", "status", "-c", str(config)], capture_output=True, text=True
+    )
+    assert result.returncode == 1
+    assert "last 1 cycles (UTC):" in result.stdout
+    assert "2 ok       1 failed" in result.stdout
+    assert "emu: USER_NOT_FOUND x1 (1 users)" in result.stdout
+    assert "User not found" in result.stdout
