@@ -244,3 +244,44 @@ def test_status_shows_cycles_and_errors(tmp_path: Path, emulator: Emulator) -> N
     assert "2 ok       1 failed" in result.stdout
     assert "emu: USER_NOT_FOUND x1 (1 users)" in result.stdout
     assert "User not found" in result.stdout
+
+
+def test_a_sigkill_mid_cycle_leaves_no_partial_or_doubled_rows(tmp_path: Path) -> None:
+    emulator = Emulator(EmulatorSettings(users=120, rate=0, fault_slow=0.3, slow_seconds=0.4, seed=9)).start()
+    database = tmp_path / "kill.sqlite3"
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{database}"\n[schedule]\ninterval_seconds = 1\n'
+        f'[storage]\nspool_path = "{tmp_path / "spool.jsonl"}"\n'
+        f'[[portals]]\nname = "a"\nwebhook_url = "{emulator.webhook_url}"\nusers = {list(range(1, 101))}\n'
+        f"requests_per_second = 100\n"
+        f'[[portals]]\nname = "b"\nwebhook_url = "{emulator.webhook_url}"\nusers = {list(range(1, 121))}\n'
+        f"requests_per_second = 100\n"
+    )
+    command = [sys.executable, "-m", "poller", "run", "-c", str(config)]
+    try:
+        killed = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(3.3)
+        killed.send_signal(signal.SIGKILL)
+        killed.wait(timeout=10)
+        restarted = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        time.sleep(3)
+        restarted.send_signal(signal.SIGTERM)
+        _, stderr = restarted.communicate(timeout=60)
+    finally:
+        emulator.stop()
+    assert restarted.returncode == 0, stderr
+    engine = storage.make_engine(f"sqlite:///{database}")
+    with engine.connect() as connection:
+        per_portal = dict(
+            connection.execute(text("SELECT portal, count(*) FROM snapshots GROUP BY portal")).all()
+        )
+        unfinished = connection.execute(
+            text("SELECT count(*) FROM poll_runs WHERE finished_at IS NULL")
+        ).scalar_one()
+    rows, distinct = count_snapshots(engine)
+    engine.dispose()
+    assert rows == distinct  # nothing doubled
+    assert per_portal["a"] % 100 == 0 and per_portal["b"] % 120 == 0  # whole cycles only
+    assert per_portal["a"] >= 200
+    assert unfinished <= 1  # at most the cycle that was killed
