@@ -21,7 +21,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,14 +34,11 @@ from sqlalchemy.engine import make_url
 
 from poller import storage
 
+sys.path.insert(0, str(Path(__file__).parent))
+from throughput import free_port, wait_until_serving
+
 FAULTS = ["--fault-500", "0.05", "--fault-html", "0.03", "--fault-drop", "0.03", "--fault-truncated", "0.02",
           "--fault-huge", "0.01", "--fault-slow", "0.02"]  # fmt: skip
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def rss_mib(pid: int) -> float:
@@ -105,12 +101,7 @@ def run_soak(
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            urllib.request.urlopen(f"{base}/_emulator/stats", timeout=1).read()
-            break
-        except OSError:
-            time.sleep(0.1)
+    wait_until_serving(base)
     # The emulator prints its OAuth app; read the refresh token and client secret it chose.
     banner = "".join(emulator.stdout.readline() for _ in range(5)) if emulator.stdout else ""
     refresh = banner.split('refresh_token = "')[1].split('"')[0]
@@ -136,14 +127,19 @@ def run_soak(
     started = time.monotonic()
     samples: list[float] = []
     outage_done = False
+    rss_before_outage = rss_after_outage = 0.0
+    back_at = 0.0
     try:
         while time.monotonic() - started < seconds:
             time.sleep(1)
             samples.append(rss_mib(daemon.pid))
             if not outage_done and time.monotonic() - started > seconds / 2:
+                rss_before_outage = samples[-1]
                 outage(url, method, seconds=min(10.0, seconds / 6))
                 wait_for_postgres(url, time.monotonic() + 60)
-                outage_done = True
+                outage_done, back_at = True, time.monotonic()
+            if back_at and not rss_after_outage and time.monotonic() - back_at > 10:
+                rss_after_outage = samples[-1]  # the spool written back
         daemon.send_signal(signal.SIGTERM)
         daemon.wait(timeout=120)
         stats = json.loads(urllib.request.urlopen(f"{base}/_emulator/stats", timeout=5).read())
@@ -161,7 +157,7 @@ def run_soak(
         cycles = connection.execute(text("SELECT count(*) FROM poll_runs")).scalar_one()
         errors = dict(connection.execute(text("SELECT code, count(*) FROM poll_errors GROUP BY code")).all())
     engine.dispose()
-    first_cycle = next((rss for rss in samples[2:] if rss), 0.0)
+    warm = samples[len(samples) // 5] if samples else 0.0  # after the first cycles
     return {
         "seconds": round(time.monotonic() - started, 1),
         "daemon_exit": daemon.returncode,
@@ -173,8 +169,10 @@ def run_soak(
         "lost": stats["statuses_answered"] - distinct,
         "duplicates": stored - distinct,
         "errors": errors,
-        "rss_first_mib": round(first_cycle, 1),
+        "rss_warm_mib": round(warm, 1),
         "rss_end_mib": round(samples[-1] if samples else 0.0, 1),
+        "rss_before_outage_mib": round(rss_before_outage, 1),
+        "rss_after_outage_mib": round(rss_after_outage, 1),
         "rss_max_mib": round(max(samples, default=0.0), 1),
         "log": log_path.read_text(),
         "secrets": [secret, token, refresh, client_secret],
@@ -205,8 +203,9 @@ def main() -> None:
     print(f"snapshots expected (answers the emulator gave) {result['expected']}, stored {result['stored']}, "
           f"lost {result['lost']}, duplicated {result['duplicates']}")  # fmt: skip
     print(f"errors by code {result['errors']}")
-    print(f"daemon RSS: {result['rss_first_mib']} MiB after the first cycle, {result['rss_end_mib']} MiB at "
-          f"the end, {result['rss_max_mib']} MiB at most")  # fmt: skip
+    print(f"daemon RSS MiB: {result['rss_warm_mib']} after the first cycles, {result['rss_before_outage_mib']} "
+          f"before the outage, {result['rss_after_outage_mib']} 10 s after it, {result['rss_end_mib']} at the end, "
+          f"{result['rss_max_mib']} at most")  # fmt: skip
     leaked = [s for s in result["secrets"] if s in result["log"]]
     print(f"secrets in the daemon's log: {len(leaked)}")
 

@@ -47,16 +47,23 @@ def emulator_process(users: int, rate: float, burst: int) -> Iterator[str]:
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{base}/_emulator/stats", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.1)
+        wait_until_serving(base)
         yield f"{base}/rest/1/{secret}/"
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def wait_until_serving(base: str, seconds: float = 10) -> None:
+    """Wait for an emulator started in another process to answer."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{base}/_emulator/stats", timeout=1).read()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"the emulator at {base} did not start")
 
 
 def emulator_stats(webhook_url: str) -> dict[str, object]:

@@ -394,11 +394,13 @@ class PortalClient:
 def _portal_still_answers(exc: BitrixError) -> bool:
     """Whether the next batch is worth trying after this one failed for good.
 
-    A portal that answered with a transient error (5xx, its bucket full) may answer the
-    next batch; one that is unreachable, refuses our credentials or blocked the method
-    will not, so the rest of its users are recorded as failed at once.
+    A portal that answered, with a transient error or a broken body, may answer the next
+    batch; one that is unreachable, refuses our credentials or blocked the method will not,
+    so the rest of its users are recorded as failed at once.
     """
-    return exc.retryable and exc.http_status is not None and not isinstance(exc, OperatingTimeLimit)
+    if isinstance(exc, OperatingTimeLimit) or exc.http_status is None:
+        return False
+    return exc.retryable or exc.code == "BAD_RESPONSE"
 
 
 def _section(value: Any) -> dict[str, Any]:
@@ -423,6 +425,7 @@ def _json_body(response: requests.Response, host: str) -> dict[str, Any]:
                     f"portal {host}: HTTP {status} body larger than {MAX_BODY_BYTES} bytes",
                     code="BAD_RESPONSE",
                     http_status=status,
+                    retryable=True,  # a proxy's fault more likely than the portal's answer
                 )
             chunks.append(chunk)
     except requests.RequestException as exc:

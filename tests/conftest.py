@@ -23,6 +23,23 @@ def emulator() -> Iterator[Emulator]:
     running.stop()
 
 
+def oauth_portal(emulator: Emulator, users: list[int], **overrides: object) -> dict[str, object]:
+    """A [[portals]] table for the emulator's OAuth application."""
+    s = emulator.settings
+    entry: dict[str, object] = {
+        "name": "oauth",
+        "domain": emulator.base_url,
+        "access_token": s.access_token,
+        "refresh_token": s.refresh_token,
+        "client_id": s.client_id,
+        "client_secret": s.client_secret,
+        "oauth_url": emulator.oauth_url,
+        "users": users,
+    }
+    entry.update(overrides)
+    return entry
+
+
 def postgres_url() -> str | None:
     return os.environ.get(POSTGRES_ENV)
 

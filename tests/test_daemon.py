@@ -6,6 +6,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from conftest import oauth_portal
 from sqlalchemy import Engine, func, select, text
 
 from poller import storage
@@ -155,16 +156,7 @@ def test_no_secret_reaches_logs_or_error_rows(
                     "webhook_url": emulator.webhook_url.replace(s.webhook_secret, "zzwrongzz"),
                     "users": [1],
                 },
-                {
-                    "name": "oauth",
-                    "domain": emulator.base_url,
-                    "access_token": s.access_token,
-                    "refresh_token": s.refresh_token,
-                    "client_id": s.client_id,
-                    "client_secret": s.client_secret,
-                    "oauth_url": emulator.oauth_url,
-                    "users": [1, 998],
-                },
+                oauth_portal(emulator, [1, 998]),
             ],
         },
         {},
@@ -191,18 +183,7 @@ def test_refreshed_tokens_are_stored_and_win_after_a_restart(
     config = parse_config(
         {
             "database": {"url": database_url},
-            "portals": [
-                {
-                    "name": "oauth",
-                    "domain": emulator.base_url,
-                    "access_token": s.access_token,
-                    "refresh_token": s.refresh_token,
-                    "client_id": s.client_id,
-                    "client_secret": s.client_secret,
-                    "oauth_url": emulator.oauth_url,
-                    "users": [1, 2],
-                }
-            ],
+            "portals": [oauth_portal(emulator, [1, 2])],
         },
         {},
     )

@@ -6,6 +6,7 @@ import math
 import time
 from collections import Counter
 
+from conftest import oauth_portal
 from sqlalchemy import Engine, func, select
 
 from poller.config import parse_config
@@ -128,22 +129,12 @@ def test_a_dead_refresh_token_is_an_error_row_and_other_portals_go_on(
     engine: Engine, database_url: str
 ) -> None:
     emulator = Emulator(EmulatorSettings(users=5)).start()
-    s = emulator.settings
     try:
         config = parse_config(
             {
                 "database": {"url": database_url},
                 "portals": [
-                    {
-                        "name": "oauth",
-                        "domain": emulator.base_url,
-                        "access_token": s.access_token,
-                        "refresh_token": "dead-refresh-token",
-                        "client_id": s.client_id,
-                        "client_secret": s.client_secret,
-                        "oauth_url": emulator.oauth_url,
-                        "users": [1, 2],
-                    },
+                    oauth_portal(emulator, [1, 2], refresh_token="dead-refresh-token"),
                     {"name": "hook", "webhook_url": emulator.webhook_url, "users": [1, 2]},
                 ],
             },

@@ -25,6 +25,6 @@ def test_a_short_soak_with_faults_and_an_outage_loses_and_doubles_nothing(tmp_pa
     assert result["duplicates"] == 0
     assert result["stored"] == result["expected"]
     assert "database unavailable" in result["log"] and "database available again" in result["log"]
-    assert result["rss_end_mib"] <= result["rss_first_mib"] + 25
+    assert result["rss_end_mib"] <= result["rss_warm_mib"] + 25
     for secret in result["secrets"]:
         assert secret not in result["log"]
