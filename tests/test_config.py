@@ -143,3 +143,22 @@ def test_the_example_config_is_valid() -> None:
         },
     )
     assert [p.name for p in config.portals] == ["acme", "globex"]
+
+
+def test_a_ca_bundle_must_exist_and_replaces_the_trusted_cas(tmp_path: Path) -> None:
+    import requests
+
+    from poller.client import PortalClient
+
+    assert "http.ca_bundle: '/nonexistent.pem' is not a readable file" in error_of(
+        {"http": {"ca_bundle": "/nonexistent.pem"}, "portals": [portal()]}
+    )
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    config = parse({"http": {"ca_bundle": str(bundle)}, "portals": [portal()]})
+    session = requests.Session()
+    PortalClient(config.portals[0], session, config.http)
+    assert session.verify == str(bundle)
+    default = requests.Session()
+    PortalClient(parse({"portals": [portal()]}).portals[0], default)
+    assert default.verify is True

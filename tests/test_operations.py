@@ -148,7 +148,7 @@ def free_port() -> int:
 def test_the_daemon_with_every_fault_leaks_no_secret_and_serves_health(tmp_path: Path) -> None:
     settings = EmulatorSettings(
         users=40, rate=5, burst=10, fault_500=0.1, fault_html=0.05, fault_drop=0.05, fault_truncated=0.05,
-        fault_huge=0.02, token_lifetime=1.0, seed=5,
+        fault_huge=0.02, fault_slow=0.02, slow_seconds=0.3, token_lifetime=1.0, seed=5,
     )  # fmt: skip
     emulator = Emulator(settings).start()
     port = free_port()

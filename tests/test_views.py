@@ -16,6 +16,7 @@ from poller.config import parse_config
 from poller.daemon import make_clients, poll_portal
 from poller.emulator import Emulator, EmulatorSettings, Workday
 from poller.emulator.world import EXPIRED_USER, NIGHT_SHIFT_USER, NO_RECORDS_USER
+from poller.report import REPORTS, render
 
 MONDAY = datetime(2026, 11, 16, tzinfo=UTC)
 USERS = list(range(1, 15))
@@ -123,6 +124,8 @@ def normalised(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:
     ):
         rows = storage.get_view_rows(engine, view)
         result[name] = [tuple((k, v) for k, v in sorted(r.items()) if k not in skip) for r in rows]
+    for report in ("workdays", "daily"):  # what `timeman-poller report` prints from them
+        result[f"report {report}"] = [render(report, storage.get_view_rows(engine, REPORTS[report]), "csv")]
     return result
 
 
