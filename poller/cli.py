@@ -10,11 +10,16 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import date, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from poller import __version__
 from poller.errors import BitrixError, ConfigError, PollerError
+
+if TYPE_CHECKING:
+    from poller.config import Config
 
 logger = logging.getLogger("poller")
 
@@ -70,7 +75,7 @@ def setup_logging(level: str, log_format: str = "text") -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
-def _load(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _load(args: argparse.Namespace) -> Config:
     from poller.config import config_path, load_config
 
     path = config_path(args.config)
@@ -287,7 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, handler, **kwargs) -> argparse.ArgumentParser:  # type: ignore[no-untyped-def]
+    def add(
+        name: str, handler: Callable[[argparse.Namespace], int], **kwargs: Any
+    ) -> argparse.ArgumentParser:
         doc = (handler.__doc__ or "").strip()
         sub = commands.add_parser(
             name,
@@ -379,18 +386,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _date(text: str):  # type: ignore[no-untyped-def]
-    from datetime import date
-
+def _date(text: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
-def _age(text: str):  # type: ignore[no-untyped-def]
-    from datetime import timedelta
-
+def _age(text: str) -> timedelta:
     units = {"h": 3600, "d": 86400, "w": 7 * 86400}
     number, unit = text[:-1], text[-1:].lower()
     if unit not in units or not number.isdigit() or int(number) < 1:

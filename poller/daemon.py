@@ -209,8 +209,8 @@ def poll_portal(
             for warning in parsed.warnings:
                 logger.warning("portal %s user %s: %s", portal.name, user_id, warning)
             snapshots.append(storage.SnapshotRow(portal.name, user_id, batch.answered_at[user_id], parsed))
-        for user_id, exc in batch.errors.items():
-            errors.append(_error_row(client, user_id, exc, clock()))
+        for user_id, error in batch.errors.items():
+            errors.append(_error_row(client, user_id, error, clock()))
         if batch.errors and not batch.results:
             portal_failed = not all(e.per_user for e in batch.errors.values())
     failed_users = len(errors) - (1 if portal_failed and not user_ids else 0)

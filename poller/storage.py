@@ -78,7 +78,7 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
-def _configure_sqlite(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA busy_timeout = 30000")
     cursor.execute("PRAGMA foreign_keys = ON")
@@ -176,13 +176,16 @@ def save_portal_cycle(
 
 def _insert_new_snapshots(connection: Connection) -> Any:
     """INSERT that skips a snapshot already stored: replaying a spool must not fail or double."""
+    columns = ["portal", "user_id", "polled_at"]
     if connection.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    elif connection.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    else:
-        return insert(Snapshot)
-    return dialect_insert(Snapshot).on_conflict_do_nothing(index_elements=["portal", "user_id", "polled_at"])
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(Snapshot).on_conflict_do_nothing(index_elements=columns)
+    if connection.dialect.name == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert(Snapshot).on_conflict_do_nothing(index_elements=columns)
+    return insert(Snapshot)
 
 
 _COMPARED = (

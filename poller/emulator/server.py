@@ -121,7 +121,7 @@ class Emulator:
     def base_url(self) -> str:
         assert self._server is not None, "emulator is not started"
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port}"
 
     @property
     def webhook_url(self) -> str:
