@@ -101,6 +101,8 @@ def next_steps(database: Path) -> str:
         "Query the history yourself, for example:\n"
         f'  sqlite3 {database} "SELECT user_id, polled_at, status, duration_seconds, '
         'time_leaks_seconds FROM snapshots WHERE user_id = 5 ORDER BY polled_at"\n'
+        f'  sqlite3 -header {database} "SELECT user_id, work_date, status, worked_seconds, leaks_seconds '
+        'FROM workdays ORDER BY user_id, time_start"\n'
         f'  sqlite3 {database} "SELECT portal, user_id, code, message FROM poll_errors"\n'
         "Point config.toml at your own portal (see config.example.toml) and run "
         "`timeman-poller run`."
