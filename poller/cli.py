@@ -192,7 +192,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     print(f"last {len(runs)} cycles (UTC):")
     for run in runs:
-        took = f"{(run.finished_at - run.started_at).total_seconds():.1f} s" if run.finished_at else "cut off"
+        took = f"{(run.finished_at - run.started_at).total_seconds():.2f} s" if run.finished_at else "cut off"
         print(f"  #{run.id:<6} {run.started_at:%Y-%m-%d %H:%M:%S}  {run.users_ok:>6} ok  "
               f"{run.users_failed:>6} failed  {took}")  # fmt: skip
     if not runs:
