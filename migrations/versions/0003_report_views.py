@@ -71,17 +71,20 @@ FROM ranked
 WHERE newest = 1
 """
 
+# Window sums rather than GROUP BY: SQLite pushes a filter on portal, user or date through
+# a window partitioned by them, not through a grouping (a user's days: 0.1 s, not 1.5 s).
 DAILY_WORKTIME = """
 CREATE VIEW daily_worktime AS
-SELECT portal,
+SELECT DISTINCT
+       portal,
        user_id,
        work_date,
-       SUM(worked_seconds) AS worked_seconds,
-       SUM(leaks_seconds) AS leaks_seconds,
-       COUNT(*) AS workdays,
-       MAX(CASE WHEN worked_is_estimate THEN 1 ELSE 0 END) = 1 AS has_estimate
+       SUM(worked_seconds) OVER per_day AS worked_seconds,
+       SUM(leaks_seconds) OVER per_day AS leaks_seconds,
+       COUNT(*) OVER per_day AS workdays,
+       MAX(CASE WHEN worked_is_estimate THEN 1 ELSE 0 END) OVER per_day = 1 AS has_estimate
 FROM workdays
-GROUP BY portal, user_id, work_date
+WINDOW per_day AS (PARTITION BY portal, user_id, work_date)
 """
 
 
