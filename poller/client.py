@@ -140,6 +140,7 @@ class PortalClient:
                     self._merge_batch(chunk, self._call_batch(chunk), outcome)
                 answered = datetime.fromtimestamp(self._wall_clock(), UTC)
                 outcome.answered_at.update((u, answered) for u in chunk if u in outcome.results)
+                self._log_progress(start + len(chunk), len(user_ids))
             except BitrixError as exc:
                 if exc.per_user and len(chunk) == 1:
                     outcome.errors[chunk[0]] = exc
@@ -150,6 +151,11 @@ class PortalClient:
                 outcome.errors.update((user_id, exc) for user_id in user_ids[start:])
                 break
         return outcome
+
+    def _log_progress(self, done: int, total: int) -> None:
+        """On a long cycle (over 10 batches, at least 5 s at 2 requests/s), say how far it is."""
+        if total > 10 * BATCH_LIMIT and (done % (10 * BATCH_LIMIT) == 0 or done == total):
+            logger.info("portal %s: %d of %d users fetched", self.portal.name, done, total)
 
     def fetch_active_user_ids(self) -> list[int]:
         """List the ids of all active users with `user.get`, 50 per page."""

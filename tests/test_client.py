@@ -202,3 +202,17 @@ def test_active_users_are_listed_page_by_page(emulator: Emulator) -> None:
     users = client.fetch_active_user_ids()
     assert emulator.stats.requests - before == 3
     assert users == [u for u in range(1, 121) if u != 97]
+
+
+def test_a_long_cycle_reports_its_progress(emulator: Emulator, caplog: pytest.LogCaptureFixture) -> None:
+    emulator.world.count = 1200
+    client = client_for(webhook_portal(emulator, requests_per_second=1000))
+    with caplog.at_level("INFO", logger="poller.client"):
+        batch = client.fetch_statuses(list(range(1, 1201)))
+    assert len(batch.results) == 1200
+    progress = [r.getMessage() for r in caplog.records if "users fetched" in r.getMessage()]
+    assert progress == [
+        "portal emu: 500 of 1200 users fetched",
+        "portal emu: 1000 of 1200 users fetched",
+        "portal emu: 1200 of 1200 users fetched",
+    ]
