@@ -54,11 +54,6 @@ class Spool:
             self._load(path)
 
     @property
-    def rows(self) -> int:
-        with self._lock:
-            return sum(entry.rows for entry in self._entries)
-
-    @property
     def snapshots(self) -> int:
         with self._lock:
             return sum(len(entry.snapshots) for entry in self._entries)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from importlib.resources import files
@@ -267,13 +267,6 @@ def prune_snapshots(engine: Engine, older_than: datetime) -> int:
     with engine.begin() as connection:
         result = connection.execute(delete(Snapshot).where(Snapshot.last_seen_at < older_than, has_newer))
     return int(result.rowcount or 0)
-
-
-def save_errors(engine: Engine, run_id: int | None, errors: Iterable[ErrorRow]) -> None:
-    values = [_error_values(run_id, row) for row in errors]
-    if values:
-        with engine.begin() as connection:
-            connection.execute(insert(PollError), values)
 
 
 def get_latest_snapshots(engine: Engine, portal: str | None = None) -> list[Snapshot]:
