@@ -6,9 +6,10 @@ import socket
 
 import pytest
 import requests
+from conftest import oauth_portal
 
 from poller.client import PortalClient, get_timekeeping_status
-from poller.config import HttpConfig, PortalConfig, parse_webhook_url
+from poller.config import HttpConfig, PortalConfig, parse_config, parse_webhook_url
 from poller.emulator import Emulator, EmulatorSettings
 from poller.errors import BitrixError, OperatingTimeLimit, TransportError
 
@@ -23,19 +24,8 @@ def webhook_portal(emulator: Emulator, **overrides: object) -> PortalConfig:
 
 
 def token_portal(emulator: Emulator, **overrides: object) -> PortalConfig:
-    s = emulator.settings
-    fields: dict[str, object] = {
-        "name": "emu",
-        "base_url": emulator.base_url,
-        "access_token": s.access_token,
-        "refresh_token": s.refresh_token,
-        "client_id": s.client_id,
-        "client_secret": s.client_secret,
-        "oauth_url": emulator.oauth_url,
-        "users": (1,),
-    }
-    fields.update(overrides)
-    return PortalConfig(**fields)  # type: ignore[arg-type]
+    entry = oauth_portal(emulator, [1], name="emu", **overrides)
+    return parse_config({"portals": [entry]}, {}).portals[0]
 
 
 def client_for(portal: PortalConfig, http: HttpConfig = NO_RETRY, **kwargs: object) -> PortalClient:

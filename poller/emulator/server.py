@@ -98,18 +98,21 @@ class Emulator:
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> Emulator:
         """Serve on `host:port` (0 picks a free port) in a daemon thread."""
-        handler = type("BoundHandler", (_Handler,), {"emulator": self})
-        self._server = _Server((host, port), handler)
+        server = self._bind(host, port)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="emulator", daemon=True
+            target=server.serve_forever, args=(0.05,), name="emulator", daemon=True
         )
         self._thread.start()
         return self
 
     def serve_forever(self, host: str, port: int) -> None:
+        """Serve on `host:port` in this thread until interrupted (the `emulator` command)."""
+        self._bind(host, port).serve_forever()
+
+    def _bind(self, host: str, port: int) -> ThreadingHTTPServer:
         handler = type("BoundHandler", (_Handler,), {"emulator": self})
         self._server = _Server((host, port), handler)
-        self._server.serve_forever()
+        return self._server
 
     def stop(self) -> None:
         if self._server is not None:
