@@ -3,22 +3,27 @@
 Fills 1,000 users × 90 days as storage mode "changes" keeps them (a row per state change:
 opened, paused, resumed, closed, each with last_seen_at and seen_count), taking the workdays
 from the emulator's plan, then times the `workdays` and `daily_worktime` queries for one month
-(all users) and for one user (all days), and prints their query plans.
+(all users) and for one user (all days), and prints their query plans. It runs on a temporary
+SQLite file and, with --postgres-server, on a database it creates on that server and drops at
+the end.
 
-    $ python bench/report_speed.py                      # SQLite, and PostgreSQL when
-    $ python bench/report_speed.py --users 200 --days 30   # $TIMEMAN_POLLER_TEST_POSTGRES_URL is set
+    $ python bench/report_speed.py --postgres-server postgresql+psycopg://postgres@127.0.0.1/postgres
+    $ python bench/report_speed.py --users 200 --days 30        # SQLite only
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
+import sys
 import time
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine, insert, text
+
+sys.path.insert(0, str(Path(__file__).parent))
+import scratch
 
 from poller import storage
 from poller.emulator import SimClock, World
@@ -49,7 +54,7 @@ def history_rows(users: int, days: int, end: datetime) -> list[dict[str, object]
         for seen_from, seen_until in zip(moments, [*moments[1:], end], strict=True):
             parsed = parse_status(world.status(user, seen_from))
             row = storage.SnapshotRow("bench", user, seen_from, parsed)
-            values = storage._snapshot_values(row)  # the same columns the poller writes
+            values = storage.snapshot_values(row)  # the same columns the poller writes
             values["last_seen_at"] = seen_until - timedelta(minutes=1)
             values["seen_count"] = max(1, int((seen_until - seen_from).total_seconds() // 60))
             rows.append(values)
@@ -84,14 +89,20 @@ def measure(engine: Engine, month_first: date, month_last: date) -> None:
             print(f"      {line[-1]}")
 
 
-def main() -> None:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--postgres-url", default=os.environ.get("TIMEMAN_POLLER_TEST_POSTGRES_URL"))
-    args = parser.parse_args()
+    scratch.add_server_argument(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.postgres_server:
+        scratch.check_server(args.postgres_server)  # refuse before building the history
     end = datetime(2026, 11, 1, tzinfo=UTC)
     started = time.perf_counter()
     rows = history_rows(args.users, args.days, end)
@@ -99,23 +110,18 @@ def main() -> None:
           f"(built in {time.perf_counter() - started:.1f} s)")  # fmt: skip
     month_last = end.date() - timedelta(days=1)
     month_first = month_last.replace(day=1)
-    with tempfile.TemporaryDirectory() as scratch:
-        targets = [("sqlite", f"sqlite:///{Path(scratch) / 'report.sqlite3'}")]
-        if args.postgres_url:
-            targets.append(("postgresql", args.postgres_url))
-        for name, url in targets:
+    for name, server in scratch.servers(args.postgres_server):
+        with scratch.scratch_database(server, "report") as url:
             engine = storage.make_engine(url)
-            if name == "postgresql":
-                with engine.begin() as connection:
-                    connection.execute(text("DROP SCHEMA public CASCADE"))
-                    connection.execute(text("CREATE SCHEMA public"))
-            storage.upgrade_database(engine)
-            print(f"{name}: filled in {fill(engine, rows):.1f} s")
-            measure(engine, month_first, month_last)
-            engine.dispose()
-    if not args.postgres_url:
-        print("postgresql: skipped (set TIMEMAN_POLLER_TEST_POSTGRES_URL or give --postgres-url)")
+            try:
+                storage.upgrade_database(engine)
+                print(f"{name}: filled in {fill(engine, rows):.1f} s")
+                measure(engine, month_first, month_last)
+            finally:
+                engine.dispose()
+    if not args.postgres_server:
+        print("postgresql: skipped (give --postgres-server)")
 
 
 if __name__ == "__main__":
-    main()
+    scratch.run(main)

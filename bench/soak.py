@@ -7,11 +7,13 @@ tokens), stops PostgreSQL in the middle and starts it again, then stops the daem
 SIGTERM and prints: cycles, snapshots the emulator answered, snapshots stored, duplicates,
 errors by code, and the daemon's RSS after its first cycle and at the end.
 
-    $ python bench/soak.py --seconds 180 --users 2000
-    $ python bench/soak.py --seconds 40 --outage block   # no cluster restart: refuse connections
+    $ python bench/soak.py --seconds 180 --users 2000 --postgres-server postgresql+psycopg://postgres@127.0.0.1/postgres
+    $ python bench/soak.py --seconds 40 --outage block --postgres-server ...   # refuse connections instead
 
-Needs PostgreSQL (--postgres-url or $TIMEMAN_POLLER_TEST_POSTGRES_URL, a scratch database:
-its public schema is dropped). `--outage restart` runs pg_ctlcluster stop/start (root).
+Needs a PostgreSQL server (--postgres-server): the soak creates its own database there and
+drops it at the end. `--outage restart` stops and starts the whole cluster with pg_ctlcluster
+(root; every database on it goes away for a while); `--outage block` refuses connections to
+the soak's own database only.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +38,7 @@ from sqlalchemy.engine import make_url
 from poller import storage
 
 sys.path.insert(0, str(Path(__file__).parent))
+import scratch
 from throughput import free_port, wait_until_serving
 
 FAULTS = ["--fault-500", "0.05", "--fault-html", "0.03", "--fault-drop", "0.03", "--fault-truncated", "0.02",
@@ -51,8 +55,8 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def outage(url: str, method: str, seconds: float) -> None:
-    """Take PostgreSQL away for `seconds`: stop the cluster, or refuse the database."""
+def outage(url: str, server_url: str, method: str, seconds: float) -> None:
+    """Take PostgreSQL away for `seconds`: stop the cluster, or refuse the soak's own database."""
     if method == "restart":
         version = sorted(os.listdir("/etc/postgresql"))[-1]
         subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "stop"], check=True)
@@ -60,7 +64,7 @@ def outage(url: str, method: str, seconds: float) -> None:
         subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"], check=True)
         return
     database = make_url(url).database
-    admin = storage.make_engine(make_url(url).set(database="postgres").render_as_string(hide_password=False))
+    admin = storage.make_engine(server_url)
     with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false'))
         connection.execute(
@@ -85,14 +89,9 @@ def wait_for_postgres(url: str, deadline: float) -> None:
 
 
 def run_soak(
-    users: int, seconds: float, interval: int, url: str, method: str, workdir: Path
+    users: int, seconds: float, interval: int, url: str, server_url: str, method: str, workdir: Path
 ) -> dict[str, Any]:
-    """Run the scenario; return the figures."""
-    engine = storage.make_engine(url)
-    with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
+    """Run the scenario on `url`, an empty scratch database on `server_url`; return the figures."""
     port, secret = free_port(), secrets.token_hex(8)
     token, refresh, client_secret = secrets.token_hex(16), secrets.token_hex(16), secrets.token_hex(12)
     emulator = subprocess.Popen(
@@ -135,7 +134,7 @@ def run_soak(
             samples.append(rss_mib(daemon.pid))
             if not outage_done and time.monotonic() - started > seconds / 2:
                 rss_before_outage = samples[-1]
-                outage(url, method, seconds=min(10.0, seconds / 6))
+                outage(url, server_url, method, seconds=min(10.0, seconds / 6))
                 wait_for_postgres(url, time.monotonic() + 60)
                 outage_done, back_at = True, time.monotonic()
             if back_at and not rss_after_outage and time.monotonic() - back_at > 10:
@@ -179,7 +178,7 @@ def run_soak(
     }
 
 
-def main() -> None:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -187,13 +186,19 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--interval", type=int, default=5)
     parser.add_argument("--outage", choices=["restart", "block"], default="restart")
-    parser.add_argument("--postgres-url", default=os.environ.get("TIMEMAN_POLLER_TEST_POSTGRES_URL"))
-    args = parser.parse_args()
-    if not args.postgres_url:
-        sys.exit("soak: needs --postgres-url or TIMEMAN_POLLER_TEST_POSTGRES_URL (a scratch database)")
-    with tempfile.TemporaryDirectory() as scratch:
+    scratch.add_server_argument(parser, required=True)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    scratch.check_server(args.postgres_server)  # refuse before starting anything
+    with (
+        tempfile.TemporaryDirectory() as workdir,
+        scratch.scratch_database(args.postgres_server, "soak") as url,
+    ):
         result = run_soak(
-            args.users, args.seconds, args.interval, args.postgres_url, args.outage, Path(scratch)
+            args.users, args.seconds, args.interval, url, args.postgres_server, args.outage, Path(workdir)
         )
     print(f"{result['seconds']} s, {args.users} users, "
           f"PostgreSQL outage: {args.outage}; daemon exit code {result['daemon_exit']}")  # fmt: skip
@@ -211,4 +216,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    scratch.run(main)

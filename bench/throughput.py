@@ -6,30 +6,33 @@ fast-bitrix24 (`pip install -e '.[bench]'`) asks `timeman.status` for the same u
 fresh emulator with the same limits. Both rates, their QUERY_LIMIT_EXCEEDED answers and the
 ceiling (50 users per request × requests per second) are printed.
 
-Mode `storage`: limits lifted, one cycle of N users (default 10,000) on SQLite and, when
---postgres-url or $TIMEMAN_POLLER_TEST_POSTGRES_URL is set, on PostgreSQL: wall seconds and the
-poller process's peak RSS (each backend in its own process, the emulator in another).
+Mode `storage`: limits lifted, one cycle of N users (default 10,000) on a temporary SQLite file
+and, with --postgres-server, on a database the bench creates on that server and drops at the
+end: wall seconds and the poller process's peak RSS (each backend in its own process, the
+emulator in another).
 
     $ python bench/throughput.py --users 5000
-    $ python bench/throughput.py --mode storage --users 10000
+    $ python bench/throughput.py --mode storage --users 10000 \
+          --postgres-server postgresql+psycopg://postgres@127.0.0.1/postgres
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import secrets
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import scratch
 
 
 def free_port() -> int:
@@ -129,8 +132,7 @@ def run_limits(users: int, rate: float, burst: int) -> None:
         f"{'client':<16}{'users':>7}{'requests':>10}{'QLE':>6}{'seconds':>9}{'users/s':>9}{'vs ceiling':>12}"
     )
     rates: dict[str, float] = {}
-    with tempfile.TemporaryDirectory() as scratch:
-        database_url = f"sqlite:///{Path(scratch) / 'bench.sqlite3'}"
+    with scratch.scratch_database(None, "throughput") as database_url:
         with emulator_process(users, rate, burst) as webhook_url:
             ours = poll_with_timeman_poller(webhook_url, users, rate, burst, database_url)
             stats = emulator_stats(webhook_url)
@@ -162,52 +164,33 @@ def print_row(name: str, stored: float, stats: dict[str, object], seconds: float
     return per_second
 
 
-def run_storage(users: int, postgres_url: str | None) -> None:
+def run_storage(users: int, server_url: str | None) -> None:
     print(f"one cycle of {users} users, limits lifted")
     print(f"{'database':<12}{'stored':>8}{'seconds':>9}{'users/s':>9}{'peak RSS MiB':>14}")
-    targets = [("sqlite", None)] + ([("postgresql", postgres_url)] if postgres_url else [])
-    for name, url in targets:
-        with emulator_process(users, 0, 50) as webhook_url:
-            command = [
-                sys.executable,
-                __file__,
-                "--mode",
-                "storage-child",
-                "--users",
-                str(users),
-                "--webhook",
-                webhook_url,
-            ]
-            if url:
-                command += ["--postgres-url", url]
+    for name, server in scratch.servers(server_url):
+        with (
+            scratch.scratch_database(server, "throughput") as url,
+            emulator_process(users, 0, 50) as webhook_url,
+        ):
+            command = [sys.executable, __file__, "--mode", "storage-child", "--users", str(users),
+                       "--webhook", webhook_url, "--database", url]  # fmt: skip
             result = json.loads(subprocess.run(command, capture_output=True, text=True, check=True).stdout)
         print(
             f"{name:<12}{result['stored']:>8}{result['seconds']:>9.2f}"
             f"{result['stored'] / result['seconds']:>9.0f}{result['rss_mib']:>14.0f}"
         )
-    if not postgres_url:
-        print("postgresql: skipped (give --postgres-url or set TIMEMAN_POLLER_TEST_POSTGRES_URL)")
+    if not server_url:
+        print("postgresql: skipped (give --postgres-server)")
 
 
-def storage_child(users: int, webhook_url: str, postgres_url: str | None) -> None:
-    with tempfile.TemporaryDirectory() as scratch:
-        url = postgres_url or f"sqlite:///{Path(scratch) / 'bench.sqlite3'}"
-        if postgres_url:
-            from sqlalchemy import text
-
-            from poller import storage
-
-            engine = storage.make_engine(postgres_url)
-            with engine.begin() as connection:
-                connection.execute(text("DROP SCHEMA public CASCADE"))
-                connection.execute(text("CREATE SCHEMA public"))
-            engine.dispose()
-        result = poll_with_timeman_poller(webhook_url, users, 0, 50, url)
+def storage_child(users: int, webhook_url: str, database_url: str) -> None:
+    """One cycle into the (empty, scratch) database the parent made; print the figures as JSON."""
+    result = poll_with_timeman_poller(webhook_url, users, 0, 50, database_url)
     result["rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 
 
-def main() -> None:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -215,16 +198,23 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=None)
     parser.add_argument("--rate", type=float, default=2.0, help="bucket drain per second (default 2)")
     parser.add_argument("--burst", type=int, default=50, help="bucket size (default 50)")
-    parser.add_argument("--postgres-url", default=os.environ.get("TIMEMAN_POLLER_TEST_POSTGRES_URL"))
+    scratch.add_server_argument(parser)
     parser.add_argument("--webhook", help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    parser.add_argument("--database", help=argparse.SUPPRESS)  # storage-child: the parent's scratch database
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.postgres_server:
+        scratch.check_server(args.postgres_server)  # refuse before any work
     if args.mode == "limits":
         run_limits(args.users or 5000, args.rate, args.burst)
     elif args.mode == "storage":
-        run_storage(args.users or 10000, args.postgres_url)
+        run_storage(args.users or 10000, args.postgres_server)
     else:
-        storage_child(args.users, args.webhook, args.postgres_url)
+        storage_child(args.users, args.webhook, args.database)
 
 
 if __name__ == "__main__":
-    main()
+    scratch.run(main)

@@ -28,6 +28,7 @@ class ScheduleConfig:
     interval_seconds: int | None = 60
     cron: str | None = None
     jitter_seconds: int = 0
+    timezone: str = "UTC"
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,9 @@ class PortalConfig:
     oauth_url: str = DEFAULT_OAUTH_URL
     requests_per_second: float = 2.0
     burst: int = 50
+    # This portal's own schedule; None keeps the [schedule] table's.
+    interval_seconds: int | None = None
+    cron: str | None = None
 
     @property
     def host(self) -> str:
@@ -89,6 +93,24 @@ class MetricsConfig:
 
 
 @dataclass(frozen=True)
+class DirectoryConfig:
+    """How often the user and department directory is read again (0 turns refreshing off)."""
+
+    refresh_hours: float = 24.0
+
+
+@dataclass(frozen=True)
+class ReconcileConfig:
+    """Once a day at `at` (local time of [schedule] timezone), re-read the last `days` days of records.
+
+    `days` 0 turns it off.
+    """
+
+    days: int = 2
+    at: str = "03:30"
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration of one poller.
 
@@ -103,7 +125,19 @@ class Config:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     http: HttpConfig = field(default_factory=HttpConfig)
+    directory: DirectoryConfig = field(default_factory=DirectoryConfig)
+    reconcile: ReconcileConfig = field(default_factory=ReconcileConfig)
     portals: tuple[PortalConfig, ...] = ()
+
+    def schedule_of(self, portal: PortalConfig) -> ScheduleConfig:
+        """The schedule `portal` runs on: its own interval or cron, else the [schedule] table's."""
+        if portal.cron is not None:
+            return ScheduleConfig(None, portal.cron, self.schedule.jitter_seconds, self.schedule.timezone)
+        if portal.interval_seconds is not None:
+            return ScheduleConfig(
+                portal.interval_seconds, None, self.schedule.jitter_seconds, self.schedule.timezone
+            )
+        return self.schedule
 
     def secrets(self) -> tuple[str, ...]:
         return tuple(s for portal in self.portals for s in portal.secrets())
@@ -114,8 +148,15 @@ def config_path(cli_value: str | None) -> Path:
     return Path(cli_value or os.environ.get(CONFIG_ENV_VAR) or "config.toml")
 
 
-def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
-    """Read and validate the TOML file at `path`."""
+def load_config(
+    path: Path, environ: Mapping[str, str] | None = None, *, portal_secrets: bool = True
+) -> Config:
+    """Read and validate the TOML file at `path`.
+
+    With `portal_secrets` False, `${NAME}` references inside [[portals]] that are not set
+    stay as they are: commands that only read the database (report, status, prune) must not
+    need every portal's secrets in their environment.
+    """
     try:
         with path.open("rb") as handle:
             document = tomllib.load(handle)
@@ -125,13 +166,19 @@ def load_config(path: Path, environ: Mapping[str, str] | None = None) -> Config:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
-    return parse_config(document, os.environ if environ is None else environ)
+    return parse_config(document, os.environ if environ is None else environ, portal_secrets=portal_secrets)
 
 
-def parse_config(document: dict[str, Any], environ: Mapping[str, str]) -> Config:
+def parse_config(
+    document: dict[str, Any], environ: Mapping[str, str], *, portal_secrets: bool = True
+) -> Config:
     """Validate a parsed TOML document; `${NAME}` in strings is read from `environ`."""
-    document = _substitute(document, environ, "")
-    _reject_unknown(document, {"database", "storage", "schedule", "http", "metrics", "portals"}, "")
+    portals_document = document.get("portals")
+    document = _substitute({k: v for k, v in document.items() if k != "portals"}, environ, "")
+    if portals_document is not None:
+        document["portals"] = _substitute(portals_document, environ, "portals", lenient=not portal_secrets)
+    top_keys = {"database", "storage", "schedule", "http", "metrics", "directory", "reconcile", "portals"}
+    _reject_unknown(document, top_keys, "")
     database = _table(document, "database")
     _reject_unknown(database, {"url"}, "database")
     database_url = _string(database, "url", "database", DEFAULT_DATABASE_URL)
@@ -162,33 +209,67 @@ def parse_config(document: dict[str, Any], environ: Mapping[str, str]) -> Config
         metrics=_metrics(_table(document, "metrics")),
         schedule=_schedule(_table(document, "schedule")),
         http=_http(_table(document, "http")),
+        directory=_directory(_table(document, "directory")),
+        reconcile=_reconcile(_table(document, "reconcile")),
         portals=portals,
     )
 
 
 def _schedule(table: dict[str, Any]) -> ScheduleConfig:
-    _reject_unknown(table, {"interval_seconds", "cron", "jitter_seconds"}, "schedule")
+    _reject_unknown(table, {"interval_seconds", "cron", "jitter_seconds", "timezone"}, "schedule")
     jitter = _integer(table, "jitter_seconds", "schedule", 0, minimum=0)
+    zone = _string(table, "timezone", "schedule", "UTC")
+    _check_timezone(zone, "schedule.timezone")
     cron = _string(table, "cron", "schedule", None)
     if cron is not None:
         if "interval_seconds" in table:
             raise ConfigError("config key schedule: set either interval_seconds or cron, not both")
-        _check_cron(cron)
-        return ScheduleConfig(interval_seconds=None, cron=cron, jitter_seconds=jitter)
+        _check_cron(cron, "schedule.cron")
+        return ScheduleConfig(interval_seconds=None, cron=cron, jitter_seconds=jitter, timezone=zone)
     interval = _integer(table, "interval_seconds", "schedule", 60, minimum=1)
-    return ScheduleConfig(interval_seconds=interval, cron=None, jitter_seconds=jitter)
+    return ScheduleConfig(interval_seconds=interval, cron=None, jitter_seconds=jitter, timezone=zone)
 
 
-def _check_cron(expression: str) -> None:
+def _check_timezone(name: str, key: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"config key {key}: {name!r} is not a time zone; expected an IANA name such as "
+            "'Europe/Berlin' or 'UTC'"
+        ) from None
+
+
+def _check_cron(expression: str, key: str) -> None:
     from apscheduler.triggers.cron import CronTrigger
 
     try:
         CronTrigger.from_crontab(expression, timezone="UTC")
     except ValueError as exc:
         raise ConfigError(
-            f"config key schedule.cron: {expression!r} is not a crontab expression "
+            f"config key {key}: {expression!r} is not a crontab expression "
             f"(expected 5 fields, e.g. '*/5 * * * *'): {exc}"
         ) from None
+
+
+def _directory(table: dict[str, Any]) -> DirectoryConfig:
+    _reject_unknown(table, {"refresh_hours"}, "directory")
+    hours = table.get("refresh_hours", 24)
+    if isinstance(hours, bool) or not isinstance(hours, int | float) or hours < 0:
+        raise ConfigError(f"config key directory.refresh_hours: expected hours >= 0 (0 = off), got {hours!r}")
+    return DirectoryConfig(refresh_hours=float(hours))
+
+
+def _reconcile(table: dict[str, Any]) -> ReconcileConfig:
+    _reject_unknown(table, {"days", "at"}, "reconcile")
+    days = _integer(table, "days", "reconcile", 2, minimum=0)
+    at = _string(table, "at", "reconcile", "03:30")
+    match = re.fullmatch(r"(\d{1,2}):(\d{2})", at)
+    if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+        raise ConfigError(f"config key reconcile.at: {at!r} is not a time of day; expected HH:MM (03:30)")
+    return ReconcileConfig(days=days, at=at)
 
 
 def _metrics(table: dict[str, Any]) -> MetricsConfig:
@@ -230,6 +311,8 @@ _PORTAL_KEYS = {
     "users",
     "requests_per_second",
     "burst",
+    "interval_seconds",
+    "cron",
 }
 
 
@@ -268,7 +351,21 @@ def _portal(item: Any, where: str) -> PortalConfig:
         users=_users(item, where),
         requests_per_second=_number(item, "requests_per_second", where, 2.0),
         burst=_integer(item, "burst", where, 50, minimum=1),
+        **_portal_schedule(item, where),
     )
+
+
+def _portal_schedule(item: dict[str, Any], where: str) -> dict[str, Any]:
+    """A portal's own interval_seconds or cron, overriding [schedule] for that portal only."""
+    cron = _string(item, "cron", where, None)
+    if cron is not None and "interval_seconds" in item:
+        raise ConfigError(f"config key {where}: set either interval_seconds or cron, not both")
+    if cron is not None:
+        _check_cron(cron, f"{where}.cron")
+        return {"cron": cron}
+    if "interval_seconds" in item:
+        return {"interval_seconds": _integer(item, "interval_seconds", where, 60, minimum=1)}
+    return {}
 
 
 def _users(item: dict[str, Any], where: str) -> tuple[int, ...] | Literal["all"]:
@@ -296,10 +393,10 @@ def parse_webhook_url(url: str, where: str) -> tuple[str, str]:
     match = _WEBHOOK_PATH.match(parts.path)
     if parts.scheme not in {"http", "https"} or not parts.hostname or not match:
         raise ConfigError(
-            f"config key {where}: not an incoming-webhook URL; expected https://PORTAL/rest/USER_ID/SECRET/"
+            f"{_key(where)}: not an incoming-webhook URL; expected https://PORTAL/rest/USER_ID/SECRET/"
         )
     if parts.query or parts.fragment:
-        raise ConfigError(f"config key {where}: a webhook URL has no query or fragment")
+        raise ConfigError(f"{_key(where)}: a webhook URL has no query or fragment")
     return f"{parts.scheme}://{parts.netloc}", f"/rest/{match.group(1)}/{match.group(2)}/"
 
 
@@ -311,14 +408,19 @@ def parse_domain(domain: str, where: str) -> str:
     parts = urlsplit(text)
     if parts.scheme not in {"http", "https"} or not parts.hostname or parts.path not in {"", "/"}:
         raise ConfigError(
-            f"config key {where}: {domain!r} is not a portal address; expected a host such as "
+            f"{_key(where)}: {domain!r} is not a portal address; expected a host such as "
             "acme.bitrix24.com, optionally with https://"
         )
     try:
         _ = parts.port
     except ValueError:
-        raise ConfigError(f"config key {where}: {domain!r} has a bad port") from None
+        raise ConfigError(f"{_key(where)}: {domain!r} has a bad port") from None
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def _key(where: str) -> str:
+    """Name a value in an error: a config key, or a command-line option (`--url`) as it is."""
+    return where if where.startswith("-") else f"config key {where}"
 
 
 def _check_http_url(url: str, where: str) -> None:
@@ -327,13 +429,15 @@ def _check_http_url(url: str, where: str) -> None:
         raise ConfigError(f"config key {where}: {url!r} is not an http(s) URL")
 
 
-def _substitute(value: Any, environ: Mapping[str, str], where: str) -> Any:
+def _substitute(value: Any, environ: Mapping[str, str], where: str, *, lenient: bool = False) -> Any:
     if isinstance(value, str):
 
         def replace(match: re.Match[str]) -> str:
             name, fallback = match.group(1), match.group(2)
             if name not in environ and fallback is not None:
                 return fallback
+            if name not in environ and lenient:
+                return match.group(0)
             if name not in environ:
                 raise ConfigError(
                     f"config key {where or '(top level)'}: environment variable {name} is not set"
@@ -343,10 +447,11 @@ def _substitute(value: Any, environ: Mapping[str, str], where: str) -> Any:
         return _ENV_REFERENCE.sub(replace, value)
     if isinstance(value, dict):
         return {
-            key: _substitute(item, environ, f"{where}.{key}" if where else key) for key, item in value.items()
+            key: _substitute(item, environ, f"{where}.{key}" if where else key, lenient=lenient)
+            for key, item in value.items()
         }
     if isinstance(value, list):
-        return [_substitute(item, environ, f"{where}[{i}]") for i, item in enumerate(value)]
+        return [_substitute(item, environ, f"{where}[{i}]", lenient=lenient) for i, item in enumerate(value)]
     return value
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,11 +20,13 @@ import requests
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from poller import clock as clocks
 from poller import storage
-from poller.client import PortalClient, redact
+from poller.bitrix import PortalClient, fetch_active_user_ids, fetch_statuses
 from poller.config import Config, PortalConfig
 from poller.errors import BitrixError, ConfigError, PollerError
 from poller.metrics import Metrics, MetricsServer
+from poller.redaction import redact
 from poller.spool import Spool, SpoolEntry
 from poller.status import parse_status
 
@@ -101,14 +102,13 @@ def make_clients(
     engine: Engine,
     session: requests.Session | None = None,
     *,
-    sleep: Callable[[float], None] = time.sleep,
-    wall_clock: Callable[[], float] = time.time,
+    clock: clocks.Clock = clocks.SYSTEM_CLOCK,
     metrics: Metrics | None = None,
 ) -> list[PortalClient]:
     """One client per portal, starting from stored OAuth tokens when there are any.
 
-    `sleep` and `wall_clock` are the client's waits and its view of Unix time (tests shorten
-    backoffs and move past an operating-limit reset with them).
+    `clock` is the clients' waits and view of time (tests hand in a ManualClock shared
+    with the emulator, so backoffs and operating-limit resets pass without sleeping).
     """
     clients = []
     for portal in config.portals:
@@ -117,8 +117,7 @@ def make_clients(
             session or requests.Session(),  # one connection pool per portal thread
             config.http,
             on_tokens_refreshed=_token_saver(engine, portal),
-            sleep=sleep,
-            wall_clock=wall_clock,
+            clock=clock,
             observe_latency=metrics.request_observer(portal.name) if metrics else None,
         )
         if not portal.uses_webhook:
@@ -198,12 +197,12 @@ def poll_portal(
     user_ids: Sequence[int] = ()
     portal_failed = False
     try:
-        user_ids = portal.users if portal.users != "all" else client.fetch_active_user_ids()
+        user_ids = portal.users if portal.users != "all" else fetch_active_user_ids(client)
     except BitrixError as exc:
         portal_failed = True
         errors.append(_error_row(client, None, exc, clock()))
     if user_ids:
-        batch = client.fetch_statuses(list(user_ids))
+        batch = fetch_statuses(client, list(user_ids))
         for user_id, result in batch.results.items():
             parsed = parse_status(result)
             for warning in parsed.warnings:
@@ -229,12 +228,20 @@ def poll_portal(
         spool.add(entry, "earlier cycles are still waiting")
         return replace(outcome, users_ok=0, kept=len(snapshots))
     try:
-        storage.save_portal_cycle(engine, run_id, snapshots, errors, mode)
+        saved = storage.save_portal_cycle(engine, run_id, snapshots, errors, mode)
     except SQLAlchemyError as exc:
         if spool is None:
             raise
         spool.add(entry, storage.describe_db_error(exc))
         return replace(outcome, users_ok=0, kept=len(snapshots))
+    if saved.refused:  # values the database refused: those users failed, the others are stored
+        codes[storage.BAD_VALUE] += len(saved.refused)
+        return replace(
+            outcome,
+            users_ok=outcome.users_ok - len(saved.refused),
+            users_failed=outcome.users_failed + len(saved.refused),
+            error_codes=tuple(sorted(codes.items())),
+        )
     return outcome
 
 

@@ -1,9 +1,14 @@
-"""The demo: a local emulator, a SQLite file, a few poll cycles, and what to query next."""
+"""The demo: a local emulator, a SQLite file, a few poll cycles, and what to query next.
+
+It reports through a `progress` callback and a result; the CLI does the printing.
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import UTC, timedelta
 from pathlib import Path
 
@@ -11,8 +16,21 @@ from sqlalchemy import Engine
 
 from poller import storage
 from poller.config import Config, HttpConfig, PortalConfig, ScheduleConfig, parse_webhook_url
-from poller.daemon import make_clients, poll_once
-from poller.emulator import Emulator, EmulatorSettings
+from poller.daemon import PollReport, make_clients, poll_once
+from poller.emulator import Emulator, EmulatorSettings, SimClock
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What the demo did: cycles polled, whether every user was stored, the newest statuses."""
+
+    database: Path
+    cycles: int
+    ok: bool
+    latest_table: str
+
+    def next_steps(self) -> str:
+        return next_steps(self.database)
 
 
 def run_demo(
@@ -22,11 +40,20 @@ def run_demo(
     interval: float = 5.0,
     users: int = 25,
     speed: float = 600.0,
-    echo: Callable[[str], None] = print,
-) -> int:
-    """Poll an emulated portal for `duration` seconds into `database`; return the exit code."""
-    emulator = Emulator(EmulatorSettings(users=users, speed=speed)).start()
-    try:
+    progress: Callable[[str], None] = lambda _line: None,
+) -> DemoResult:
+    """Poll an emulated portal for `duration` real seconds into `database`.
+
+    `progress` gets one line when the portal is up and one per cycle. The portal's world runs
+    `speed` times faster than real time; the seconds a cycle took are real ones.
+    """
+    # One simulated clock for the whole portal (its world, bucket, operating window) and the
+    # poller, so poll times and workday times are instants of one clock; it runs `speed`
+    # times faster than real time.
+    clock = SimClock(speed=speed)
+    with ExitStack() as cleanup:
+        emulator = Emulator(EmulatorSettings(users=users), clock=clock).start()
+        cleanup.callback(emulator.stop)
         base_url, path = parse_webhook_url(emulator.webhook_url, "demo")
         portal = PortalConfig(
             name="demo", base_url=base_url, webhook_path=path, users=tuple(range(1, users + 1))
@@ -38,35 +65,38 @@ def run_demo(
             portals=(portal,),
         )
         engine = storage.make_engine(config.database_url)
+        cleanup.callback(engine.dispose)
         storage.upgrade_database(engine)
-        echo(
+        progress(
             f"Emulated Bitrix24 portal with {users} users at {emulator.base_url} "
             f"(simulated clock x{speed:g}); storing into {database}"
         )
-        # Poll times come from the simulated clock, so that worked-time estimates in the
-        # views compare instants of one clock.
-        clients = make_clients(config, engine, wall_clock=lambda: emulator.clock.now().timestamp())
+        clients = make_clients(config, engine, clock=clock)
         deadline = time.monotonic() + duration
         cycle = 0
         all_ok = True
         while True:
             cycle += 1
-            report = poll_once(clients, engine, clock=emulator.clock.now)
+            started = time.monotonic()
+            report = poll_once(clients, engine, clock=clock.now)
+            seconds = time.monotonic() - started
             all_ok = all_ok and report.ok
-            simulated = emulator.clock.now().strftime("%Y-%m-%d %H:%M UTC")
-            echo(f"cycle {cycle} (simulated {simulated}): {report.summary()}")
+            simulated = report.started_at.strftime("%Y-%m-%d %H:%M UTC")
+            progress(f"cycle {cycle} (simulated {simulated}): {_cycle_summary(report, seconds)}")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             time.sleep(min(interval, remaining))
-        echo("")
-        echo(latest_table(engine))
-        echo("")
-        echo(next_steps(database))
-        engine.dispose()
-        return 0 if all_ok else 1
-    finally:
-        emulator.stop()
+        return DemoResult(database, cycle, all_ok, latest_table(engine))
+
+
+def _cycle_summary(report: PollReport, seconds: float) -> str:
+    """Like PollReport.summary(), with real seconds: the report's instants are simulated."""
+    requests = f"{report.requests} request{'' if report.requests == 1 else 's'}"
+    text = f"{report.users_ok} users stored, {report.users_failed} failed, {requests}, {seconds:.2f} s"
+    if report.kept:
+        text += f", {report.kept} kept for the database"
+    return text
 
 
 def latest_table(engine: Engine) -> str:
@@ -97,6 +127,7 @@ def latest_table(engine: Engine) -> str:
 
 
 def next_steps(database: Path) -> str:
+    """What to try after the demo, with the file it wrote."""
     return (
         "Query the history yourself, for example:\n"
         f'  sqlite3 {database} "SELECT user_id, polled_at, status, duration_seconds, '

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Column,
     Date,
     DateTime,
     Dialect,
@@ -18,11 +20,15 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeEngine
+
+from poller.fields import STATUS_FIELDS, StatusField
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -61,41 +67,63 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
-class Snapshot(Base):
-    """One user's `timeman.status` as seen at `polled_at`."""
+def status_column_type(spec: StatusField) -> TypeEngine[Any]:
+    """The SQL type that keeps one field of fields.STATUS_FIELDS."""
+    if spec.kind == "text":
+        return String(spec.length)
+    return _STATUS_TYPES[spec.kind]()
 
-    __tablename__ = "snapshots"
-    __table_args__ = (
-        UniqueConstraint("portal", "user_id", "polled_at"),
-        Index("ix_snapshots_portal_work_date", "portal", "work_date"),
-        Index("ix_snapshots_portal_user_id_work_date", "portal", "user_id", "work_date", "time_start"),
-        Index("ix_snapshots_work_date", "work_date"),
-    )
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    portal: Mapped[str] = mapped_column(String(200))
-    user_id: Mapped[int] = mapped_column(Integer)
-    polled_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    status: Mapped[str | None] = mapped_column(String(32))
-    time_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    time_finish: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    time_finish_default: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    work_date: Mapped[date | None] = mapped_column(Date)
-    duration_seconds: Mapped[int | None] = mapped_column(Integer)
-    time_leaks_seconds: Mapped[int | None] = mapped_column(Integer)
-    active: Mapped[bool | None] = mapped_column(Boolean)
-    tz_offset: Mapped[int | None] = mapped_column(Integer)
-    ip_open: Mapped[str | None] = mapped_column(String(64))
-    ip_close: Mapped[str | None] = mapped_column(String(64))
-    lat_open: Mapped[float | None] = mapped_column(Float)
-    lon_open: Mapped[float | None] = mapped_column(Float)
-    lat_close: Mapped[float | None] = mapped_column(Float)
-    lon_close: Mapped[float | None] = mapped_column(Float)
-    raw: Mapped[dict[str, Any]] = mapped_column(JSON)
+_STATUS_TYPES: dict[str, Callable[[], TypeEngine[Any]]] = {
+    "timestamp": UTCDateTime,
+    "hms-duration": Integer,
+    "int": Integer,
+    "float": Float,
+    "bool": Boolean,
+    "date-derived": Date,
+}
+
+snapshots_table = Table(
+    "snapshots",
+    Base.metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("portal", String(200), nullable=False),
+    Column("user_id", Integer, nullable=False),
+    Column("polled_at", UTCDateTime(), nullable=False),
+    *(Column(spec.column, status_column_type(spec), nullable=True) for spec in STATUS_FIELDS),
+    Column("raw", JSON, nullable=False),
     # In storage mode "changes" one row stands for identical polls from polled_at to
     # last_seen_at; in mode "all" last_seen_at = polled_at and seen_count = 1.
-    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    seen_count: Mapped[int] = mapped_column(Integer, default=1)
+    Column("last_seen_at", UTCDateTime(), nullable=False),
+    Column("seen_count", Integer, nullable=False, default=1),
+    UniqueConstraint("portal", "user_id", "polled_at"),
+    Index("ix_snapshots_portal_work_date", "portal", "work_date"),
+    Index("ix_snapshots_portal_user_id_work_date", "portal", "user_id", "work_date", "time_start"),
+    Index("ix_snapshots_work_date", "work_date"),
+)
+
+
+class Snapshot(Base):
+    """One user's `timeman.status` as seen at `polled_at`.
+
+    The status columns come from fields.STATUS_FIELDS; only the columns code reads by name are
+    annotated here; the others are mapped all the same (`Snapshot.ip_open`, `row.lat_open`).
+    """
+
+    __table__ = snapshots_table
+
+    id: Mapped[int]
+    portal: Mapped[str]
+    user_id: Mapped[int]
+    polled_at: Mapped[datetime]
+    status: Mapped[str | None]
+    time_start: Mapped[datetime | None]
+    duration_seconds: Mapped[int | None]
+    time_leaks_seconds: Mapped[int | None]
+    tz_offset: Mapped[int | None]
+    raw: Mapped[dict[str, Any]]
+    last_seen_at: Mapped[datetime]
+    seen_count: Mapped[int]
 
 
 class PollRun(Base):

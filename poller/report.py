@@ -8,6 +8,7 @@ import json
 import shutil
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
+from pathlib import PurePath
 from typing import Any
 
 from sqlalchemy import Table
@@ -54,14 +55,14 @@ HEADINGS = {
 def render(report: str, rows: Sequence[dict[str, Any]], output_format: str) -> str:
     """Render rows of `report` as "table", "csv" or "json"."""
     if output_format == "json":
-        return json.dumps([{k: _json_value(v) for k, v in row.items()} for row in rows], indent=2)
+        return json.dumps([{k: json_values(v) for k, v in row.items()} for row in rows], indent=2)
     if output_format == "csv":
         buffer = io.StringIO()
         columns = [c.name for c in REPORTS[report].columns]
         writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: _json_value(row.get(k)) for k in columns})
+            writer.writerow({k: json_values(row.get(k)) for k in columns})
         return buffer.getvalue().rstrip("\n")
     return _table(report, rows)
 
@@ -103,9 +104,17 @@ def hours_minutes(seconds: int) -> str:
     return f"{sign}{minutes // 60}:{minutes % 60:02d}"
 
 
-def _json_value(value: Any) -> Any:
+def json_values(value: Any) -> Any:
+    """`value` with dates as ISO 8601 strings, durations as seconds, paths as text, in any
+    dict, list or tuple within it: what `json.dumps` can write."""
+    if isinstance(value, dict):
+        return {key: json_values(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_values(item) for item in value]
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, timedelta):
         return value.total_seconds()
+    if isinstance(value, PurePath):
+        return str(value)
     return value

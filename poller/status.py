@@ -1,186 +1,213 @@
-"""Turn a `timeman.status` result into typed values, tolerating what real portals send.
+"""Turn a `timeman.status` result into typed values that fit their columns.
 
-A value of the wrong type becomes None with a warning: a wrong number in a payroll report
-is worse than a missing one, and the raw JSON is stored beside it anyway.
+A value of the wrong type, or outside its sane range (poller.fields), becomes None with a
+warning; text is cleaned and cut to its column. A wrong number in a payroll report is worse
+than a missing one, and the raw JSON is stored beside the values anyway.
 """
 
 from __future__ import annotations
 
-import logging
+import math
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from contextlib import suppress
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-logger = logging.getLogger(__name__)
+from poller.fields import FIRST_YEAR, LAST_YEAR, STATUS_COLUMNS, STATUS_FIELDS, StatusField
 
 KNOWN_STATUSES = frozenset({"OPENED", "CLOSED", "PAUSED", "EXPIRED"})
 _HMS = re.compile(r"^(\d+):([0-5]\d):([0-5]\d)$")
+_INTEGER = re.compile(r"[+-]?\d+")
+# NUL and the other C0/C1 control characters, and halves of UTF-16 pairs (no encoding takes them).
+_UNSTORABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_SHOWN = 40  # characters of a value a warning shows
+
+Value = str | int | float | bool | datetime | date | None
 
 
 @dataclass(frozen=True)
 class ParsedStatus:
-    """One user's `timeman.status` result, typed; timestamps are UTC instants."""
+    """One user's `timeman.status` result, typed; timestamps are UTC instants.
 
-    status: str | None
-    time_start: datetime | None
-    time_finish: datetime | None
-    time_finish_default: datetime | None
-    work_date: date | None
-    duration_seconds: int | None
-    time_leaks_seconds: int | None
-    active: bool | None
-    tz_offset: int | None
-    ip_open: str | None
-    ip_close: str | None
-    lat_open: float | None
-    lon_open: float | None
-    lat_close: float | None
-    lon_close: float | None
+    `values` holds every column of fields.STATUS_FIELDS, in that order; read one as an
+    attribute too (`parsed.time_start`).
+    """
+
+    values: Mapping[str, Value]
     raw: dict[str, Any]
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[str, ...] = ()
+
+    def __getattr__(self, name: str) -> Value:
+        values = self.__dict__.get("values")
+        if values is not None and name in values:
+            return values[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
 def parse_status(result: Any) -> ParsedStatus:
-    """Parse one `result` object; what cannot be parsed is None and named in `warnings`."""
-    warnings: list[str] = []
+    """Parse one `result` object; what cannot be kept is None (or cut) and named in `warnings`."""
     if not isinstance(result, dict):
-        return _empty({"_unparsed": result}, f"result is {type(result).__name__}, not an object")
-    status = result.get("STATUS")
-    if not isinstance(status, str) or not status:
-        warnings.append(f"STATUS {status!r} is not a status string")
-        status = None
-    elif status not in KNOWN_STATUSES:
-        warnings.append(f"STATUS {status!r} is not one of {', '.join(sorted(KNOWN_STATUSES))}")
-    time_start = _timestamp(result, "TIME_START", warnings)
-    tz_offset = _integer(result, "TZ_OFFSET", warnings)
-    return ParsedStatus(
-        status=status,
-        time_start=time_start,
-        time_finish=_timestamp(result, "TIME_FINISH", warnings),
-        time_finish_default=_timestamp(result, "TIME_FINISH_DEFAULT", warnings),
-        work_date=local_date(time_start, tz_offset),
-        duration_seconds=_hms(result, "DURATION", warnings),
-        time_leaks_seconds=_hms(result, "TIME_LEAKS", warnings),
-        active=_boolean(result, "ACTIVE", warnings),
-        tz_offset=tz_offset,
-        ip_open=_text(result, "IP_OPEN", warnings),
-        ip_close=_text(result, "IP_CLOSE", warnings),
-        lat_open=_float(result, "LAT_OPEN", warnings),
-        lon_open=_float(result, "LON_OPEN", warnings),
-        lat_close=_float(result, "LAT_CLOSE", warnings),
-        lon_close=_float(result, "LON_CLOSE", warnings),
-        raw=result,
-        warnings=tuple(warnings),
+        warning = f"result is {type(result).__name__}, not an object"
+        return ParsedStatus(dict.fromkeys(STATUS_COLUMNS), {"_unparsed": result}, (warning,))
+    warnings: list[str] = []
+    parsed: dict[str, Value] = {
+        spec.column: _PARSERS[spec.kind](spec, result.get(spec.key), warnings)
+        for spec in STATUS_FIELDS
+        if spec.key is not None
+    }
+    _check_status(parsed, result.get("STATUS"), warnings)
+    time_start, tz_offset = parsed["time_start"], parsed["tz_offset"]
+    work_date = local_date(
+        time_start if isinstance(time_start, datetime) else None,
+        tz_offset if isinstance(tz_offset, int) else None,
     )
+    values = {
+        spec.column: work_date if spec.kind == "date-derived" else parsed[spec.column]
+        for spec in STATUS_FIELDS
+    }
+    return ParsedStatus(values, result, tuple(warnings))
 
 
 def local_date(instant: datetime | None, tz_offset: int | None) -> date | None:
     """The user's calendar date at `instant`: UTC plus TZ_OFFSET seconds (0 when unknown)."""
     if instant is None:
         return None
-    return (instant.astimezone(UTC) + timedelta(seconds=tz_offset or 0)).date()
+    try:
+        return (instant.astimezone(UTC) + timedelta(seconds=tz_offset or 0)).date()
+    except OverflowError:
+        return None
 
 
 def parse_hms(text: str) -> int:
     """Seconds in "HH:MM:SS"; hours are not capped at 24."""
     match = _HMS.match(text)
     if not match:
-        raise ValueError(f"{text!r} is not HH:MM:SS")
-    hours, minutes, seconds = (int(part) for part in match.groups())
+        raise ValueError(f"{_show(text)} is not HH:MM:SS")
+    hours, minutes, seconds = (int(part) for part in match.groups())  # ValueError past 4300 digits
     return hours * 3600 + minutes * 60 + seconds
 
 
-def _empty(raw: dict[str, Any], warning: str) -> ParsedStatus:
-    return ParsedStatus(
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        raw,
-        (warning,),
-    )
+def _check_status(parsed: dict[str, Value], raw_status: object, warnings: list[str]) -> None:
+    status = parsed["status"]
+    if not status:
+        parsed["status"] = None
+        if raw_status is None or isinstance(raw_status, str):  # _text named any other type
+            warnings.append(f"STATUS {_show(raw_status)} is not a status string")
+    elif status not in KNOWN_STATUSES:
+        warnings.append(f"STATUS {_show(status)} is not one of {', '.join(sorted(KNOWN_STATUSES))}")
 
 
-def _timestamp(result: dict[str, Any], key: str, warnings: list[str]) -> datetime | None:
-    value = result.get(key)
+def _text(spec: StatusField, value: object, warnings: list[str]) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        warnings.append(f"{spec.key} {_show(value)} is not a string")
+        return None
+    text = _UNSTORABLE.sub("", value)
+    if text != value:
+        warnings.append(f"{spec.key} {_show(value)}: control characters removed")
+    if spec.length is not None and len(text) > spec.length:
+        warnings.append(f"{spec.key} {_show(text)} is longer than {spec.length} characters: cut")
+        text = text[: spec.length]
+    return text
+
+
+def _timestamp(spec: StatusField, value: object, warnings: list[str]) -> datetime | None:
     if value is None or value == "":
         return None
+    parsed = None
     if isinstance(value, str):
-        try:
+        with suppress(ValueError):
             parsed = datetime.fromisoformat(value)
-        except ValueError:
-            parsed = None
-        if parsed is not None and parsed.tzinfo is not None:
-            return parsed.astimezone(UTC)
-    warnings.append(f"{key} {value!r} is not a timestamp with a UTC offset")
-    return None
+    if parsed is None or parsed.tzinfo is None:
+        warnings.append(f"{spec.key} {_show(value)} is not a timestamp with a UTC offset")
+        return None
+    if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
+        warnings.append(f"{spec.key} {_show(value)} is outside the years {FIRST_YEAR}..{LAST_YEAR}")
+        return None
+    return parsed.astimezone(UTC)
 
 
-def _hms(result: dict[str, Any], key: str, warnings: list[str]) -> int | None:
-    value = result.get(key)
+def _hms(spec: StatusField, value: object, warnings: list[str]) -> int | None:
     if value is None:
         return None
+    seconds = None
     if isinstance(value, str):
-        try:
-            return parse_hms(value)
-        except ValueError:
-            pass
-    warnings.append(f"{key} {value!r} is not HH:MM:SS")
-    return None
+        with suppress(ValueError):
+            seconds = parse_hms(value)
+    if seconds is None:
+        warnings.append(f"{spec.key} {_show(value)} is not HH:MM:SS")
+        return None
+    return seconds if _in_range(spec, seconds, value, warnings) else None
 
 
-def _integer(result: dict[str, Any], key: str, warnings: list[str]) -> int | None:
-    value = result.get(key)
+def _integer(spec: StatusField, value: object, warnings: list[str]) -> int | None:
     if value is None:
         return None
+    number = None
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and re.fullmatch(r"[+-]?\d+", value.strip()):
-        return int(value)
-    warnings.append(f"{key} {value!r} is not an integer")
-    return None
+        number = value
+    elif isinstance(value, str) and _INTEGER.fullmatch(value.strip()):
+        with suppress(ValueError):  # more than 4300 digits
+            number = int(value)
+    if number is None:
+        warnings.append(f"{spec.key} {_show(value)} is not an integer")
+        return None
+    return number if _in_range(spec, number, value, warnings) else None
 
 
-def _float(result: dict[str, Any], key: str, warnings: list[str]) -> float | None:
-    value = result.get(key)
+def _float(spec: StatusField, value: object, warnings: list[str]) -> float | None:
     if value is None:
         return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
+    number = None
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
         try:
-            return float(value)
+            number = float(value)
         except ValueError:
             pass
-    warnings.append(f"{key} {value!r} is not a number")
-    return None
+        except OverflowError:  # an int past any float: out of range, not unreadable
+            number = math.inf
+    if number is None:
+        warnings.append(f"{spec.key} {_show(value)} is not a number")
+        return None
+    return number if _in_range(spec, number, value, warnings) else None
 
 
-def _boolean(result: dict[str, Any], key: str, warnings: list[str]) -> bool | None:
-    value = result.get(key)
+def _boolean(spec: StatusField, value: object, warnings: list[str]) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
     if value in ("Y", "N"):
         return value == "Y"
-    warnings.append(f"{key} {value!r} is not a boolean")
+    warnings.append(f"{spec.key} {_show(value)} is not a boolean")
     return None
 
 
-def _text(result: dict[str, Any], key: str, warnings: list[str]) -> str | None:
-    value = result.get(key)
-    if value is None or isinstance(value, str):
-        return value
-    warnings.append(f"{key} {value!r} is not a string")
-    return None
+def _in_range(spec: StatusField, number: float, value: object, warnings: list[str]) -> bool:
+    """Whether `number` is finite and within the field's sane range; warn when not."""
+    low = -math.inf if spec.low is None else spec.low
+    high = math.inf if spec.high is None else spec.high
+    if math.isfinite(number) and low <= number <= high:
+        return True
+    warnings.append(f"{spec.key} {_show(value)} is outside {low:.10g}..{high:.10g}")
+    return False
+
+
+def _show(value: object) -> str:
+    """The start of a value's repr, for a warning line."""
+    try:
+        shown = repr(value)
+    except ValueError:  # an int of more than 4300 digits
+        return f"<{type(value).__name__} too long to show>"
+    return shown if len(shown) <= _SHOWN else shown[: _SHOWN - 1] + "…"
+
+
+_PARSERS: dict[str, Callable[[StatusField, object, list[str]], Value]] = {
+    "text": _text,
+    "timestamp": _timestamp,
+    "hms-duration": _hms,
+    "int": _integer,
+    "float": _float,
+    "bool": _boolean,
+}

@@ -7,27 +7,21 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, Date, Integer, MetaData, String, Table
 
-from poller.models import UTCDateTime
+from poller.fields import STATUS_FIELDS
+from poller.models import UTCDateTime, status_column_type
 
 view_metadata = MetaData()
 
 
 def _snapshot_columns() -> list[Column[object]]:
+    """The latest_status columns the reports read: the snapshot's key, then its status fields."""
     return [
         Column("portal", String),
         Column("user_id", Integer),
         Column("polled_at", UTCDateTime()),
         Column("last_seen_at", UTCDateTime()),
         Column("seen_count", Integer),
-        Column("status", String),
-        Column("time_start", UTCDateTime()),
-        Column("time_finish", UTCDateTime()),
-        Column("time_finish_default", UTCDateTime()),
-        Column("work_date", Date),
-        Column("duration_seconds", Integer),
-        Column("time_leaks_seconds", Integer),
-        Column("active", Boolean),
-        Column("tz_offset", Integer),
+        *(Column(spec.column, status_column_type(spec)) for spec in STATUS_FIELDS if spec.in_latest_view),
     ]
 
 

@@ -1,43 +1,124 @@
-"""Fixtures: the emulator on a free loopback port, and real databases (SQLite, PostgreSQL)."""
+"""Fixtures: emulated portals on loopback, one config builder, a clock to move, real databases.
+
+- `make_emulator(**settings)` starts emulators (stopped at the end of the test); pass
+  `clock=clock` to share the test's `ManualClock` with the poller.
+- `portal(emulator, users, ...)` is a [[portals]] table for an emulator (webhook or OAuth);
+  `make_config(*portals, ...)` parses a whole config around them.
+- `database_url` / `engine`: SQLite in tmp_path and the scratch PostgreSQL database.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 
 from poller import storage
+from poller.clock import SYSTEM_CLOCK, Clock, ManualClock
+from poller.config import Config, parse_config
 from poller.emulator import Emulator, EmulatorSettings
 
 POSTGRES_ENV = "TIMEMAN_POLLER_TEST_POSTGRES_URL"
+MONDAY_MORNING = datetime(2026, 11, 16, 9, 30, tzinfo=UTC)
+REPORT_START = datetime(2026, 11, 18, tzinfo=UTC)  # a Wednesday
+REPORT_USERS = list(range(1, 9))
+
+MakeEmulator = Callable[..., Emulator]
+
+
+# -- clock and emulators ---------------------------------------------------------------
 
 
 @pytest.fixture
-def emulator() -> Iterator[Emulator]:
-    """An emulated portal with 30 users, real-time clock, standard limits."""
-    running = Emulator(EmulatorSettings(users=30, seed=7)).start()
-    yield running
-    running.stop()
+def clock() -> ManualClock:
+    """A clock that moves only when told (or when something sleeps on it): Monday 09:30 UTC."""
+    return ManualClock(MONDAY_MORNING)
+
+
+@pytest.fixture
+def make_emulator() -> Iterator[MakeEmulator]:
+    """Start an emulated portal: `make_emulator(clock=None, **EmulatorSettings fields)`.
+
+    30 users and seed 7 unless given; the clock defaults to the system clock. Every emulator
+    started is stopped when the test ends.
+    """
+    started: list[Emulator] = []
+
+    def make(*, clock: Clock | None = None, **settings: Any) -> Emulator:
+        settings.setdefault("users", 30)
+        settings.setdefault("seed", 7)
+        emulator = Emulator(EmulatorSettings(**settings), clock=clock or SYSTEM_CLOCK).start()
+        started.append(emulator)
+        return emulator
+
+    yield make
+    for emulator in started:
+        emulator.stop()
+
+
+@pytest.fixture
+def emulator(make_emulator: MakeEmulator) -> Emulator:
+    """An emulated portal with 30 users, the system clock, standard limits."""
+    return make_emulator()
+
+
+# -- configs ---------------------------------------------------------------------------
+
+
+def portal(emulator: Emulator, users: object, *, oauth: bool = False, **overrides: object) -> dict[str, object]:
+    """A [[portals]] table for `emulator`: its webhook (name "emu"), or its OAuth app (name "oauth").
+
+    `overrides` replace or add keys; a None value removes the key.
+    """
+    s = emulator.settings
+    entry: dict[str, object]
+    if oauth:
+        entry = {
+            "name": "oauth",
+            "domain": emulator.base_url,
+            "access_token": s.access_token,
+            "refresh_token": s.refresh_token,
+            "client_id": s.client_id,
+            "client_secret": s.client_secret,
+            "oauth_url": emulator.oauth_url,
+        }
+    else:
+        entry = {"name": "emu", "webhook_url": emulator.webhook_url}
+    entry["users"] = users
+    entry.update(overrides)
+    return {key: value for key, value in entry.items() if value is not None}
 
 
 def oauth_portal(emulator: Emulator, users: list[int], **overrides: object) -> dict[str, object]:
-    """A [[portals]] table for the emulator's OAuth application."""
-    s = emulator.settings
-    entry: dict[str, object] = {
-        "name": "oauth",
-        "domain": emulator.base_url,
-        "access_token": s.access_token,
-        "refresh_token": s.refresh_token,
-        "client_id": s.client_id,
-        "client_secret": s.client_secret,
-        "oauth_url": emulator.oauth_url,
-        "users": users,
-    }
-    entry.update(overrides)
-    return entry
+    """`portal(..., oauth=True)`, under the name older tests import."""
+    return portal(emulator, users, oauth=True, **overrides)
+
+
+def make_config(*portals: dict[str, object], database_url: str | None = None, **sections: object) -> Config:
+    """A parsed config of `portals` and other top-level sections (`http={"max_retries": 1}`)."""
+    document: dict[str, object] = {"portals": list(portals), **sections}
+    if database_url is not None:
+        document["database"] = {"url": database_url}
+    return parse_config(document, {})
+
+
+def wait_until(condition: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> None:
+    """Poll `condition` until it is true; fail after `timeout` real seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} not met within {timeout:g} s")
+        time.sleep(0.01)
+
+
+# -- databases -------------------------------------------------------------------------
 
 
 def postgres_url() -> str | None:
@@ -76,3 +157,40 @@ def engine(database_url: str) -> Iterator[Engine]:
     storage.upgrade_database(created)
     yield created
     created.dispose()
+
+
+@pytest.fixture(scope="session")
+def report_database_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file the poller filled: 72 polls, every 30 minutes from Wednesday 00:00 UTC,
+    of 8 users. Built once per session; use `report_database` for a copy of your own."""
+    from poller.daemon import make_clients, poll_portal
+
+    database = tmp_path_factory.mktemp("report") / "report.sqlite3"
+    manual = ManualClock(REPORT_START)
+    emulator = Emulator(EmulatorSettings(users=8, rate=0, operating_limit=0), clock=manual).start()
+    engine = storage.make_engine(f"sqlite:///{database}")
+    try:
+        storage.upgrade_database(engine)
+        config = make_config(portal(emulator, REPORT_USERS))
+        (client,) = make_clients(config, engine, clock=manual)
+        for _ in range(72):
+            poll_portal(client, engine, None, manual.now)
+            manual.advance(1800)
+    finally:
+        engine.dispose()
+        emulator.stop()
+    return database
+
+
+@pytest.fixture
+def report_database(report_database_template: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the 72-poll database in tmp_path, and a config file pointing at it."""
+    database = tmp_path / "report.sqlite3"
+    shutil.copyfile(report_database_template, database)
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(
+        f'[database]\nurl = "sqlite:///{database}"\n'
+        f'[[portals]]\nname = "emu"\nwebhook_url = "http://127.0.0.1:9/rest/1/gone/"\n'
+        f"users = {REPORT_USERS}\n"
+    )
+    return database, config_file

@@ -1,19 +1,58 @@
-"""The client against the emulator over loopback HTTP."""
+"""The Bitrix24 client and its methods against the emulator over loopback HTTP.
+
+The client and the emulator share one ManualClock where time matters: a backoff or a
+bucket wait moves both, so nothing sleeps for real.
+"""
 
 from __future__ import annotations
 
-import socket
+from collections.abc import Callable, Iterator
 
 import pytest
 import requests
 from conftest import oauth_portal
 
-from poller.client import PortalClient, get_timekeeping_status
+from poller.bitrix import (
+    PortalClient,
+    StatusBatch,
+    fetch_active_user_ids,
+    fetch_departments,
+    fetch_statuses,
+    fetch_users,
+    get_timekeeping_status,
+)
+from poller.clock import ManualClock
 from poller.config import HttpConfig, PortalConfig, parse_config, parse_webhook_url
 from poller.emulator import Emulator, EmulatorSettings
 from poller.errors import BitrixError, OperatingTimeLimit, TransportError
 
+StartEmulator = Callable[..., Emulator]
 NO_RETRY = HttpConfig(connect_timeout_seconds=2, read_timeout_seconds=5, max_retries=0)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def start_emulator(clock: ManualClock) -> Iterator[StartEmulator]:
+    """Start emulators on the test's clock; all are stopped at the end."""
+    started: list[Emulator] = []
+
+    def start(**settings: object) -> Emulator:
+        emulator = Emulator(EmulatorSettings(**settings), clock=clock).start()  # type: ignore[arg-type]
+        started.append(emulator)
+        return emulator
+
+    yield start
+    for emulator in started:
+        emulator.stop()
+
+
+@pytest.fixture
+def emu(start_emulator: StartEmulator) -> Emulator:
+    return start_emulator(users=30, seed=7)
 
 
 def webhook_portal(emulator: Emulator, **overrides: object) -> PortalConfig:
@@ -28,8 +67,13 @@ def token_portal(emulator: Emulator, **overrides: object) -> PortalConfig:
     return parse_config({"portals": [entry]}, {}).portals[0]
 
 
-def client_for(portal: PortalConfig, http: HttpConfig = NO_RETRY, **kwargs: object) -> PortalClient:
-    return PortalClient(portal, requests.Session(), http, sleep=lambda _s: None, **kwargs)  # type: ignore[arg-type]
+def client_for(
+    portal: PortalConfig, clock: ManualClock, http: HttpConfig = NO_RETRY, **kwargs: object
+) -> PortalClient:
+    return PortalClient(portal, requests.Session(), http, clock=clock, **kwargs)  # type: ignore[arg-type]
+
+
+# -- the seed function --------------------------------------------------------------------
 
 
 def test_the_seed_function_reads_a_user_through_a_webhook(emulator: Emulator) -> None:
@@ -42,19 +86,17 @@ def test_the_seed_function_reads_a_user_through_a_webhook(emulator: Emulator) ->
 
 
 def test_the_seed_function_reads_the_caller_with_a_token_and_a_bare_address(emulator: Emulator) -> None:
-    address = emulator.base_url  # http:// kept for the local emulator
-    answer = get_timekeeping_status(address, None, emulator.settings.access_token)
+    answer = get_timekeeping_status(emulator.base_url, None, emulator.settings.access_token)
     assert "STATUS" in answer["result"]
     assert emulator.stats.statuses_answered[emulator.settings.webhook_user] == 1
 
 
-def test_a_wrong_webhook_secret_is_no_auth_found_without_the_secret(emulator: Emulator) -> None:
+def test_a_wrong_webhook_secret_is_a_portal_wide_error_without_the_secret(emulator: Emulator) -> None:
     url = emulator.webhook_url.replace(emulator.settings.webhook_secret, "wrongsecret123")
     with pytest.raises(BitrixError) as caught:
         get_timekeeping_status(url, 5)
-    assert caught.value.code == "NO_AUTH_FOUND"
-    assert caught.value.http_status == 401
-    assert caught.value.retryable is False
+    assert (caught.value.code, caught.value.http_status) == ("NO_AUTH_FOUND", 401)
+    assert (caught.value.retryable, caught.value.portal_wide) == (False, True)
     assert "wrongsecret123" not in str(caught.value)
 
 
@@ -66,139 +108,279 @@ def test_an_unknown_user_is_a_per_user_error(emulator: Emulator) -> None:
     assert "User not found" in str(caught.value)
 
 
-def test_users_are_fetched_fifty_per_batch_request(emulator: Emulator) -> None:
-    emulator.world.count = 120
-    client = client_for(webhook_portal(emulator))
-    before = emulator.stats.requests
-    batch = client.fetch_statuses(list(range(1, 123)))
-    assert emulator.stats.requests - before == 3
+# -- fetch_statuses -----------------------------------------------------------------------
+
+
+def test_users_are_fetched_fifty_per_batch_request(start_emulator: StartEmulator, clock: ManualClock) -> None:
+    emulator = start_emulator(users=120)
+    client = client_for(webhook_portal(emulator), clock)
+    batch = fetch_statuses(client, list(range(1, 123)))
+    assert emulator.stats.requests == 3
     assert sorted(batch.results) == list(range(1, 121))
     assert sorted(batch.errors) == [121, 122]
     assert all(e.per_user and "User not found" in e.message for e in batch.errors.values())
-    assert set(batch.answered_at) == set(batch.results)
+    assert batch.portal_error is None
+    assert batch.answered_at == dict.fromkeys(range(1, 121), clock.now())
     assert batch.results[2] == {"STATUS": "CLOSED"}
 
 
-def test_a_batch_where_every_user_fails_handles_the_empty_result_list(emulator: Emulator) -> None:
-    batch = client_for(webhook_portal(emulator)).fetch_statuses([900, 901])
+def test_a_batch_where_every_user_fails_handles_the_empty_result_list(
+    emu: Emulator, clock: ManualClock
+) -> None:
+    batch = fetch_statuses(client_for(webhook_portal(emu), clock), [900, 901])
     assert batch.results == {}
     assert sorted(batch.errors) == [900, 901]
+    assert batch.portal_error is None
 
 
-def test_a_token_portal_batches_with_auth_in_the_body(emulator: Emulator) -> None:
-    batch = client_for(token_portal(emulator)).fetch_statuses([1, 2, 3])
+def test_a_token_portal_batches_with_auth_in_the_body(emu: Emulator, clock: ManualClock) -> None:
+    batch = fetch_statuses(client_for(token_portal(emu), clock), [1, 2, 3])
     assert sorted(batch.results) == [1, 2, 3]
     assert batch.results[3]["STATUS"] == "EXPIRED"
 
 
-def test_an_html_error_page_is_a_clear_retryable_error() -> None:
-    emulator = Emulator(EmulatorSettings(users=5, fault_html=1.0)).start()
-    try:
-        with pytest.raises(TransportError) as caught:
-            client_for(webhook_portal(emulator)).call("timeman.status", {"USER_ID": 1})
-    finally:
-        emulator.stop()
+def test_no_right_to_read_other_users_stops_after_the_first_batch(
+    start_emulator: StartEmulator, clock: ManualClock
+) -> None:
+    emulator = start_emulator(users=500, admin=False)
+    client = client_for(webhook_portal(emulator), clock)
+    batch = fetch_statuses(client, list(range(1, 501)))
+    assert emulator.stats.requests == 1  # not ten batches that all fail the same way
+    assert list(batch.results) == [emulator.settings.webhook_user]  # the caller can read itself
+    assert batch.portal_error is not None
+    assert (batch.portal_error.code, batch.portal_error.portal_wide) == ("NO_ACCESS_TO_USER", True)
+    assert sorted(batch.errors) == list(range(2, 501))
+    assert {e.code for e in batch.errors.values()} == {"NO_ACCESS_TO_USER"}
+
+
+def test_a_refused_webhook_marks_every_user_failed_after_one_request(
+    emu: Emulator, clock: ManualClock
+) -> None:
+    portal = webhook_portal(emu, webhook_path="/rest/1/wrongsecret123/")
+    batch = fetch_statuses(client_for(portal, clock), list(range(1, 201)))
+    assert emu.stats.requests == 1
+    assert batch.portal_error is not None and batch.portal_error.code == "NO_AUTH_FOUND"
+    assert set(batch.errors) == set(range(1, 201))
+    assert all(error is batch.portal_error for error in batch.errors.values())
+
+
+def test_parts_go_to_on_chunk_in_order_and_are_not_kept(
+    start_emulator: StartEmulator, clock: ManualClock
+) -> None:
+    emulator = start_emulator(users=1200, rate=0)
+    parts: list[StatusBatch] = []
+    returned = fetch_statuses(
+        client_for(webhook_portal(emulator), clock), list(range(1, 1211)), parts.append, batches_per_chunk=10
+    )
+    assert [len(part) for part in parts] == [500, 500, 210]
+    assert [min(part.results) for part in parts] == [1, 501, 1001]
+    assert sorted(parts[2].errors) == list(range(1201, 1211))
+    assert sum(len(part.results) for part in parts) == 1200
+    assert (returned.results, returned.errors, returned.portal_error) == ({}, {}, None)
+
+
+def test_the_last_part_carries_the_portal_error_of_an_early_stop(
+    start_emulator: StartEmulator, clock: ManualClock
+) -> None:
+    emulator = start_emulator(users=120, admin=False)
+    parts: list[StatusBatch] = []
+    returned = fetch_statuses(client_for(webhook_portal(emulator), clock), list(range(1, 121)), parts.append)
+    assert len(parts) == 1
+    assert len(parts[0]) == 120
+    assert parts[0].portal_error is returned.portal_error is not None
+
+
+def test_an_html_error_page_is_a_clear_retryable_error(
+    start_emulator: StartEmulator, clock: ManualClock
+) -> None:
+    emulator = start_emulator(users=5, fault_html=1.0)
+    with pytest.raises(TransportError) as caught:
+        client_for(webhook_portal(emulator), clock).call("timeman.status", {"USER_ID": 1})
     assert caught.value.code == "BAD_RESPONSE"
     assert caught.value.http_status == 502
     assert caught.value.retryable is True
     assert "HTML page" in caught.value.message
 
 
-def test_transient_faults_are_retried_until_an_answer_comes() -> None:
-    emulator = Emulator(EmulatorSettings(users=5, fault_500=0.5, fault_drop=0.3, seed=3)).start()
-    try:
-        client = client_for(webhook_portal(emulator), HttpConfig(max_retries=30))
-        batch = client.fetch_statuses([1, 2, 3, 4, 5])
-    finally:
-        emulator.stop()
+def test_transient_faults_are_retried_until_an_answer_comes(
+    start_emulator: StartEmulator, clock: ManualClock
+) -> None:
+    emulator = start_emulator(users=5, fault_500=0.5, fault_drop=0.3, seed=3)
+    client = client_for(webhook_portal(emulator), clock, HttpConfig(max_retries=30))
+    batch = fetch_statuses(client, [1, 2, 3, 4, 5])
     assert sorted(batch.results) == [1, 2, 3, 4, 5]
     assert emulator.stats.faults["500"] + emulator.stats.faults["drop"] >= 1
 
 
-def test_a_redirect_is_not_followed_and_names_only_the_new_host() -> None:
-    emulator = Emulator(EmulatorSettings(users=5, moved_to="https://new-home.bitrix24.com")).start()
-    try:
-        with pytest.raises(BitrixError) as caught:
-            client_for(webhook_portal(emulator)).call("timeman.status", {})
-    finally:
-        emulator.stop()
+def test_a_redirect_is_not_followed_and_names_only_the_new_host(
+    start_emulator: StartEmulator, clock: ManualClock
+) -> None:
+    emulator = start_emulator(users=5, moved_to="https://new-home.bitrix24.com")
+    with pytest.raises(BitrixError) as caught:
+        client_for(webhook_portal(emulator), clock).call("timeman.status", {})
     assert caught.value.code == "REDIRECT"
     assert caught.value.http_status == 302
     assert "new-home.bitrix24.com" in caught.value.message
     assert emulator.settings.webhook_secret not in caught.value.message
 
 
-def test_a_refused_connection_names_the_host_not_the_webhook_path() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    portal = PortalConfig(
-        name="dead", base_url=f"http://127.0.0.1:{port}", webhook_path="/rest/1/topsecret42/", users=(1,)
-    )
-    with pytest.raises(TransportError) as caught:
-        client_for(portal).call("timeman.status", {})
-    assert caught.value.code == "CONNECTION_ERROR"
-    assert caught.value.retryable is True
-    assert "127.0.0.1" in caught.value.message
-    assert "topsecret42" not in caught.value.message
-
-
-def test_a_query_limit_storm_is_waited_out(emulator: Emulator) -> None:
-    emulator.force_query_limit(3)
-    client = client_for(webhook_portal(emulator), HttpConfig(max_retries=5))
-    batch = client.fetch_statuses([1, 2])
+def test_a_query_limit_storm_is_waited_out_on_its_own_budget(emu: Emulator, clock: ManualClock) -> None:
+    emu.force_query_limit(3)
+    client = client_for(webhook_portal(emu), clock, HttpConfig(max_retries=0))
+    batch = fetch_statuses(client, [1, 2])
     assert sorted(batch.results) == [1, 2]
     assert client.rate_limited == 3
 
 
-def test_an_operating_limit_blocks_the_method_until_reset(emulator: Emulator) -> None:
-    client = client_for(webhook_portal(emulator))
-    client.fetch_statuses([1, 2])
-    emulator.force_operating_limit(120)
+# -- the operating limit, per method -----------------------------------------------------
+
+
+def test_an_operating_limit_blocks_the_method_until_its_own_reset(emu: Emulator, clock: ManualClock) -> None:
+    client = client_for(webhook_portal(emu), clock)
+    seen = client.call("timeman.status", {"USER_ID": 1})["time"]["operating_reset_at"]
+    assert seen - clock.time() > 60  # the oldest minute of the window drops out in 9-10 minutes
+    emu.force_operating_limit(60)
     with pytest.raises(OperatingTimeLimit) as caught:
         client.call("timeman.status", {"USER_ID": 1})
-    assert caught.value.reset_at is not None
-    sent = emulator.stats.requests
-    batch = client.fetch_statuses([1, 2])
-    assert emulator.stats.requests == sent  # not even tried
-    assert {type(e) for e in batch.errors.values()} == {OperatingTimeLimit}
+    assert caught.value.reset_at == seen
+    sent = emu.stats.requests
+    batch = fetch_statuses(client, [1, 2])
+    assert emu.stats.requests == sent  # not even tried
+    assert isinstance(batch.portal_error, OperatingTimeLimit)
+    assert set(batch.errors) == {1, 2}
+    assert fetch_active_user_ids(client)  # another method: its own budget
+    clock.advance(seen - clock.time())
+    assert client.call("timeman.status", {"USER_ID": 2})["result"]  # the reset passed: asked again
 
 
-def test_an_expired_token_is_refreshed_once_and_the_new_pair_handed_over(emulator: Emulator) -> None:
-    saved: list[tuple[str, str]] = []
-    client = client_for(token_portal(emulator), on_tokens_refreshed=lambda a, r: saved.append((a, r)))
-    emulator.expire_tokens()
-    batch = client.fetch_statuses([1, 2])
+def test_a_sub_call_operating_limit_blocks_the_method_until_its_reset(
+    emu: Emulator, clock: ManualClock
+) -> None:
+    client = client_for(webhook_portal(emu), clock)
+    first = fetch_statuses(client, list(range(1, 11)))
+    assert len(first.results) == 10
+    emu.force_operating_limit(1200)
+    blocked = fetch_statuses(client, list(range(1, 201)))
+    assert emu.stats.requests == 2  # the batch answered 200 with every sub-call refused; no more batches
+    assert isinstance(blocked.portal_error, OperatingTimeLimit)
+    reset_at = blocked.portal_error.reset_at
+    assert reset_at is not None and clock.time() < reset_at <= clock.time() + 600
+    assert client.limits.blocked_until("timeman.status") == reset_at
+    assert client.limits.blocked_until("batch") is None
+    assert set(blocked.errors) == set(range(1, 201))
+
+
+# -- OAuth --------------------------------------------------------------------------------
+
+
+def test_an_expired_token_is_refreshed_once_and_the_new_pair_handed_over_first(
+    emu: Emulator, clock: ManualClock
+) -> None:
+    handed: list[tuple[str, str, str | None]] = []
+    client: PortalClient | None = None
+
+    def save(access: str, refresh: str) -> None:
+        assert client is not None
+        handed.append((access, refresh, client.access_token))
+
+    client = client_for(token_portal(emu), clock, on_tokens_refreshed=save)
+    emu.expire_tokens()
+    batch = fetch_statuses(client, [1, 2])
     assert sorted(batch.results) == [1, 2]
-    assert emulator.stats.token_refreshes == 1
-    assert saved == [(client.access_token, client.refresh_token)]
-    assert client.refresh_token != emulator.settings.refresh_token
+    assert emu.stats.token_refreshes == 1
+    assert handed == [(client.access_token, client.refresh_token, emu.settings.access_token)]
+    assert client.refresh_token != emu.settings.refresh_token
 
 
-def test_a_dead_refresh_token_says_a_person_must_reauthorize(emulator: Emulator) -> None:
-    client = client_for(token_portal(emulator, refresh_token="revoked-refresh-token"))
-    emulator.expire_tokens()
+def test_a_dead_refresh_token_says_a_person_must_reauthorize(emu: Emulator, clock: ManualClock) -> None:
+    client = client_for(token_portal(emu, refresh_token="revoked-refresh-token"), clock)
+    emu.expire_tokens()
     with pytest.raises(BitrixError) as caught:
         client.call("timeman.status", {})
     assert caught.value.code == "invalid_grant"
+    assert caught.value.portal_wide is True
     assert "re-authorize" in caught.value.message
     assert "revoked-refresh-token" not in caught.value.message
 
 
-def test_active_users_are_listed_page_by_page(emulator: Emulator) -> None:
-    emulator.world.count = 120
-    client = client_for(webhook_portal(emulator))
-    before = emulator.stats.requests
-    users = client.fetch_active_user_ids()
-    assert emulator.stats.requests - before == 3
-    assert users == [u for u in range(1, 121) if u != 97]
+def test_an_expired_token_after_a_failed_refresh_stops_the_portal(emu: Emulator, clock: ManualClock) -> None:
+    client = client_for(token_portal(emu, refresh_token="revoked-refresh-token"), clock)
+    emu.expire_tokens()
+    batch = fetch_statuses(client, list(range(1, 101)))
+    assert batch.portal_error is not None and batch.portal_error.code == "invalid_grant"
+    assert set(batch.errors) == set(range(1, 101))
+    assert emu.stats.requests == 2  # one batch, one refresh
 
 
-def test_a_long_cycle_reports_its_progress(emulator: Emulator, caplog: pytest.LogCaptureFixture) -> None:
-    emulator.world.count = 1200
-    client = client_for(webhook_portal(emulator, requests_per_second=1000))
-    with caplog.at_level("INFO", logger="poller.client"):
-        batch = client.fetch_statuses(list(range(1, 1201)))
+# -- lists and REST 3.0 -------------------------------------------------------------------
+
+
+def test_active_users_are_listed_page_by_page(start_emulator: StartEmulator, clock: ManualClock) -> None:
+    emulator = start_emulator(users=120)
+    client = client_for(webhook_portal(emulator), clock)
+    every = fetch_users(client)
+    active = fetch_active_user_ids(client)
+    assert emulator.stats.requests == 6
+    assert [int(u["ID"]) for u in every] == list(range(1, 121))
+    assert active == [int(u["ID"]) for u in every if u["ACTIVE"]]
+    assert len(active) < 120
+
+
+def test_users_keep_every_field_the_portal_sent(emu: Emulator, clock: ManualClock) -> None:
+    (first, *_) = fetch_users(client_for(webhook_portal(emu), clock))
+    assert first == emu.world.user(1)
+    expected = {"ID", "NAME", "LAST_NAME", "EMAIL", "WORK_POSITION", "UF_DEPARTMENT", "ACTIVE"}
+    assert expected | {"TIME_ZONE", "USER_TYPE"} <= set(first)
+
+
+def test_departments_are_listed(emu: Emulator, clock: ManualClock) -> None:
+    departments = fetch_departments(client_for(webhook_portal(emu), clock))
+    assert departments == emu.world.departments()
+
+
+def test_a_missing_department_scope_is_a_portal_wide_error(
+    start_emulator: StartEmulator, clock: ManualClock
+) -> None:
+    emulator = start_emulator(users=5, department_scope=False)
+    with pytest.raises(BitrixError) as caught:
+        fetch_departments(client_for(webhook_portal(emulator), clock))
+    assert (caught.value.code, caught.value.http_status, caught.value.portal_wide) == (
+        "insufficient_scope",
+        403,
+        True,
+    )
+
+
+@pytest.mark.parametrize("portal_kind", ["webhook", "token"])
+def test_a_rest_3_call_goes_under_rest_api_with_a_json_body(
+    emu: Emulator, clock: ManualClock, portal_kind: str
+) -> None:
+    portal = webhook_portal(emu) if portal_kind == "webhook" else token_portal(emu)
+    query = {"filter": [["userId", 5]], "select": ["id", "userId"], "pagination": {"limit": 50}}
+    body = client_for(portal, clock).call_v3("timeman.record.list", query)
+    items = body["result"]["items"]
+    assert items and {item["userId"] for item in items} == {5}
+
+
+def test_a_rest_3_error_object_is_raised_with_its_code(
+    start_emulator: StartEmulator, clock: ManualClock
+) -> None:
+    emulator = start_emulator(users=5, records_access=False)
+    with pytest.raises(BitrixError) as caught:
+        client_for(webhook_portal(emulator), clock).call_v3(
+            "timeman.record.list", {"filter": [["userId", 5]]}
+        )
+    assert caught.value.code == "BITRIX_REST_V3_EXCEPTION_ACCESSDENIEDEXCEPTION"
+    assert caught.value.http_status == 403
+
+
+def test_a_long_cycle_reports_its_progress(
+    start_emulator: StartEmulator, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    emulator = start_emulator(users=1200, rate=0)
+    client = client_for(webhook_portal(emulator, requests_per_second=1000), clock)
+    with caplog.at_level("INFO", logger="poller.bitrix.methods"):
+        batch = fetch_statuses(client, list(range(1, 1201)))
     assert len(batch.results) == 1200
     progress = [r.getMessage() for r in caplog.records if "users fetched" in r.getMessage()]
     assert progress == [

@@ -148,7 +148,7 @@ def test_the_example_config_is_valid() -> None:
 def test_a_ca_bundle_must_exist_and_replaces_the_trusted_cas(tmp_path: Path) -> None:
     import requests
 
-    from poller.client import PortalClient
+    from poller.bitrix import PortalClient
 
     assert "http.ca_bundle: '/nonexistent.pem' is not a readable file" in error_of(
         {"http": {"ca_bundle": "/nonexistent.pem"}, "portals": [portal()]}

@@ -10,7 +10,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import JSON, column, insert, inspect, table, text
 
 from poller import storage
-from poller.models import Base, UTCDateTime
+from poller.fields import STATUS_COLUMNS
+from poller.models import Base, Snapshot, UTCDateTime
 
 
 def alembic_config(connection: object) -> AlembicConfig:
@@ -99,3 +100,18 @@ def test_every_revision_downgrades_and_upgrades_again(database_url: str) -> None
     with engine.connect() as connection:
         assert "snapshots" in inspect(connection).get_table_names()
     engine.dispose()
+
+
+def test_the_snapshot_model_has_a_column_per_declared_field_and_types_only_columns() -> None:
+    columns = list(Snapshot.__table__.columns.keys())
+    assert columns == [
+        "id",
+        "portal",
+        "user_id",
+        "polled_at",
+        *STATUS_COLUMNS,
+        "raw",
+        "last_seen_at",
+        "seen_count",
+    ]
+    assert set(Snapshot.__annotations__) <= set(columns)

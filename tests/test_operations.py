@@ -18,6 +18,7 @@ from conftest import postgres_url, reset_postgres
 from sqlalchemy import func, select, text
 
 from poller import storage
+from poller.cli import main
 from poller.config import parse_config
 from poller.daemon import make_clients, poll_once
 from poller.emulator import Emulator, EmulatorSettings
@@ -228,25 +229,32 @@ def test_the_daemon_with_every_fault_leaks_no_secret_and_serves_health(tmp_path:
         assert not any(secret in row for row in rows), secret
 
 
-def test_status_shows_cycles_and_errors(tmp_path: Path, emulator: Emulator) -> None:
+def test_status_shows_cycles_and_errors(
+    tmp_path: Path, emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
     database = tmp_path / "status.sqlite3"
     config = tmp_path / "config.toml"
     config.write_text(
         f'[database]\nurl = "sqlite:///{database}"\n'
+        f'[storage]\nspool_path = "{tmp_path / "spool.jsonl"}"\n'
         f'[[portals]]\nname = "emu"\nwebhook_url = "{emulator.webhook_url}"\nusers = [1, 2, 777]\n'
     )
-    poll = subprocess.run(
-        [sys.executable, "-m", "poller", "poll", "--migrate", "-c", str(config)], capture_output=True
-    )
-    assert poll.returncode == 1
-    result = subprocess.run(
-        [sys.executable, "-m", "poller", "status", "-c", str(config)], capture_output=True, text=True
-    )
-    assert result.returncode == 1
-    assert "last 1 cycles (UTC):" in result.stdout
-    assert "2 ok       1 failed" in result.stdout
-    assert "emu: USER_NOT_FOUND x1 (1 users)" in result.stdout
-    assert "User not found" in result.stdout
+    config.chmod(0o600)
+    assert main(["poll", "--migrate", "-c", str(config)]) == 1
+    capsys.readouterr()
+    assert main(["status", "-c", str(config)]) == 1
+    out = capsys.readouterr().out
+    assert "last 1 cycles (UTC):" in out
+    assert "2 ok       1 failed" in out
+    assert "emu: USER_NOT_FOUND x1 (1 users)" in out
+    assert "User not found" in out
+    assert main(["status", "-c", str(config), "--format", "json"]) == 1
+    as_json = json.loads(capsys.readouterr().out)
+    assert as_json["ok"] is False
+    assert [(run["users_ok"], run["users_failed"]) for run in as_json["runs"]] == [(2, 1)]
+    assert [(e["portal"], e["code"], e["count"], e["users"]) for e in as_json["errors"]] == [
+        ("emu", "USER_NOT_FOUND", 1, 1)
+    ]
 
 
 def test_a_sigkill_mid_cycle_leaves_no_partial_or_doubled_rows(tmp_path: Path) -> None:

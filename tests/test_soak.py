@@ -6,9 +6,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import postgres_url
+from conftest import postgres_url, reset_postgres
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "bench"))
+from scratch import scratch_database
 from soak import run_soak
 
 
@@ -16,7 +17,11 @@ def test_a_short_soak_with_faults_and_an_outage_loses_and_doubles_nothing(tmp_pa
     url = postgres_url()
     if not url:
         pytest.skip("the soak needs PostgreSQL: set TIMEMAN_POLLER_TEST_POSTGRES_URL")
-    result = run_soak(users=300, seconds=24, interval=2, url=url, method="block", workdir=tmp_path)
+    reset_postgres(url)  # emptied, the test database is a server URL the bench accepts
+    with scratch_database(url, "soak") as soak_url:
+        result = run_soak(
+            users=300, seconds=24, interval=2, url=soak_url, server_url=url, method="block", workdir=tmp_path
+        )
     assert result["daemon_exit"] == 0, result["log"][-3000:]
     assert result["cycles"] >= 3
     assert sum(result["faults"].values()) > 0

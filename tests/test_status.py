@@ -5,6 +5,7 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from poller.fields import STATUS_COLUMNS
 from poller.status import parse_hms, parse_status
 
 # Verbatim results from ../shared/reference/timeman-status.md.
@@ -126,3 +127,106 @@ def test_a_result_that_is_not_an_object_is_kept_raw() -> None:
     assert parsed.status is None
     assert parsed.raw == {"_unparsed": ["odd"]}
     assert parsed.warnings
+
+
+# Values a portal (or a proxy in front of it) has sent that fit no column: each becomes None or
+# is trimmed, with a warning; the raw JSON keeps what came.
+@pytest.mark.parametrize(
+    ("field", "value", "attribute"),
+    [
+        ("TZ_OFFSET", 99999999999999, "tz_offset"),
+        ("TZ_OFFSET", 14 * 3600 + 1, "tz_offset"),
+        ("TZ_OFFSET", "-99999999999999", "tz_offset"),
+        ("TIME_START", "9999-12-31T23:00:00-05:00", "time_start"),
+        ("TIME_START", "0001-01-01T00:30:00+05:00", "time_start"),
+        ("TIME_START", "1970-01-01T00:00:00+00:00", "time_start"),
+        ("TIME_FINISH", "2101-01-01T00:00:00+00:00", "time_finish"),
+        ("TIME_FINISH_DEFAULT", "9999-12-31T23:59:59+00:00", "time_finish_default"),
+        ("DURATION", "99999999:00:00", "duration_seconds"),
+        pytest.param("DURATION", "9" * 5000 + ":00:00", "duration_seconds", id="DURATION-5000-digits"),
+        ("TIME_LEAKS", "8785:00:00", "time_leaks_seconds"),
+        ("LAT_OPEN", 91, "lat_open"),
+        ("LON_OPEN", -180.5, "lon_open"),
+        ("LAT_CLOSE", float("nan"), "lat_close"),
+        ("LON_CLOSE", float("inf"), "lon_close"),
+        pytest.param("LAT_OPEN", 10**400, "lat_open", id="LAT_OPEN-10**400"),
+        ("LAT_OPEN", "1e400", "lat_open"),
+    ],
+)
+def test_a_value_outside_its_sane_range_becomes_null_with_a_warning(
+    field: str, value: object, attribute: str
+) -> None:
+    parsed = parse_status({**CLOSED, field: value})
+    assert getattr(parsed, attribute) is None
+    assert [w for w in parsed.warnings if w.startswith(field)], parsed.warnings
+    assert parsed.raw[field] is value
+
+
+def test_the_edges_of_the_sane_ranges_are_kept() -> None:
+    parsed = parse_status(
+        {
+            **CLOSED,
+            "TZ_OFFSET": -14 * 3600,
+            "DURATION": "8784:00:00",
+            "TIME_START": "2000-01-01T00:00:00+14:00",
+            "TIME_FINISH": "2100-12-31T23:59:59-12:00",
+            "LAT_OPEN": -90,
+            "LON_OPEN": 180,
+        }
+    )
+    assert parsed.warnings == ()
+    assert parsed.tz_offset == -14 * 3600
+    assert parsed.duration_seconds == 8784 * 3600
+    assert parsed.time_start == datetime(1999, 12, 31, 10, tzinfo=UTC)
+    assert parsed.time_finish == datetime(2101, 1, 1, 11, 59, 59, tzinfo=UTC)
+    assert (parsed.lat_open, parsed.lon_open) == (-90.0, 180.0)
+
+
+def test_an_impossible_time_start_leaves_the_work_date_unknown() -> None:
+    parsed = parse_status({**CLOSED, "TIME_START": "9999-12-31T23:00:00-05:00"})
+    assert parsed.work_date is None
+
+
+def test_an_impossible_tz_offset_dates_the_workday_in_utc() -> None:
+    parsed = parse_status({**CLOSED, "TIME_START": "2025-03-27T23:30:00+00:00", "TZ_OFFSET": 99999999999999})
+    assert parsed.work_date == date(2025, 3, 27)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "attribute", "kept"),
+    [
+        pytest.param("STATUS", "CLOSED" + "X" * 34, "status", "CLOSED" + "X" * 26, id="STATUS-40-chars"),
+        pytest.param("IP_OPEN", "1" * 100, "ip_open", "1" * 64, id="IP_OPEN-100-chars"),
+        ("IP_OPEN", "10.0.0.1\x00", "ip_open", "10.0.0.1"),
+        ("IP_CLOSE", "\x1b[31m10.0.0.2\x7f\r\n", "ip_close", "[31m10.0.0.2"),
+        ("IP_CLOSE", "10.0.\ud8000.3", "ip_close", "10.0.0.3"),
+        pytest.param(
+            "IP_OPEN", "\x00" * 100 + "x" * 100, "ip_open", "x" * 64, id="IP_OPEN-NULs-then-200-chars"
+        ),
+    ],
+)
+def test_a_text_is_cleaned_and_cut_to_its_column_with_a_warning(
+    field: str, value: str, attribute: str, kept: str
+) -> None:
+    parsed = parse_status({**CLOSED, field: value})
+    assert getattr(parsed, attribute) == kept
+    assert [w for w in parsed.warnings if w.startswith(field)], parsed.warnings
+    assert parsed.raw[field] == value
+
+
+def test_a_warning_shows_only_the_start_of_a_long_value() -> None:
+    parsed = parse_status({**CLOSED, "DURATION": "9" * 100_000})
+    assert parsed.duration_seconds is None
+    assert len(parsed.warnings) == 1 and len(parsed.warnings[0]) < 200
+
+
+def test_every_declared_field_is_parsed_in_order() -> None:
+    assert tuple(parse_status(CLOSED).values) == STATUS_COLUMNS
+    assert tuple(parse_status("odd").values) == STATUS_COLUMNS
+
+
+@pytest.mark.parametrize("value", [None, "", "\x00", 42])
+def test_a_missing_or_empty_status_is_null_with_one_warning(value: object) -> None:
+    parsed = parse_status({**CLOSED, "STATUS": value})
+    assert parsed.status is None
+    assert len([w for w in parsed.warnings if w.startswith("STATUS")]) == (2 if value == "\x00" else 1)

@@ -1,6 +1,7 @@
 """A faithful local stand-in for a Bitrix24 portal, for the demo, the tests and benchmarks."""
 
-from poller.emulator.server import Emulator, EmulatorSettings, EmulatorStats
-from poller.emulator.world import SimClock, Workday, World
+from poller.emulator.server import Emulator
+from poller.emulator.settings import EmulatorSettings, EmulatorStats
+from poller.emulator.world import Record, SimClock, Workday, World
 
-__all__ = ["Emulator", "EmulatorSettings", "EmulatorStats", "SimClock", "Workday", "World"]
+__all__ = ["Emulator", "EmulatorSettings", "EmulatorStats", "Record", "SimClock", "Workday", "World"]

@@ -1,23 +1,51 @@
 """Simulated employees whose workdays follow a fixed plan on a clock that may run fast.
 
 Each user's plan is a pure function of the user id and the local date, so the emulator can
-answer `timeman.status` at any simulated moment and a test can ask for the truth.
+answer `timeman.status` and `timeman.record.list` at any simulated moment and a test can ask
+for the truth. Users differ on purpose, to cover the shapes real portals send:
+
+- user 2 has no records at all, user 3 an EXPIRED day (opened yesterday, never closed),
+  user 4 works night shifts that end the next day;
+- every 4th user's PAUSED answer carries the pause moment in TIME_FINISH (2024 builds); the
+  others answer `TIME_FINISH: null` while paused (current builds);
+- odd users' answers carry the workday record `ID` (newest builds);
+- every 5th user's times are rendered in UTC while TZ_OFFSET says otherwise (older builds);
+- every 7th user's days await approval (ACTIVE false).
 """
 
 from __future__ import annotations
 
 import random
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
+
+from poller.clock import SYSTEM_CLOCK, Clock
+from poller.emulator import directory
 
 TZ_OFFSETS = (10800, 7200, 0, -18000, 19800, 32400, 3600, -28800)
 NO_RECORDS_USER = 2
 EXPIRED_USER = 3
 NIGHT_SHIFT_USER = 4
+HISTORY_DAYS = 400  # no record is older than this many days before the simulation's start
+_RECORD_EPOCH = date(2020, 1, 1)
+PLANS_KEPT = 400_000
+
+
+def record_id(user_id: int, work_date: date) -> int:
+    """The workday record's id: stable per user and day, growing with the date, fits 32 bits."""
+    return (work_date - _RECORD_EPOCH).days * 200_000 + user_id
+
+
+def shows_pause_moment(user_id: int) -> bool:
+    """Whether this user's PAUSED answer carries the pause moment (2024 builds) or null."""
+    return user_id % 4 == 0
+
+
+def shows_record_id(user_id: int) -> bool:
+    """Whether this user's answers carry the record `ID` (newest builds)."""
+    return user_id % 2 == 1
 
 
 @dataclass(frozen=True)
@@ -32,6 +60,10 @@ class Workday:
     closed: datetime | None
 
     @property
+    def record_id(self) -> int:
+        return record_id(self.user_id, self.work_date)
+
+    @property
     def leaks_seconds(self) -> int:
         if self.pause_start is None or self.pause_end is None:
             return 0
@@ -44,35 +76,75 @@ class Workday:
         return int((self.closed - self.opened).total_seconds()) - self.leaks_seconds
 
 
-class SimClock:
-    """Simulated time: `start` at creation, then `speed` simulated seconds per real second."""
+@dataclass(frozen=True)
+class Record:
+    """One `timeman.record.list` item as the portal knows it at some moment."""
 
-    def __init__(
-        self,
-        start: datetime | None = None,
-        speed: float = 1.0,
-        real: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.start = (start or datetime.now(UTC)).astimezone(UTC)
+    id: int
+    user_id: int
+    work_date: date
+    start_time: datetime
+    end_time: datetime | None
+    duration: int
+    break_length: int
+    status: str
+    approved: bool
+    offset: int  # seconds east of UTC the times are rendered in
+
+    def item(self) -> dict[str, Any]:
+        """The REST 3.0 item, every field selected."""
+        return {
+            "id": self.id,
+            "userId": self.user_id,
+            "startTime": render_time(self.start_time, self.offset),
+            "endTime": render_time(self.end_time, self.offset) if self.end_time else None,
+            "duration": self.duration,
+            "breakLength": self.break_length,
+            "state": {"status": self.status},
+            "isApproved": self.approved,
+        }
+
+
+class SimClock:
+    """Simulated time: `start` at creation, then `speed` simulated seconds per second of `base`.
+
+    A `Clock` itself, so the demo can stamp polls with simulated time. With a `ManualClock`
+    as `base` and speed 1, moving the manual clock moves the world too.
+    """
+
+    def __init__(self, start: datetime | None = None, speed: float = 1.0, base: Clock = SYSTEM_CLOCK) -> None:
+        self.start = (start or base.now()).astimezone(UTC)
         self.speed = speed
-        self._real = real
-        self._real_start = real()
+        self._base = base
+        self._base_start = base.monotonic()
         self._skipped = 0.0
         self._lock = threading.Lock()
 
     def now(self) -> datetime:
         with self._lock:
-            elapsed = (self._real() - self._real_start) * self.speed + self._skipped
+            elapsed = (self._base.monotonic() - self._base_start) * self.speed + self._skipped
         return self.start + timedelta(seconds=elapsed)
 
+    def time(self) -> float:
+        return self.now().timestamp()
+
+    def monotonic(self) -> float:
+        return self.time()
+
+    def sleep(self, seconds: float) -> None:
+        if self.speed > 0:
+            self._base.sleep(seconds / self.speed)
+        else:
+            self.advance(seconds)
+
     def advance(self, seconds: float) -> None:
-        """Jump ahead: with speed 0 the clock moves only this way (tests step it)."""
+        """Jump ahead: with speed 0 the clock moves only this way."""
         with self._lock:
-            self._skipped += seconds
+            self._skipped += max(0.0, seconds)
 
 
 class World:
-    """`count` users with ids 1..count; a few have special histories (see the constants)."""
+    """`count` users with ids 1..count; a few have special histories (see the module docstring)."""
 
     def __init__(self, count: int, clock: SimClock) -> None:
         self.count = count
@@ -80,6 +152,8 @@ class World:
         self._expired_day = (
             clock.start + timedelta(seconds=self.tz_offset(EXPIRED_USER))
         ).date() - timedelta(days=1)
+        self._history_start = clock.start.date() - timedelta(days=HISTORY_DAYS)
+        self._plans: dict[tuple[int, date], Workday | None] = {}  # workday() is pure: remember it
 
     def exists(self, user_id: int) -> bool:
         return 1 <= user_id <= self.count
@@ -91,9 +165,29 @@ class World:
         """ACTIVE=false marks a day edited and awaiting approval."""
         return user_id % 7 != 0
 
+    # -- directory ----------------------------------------------------------------------
+
+    def user(self, user_id: int) -> dict[str, Any]:
+        """The `user.get` row of `user_id`."""
+        return directory.user_row(user_id, self.count, self.tz_offset(user_id))
+
+    def departments(self) -> list[dict[str, Any]]:
+        """Every `department.get` row, ordered by ID."""
+        return directory.department_rows(self.count)
+
+    # -- workdays -----------------------------------------------------------------------
+
     def workday(self, user_id: int, local_day: date) -> Workday | None:
         """The plan of `user_id` for the day that starts on `local_day`, or None (day off)."""
-        if user_id == NO_RECORDS_USER:
+        key = (user_id, local_day)
+        if key not in self._plans:
+            if len(self._plans) > PLANS_KEPT:
+                self._plans.clear()
+            self._plans[key] = self._plan(user_id, local_day)
+        return self._plans[key]
+
+    def _plan(self, user_id: int, local_day: date) -> Workday | None:
+        if user_id == NO_RECORDS_USER or local_day < self._history_start:
             return None
         offset = timedelta(seconds=self.tz_offset(user_id))
         if user_id == EXPIRED_USER:
@@ -134,6 +228,25 @@ class World:
                 return day
         return None
 
+    def state(self, day: Workday, at: datetime) -> tuple[str, datetime | None, int]:
+        """The day's STATUS at `at`, the moment it was paused or closed, and breaks so far."""
+        if day.closed is None:
+            local_today = (at + timedelta(seconds=self.tz_offset(day.user_id))).date()
+            ended = day.pause_end is not None and at >= day.pause_end
+            paused = day.pause_start is not None and day.pause_start <= at and not ended
+            if local_today > day.work_date:
+                return "EXPIRED", None, day.leaks_seconds if ended else 0
+            if paused:
+                return "PAUSED", day.pause_start, 0
+            return "OPENED", None, day.leaks_seconds if ended else 0
+        if day.pause_start is None or day.pause_end is None or at < day.pause_start:
+            return ("OPENED", None, 0) if at < day.closed else ("CLOSED", day.closed, day.leaks_seconds)
+        if at < day.pause_end:
+            return "PAUSED", day.pause_start, 0
+        if at < day.closed:
+            return "OPENED", None, day.leaks_seconds
+        return "CLOSED", day.closed, day.leaks_seconds
+
     def status(self, user_id: int, at: datetime | None = None) -> dict[str, Any]:
         """The `timeman.status` result of `user_id` at `at` (default: now), as Bitrix24 sends it."""
         at = at or self.clock.now()
@@ -141,24 +254,9 @@ class World:
         if day is None:
             return {"STATUS": "CLOSED"}
         offset = self.tz_offset(user_id)
-        finish: datetime | None = None
-        leaks = 0
-        duration = 0
-        if day.closed is None:
-            local_today = (at + timedelta(seconds=offset)).date()
-            state = "EXPIRED" if local_today > day.work_date else "OPENED"
-            if day.pause_end is not None and at >= day.pause_end:
-                leaks = day.leaks_seconds
-        elif day.pause_start is not None and day.pause_end is not None and at < day.pause_start:
-            state = "OPENED"
-        elif day.pause_start is not None and day.pause_end is not None and at < day.pause_end:
-            state, finish = "PAUSED", day.pause_start
-        elif at < day.closed:
-            state, leaks = "OPENED", day.leaks_seconds
-        else:
-            state, finish, leaks = "CLOSED", day.closed, day.leaks_seconds
-            duration = day.worked_seconds() or 0
-        # Older builds render in UTC while TZ_OFFSET says otherwise; every fifth user does.
+        state, moment, leaks = self.state(day, at)
+        finish = moment if state == "CLOSED" or (state == "PAUSED" and shows_pause_moment(user_id)) else None
+        duration = (day.worked_seconds() or 0) if state == "CLOSED" else 0
         render_offset = 0 if user_id % 5 == 0 else offset
         located = user_id % 3 == 0
         result: dict[str, Any] = {
@@ -181,7 +279,60 @@ class World:
                 hours=17, seconds=-offset
             )
             result["TIME_FINISH_DEFAULT"] = render_time(suggested, render_offset)
+        if shows_record_id(user_id):
+            result["ID"] = day.record_id
         return result
+
+    # -- records (REST 3.0) -------------------------------------------------------------
+
+    def records(
+        self, user_id: int, date_from: date, date_to: date, at: datetime | None = None
+    ) -> list[Record]:
+        """The truth `timeman.record.list` serves: `user_id`'s workdays whose local date lies in
+        [date_from, date_to] and that had opened by `at` (default: now), ordered by id."""
+        at = at or self.clock.now()
+        found: list[Record] = []
+        if not self.exists(user_id):
+            return found
+        day = date_from
+        while day <= date_to:
+            workday = self.workday(user_id, day)
+            if workday is not None and workday.opened <= at:
+                found.append(self.record(workday, at))
+            day += timedelta(days=1)
+        return found
+
+    def records_started(
+        self, user_id: int, after: datetime | None, before: datetime | None, at: datetime | None = None
+    ) -> list[Record]:
+        """Records whose start lies in [after, before]; open ends are the history's start and `at`."""
+        at = at or self.clock.now()
+        high = min(at, before) if before else at
+        offset = timedelta(seconds=self.tz_offset(user_id))
+        low_date = max(self._history_start, (after + offset).date()) if after else self._history_start
+        return [
+            r
+            for r in self.records(user_id, low_date, (high + offset).date(), at)
+            if (after is None or r.start_time >= after) and r.start_time <= high
+        ]
+
+    def record(self, day: Workday, at: datetime) -> Record:
+        """The record of `day` as the portal holds it at `at`."""
+        state, _, leaks = self.state(day, at)
+        closed = state == "CLOSED"
+        offset = 0 if day.user_id % 5 == 0 else self.tz_offset(day.user_id)
+        return Record(
+            id=day.record_id,
+            user_id=day.user_id,
+            work_date=day.work_date,
+            start_time=day.opened,
+            end_time=day.closed if closed else None,
+            duration=(day.worked_seconds() or 0) if closed else 0,
+            break_length=leaks,
+            status=state,
+            approved=self.active_flag(day.user_id),
+            offset=offset,
+        )
 
 
 def render_time(instant: datetime, offset_seconds: int) -> str:

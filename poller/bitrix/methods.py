@@ -1,0 +1,255 @@
+"""The Bitrix24 methods timeman-poller uses, over a PortalClient: every one is a fetch_*.
+
+`fetch_statuses` stops a portal's cycle at the first answer that would hit every user
+(missing right or scope, bad credentials, a blocked method, an unreachable portal):
+the remaining users are marked failed with that one error instead of spending a request
+per 50 of them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import requests
+
+from poller.bitrix.client import PortalClient
+from poller.config import HttpConfig, PortalConfig, parse_domain, parse_webhook_url
+from poller.errors import BitrixError, ConfigError, OperatingTimeLimit, TransportError
+
+logger = logging.getLogger(__name__)
+
+BATCH_LIMIT = 50
+BATCHES_PER_CHUNK = 10
+STATUS_METHOD = "timeman.status"
+
+
+@dataclass
+class StatusBatch:
+    """What `timeman.status` gave for a set of users: a result or an error per user.
+
+    `portal_error` is the one portal-level error that ended the fetch early (None when every
+    batch was tried); each user not answered by then has it in `errors` too.
+    """
+
+    results: dict[int, Any] = field(default_factory=dict)
+    answered_at: dict[int, datetime] = field(default_factory=dict)
+    errors: dict[int, BitrixError] = field(default_factory=dict)
+    portal_error: BitrixError | None = None
+
+    def __len__(self) -> int:
+        return len(self.results) + len(self.errors)
+
+
+def fetch_statuses(
+    client: PortalClient,
+    user_ids: Sequence[int],
+    on_chunk: Callable[[StatusBatch], None] | None = None,
+    *,
+    batches_per_chunk: int = BATCHES_PER_CHUNK,
+) -> StatusBatch:
+    """Fetch `timeman.status` of every user, 50 per batch request.
+
+    Without `on_chunk`, return every user's outcome at once. With it, hand over the outcome
+    in parts, in order: one part per `batches_per_chunk` batches and a last part with the
+    rest (and `portal_error`, if the fetch ended early), so a caller can store a large
+    portal as it arrives and memory does not grow with the portal. The parts are not kept:
+    the StatusBatch returned then holds only `portal_error`. An exception raised by
+    `on_chunk` ends the fetch and reaches the caller.
+    """
+    part = StatusBatch()
+    for number, start in enumerate(range(0, len(user_ids), BATCH_LIMIT), 1):
+        chunk = user_ids[start : start + BATCH_LIMIT]
+        stop = _fetch_chunk(client, chunk, single=len(user_ids) == 1, into=part)
+        if stop is not None:
+            part.portal_error = stop
+            unanswered = (u for u in user_ids[start:] if u not in part.results and u not in part.errors)
+            part.errors.update((u, stop) for u in unanswered)
+            break
+        _log_progress(client, start + len(chunk), len(user_ids))
+        if on_chunk is not None and number % batches_per_chunk == 0:
+            on_chunk(part)
+            part = StatusBatch()
+    if on_chunk is None:
+        return part
+    if len(part) or part.portal_error is not None:
+        on_chunk(part)
+    return StatusBatch(portal_error=part.portal_error)
+
+
+def _fetch_chunk(
+    client: PortalClient, chunk: Sequence[int], *, single: bool, into: StatusBatch
+) -> BitrixError | None:
+    """Fetch one batch into `into`; return the error that should end the portal's fetch."""
+    try:
+        if single:
+            body = client.call(STATUS_METHOD, {"USER_ID": chunk[0]})
+            into.results[chunk[0]] = body.get("result")
+            stop = None
+        else:
+            client.limits.check(STATUS_METHOD, client.portal.host)  # blocked: not even a batch
+            stop = _merge_batch(client, chunk, _call_batch(client, chunk), into)
+    except BitrixError as exc:
+        if exc.per_user and len(chunk) == 1:
+            into.errors[chunk[0]] = exc
+            return None
+        if exc.portal_wide or not _portal_still_answers(exc):
+            return exc
+        into.errors.update((user_id, exc) for user_id in chunk)
+        return None
+    answered = client.clock.now()
+    into.answered_at.update((u, answered) for u in chunk if u in into.results)
+    return stop
+
+
+def _portal_still_answers(exc: BitrixError) -> bool:
+    """Whether the next batch is worth trying after this one failed for good.
+
+    A portal that answered, with a transient error or a broken body, may answer the next
+    batch; one that is unreachable or blocked the method will not.
+    """
+    if isinstance(exc, OperatingTimeLimit) or exc.http_status is None:
+        return False
+    return exc.retryable or exc.code == "BAD_RESPONSE"
+
+
+def _call_batch(client: PortalClient, user_ids: Sequence[int]) -> dict[str, Any]:
+    commands = {f"u{user_id}": f"{STATUS_METHOD}?USER_ID={user_id}" for user_id in user_ids}
+    body = client.call("batch", {"halt": 0, "cmd": commands})
+    result = body.get("result")
+    if not isinstance(result, dict):
+        raise TransportError(
+            f"portal {client.portal.host}: batch answer has no result object",
+            code="BAD_RESPONSE",
+            http_status=200,
+            retryable=True,
+        )
+    return result
+
+
+def _merge_batch(
+    client: PortalClient, user_ids: Sequence[int], result: dict[str, Any], into: StatusBatch
+) -> BitrixError | None:
+    """Sort a batch's sub-answers into `into`; return the first error that hits the whole portal."""
+    results = _section(result.get("result"))
+    errors = _section(result.get("result_error"))
+    for timing in _section(result.get("result_time")).values():
+        client.limits.note(STATUS_METHOD, timing)
+    stop: BitrixError | None = None
+    for user_id in user_ids:
+        key = f"u{user_id}"
+        if key in results and key not in errors:
+            into.results[user_id] = results[key]
+            continue
+        envelope = errors.get(key)
+        if isinstance(envelope, dict):
+            error = BitrixError.from_envelope(None, envelope)
+            if isinstance(error, OperatingTimeLimit):
+                error.reset_at = client.limits.block(STATUS_METHOD)
+        else:
+            error = BitrixError(
+                f"portal {client.portal.host}: batch gave no answer for user {user_id}",
+                code="NO_ANSWER",
+                retryable=True,
+            )
+        into.errors[user_id] = error
+        if stop is None and (error.portal_wide or isinstance(error, OperatingTimeLimit)):
+            stop = error
+    return stop
+
+
+def _section(value: Any) -> dict[str, Any]:
+    """A batch section: Bitrix24 serializes an empty one as `[]`."""
+    return value if isinstance(value, dict) else {}
+
+
+def _log_progress(client: PortalClient, done: int, total: int) -> None:
+    """On a long cycle (over 10 batches, at least 5 s at 2 requests/s), say how far it is."""
+    step = BATCHES_PER_CHUNK * BATCH_LIMIT
+    if total > step and (done % step == 0 or done == total):
+        logger.info("portal %s: %d of %d users fetched", client.portal.name, done, total)
+
+
+def fetch_users(client: PortalClient, *, active_only: bool = False) -> list[dict[str, Any]]:
+    """List the portal's users with `user.get`, page by page, every field as the portal sent it.
+
+    Fields used downstream: ID, NAME, LAST_NAME, EMAIL, WORK_POSITION, UF_DEPARTMENT,
+    ACTIVE, TIME_ZONE, USER_TYPE. Rows without a numeric ID are skipped with a warning.
+    """
+    params: dict[str, Any] = {"SORT": "ID", "ORDER": "ASC"}
+    if active_only:
+        params["FILTER"] = {"ACTIVE": True}
+    return _rows_with_ids(client, "user.get", params)
+
+
+def fetch_active_user_ids(client: PortalClient) -> list[int]:
+    """The ids of all active users, sorted."""
+    return sorted({int(user["ID"]) for user in fetch_users(client, active_only=True)})
+
+
+def fetch_departments(client: PortalClient) -> list[dict[str, Any]]:
+    """List the portal's departments with `department.get` (ID, NAME, PARENT, UF_HEAD)."""
+    return _rows_with_ids(client, "department.get", {"SORT": "ID", "ORDER": "ASC"})
+
+
+def _rows_with_ids(client: PortalClient, method: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for row in _pages(client, method, params):
+        if isinstance(row, dict) and str(row.get("ID", "")).isdigit():
+            rows.append(row)
+        else:
+            logger.warning("portal %s: %s row without a valid ID skipped", client.portal.name, method)
+    return rows
+
+
+def _pages(client: PortalClient, method: str, params: dict[str, Any]) -> Iterator[Any]:
+    """Every row of a paged list method, following `next` while it moves forward."""
+    start = 0
+    while True:
+        body = client.call(method, {**params, "start": start})
+        page = body.get("result") or []
+        if not isinstance(page, list):
+            raise TransportError(
+                f"portal {client.portal.host}: {method} result is not a list",
+                code="BAD_RESPONSE",
+                http_status=200,
+            )
+        yield from page
+        following = body.get("next")
+        if not isinstance(following, int | str) or not str(following).isdigit():
+            return
+        if int(following) <= start:
+            logger.warning("portal %s: %s paging did not move forward; stopped", client.portal.name, method)
+            return
+        start = int(following)
+
+
+def get_timekeeping_status(
+    url: str,
+    userid: int | str | None = None,
+    token: str | None = None,
+    *,
+    session: requests.Session | None = None,
+) -> dict[str, Any]:
+    """Call `timeman.status` once and return the whole parsed JSON answer.
+
+    OpenIntegrations' GetTimekeepingStatus: `url` is an incoming-webhook URL, or, when
+    `token` is given, the portal's address; an empty `userid` means the caller. Errors are
+    raised as BitrixError; the answer of a refused call is not returned.
+    """
+    if token:
+        portal = PortalConfig(name="cli", base_url=parse_domain(url, "--url"), users=(1,), access_token=token)
+    else:
+        base_url, path = parse_webhook_url(url, "--url")
+        portal = PortalConfig(name="cli", base_url=base_url, webhook_path=path, users=(1,))
+    params: dict[str, Any] = {}
+    if userid not in (None, ""):
+        try:
+            params["USER_ID"] = int(str(userid))
+        except ValueError:
+            raise ConfigError(f"--userid: {userid!r} is not a user id (a positive integer)") from None
+    client = PortalClient(portal, session or requests.Session(), HttpConfig(max_retries=0))
+    return client.call(STATUS_METHOD, params)

@@ -1,0 +1,296 @@
+"""The commands of `timeman-poller` as plain functions: the CLI parses, calls one, prints.
+
+Each function's docstring is its command's help text. A function returns a result object
+and never prints; what a user can fix is raised as a PollerError (ConfigError for the config
+or an argument, StorageError for the database, BitrixError for a portal), which the CLI
+shows as one line.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from poller import maintenance, storage
+from poller.bitrix import get_timekeeping_status
+from poller.config import Config, config_path
+from poller.config import load_config as read_config_file
+from poller.daemon import Daemon, PollReport, make_clients, poll_once
+from poller.demo import DemoResult, run_demo
+from poller.emulator import Emulator, EmulatorSettings
+from poller.errors import ConfigError
+from poller.metrics import Metrics
+from poller.models import PollRun
+from poller.report import REPORTS, json_values
+from poller.spool import Spool
+
+logger = logging.getLogger(__name__)
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read the config file: `path`, else $TIMEMAN_POLLER_CONFIG, else ./config.toml."""
+    found = config_path(str(path) if path is not None else None)
+    config = read_config_file(found)
+    if config.secrets() and found.stat().st_mode & 0o077:
+        logger.warning(
+            "config file %s can be read by other users; it holds secrets: chmod 600 %s", found, found
+        )
+    return config
+
+
+# -- db upgrade ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class UpgradeResult:
+    """What `db upgrade` did: `before` is None when the database had no schema yet."""
+
+    database: str
+    before: str | None
+    after: str
+
+    @property
+    def outcome(self) -> Literal["created", "upgraded", "up to date"]:
+        if self.before is None:
+            return "created"
+        return "up to date" if self.before == self.after else "upgraded"
+
+    def summary(self) -> str:
+        if self.outcome == "created":
+            return f"{self.database}: schema created at revision {self.after}"
+        if self.outcome == "upgraded":
+            return f"{self.database}: schema upgraded from revision {self.before} to {self.after}"
+        return f"{self.database}: schema already up to date (revision {self.after})"
+
+
+def db_upgrade(config: Config) -> UpgradeResult:
+    """Create or upgrade the database schema to the newest revision."""
+    engine = storage.make_engine(config.database_url)
+    with maintenance.database_errors(engine):
+        maintenance.check_sqlite_directory(engine)
+        before = maintenance.get_schema_revision(engine)
+        storage.upgrade_database(engine)
+        after = maintenance.get_schema_revision(engine) or maintenance.get_head_revision()
+    return UpgradeResult(maintenance.describe_database(engine), before, after)
+
+
+# -- poll and run ----------------------------------------------------------------------------
+
+
+def poll(config: Config, migrate: bool = False) -> PollReport:
+    """Poll every configured portal and user once (for cron and systemd timers).
+
+    Exit code 0 when every user was stored, 1 when any user or portal failed (each failure
+    is a row in poll_errors), 2 for a configuration error. The database must be at the
+    newest schema revision (`db upgrade` first, or `poll --migrate`).
+    """
+    with maintenance.open_database(config.database_url, migrate=migrate) as engine:
+        spool = Spool(config.spool_path, config.spool_max_rows)
+        return poll_once(make_clients(config, engine), engine, mode=config.storage_mode, spool=spool)
+
+
+def run(config: Config, migrate: bool = True) -> None:
+    """Run the daemon: upgrade the database, then poll on the configured schedule.
+
+    SIGTERM or SIGINT lets the current cycle finish and commit, then exits 0.
+    """
+    with maintenance.open_database(config.database_url, migrate=migrate) as engine:
+        metrics = Metrics(p.name for p in config.portals) if config.metrics.port else None
+        Daemon(config, engine, make_clients(config, engine, metrics=metrics), metrics).run()
+
+
+# -- status ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One poll cycle as `status` shows it; `finished_at` None: the cycle was cut off."""
+
+    id: int
+    started_at: datetime
+    finished_at: datetime | None
+    users_ok: int
+    users_failed: int
+    seconds: float | None  # how long it took; None when cut off
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """The errors of one portal and code since a moment: how many, users hit, the last one."""
+
+    portal: str
+    code: str
+    count: int
+    users: int
+    last_at: datetime | None
+    last_message: str
+
+
+@dataclass(frozen=True)
+class StatusInfo:
+    """What `status` reports: newest cycles first, recent errors, a spool still waiting."""
+
+    runs: tuple[RunInfo, ...]
+    errors: tuple[ErrorInfo, ...]
+    errors_since: datetime
+    spool_waiting: Path | None
+
+    @property
+    def ok(self) -> bool:
+        """The newest cycle finished and stored every user."""
+        newest = self.runs[0] if self.runs else None
+        return newest is not None and newest.finished_at is not None and not newest.users_failed
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON types: instants as ISO 8601 strings."""
+        return json_values({"ok": self.ok, **asdict(self)})
+
+    def summary(self) -> str:
+        lines = [f"last {len(self.runs)} cycles (UTC):"]
+        for run in self.runs:
+            took = f"{run.seconds:.2f} s" if run.seconds is not None else "cut off"
+            lines.append(
+                f"  #{run.id:<6} {run.started_at:%Y-%m-%d %H:%M:%S}  {run.users_ok:>6} ok  "
+                f"{run.users_failed:>6} failed  {took}"
+            )
+        if not self.runs:
+            lines.append("  none yet: run `timeman-poller poll` or `timeman-poller run`")
+        lines.append("errors in the last 24 hours:" if self.errors else "no errors in the last 24 hours")
+        for error in self.errors:
+            last = f"{error.last_at:%Y-%m-%d %H:%M:%S}" if error.last_at else "?"
+            lines.append(
+                f"  {error.portal}: {error.code} x{error.count} ({error.users} users), "
+                f"last {last}: {error.last_message}"
+            )
+        if self.spool_waiting is not None:
+            lines.append(f"spool {self.spool_waiting} holds snapshots waiting for the database")
+        return "\n".join(lines)
+
+
+def status(config: Config, runs: int = 10, *, now: datetime | None = None) -> StatusInfo:
+    """Show the last poll cycles and the errors of the last day, from the database.
+
+    Exit code 0 when the newest cycle stored every user, 1 otherwise.
+    """
+    since = (now or datetime.now(UTC)) - timedelta(hours=24)
+    with maintenance.open_database(config.database_url) as engine:
+        recent = storage.get_recent_runs(engine, runs)
+        errors = tuple(ErrorInfo(**row) for row in storage.get_error_summary(engine, since))
+    spool = config.spool_path
+    return StatusInfo(
+        runs=tuple(_run_info(run) for run in recent),
+        errors=errors,
+        errors_since=since,
+        spool_waiting=spool if spool is not None and spool.exists() else None,
+    )
+
+
+def _run_info(run: PollRun) -> RunInfo:
+    seconds = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
+    return RunInfo(run.id, run.started_at, run.finished_at, run.users_ok, run.users_failed, seconds)
+
+
+# -- report and prune ------------------------------------------------------------------------
+
+
+def report(
+    config: Config,
+    name: str = "workdays",
+    *,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    portals: Sequence[str] = (),
+    users: Sequence[int] = (),
+) -> list[dict[str, Any]]:
+    """Print a report from the views: workdays (default), latest or daily.
+
+    workdays: one row per workday (worked and break time; estimated while the day is open).
+    latest:   each user's newest status.
+    daily:    worked and break time per user and local date.
+    """
+    if name not in REPORTS:
+        raise ConfigError(f"report {name!r}: expected one of {', '.join(REPORTS)}")
+    if date_from and date_to and date_from > date_to:
+        raise ConfigError(f"--from {date_from} is after --to {date_to}")
+    with maintenance.open_database(config.database_url) as engine:
+        return storage.get_view_rows(
+            engine, REPORTS[name], date_from=date_from, date_to=date_to, portals=portals, users=users
+        )
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """What `prune` deleted, or with `dry_run` would delete, from before `cutoff`."""
+
+    cutoff: datetime
+    dry_run: bool
+    counts: maintenance.PruneCounts
+
+    def summary(self) -> str:
+        counts = self.counts
+        return (
+            f"{'would delete' if self.dry_run else 'deleted'} {counts.snapshots} snapshots, "
+            f"{counts.poll_runs} poll runs and {counts.poll_errors} poll errors "
+            f"from before {self.cutoff:%Y-%m-%d %H:%M} UTC"
+        )
+
+
+def prune(
+    config: Config, older_than: timedelta, *, dry_run: bool = False, now: datetime | None = None
+) -> PruneResult:
+    """Delete history older than --older-than (e.g. 400d): snapshots, poll runs, poll errors.
+
+    Each user's newest snapshot and the newest poll run are kept whatever their age.
+    --dry-run counts what would go and deletes nothing.
+    """
+    try:
+        cutoff = (now or datetime.now(UTC)) - older_than
+    except OverflowError:
+        raise ConfigError(
+            f"--older-than: {older_than.days} days reaches back before the year 1; give a smaller age"
+        ) from None
+    with maintenance.open_database(config.database_url) as engine:
+        counts = maintenance.prune_history(engine, cutoff, dry_run=dry_run)
+    return PruneResult(cutoff, dry_run, counts)
+
+
+# -- commands that need no config ------------------------------------------------------------
+
+
+def get_status(url: str, userid: int | str | None = None, token: str | None = None) -> dict[str, Any]:
+    """Call timeman.status once and print the JSON answer (OpenIntegrations' GetTimekeepingStatus).
+
+    --url is an incoming-webhook URL, or with --token the portal's address.
+    """
+    return get_timekeeping_status(url, userid, token)
+
+
+def start_emulator(settings: EmulatorSettings, host: str = "127.0.0.1", port: int = 8765) -> Emulator:
+    """Serve an emulated Bitrix24 portal until interrupted (for trying the poller without one)."""
+    try:
+        return Emulator(settings).start(host, port)
+    except OSError as exc:
+        raise ConfigError(f"--port {port}: cannot listen on {host}: {exc.strerror or exc}") from None
+
+
+def demo(
+    database: Path,
+    *,
+    duration: float = 20.0,
+    interval: float = 5.0,
+    users: int = 25,
+    speed: float = 600.0,
+    progress: Callable[[str], None] = lambda _line: None,
+) -> DemoResult:
+    """Poll an emulated portal into a SQLite file for a few seconds, then show the result."""
+    if duration <= 0 or interval <= 0:
+        raise ConfigError("--duration and --interval: expected seconds > 0")
+    if not database.absolute().parent.is_dir():
+        raise ConfigError(f"--database: directory {database.absolute().parent} does not exist")
+    return run_demo(
+        database, duration=duration, interval=interval, users=users, speed=speed, progress=progress
+    )

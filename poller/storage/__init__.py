@@ -1,0 +1,56 @@
+"""Read and write the poller's tables; every function takes the Engine it works on.
+
+engine: connect and keep the schema at head; snapshots: write and prune snapshots; runs:
+poll_runs and poll_errors; cycles: store a portal's cycle, a refused value costing only its
+user; tokens: OAuth pairs; reads: what the commands show.
+"""
+
+from __future__ import annotations
+
+from poller.storage.cycles import BAD_VALUE, CycleSaved, is_refused_for_data, save_portal_cycle
+from poller.storage.engine import (
+    check_schema,
+    describe_db_error,
+    make_engine,
+    migrations_path,
+    upgrade_database,
+)
+from poller.storage.reads import get_error_summary, get_latest_snapshots, get_recent_runs, get_view_rows
+from poller.storage.runs import ErrorRow, save_run_finished, save_run_started, write_errors
+from poller.storage.snapshots import (
+    SnapshotRow,
+    StorageMode,
+    prune_snapshots,
+    snapshot_values,
+    storable_raw,
+    write_snapshots,
+)
+from poller.storage.tokens import get_tokens, save_tokens
+
+__all__ = [
+    "BAD_VALUE",
+    "CycleSaved",
+    "ErrorRow",
+    "SnapshotRow",
+    "StorageMode",
+    "check_schema",
+    "describe_db_error",
+    "get_error_summary",
+    "get_latest_snapshots",
+    "get_recent_runs",
+    "get_tokens",
+    "get_view_rows",
+    "is_refused_for_data",
+    "make_engine",
+    "migrations_path",
+    "prune_snapshots",
+    "save_portal_cycle",
+    "save_run_finished",
+    "save_run_started",
+    "save_tokens",
+    "snapshot_values",
+    "storable_raw",
+    "upgrade_database",
+    "write_errors",
+    "write_snapshots",
+]

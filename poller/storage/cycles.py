@@ -1,0 +1,108 @@
+"""Store one portal's cycle so that a value the database refuses costs only its own user."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
+
+from poller.storage.engine import describe_db_error
+from poller.storage.runs import ErrorRow, write_errors
+from poller.storage.snapshots import SnapshotRow, StorageMode, write_snapshots
+
+logger = logging.getLogger(__name__)
+
+BAD_VALUE = "BAD_VALUE"
+
+_Row = TypeVar("_Row", SnapshotRow, ErrorRow)
+
+
+@dataclass(frozen=True)
+class CycleSaved:
+    """What save_portal_cycle stored of one portal's cycle, and what the database refused."""
+
+    snapshots: int  # snapshots the database took (a replayed one it already had included)
+    errors: int  # poll_errors rows written, the BAD_VALUE rows included
+    refused: tuple[ErrorRow, ...] = ()  # the BAD_VALUE row of each user whose snapshot was refused
+
+
+def is_refused_for_data(exc: BaseException) -> bool:
+    """Whether the database (or its driver) refused a row for its values, not for being down.
+
+    DataError and IntegrityError come from the server (the duplicate guard never raises: it is
+    ON CONFLICT DO NOTHING); a StatementError that is no DBAPIError, a ValueError or an
+    OverflowError come from turning a value into a parameter (a lone surrogate, an integer
+    past 64 bits on SQLite).
+    """
+    if isinstance(exc, DataError | IntegrityError):
+        return True
+    if isinstance(exc, StatementError):
+        return not isinstance(exc, DBAPIError)
+    return isinstance(exc, ValueError | OverflowError)
+
+
+def save_portal_cycle(
+    engine: Engine,
+    run_id: int | None,
+    snapshots: Sequence[SnapshotRow],
+    errors: Sequence[ErrorRow],
+    mode: StorageMode = "all",
+) -> CycleSaved:
+    """Write one portal's snapshots and error rows of a cycle.
+
+    1. All in one transaction: the usual case.
+    2. If the database refuses a row for its data, the snapshots again in halves, each half in
+       its own transaction, down to the single rows it refuses: each becomes a BAD_VALUE error
+       row of its user, with the database's reason.
+    3. Then the error rows, the BAD_VALUE ones included (one the database refuses is logged).
+    Anything else (the database down, a lost connection, a missing table) propagates: the
+    caller keeps the whole cycle for later, and a replay cannot double a snapshot.
+    """
+    try:
+        with engine.begin() as connection:
+            write_snapshots(connection, snapshots, mode)
+            write_errors(connection, run_id, errors)
+        return CycleSaved(len(snapshots), len(errors))
+    except (StatementError, ValueError, OverflowError) as exc:
+        if not is_refused_for_data(exc):
+            raise
+        portal = snapshots[0].portal if snapshots else errors[0].portal
+        logger.warning(
+            "portal %s: the database refused a value (%s): storing the rows apart",
+            portal,
+            describe_db_error(exc),
+        )
+    refused = _write_apart(engine, snapshots, lambda c, rows: write_snapshots(c, rows, mode))
+    bad_values = tuple(
+        ErrorRow(row.portal, row.user_id, row.polled_at, BAD_VALUE, None, f"snapshot refused: {reason}")
+        for row, reason in refused
+    )
+    for error in bad_values:
+        logger.error("portal %s user %s: %s", error.portal, error.user_id, error.message)
+    lost = _write_apart(engine, [*errors, *bad_values], lambda c, rows: write_errors(c, run_id, rows))
+    for row, reason in lost:
+        logger.error("portal %s user %s: error row %s refused: %s", row.portal, row.user_id, row.code, reason)
+    return CycleSaved(len(snapshots) - len(refused), len(errors) + len(bad_values) - len(lost), bad_values)
+
+
+def _write_apart(
+    engine: Engine, rows: Sequence[_Row], write: Callable[[Connection, Sequence[_Row]], None]
+) -> list[tuple[_Row, str]]:
+    """Write `rows` in halves, each in its own transaction; return the single rows refused, and why."""
+    if not rows:
+        return []
+    try:
+        with engine.begin() as connection:
+            write(connection, rows)
+        return []
+    except (StatementError, ValueError, OverflowError) as exc:
+        if not is_refused_for_data(exc):
+            raise
+        if len(rows) == 1:
+            return [(rows[0], describe_db_error(exc))]
+    middle = len(rows) // 2
+    return _write_apart(engine, rows[:middle], write) + _write_apart(engine, rows[middle:], write)

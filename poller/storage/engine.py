@@ -1,0 +1,87 @@
+"""Engines and the schema: connect, upgrade with Alembic, refuse a database at another revision."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from poller.errors import ConfigError, StorageError
+
+
+def make_engine(url: str) -> Engine:
+    """Create an Engine for `url`; SQLite waits for locks instead of failing at once.
+
+    Statement parameters are kept out of error messages: they can hold tokens.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            "config key database.url: not a database URL; expected e.g. sqlite:///timeman.sqlite3 "
+            "or postgresql+psycopg://user@host/db"
+        ) from None
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    try:
+        engine = create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
+    except (ArgumentError, ImportError) as exc:
+        raise ConfigError(f"config key database.url: unsupported database: {exc}") from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _configure_sqlite)
+    return engine
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout = 30000")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+
+
+def migrations_path() -> Path:
+    """Where the Alembic scripts are, in a checkout and in an installed package alike."""
+    return Path(str(files("poller.migrations")))
+
+
+def upgrade_database(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to `revision` with Alembic, on a connection of `engine`."""
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    alembic_config = AlembicConfig()
+    alembic_config.set_main_option("script_location", str(migrations_path()))
+    try:
+        with engine.begin() as connection:
+            alembic_config.attributes["connection"] = connection
+            command.upgrade(alembic_config, revision)
+    except SQLAlchemyError as exc:
+        raise StorageError(f"database upgrade failed: {describe_db_error(exc)}") from None
+
+
+def check_schema(engine: Engine) -> None:
+    """Refuse to poll into a database whose schema is not at the newest revision."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory(str(migrations_path())).get_current_head()
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_revision()
+    except SQLAlchemyError as exc:
+        raise StorageError(f"database unavailable: {describe_db_error(exc)}") from None
+    if current != head:
+        raise StorageError(
+            f"database schema is at revision {current or 'none'}, this poller needs {head}: "
+            "run `timeman-poller db upgrade` (or `poll --migrate`)"
+        )
+
+
+def describe_db_error(exc: BaseException) -> str:
+    """One line about a database error, without the SQL statement and its parameters."""
+    original = getattr(exc, "orig", None) or exc
+    return " ".join(str(original).split())[:300] or type(original).__name__

@@ -1,0 +1,32 @@
+"""oauth_tokens: the newest OAuth pair of each portal."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from poller.models import OAuthToken
+
+
+def save_tokens(
+    engine: Engine, portal: str, access_token: str, refresh_token: str | None, now: datetime
+) -> None:
+    """Store a portal's new token pair at once: the old refresh token is already dead."""
+    with Session(engine) as session, session.begin():
+        session.merge(
+            OAuthToken(
+                portal=portal,
+                access_token=access_token,
+                refresh_token=refresh_token,
+                updated_at=now,
+            )
+        )
+
+
+def get_tokens(engine: Engine, portal: str) -> tuple[str, str | None] | None:
+    """The stored token pair of `portal`, or None when it was never refreshed."""
+    with Session(engine) as session:
+        row = session.get(OAuthToken, portal)
+        return None if row is None else (row.access_token, row.refresh_token)

@@ -1,0 +1,235 @@
+"""The commands as functions: the results the CLI prints, and errors that name the problem."""
+
+from __future__ import annotations
+
+import json
+import socket
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import make_config, portal
+from sqlalchemy import Engine, insert, select
+
+from poller import commands, maintenance, storage
+from poller.config import Config
+from poller.emulator import Emulator, EmulatorSettings
+from poller.errors import ConfigError, StorageError
+from poller.models import PollError, PollRun, Snapshot
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def config_for(database_url: str, emulator: Emulator | None = None, users: list[int] | None = None) -> Config:
+    """A config on `database_url`: the emulator's webhook portal, or one that is never called."""
+    table = (
+        portal(emulator, users or [1], requests_per_second=100)
+        if emulator
+        else {"name": "emu", "webhook_url": "https://acme.example/rest/1/abc/", "users": [1]}
+    )
+    return make_config(table, database_url=database_url, storage={"spool_path": ""})
+
+
+def test_db_upgrade_says_created_then_up_to_date(database_url: str) -> None:
+    config = config_for(database_url)
+    head = maintenance.get_head_revision()
+    first = commands.db_upgrade(config)
+    assert (first.outcome, first.before, first.after) == ("created", None, head)
+    second = commands.db_upgrade(config)
+    assert (second.outcome, second.before, second.after) == ("up to date", head, head)
+    assert second.summary().endswith(f"schema already up to date (revision {head})")
+
+
+def test_db_upgrade_says_from_which_revision_it_upgraded(tmp_path: Path) -> None:
+    config = config_for(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    engine = storage.make_engine(config.database_url)
+    storage.upgrade_database(engine, "0001")
+    engine.dispose()
+    result = commands.db_upgrade(config)
+    head = maintenance.get_head_revision()
+    assert (result.outcome, result.before, result.after) == ("upgraded", "0001", head)
+    assert result.summary() == (
+        f"SQLite file {tmp_path / 'old.sqlite3'}: schema upgraded from revision 0001 to {head}"
+    )
+
+
+def test_open_database_refuses_a_missing_sqlite_file_without_creating_it(tmp_path: Path) -> None:
+    database = tmp_path / "never.sqlite3"
+    with pytest.raises(StorageError) as refused, maintenance.open_database(f"sqlite:///{database}"):
+        pass
+    assert str(refused.value) == (
+        f"SQLite file {database}: does not exist: run `timeman-poller db upgrade` first"
+    )
+    assert not database.exists()
+
+
+def test_open_database_refuses_a_database_behind_the_newest_revision(tmp_path: Path) -> None:
+    config = config_for(f"sqlite:///{tmp_path / 'old.sqlite3'}")
+    engine = storage.make_engine(config.database_url)
+    storage.upgrade_database(engine, "0002")
+    engine.dispose()
+    with pytest.raises(StorageError, match="schema is at revision 0002") as refused:
+        commands.poll(config)
+    assert str(refused.value).startswith(f"SQLite file {tmp_path / 'old.sqlite3'}: ")
+    with maintenance.open_database(config.database_url, migrate=True) as engine:
+        assert maintenance.get_schema_revision(engine) == maintenance.get_head_revision()
+
+
+def test_status_shows_the_cycles_and_the_errors_of_the_last_day(
+    database_url: str, emulator: Emulator
+) -> None:
+    config = config_for(database_url, emulator, [1, 2, 777])
+    assert commands.db_upgrade(config).outcome == "created"
+    report = commands.poll(config)
+    assert not report.ok and (report.users_ok, report.users_failed) == (2, 1)
+    info = commands.status(config)
+    (run,) = info.runs
+    seconds = (report.finished_at - report.started_at).total_seconds()
+    assert run == commands.RunInfo(run.id, report.started_at, report.finished_at, 2, 1, seconds)
+    (error,) = info.errors
+    assert isinstance(error.last_at, datetime) and error.last_at.tzinfo is not None
+    assert "User not found" in error.last_message
+    assert replace(error, last_at=None, last_message="") == commands.ErrorInfo(
+        "emu", "USER_NOT_FOUND", 1, 1, None, ""
+    )
+    assert not info.ok and info.spool_waiting is None
+    as_json = json.loads(json.dumps(info.to_json()))
+    assert as_json["ok"] is False
+    assert [(r["id"], r["users_ok"], r["users_failed"]) for r in as_json["runs"]] == [(run.id, 2, 1)]
+    assert as_json["errors"][0]["code"] == "USER_NOT_FOUND"
+
+
+def add_history(engine: Engine) -> dict[str, int]:
+    """Three runs (500, 450 and 1 day old), errors of each and of an outage, snapshots of two users."""
+    day = timedelta(days=1)
+    ids: dict[str, int] = {}
+    with engine.begin() as connection:
+        for name, age in (("old", 500), ("older-than-400", 450), ("recent", 1)):
+            started = NOW - age * day
+            ids[name] = connection.execute(
+                insert(PollRun)
+                .values(started_at=started, finished_at=started, users_ok=1, users_failed=1)
+                .returning(PollRun.id)
+            ).scalar_one()
+        errors = [(ids["old"], 500), (ids["older-than-400"], 450), (None, 420), (ids["recent"], 1)]
+        connection.execute(
+            insert(PollError),
+            [
+                {"run_id": run, "portal": "emu", "user_id": 9, "occurred_at": NOW - age * day,
+                 "code": "USER_NOT_FOUND", "http_status": None, "message": "User not found"}
+                for run, age in errors
+            ],
+        )  # fmt: skip
+        connection.execute(
+            insert(Snapshot),
+            [
+                {"portal": "emu", "user_id": user, "polled_at": NOW - age * day,
+                 "last_seen_at": NOW - age * day, "seen_count": 1, "raw": {}}
+                for user, age in ((1, 500), (1, 450), (1, 1), (2, 500))
+            ],
+        )  # fmt: skip
+    return ids
+
+
+def history(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
+    with engine.connect() as connection:
+        return {
+            "runs": [tuple(r) for r in connection.execute(select(PollRun.id).order_by(PollRun.id))],
+            "errors": [
+                (run_id, at.astimezone(UTC))
+                for run_id, at in connection.execute(
+                    select(PollError.run_id, PollError.occurred_at).order_by(PollError.occurred_at)
+                )
+            ],
+            "snapshots": [
+                (user, at.astimezone(UTC))
+                for user, at in connection.execute(
+                    select(Snapshot.user_id, Snapshot.polled_at).order_by(
+                        Snapshot.user_id, Snapshot.polled_at
+                    )
+                )
+            ],
+        }
+
+
+def test_prune_deletes_old_history_and_a_dry_run_counts_the_same(database_url: str) -> None:
+    config = config_for(database_url)
+    commands.db_upgrade(config)
+    with maintenance.open_database(config.database_url) as engine:
+        ids = add_history(engine)
+        before = history(engine)
+    dry = commands.prune(config, timedelta(days=400), dry_run=True, now=NOW)
+    assert dry.counts == maintenance.PruneCounts(snapshots=2, poll_runs=2, poll_errors=3)
+    assert dry.summary() == (
+        "would delete 2 snapshots, 2 poll runs and 3 poll errors from before 2025-10-21 12:00 UTC"
+    )
+    with maintenance.open_database(config.database_url) as engine:
+        assert history(engine) == before
+    done = commands.prune(config, timedelta(days=400), now=NOW)
+    assert done.counts == dry.counts
+    assert done.summary().startswith("deleted 2 snapshots, 2 poll runs and 3 poll errors")
+    with maintenance.open_database(config.database_url) as engine:
+        assert history(engine) == {
+            "runs": [(ids["recent"],)],
+            "errors": [(ids["recent"], NOW - timedelta(days=1))],
+            "snapshots": [(1, NOW - timedelta(days=1)), (2, NOW - timedelta(days=500))],
+        }
+
+
+def test_prune_keeps_the_newest_run_and_each_users_newest_snapshot_whatever_their_age(
+    database_url: str,
+) -> None:
+    config = config_for(database_url)
+    commands.db_upgrade(config)
+    with maintenance.open_database(config.database_url) as engine:
+        ids = add_history(engine)
+    result = commands.prune(config, timedelta(hours=1), now=NOW)
+    assert result.counts == maintenance.PruneCounts(snapshots=2, poll_runs=2, poll_errors=4)
+    with maintenance.open_database(config.database_url) as engine:
+        assert history(engine) == {
+            "runs": [(ids["recent"],)],
+            "errors": [],
+            "snapshots": [(1, NOW - timedelta(days=1)), (2, NOW - timedelta(days=500))],
+        }
+
+
+def test_prune_refuses_an_age_before_the_calendar_starts(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"^--older-than: 7000000 days reaches back before the year 1"):
+        commands.prune(config_for(f"sqlite:///{tmp_path / 'x.sqlite3'}"), timedelta(weeks=1_000_000))
+
+
+def test_report_refuses_an_unknown_report_and_an_inverted_date_range(tmp_path: Path) -> None:
+    config = config_for(f"sqlite:///{tmp_path / 'x.sqlite3'}")
+    with pytest.raises(ConfigError, match="report 'weekly': expected one of workdays, latest, daily"):
+        commands.report(config, "weekly")
+    with pytest.raises(ConfigError, match="--from 2026-11-20 is after --to 2026-11-01"):
+        commands.report(config, date_from=datetime(2026, 11, 20).date(), date_to=datetime(2026, 11, 1).date())
+
+
+def test_get_status_names_the_option_not_a_config_key() -> None:
+    with pytest.raises(ConfigError) as bad:
+        commands.get_status("notaurl")
+    assert str(bad.value).startswith("--url: not an incoming-webhook URL")
+
+
+def test_start_emulator_on_a_busy_port_is_a_config_error() -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(ConfigError, match=f"^--port {port}: cannot listen on 127.0.0.1: "):
+            commands.start_emulator(EmulatorSettings(users=1), "127.0.0.1", port)
+
+
+def test_the_demo_returns_what_it_stored(tmp_path: Path) -> None:
+    lines: list[str] = []
+    result = commands.demo(
+        tmp_path / "demo.sqlite3", duration=0.1, interval=1, users=5, progress=lines.append
+    )
+    assert result.ok and result.cycles >= 1
+    assert lines[0].startswith("Emulated Bitrix24 portal with 5 users")
+    assert [line.split(" (")[0] for line in lines[1:]] == [f"cycle {n}" for n in range(1, result.cycles + 1)]
+    assert len(result.latest_table.splitlines()) == 2 + 5  # heading, rule, one row per user
+    with pytest.raises(ConfigError, match="--duration and --interval: expected seconds > 0"):
+        commands.demo(tmp_path / "demo.sqlite3", duration=0)
