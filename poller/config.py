@@ -11,14 +11,26 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from poller.config_values import (
+    WEBHOOK_PATH,
+    check_cron,
+    check_http_url,
+    check_timezone,
+    integer_at,
+    number_at,
+    parse_domain,
+    parse_webhook_url,
+    reject_unknown,
+    string_at,
+    substitute,
+    table_at,
+)
 from poller.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "sqlite:///timeman.sqlite3"
 DEFAULT_SPOOL_PATH = "timeman-spool.jsonl"
 DEFAULT_OAUTH_URL = "https://oauth.bitrix.info/oauth/token/"
 CONFIG_ENV_VAR = "TIMEMAN_POLLER_CONFIG"
-_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-_WEBHOOK_PATH = re.compile(r"^/rest/(\d+)/([^/]+)/?$")
 
 
 @dataclass(frozen=True)
@@ -77,7 +89,7 @@ class PortalConfig:
         """Every secret of this portal, for redaction."""
         found = [self.access_token, self.refresh_token, self.client_secret]
         if self.webhook_path:
-            match = _WEBHOOK_PATH.match(self.webhook_path)
+            match = WEBHOOK_PATH.match(self.webhook_path)
             if match:
                 found.append(match.group(2))
         return tuple(s for s in found if s)
@@ -174,14 +186,14 @@ def parse_config(
 ) -> Config:
     """Validate a parsed TOML document; `${NAME}` in strings is read from `environ`."""
     portals_document = document.get("portals")
-    document = _substitute({k: v for k, v in document.items() if k != "portals"}, environ, "")
+    document = substitute({k: v for k, v in document.items() if k != "portals"}, environ, "")
     if portals_document is not None:
-        document["portals"] = _substitute(portals_document, environ, "portals", lenient=not portal_secrets)
+        document["portals"] = substitute(portals_document, environ, "portals", lenient=not portal_secrets)
     top_keys = {"database", "storage", "schedule", "http", "metrics", "directory", "reconcile", "portals"}
-    _reject_unknown(document, top_keys, "")
-    database = _table(document, "database")
-    _reject_unknown(database, {"url"}, "database")
-    database_url = _string(database, "url", "database", DEFAULT_DATABASE_URL)
+    reject_unknown(document, top_keys, "")
+    database = table_at(document, "database")
+    reject_unknown(database, {"url"}, "database")
+    database_url = string_at(database, "url", "database", DEFAULT_DATABASE_URL)
     portals_value = document.get("portals")
     if portals_value is None:
         raise ConfigError("config key portals: missing; add at least one [[portals]] table")
@@ -195,67 +207,43 @@ def parse_config(
                 f"config key portals.name: duplicate portal name {portal.name!r}; names must be unique"
             )
         seen.add(portal.name)
-    storage = _table(document, "storage")
-    _reject_unknown(storage, {"mode", "spool_path", "spool_max_rows"}, "storage")
-    spool_path = _string(storage, "spool_path", "storage", DEFAULT_SPOOL_PATH)
-    mode = _string(storage, "mode", "storage", "all")
+    storage = table_at(document, "storage")
+    reject_unknown(storage, {"mode", "spool_path", "spool_max_rows"}, "storage")
+    spool_path = string_at(storage, "spool_path", "storage", DEFAULT_SPOOL_PATH)
+    mode = string_at(storage, "mode", "storage", "all")
     if mode not in ("all", "changes"):
         raise ConfigError(f'config key storage.mode: {mode!r} is not "all" or "changes"')
     return Config(
         database_url=database_url,
         storage_mode=mode,
         spool_path=Path(spool_path) if spool_path else None,
-        spool_max_rows=_integer(storage, "spool_max_rows", "storage", 200_000, minimum=1),
-        metrics=_metrics(_table(document, "metrics")),
-        schedule=_schedule(_table(document, "schedule")),
-        http=_http(_table(document, "http")),
-        directory=_directory(_table(document, "directory")),
-        reconcile=_reconcile(_table(document, "reconcile")),
+        spool_max_rows=integer_at(storage, "spool_max_rows", "storage", 200_000, minimum=1),
+        metrics=_metrics(table_at(document, "metrics")),
+        schedule=_schedule(table_at(document, "schedule")),
+        http=_http(table_at(document, "http")),
+        directory=_directory(table_at(document, "directory")),
+        reconcile=_reconcile(table_at(document, "reconcile")),
         portals=portals,
     )
 
 
 def _schedule(table: dict[str, Any]) -> ScheduleConfig:
-    _reject_unknown(table, {"interval_seconds", "cron", "jitter_seconds", "timezone"}, "schedule")
-    jitter = _integer(table, "jitter_seconds", "schedule", 0, minimum=0)
-    zone = _string(table, "timezone", "schedule", "UTC")
-    _check_timezone(zone, "schedule.timezone")
-    cron = _string(table, "cron", "schedule", None)
+    reject_unknown(table, {"interval_seconds", "cron", "jitter_seconds", "timezone"}, "schedule")
+    jitter = integer_at(table, "jitter_seconds", "schedule", 0, minimum=0)
+    zone = string_at(table, "timezone", "schedule", "UTC")
+    check_timezone(zone, "schedule.timezone")
+    cron = string_at(table, "cron", "schedule", None)
     if cron is not None:
         if "interval_seconds" in table:
             raise ConfigError("config key schedule: set either interval_seconds or cron, not both")
-        _check_cron(cron, "schedule.cron")
+        check_cron(cron, "schedule.cron")
         return ScheduleConfig(interval_seconds=None, cron=cron, jitter_seconds=jitter, timezone=zone)
-    interval = _integer(table, "interval_seconds", "schedule", 60, minimum=1)
+    interval = integer_at(table, "interval_seconds", "schedule", 60, minimum=1)
     return ScheduleConfig(interval_seconds=interval, cron=None, jitter_seconds=jitter, timezone=zone)
 
 
-def _check_timezone(name: str, key: str) -> None:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(
-            f"config key {key}: {name!r} is not a time zone; expected an IANA name such as "
-            "'Europe/Berlin' or 'UTC'"
-        ) from None
-
-
-def _check_cron(expression: str, key: str) -> None:
-    from apscheduler.triggers.cron import CronTrigger
-
-    try:
-        CronTrigger.from_crontab(expression, timezone="UTC")
-    except ValueError as exc:
-        raise ConfigError(
-            f"config key {key}: {expression!r} is not a crontab expression "
-            f"(expected 5 fields, e.g. '*/5 * * * *'): {exc}"
-        ) from None
-
-
 def _directory(table: dict[str, Any]) -> DirectoryConfig:
-    _reject_unknown(table, {"refresh_hours"}, "directory")
+    reject_unknown(table, {"refresh_hours"}, "directory")
     hours = table.get("refresh_hours", 24)
     if isinstance(hours, bool) or not isinstance(hours, int | float) or hours < 0:
         raise ConfigError(f"config key directory.refresh_hours: expected hours >= 0 (0 = off), got {hours!r}")
@@ -263,9 +251,9 @@ def _directory(table: dict[str, Any]) -> DirectoryConfig:
 
 
 def _reconcile(table: dict[str, Any]) -> ReconcileConfig:
-    _reject_unknown(table, {"days", "at"}, "reconcile")
-    days = _integer(table, "days", "reconcile", 2, minimum=0)
-    at = _string(table, "at", "reconcile", "03:30")
+    reject_unknown(table, {"days", "at"}, "reconcile")
+    days = integer_at(table, "days", "reconcile", 2, minimum=0)
+    at = string_at(table, "at", "reconcile", "03:30")
     match = re.fullmatch(r"(\d{1,2}):(\d{2})", at)
     if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
         raise ConfigError(f"config key reconcile.at: {at!r} is not a time of day; expected HH:MM (03:30)")
@@ -273,29 +261,29 @@ def _reconcile(table: dict[str, Any]) -> ReconcileConfig:
 
 
 def _metrics(table: dict[str, Any]) -> MetricsConfig:
-    _reject_unknown(table, {"port", "host", "healthz_max_age_seconds"}, "metrics")
+    reject_unknown(table, {"port", "host", "healthz_max_age_seconds"}, "metrics")
     port = table.get("port")
     if port is not None and (isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536):
         raise ConfigError(f"config key metrics.port: expected a TCP port (1-65535), got {port!r}")
     max_age = table.get("healthz_max_age_seconds")
     if max_age is not None:
-        max_age = _integer(table, "healthz_max_age_seconds", "metrics", 0, minimum=1)
+        max_age = integer_at(table, "healthz_max_age_seconds", "metrics", 0, minimum=1)
     return MetricsConfig(
-        port=port, host=_string(table, "host", "metrics", "127.0.0.1"), healthz_max_age_seconds=max_age
+        port=port, host=string_at(table, "host", "metrics", "127.0.0.1"), healthz_max_age_seconds=max_age
     )
 
 
 def _http(table: dict[str, Any]) -> HttpConfig:
     keys = {"connect_timeout_seconds", "read_timeout_seconds", "max_retries", "ca_bundle"}
-    _reject_unknown(table, keys, "http")
-    ca_bundle = _string(table, "ca_bundle", "http", None)
+    reject_unknown(table, keys, "http")
+    ca_bundle = string_at(table, "ca_bundle", "http", None)
     if ca_bundle is not None and not Path(ca_bundle).is_file():
         raise ConfigError(f"config key http.ca_bundle: {ca_bundle!r} is not a readable file")
     return HttpConfig(
         ca_bundle=ca_bundle,
-        connect_timeout_seconds=_number(table, "connect_timeout_seconds", "http", 5.0),
-        read_timeout_seconds=_number(table, "read_timeout_seconds", "http", 30.0),
-        max_retries=_integer(table, "max_retries", "http", 4, minimum=0),
+        connect_timeout_seconds=number_at(table, "connect_timeout_seconds", "http", 5.0),
+        read_timeout_seconds=number_at(table, "read_timeout_seconds", "http", 30.0),
+        max_retries=integer_at(table, "max_retries", "http", 4, minimum=0),
     )
 
 
@@ -319,14 +307,14 @@ _PORTAL_KEYS = {
 def _portal(item: Any, where: str) -> PortalConfig:
     if not isinstance(item, dict):
         raise ConfigError(f"config key {where}: expected a [[portals]] table")
-    name = _string(item, "name", where, None)
+    name = string_at(item, "name", where, None)
     if not name:
         raise ConfigError(f"config key {where}.name: missing; every portal needs a unique name")
     where = f"portals[{name!r}]"
-    _reject_unknown(item, _PORTAL_KEYS, where)
-    webhook_url = _string(item, "webhook_url", where, None)
-    domain = _string(item, "domain", where, None)
-    access_token = _string(item, "access_token", where, None)
+    reject_unknown(item, _PORTAL_KEYS, where)
+    webhook_url = string_at(item, "webhook_url", where, None)
+    domain = string_at(item, "domain", where, None)
+    access_token = string_at(item, "access_token", where, None)
     if webhook_url and (domain or access_token):
         raise ConfigError(f"config key {where}: give either webhook_url or domain + access_token, not both")
     if webhook_url:
@@ -337,34 +325,34 @@ def _portal(item: Any, where: str) -> PortalConfig:
         raise ConfigError(f"config key {where}.access_token: missing; domain needs an access_token")
     else:
         raise ConfigError(f"config key {where}: missing auth; give webhook_url, or domain + access_token")
-    oauth_url = _string(item, "oauth_url", where, DEFAULT_OAUTH_URL)
-    _check_http_url(oauth_url, f"{where}.oauth_url")
+    oauth_url = string_at(item, "oauth_url", where, DEFAULT_OAUTH_URL)
+    check_http_url(oauth_url, f"{where}.oauth_url")
     return PortalConfig(
         name=name,
         base_url=base_url,
         webhook_path=webhook_path,
         access_token=access_token,
-        refresh_token=_string(item, "refresh_token", where, None),
-        client_id=_string(item, "client_id", where, None),
-        client_secret=_string(item, "client_secret", where, None),
+        refresh_token=string_at(item, "refresh_token", where, None),
+        client_id=string_at(item, "client_id", where, None),
+        client_secret=string_at(item, "client_secret", where, None),
         oauth_url=oauth_url,
         users=_users(item, where),
-        requests_per_second=_number(item, "requests_per_second", where, 2.0),
-        burst=_integer(item, "burst", where, 50, minimum=1),
+        requests_per_second=number_at(item, "requests_per_second", where, 2.0),
+        burst=integer_at(item, "burst", where, 50, minimum=1),
         **_portal_schedule(item, where),
     )
 
 
 def _portal_schedule(item: dict[str, Any], where: str) -> dict[str, Any]:
     """A portal's own interval_seconds or cron, overriding [schedule] for that portal only."""
-    cron = _string(item, "cron", where, None)
+    cron = string_at(item, "cron", where, None)
     if cron is not None and "interval_seconds" in item:
         raise ConfigError(f"config key {where}: set either interval_seconds or cron, not both")
     if cron is not None:
-        _check_cron(cron, f"{where}.cron")
+        check_cron(cron, f"{where}.cron")
         return {"cron": cron}
     if "interval_seconds" in item:
-        return {"interval_seconds": _integer(item, "interval_seconds", where, 60, minimum=1)}
+        return {"interval_seconds": integer_at(item, "interval_seconds", where, 60, minimum=1)}
     return {}
 
 
@@ -385,108 +373,3 @@ def _users(item: dict[str, Any], where: str) -> tuple[int, ...] | Literal["all"]
         if entry not in users:
             users.append(entry)
     return tuple(users)
-
-
-def parse_webhook_url(url: str, where: str) -> tuple[str, str]:
-    """Split `https://portal/rest/1/secret/` into its base URL and `/rest/1/secret/` path."""
-    parts = urlsplit(url)
-    match = _WEBHOOK_PATH.match(parts.path)
-    if parts.scheme not in {"http", "https"} or not parts.hostname or not match:
-        raise ConfigError(
-            f"{_key(where)}: not an incoming-webhook URL; expected https://PORTAL/rest/USER_ID/SECRET/"
-        )
-    if parts.query or parts.fragment:
-        raise ConfigError(f"{_key(where)}: a webhook URL has no query or fragment")
-    return f"{parts.scheme}://{parts.netloc}", f"/rest/{match.group(1)}/{match.group(2)}/"
-
-
-def parse_domain(domain: str, where: str) -> str:
-    """Turn `acme.bitrix24.com` or `http://127.0.0.1:8765` into a base URL."""
-    text = domain.strip().rstrip("/")
-    if "://" not in text:
-        text = f"https://{text}"
-    parts = urlsplit(text)
-    if parts.scheme not in {"http", "https"} or not parts.hostname or parts.path not in {"", "/"}:
-        raise ConfigError(
-            f"{_key(where)}: {domain!r} is not a portal address; expected a host such as "
-            "acme.bitrix24.com, optionally with https://"
-        )
-    try:
-        _ = parts.port
-    except ValueError:
-        raise ConfigError(f"{_key(where)}: {domain!r} has a bad port") from None
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def _key(where: str) -> str:
-    """Name a value in an error: a config key, or a command-line option (`--url`) as it is."""
-    return where if where.startswith("-") else f"config key {where}"
-
-
-def _check_http_url(url: str, where: str) -> None:
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise ConfigError(f"config key {where}: {url!r} is not an http(s) URL")
-
-
-def _substitute(value: Any, environ: Mapping[str, str], where: str, *, lenient: bool = False) -> Any:
-    if isinstance(value, str):
-
-        def replace(match: re.Match[str]) -> str:
-            name, fallback = match.group(1), match.group(2)
-            if name not in environ and fallback is not None:
-                return fallback
-            if name not in environ and lenient:
-                return match.group(0)
-            if name not in environ:
-                raise ConfigError(
-                    f"config key {where or '(top level)'}: environment variable {name} is not set"
-                )
-            return environ[name]
-
-        return _ENV_REFERENCE.sub(replace, value)
-    if isinstance(value, dict):
-        return {
-            key: _substitute(item, environ, f"{where}.{key}" if where else key, lenient=lenient)
-            for key, item in value.items()
-        }
-    if isinstance(value, list):
-        return [_substitute(item, environ, f"{where}[{i}]", lenient=lenient) for i, item in enumerate(value)]
-    return value
-
-
-def _reject_unknown(table: dict[str, Any], allowed: set[str], where: str) -> None:
-    for key in table:
-        if key not in allowed:
-            place = f"{where}.{key}" if where else key
-            raise ConfigError(
-                f"config key {place}: unknown key; expected one of {', '.join(sorted(allowed))}"
-            )
-
-
-def _table(document: dict[str, Any], key: str) -> dict[str, Any]:
-    value = document.get(key, {})
-    if not isinstance(value, dict):
-        raise ConfigError(f"config key {key}: expected a [{key}] table")
-    return value
-
-
-def _string(table: dict[str, Any], key: str, where: str, default: str | None) -> Any:
-    value = table.get(key, default)
-    if value is not None and not isinstance(value, str):
-        raise ConfigError(f"config key {where}.{key}: expected a string, got {value!r}")
-    return value
-
-
-def _integer(table: dict[str, Any], key: str, where: str, default: int, *, minimum: int) -> int:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"config key {where}.{key}: expected an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _number(table: dict[str, Any], key: str, where: str, default: float) -> float:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ConfigError(f"config key {where}.{key}: expected a number > 0, got {value!r}")
-    return float(value)
