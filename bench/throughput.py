@@ -81,7 +81,7 @@ def poll_with_timeman_poller(
     """One cycle of timeman-poller's own code: batch, bucket, storage."""
     from poller import storage
     from poller.config import parse_config
-    from poller.daemon import make_clients, poll_once
+    from poller.cycle import make_clients, poll_once
 
     config = parse_config(
         {

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import io
 import json
 import logging
+import os
+import shutil
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -24,7 +27,7 @@ from poller.config import Config
 from poller.emulator.settings import FAULT_KINDS
 from poller.errors import ConfigError, PollerError
 from poller.logs import LOG_LEVELS, PROGRAM, RedactingFilter, fatal_line, installed
-from poller.report import REPORTS, render
+from poller.report import REPORT_NAMES, TIMESHEET, render, render_check, render_timesheet
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +75,12 @@ class CommandLine:
             self.redactor = redactor
             handler: Handler = args.handler
             try:
-                return handler(args)
+                code = handler(args)
+                sys.stdout.flush()  # a closed pipe shows here, not at exit
+                return code
+            except BrokenPipeError:
+                _silence_stdout()
+                return EXIT_OK
             except ConfigError as exc:
                 return self._fail(exc, args.log_format, EXIT_USAGE)
             except PollerError as exc:
@@ -89,8 +97,12 @@ class CommandLine:
         print(line, file=sys.stderr)
         return code
 
-    def _config(self, args: argparse.Namespace) -> Config:
-        config = commands.load_config(args.config)
+    def _config(self, args: argparse.Namespace, *, portal_secrets: bool = True) -> Config:
+        """The config file's; `--database URL` (report, status, prune) needs no file at all."""
+        url = getattr(args, "database_url", None)
+        if url is not None:
+            return commands.database_only(url)
+        config = commands.load_config(args.config, portal_secrets=portal_secrets)
         self.redactor.add(config.secrets())
         return config
 
@@ -103,6 +115,8 @@ class CommandLine:
     def poll(self, args: argparse.Namespace) -> int:
         report = commands.poll(self._config(args), migrate=args.migrate)
         logger.info("cycle: %s", report.summary())
+        if report.interrupted:
+            return EXIT_INTERRUPTED
         return EXIT_OK if report.ok else EXIT_FAILED
 
     def run(self, args: argparse.Namespace) -> int:
@@ -110,7 +124,7 @@ class CommandLine:
         return EXIT_OK
 
     def status(self, args: argparse.Namespace) -> int:
-        info = commands.status(self._config(args), args.runs)
+        info = commands.status(self._config(args, portal_secrets=False), args.runs)
         if args.format == "json":
             print(json.dumps(info.to_json(), indent=2, ensure_ascii=False))
         else:
@@ -118,19 +132,48 @@ class CommandLine:
         return EXIT_OK if info.ok else EXIT_FAILED
 
     def report(self, args: argparse.Namespace) -> int:
+        if args.report == TIMESHEET:
+            return self._timesheet(args)
+        if args.month is not None or args.department is not None:
+            raise ConfigError("--month and --department: only for `report timesheet`")
         rows = commands.report(
-            self._config(args),
+            self._config(args, portal_secrets=False),
             args.report,
             date_from=args.date_from,
             date_to=args.date_to,
             portals=args.portal or (),
             users=args.user or (),
         )
-        print(render(args.report, rows, args.format))
+        print(render(args.report, rows, args.format, table_width()))
         return EXIT_OK
 
+    def _timesheet(self, args: argparse.Namespace) -> int:
+        if args.month is None:
+            raise ConfigError("report timesheet: --month is required (YYYY-MM)")
+        if args.date_from is not None or args.date_to is not None:
+            raise ConfigError("report timesheet: give --month, not --from/--to")
+        sheet = commands.timesheet(
+            self._config(args, portal_secrets=False),
+            args.month,
+            portals=args.portal or (),
+            department=args.department,
+            users=args.user or (),
+        )
+        print(render_timesheet(sheet, args.format, table_width()))
+        return EXIT_OK
+
+    def check(self, args: argparse.Namespace) -> int:
+        report = commands.check(self._config(args))
+        if args.format == "json":
+            print(json.dumps(report.to_json(), indent=2, ensure_ascii=False))
+        else:
+            print(render_check(report, table_width()))
+        return EXIT_OK if (report.clean if args.strict else report.ok) else EXIT_FAILED
+
     def prune(self, args: argparse.Namespace) -> int:
-        result = commands.prune(self._config(args), args.older_than, dry_run=args.dry_run)
+        result = commands.prune(
+            self._config(args, portal_secrets=False), args.older_than, dry_run=args.dry_run
+        )
         print(result.summary())
         return EXIT_OK
 
@@ -231,7 +274,9 @@ class CommandLine:
         run.set_defaults(migrate=True)
 
         report = add("report", commands.report, self.report)
-        report.add_argument("report", nargs="?", default="workdays", choices=list(REPORTS))
+        report.add_argument("report", nargs="?", default="workdays", choices=list(REPORT_NAMES))
+        report.add_argument("--month", type=_month, help="timesheet: the month, YYYY-MM")
+        report.add_argument("--department", help="timesheet: only this department (its name)")
         report.add_argument("--from", dest="date_from", type=_date, help="first local work date, YYYY-MM-DD")
         report.add_argument("--to", dest="date_to", type=_date, help="last local work date, YYYY-MM-DD")
         report.add_argument("--portal", action="append", help="only this portal (repeatable)")
@@ -239,16 +284,23 @@ class CommandLine:
             "--user", action="append", type=_positive_int, help="only this user id (repeatable)"
         )
         report.add_argument("--format", choices=["table", "csv", "json"], default="table")
+        _add_database_option(report)
 
         status = add("status", commands.status, self.status)
         status.add_argument("--runs", type=_positive_int, default=10, help="cycles to show (default 10)")
         status.add_argument("--format", choices=["text", "json"], default="text")
+        _add_database_option(status)
 
         prune = add("prune", commands.prune, self.prune)
         prune.add_argument("--older-than", required=True, type=_age, help="age such as 400d, 12w or 36h")
         prune.add_argument(
             "--dry-run", action="store_true", help="count what would be deleted; delete nothing"
         )
+        _add_database_option(prune)
+
+        check = add("check", commands.check, self.check)
+        check.add_argument("--format", choices=["table", "json"], default="table")
+        check.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
 
         get_status = add("get-status", commands.get_status, self.get_status)
         get_status.add_argument(
@@ -320,6 +372,37 @@ def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
     )
 
 
+def _add_database_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database",
+        dest="database_url",
+        type=_database_url,
+        help="read this database URL instead of the config file's (no config file needed)",
+    )
+
+
+def table_width() -> int | None:
+    """The terminal's width for tables ($COLUMNS first); None (no limit) when stdout is not a
+    terminal and $COLUMNS is not set: a file or a pipe gets every column."""
+    if not os.environ.get("COLUMNS") and not sys.stdout.isatty():
+        return None
+    columns = shutil.get_terminal_size(fallback=(0, 0)).columns
+    return columns if columns > 0 else None
+
+
+def _silence_stdout() -> None:
+    """After a closed pipe: point stdout at /dev/null so that the flush at exit stays quiet.
+
+    The way the Python docs advise (signal module, "Note on SIGPIPE").
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, io.UnsupportedOperation):  # stdout is not a file (in-process)
+        pass
+
+
 def _option_value(argv: Sequence[str], option: str) -> str | None:
     """The value of `option` in `argv`, read before parsing (to print a usage error as JSON)."""
     for index, word in enumerate(argv):
@@ -335,6 +418,26 @@ def _date(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _month(text: str) -> date:
+    try:
+        return date.fromisoformat(f"{text}-01")
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a month (YYYY-MM)") from None
+
+
+def _database_url(text: str) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(text)
+    except ArgumentError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a database URL (sqlite:///PATH or postgresql+psycopg://USER@HOST/DB)"
+        ) from None
+    return text
 
 
 def _age(text: str) -> timedelta:

@@ -15,31 +15,52 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from poller import maintenance, storage
+from poller import maintenance, shutdown, storage, views
 from poller.bitrix import get_timekeeping_status
+from poller.check import CheckReport, check_config
 from poller.config import Config, config_path
 from poller.config import load_config as read_config_file
-from poller.daemon import Daemon, PollReport, make_clients, poll_once
+from poller.cycle import PollReport, make_clients, poll_once
+from poller.daemon import Daemon
 from poller.demo import DemoResult, run_demo
 from poller.emulator import Emulator, EmulatorSettings
 from poller.errors import ConfigError
 from poller.metrics import Metrics
 from poller.models import PollRun
-from poller.report import REPORTS, json_values
+from poller.report import REPORT_NAMES, REPORTS, json_values
 from poller.spool import Spool
+from poller.timesheet import Timesheet, build_timesheet, month_dates
 
 logger = logging.getLogger(__name__)
 
 
-def load_config(path: str | Path | None = None) -> Config:
-    """Read the config file: `path`, else $TIMEMAN_POLLER_CONFIG, else ./config.toml."""
+def load_config(path: str | Path | None = None, *, portal_secrets: bool = True) -> Config:
+    """Read the config file: `path`, else $TIMEMAN_POLLER_CONFIG, else ./config.toml.
+
+    With `portal_secrets` False, portal settings taken from unset environment variables
+    stay as written: for commands that only read the database.
+    """
     found = config_path(str(path) if path is not None else None)
-    config = read_config_file(found)
-    if config.secrets() and found.stat().st_mode & 0o077:
+    config = read_config_file(found, portal_secrets=portal_secrets)
+    if found.stat().st_mode & 0o077 and _holds_secrets(found, config):
         logger.warning(
             "config file %s can be read by other users; it holds secrets: chmod 600 %s", found, found
         )
     return config
+
+
+def database_only(url: str) -> Config:
+    """A config of just a database (`--database URL`), for commands that only read it."""
+    return Config(database_url=url, spool_path=None)
+
+
+def _holds_secrets(path: Path, config: Config) -> bool:
+    """Whether the file itself holds a secret (not only `${NAME}` references to one)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return bool(config.secrets())
+    return any(secret in text and "${" not in secret for secret in config.secrets())
 
 
 # -- db upgrade ------------------------------------------------------------------------------
@@ -87,20 +108,31 @@ def poll(config: Config, migrate: bool = False) -> PollReport:
     Exit code 0 when every user was stored, 1 when any user or portal failed (each failure
     is a row in poll_errors), 2 for a configuration error. The database must be at the
     newest schema revision (`db upgrade` first, or `poll --migrate`).
+    Ctrl-C (or SIGTERM) stops fetching: what came is stored, the cycle is recorded as
+    interrupted, exit code 130; a second Ctrl-C stops at once.
     """
+    grace = config.http.read_timeout_seconds + shutdown.EXTRA_GRACE_SECONDS
     with maintenance.open_database(config.database_url, migrate=migrate) as engine:
         spool = Spool(config.spool_path, config.spool_max_rows)
-        return poll_once(make_clients(config, engine), engine, mode=config.storage_mode, spool=spool)
+        with shutdown.on_signals(grace) as signals:
+            clients = make_clients(config, engine, stop=signals.event)
+            return poll_once(clients, engine, mode=config.storage_mode, spool=spool, stop=signals.event)
 
 
 def run(config: Config, migrate: bool = True) -> None:
-    """Run the daemon: upgrade the database, then poll on the configured schedule.
+    """Run the daemon: upgrade the database, then poll each portal on its schedule.
 
-    SIGTERM or SIGINT lets the current cycle finish and commit, then exits 0.
+    A database that is down at start is waited for: cycles go to the spool and the schema
+    upgrade is tried again every cycle. SIGTERM or a first Ctrl-C lets the cycles store what
+    they fetched and exits 0 (130 after Ctrl-C) within [http] read_timeout_seconds + 10 s;
+    a second Ctrl-C stops at once.
     """
-    with maintenance.open_database(config.database_url, migrate=migrate) as engine:
+    engine = storage.make_engine(config.database_url)
+    with maintenance.database_errors(engine):
+        maintenance.check_sqlite_directory(engine)
         metrics = Metrics(p.name for p in config.portals) if config.metrics.port else None
-        Daemon(config, engine, make_clients(config, engine, metrics=metrics), metrics).run()
+        clients = make_clients(config, engine, metrics=metrics)
+        Daemon(config, engine, clients, metrics, migrate=migrate).run()
 
 
 # -- status ----------------------------------------------------------------------------------
@@ -206,14 +238,19 @@ def report(
     portals: Sequence[str] = (),
     users: Sequence[int] = (),
 ) -> list[dict[str, Any]]:
-    """Print a report from the views: workdays (default), latest or daily.
+    """Print a report: workdays (default), latest, daily or timesheet.
 
-    workdays: one row per workday (worked and break time; estimated while the day is open).
-    latest:   each user's newest status.
-    daily:    worked and break time per user and local date.
+    workdays:  one row per workday (worked and break time; estimated while the day is open).
+    latest:    each user's newest status.
+    daily:     worked and break time per user and local date.
+    timesheet: a month (--month YYYY-MM) for payroll: a line per person, hours per day,
+               totals per person and for everyone.
+
+    Tables fit the terminal: names wrap, and columns that still do not fit are named in a
+    footer line. --database URL reads that database without a config file.
     """
     if name not in REPORTS:
-        raise ConfigError(f"report {name!r}: expected one of {', '.join(REPORTS)}")
+        raise ConfigError(f"report {name!r}: expected one of {', '.join(REPORT_NAMES)}")
     if date_from and date_to and date_from > date_to:
         raise ConfigError(f"--from {date_from} is after --to {date_to}")
     with maintenance.open_database(config.database_url) as engine:
@@ -256,6 +293,45 @@ def prune(
     with maintenance.open_database(config.database_url) as engine:
         counts = maintenance.prune_history(engine, cutoff, dry_run=dry_run)
     return PruneResult(cutoff, dry_run, counts)
+
+
+def timesheet(
+    config: Config,
+    month: date,
+    *,
+    portals: Sequence[str] = (),
+    department: str | None = None,
+    users: Sequence[int] = (),
+) -> Timesheet:
+    """A month of the `workdays` table per person, for `report timesheet --month YYYY-MM`.
+
+    --department keeps the people whose department (the first one's name) matches,
+    ignoring case.
+    """
+    first = month.replace(day=1)
+    last = month_dates(first)[-1]
+    with maintenance.open_database(config.database_url) as engine:
+        rows = storage.get_view_rows(
+            engine, views.workdays, date_from=first, date_to=last, portals=portals, users=users
+        )
+    if department is not None:
+        wanted = department.casefold()
+        rows = [row for row in rows if (row.get("department") or "").casefold() == wanted]
+    return build_timesheet(first, rows)
+
+
+# -- check -----------------------------------------------------------------------------------
+
+
+def check(config: Config) -> CheckReport:
+    """Check a config before deploying it: the database, and each portal's reach, credentials,
+    scopes (timeman, user, department), right to read other users, and REST 3.0 records.
+
+    About five requests per portal. Exit code 0 when nothing stops polling (warnings name
+    features that will not work, such as backfill without REST 3.0), 1 otherwise; with
+    --strict, warnings count too.
+    """
+    return check_config(config)
 
 
 # -- commands that need no config ------------------------------------------------------------

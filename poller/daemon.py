@@ -1,285 +1,46 @@
-"""The poll cycle and the scheduler that repeats it.
+"""The scheduler: every portal on its own APScheduler job, so a slow portal never delays another.
 
-`poll_once` is a plain function: the daemon, the `poll` command, the demo and the tests all
-call it. A failing user, portal or database is recorded and logged; it never raises.
+Jobs, each never overlapping itself, each portal's in a thread of its own:
+- `poll:<portal>` on the portal's interval or cron (`config.schedule_of`): refresh the
+  portal's user directory when it is due (at start, then every `[directory] refresh_hours`),
+  then `cycle.poll_portal`.
+- `database`, at the shortest portal interval: bring the schema to head while it is not (the
+  database was down at start: cycles go to the spool meanwhile) and write what the spool kept.
+- `reconcile:<portal>`, daily at `[reconcile] at` in `[schedule] timezone`: re-read the last
+  days of records (`backfill.reconcile`), on a small pool of its own.
+
+`run()` is `start()`, wait for SIGTERM or Ctrl-C (see `shutdown.py`), `stop()`. Tests call
+`start()` and `stop()` themselves.
 """
 
 from __future__ import annotations
 
 import logging
-import signal
 import threading
-from collections import Counter
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from types import FrameType
+from typing import Any
+from zoneinfo import ZoneInfo
 
-import requests
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from poller import clock as clocks
-from poller import storage
-from poller.bitrix import PortalClient, fetch_active_user_ids, fetch_statuses
-from poller.config import Config, PortalConfig
+from poller import shutdown, storage
+from poller.bitrix import PortalClient, fetch_departments, fetch_users
+from poller.config import Config, ScheduleConfig
+from poller.cycle import PortalOutcome, poll_portal
 from poller.errors import BitrixError, ConfigError, PollerError
 from poller.metrics import Metrics, MetricsServer
-from poller.redaction import redact
-from poller.spool import Spool, SpoolEntry
-from poller.status import parse_status
+from poller.spool import Spool
 
 logger = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class PortalOutcome:
-    """What one portal's part of a cycle did."""
-
-    portal: str
-    users_ok: int
-    users_failed: int
-    portal_failed: bool
-    requests: int
-    error_codes: tuple[tuple[str, int], ...] = ()
-    kept: int = 0  # snapshots fetched but waiting in the spool for the database
-
-
-@dataclass(frozen=True)
-class PollReport:
-    """What one cycle did, over all portals."""
-
-    run_id: int | None
-    started_at: datetime
-    finished_at: datetime
-    portals: tuple[PortalOutcome, ...]
-
-    @property
-    def users_ok(self) -> int:
-        return sum(p.users_ok for p in self.portals)
-
-    @property
-    def users_failed(self) -> int:
-        return sum(p.users_failed for p in self.portals)
-
-    @property
-    def requests(self) -> int:
-        return sum(p.requests for p in self.portals)
-
-    @property
-    def kept(self) -> int:
-        return sum(p.kept for p in self.portals)
-
-    @property
-    def ok(self) -> bool:
-        return self.run_id is not None and not any(
-            p.users_failed or p.portal_failed or p.kept for p in self.portals
-        )
-
-    def summary(self) -> str:
-        seconds = (self.finished_at - self.started_at).total_seconds()
-        failed_portals = sum(p.portal_failed for p in self.portals)
-        text = (
-            f"{self.users_ok} users stored, {self.users_failed} failed, "
-            f"{self.requests} request{'' if self.requests == 1 else 's'}, {seconds:.2f} s"
-        )
-        if failed_portals:
-            text += f", {failed_portals} of {len(self.portals)} portals failed"
-        if self.kept:
-            text += f", {self.kept} kept for the database"
-        return text
-
-
-def make_clients(
-    config: Config,
-    engine: Engine,
-    session: requests.Session | None = None,
-    *,
-    clock: clocks.Clock = clocks.SYSTEM_CLOCK,
-    metrics: Metrics | None = None,
-) -> list[PortalClient]:
-    """One client per portal, starting from stored OAuth tokens when there are any.
-
-    `clock` is the clients' waits and view of time (tests hand in a ManualClock shared
-    with the emulator, so backoffs and operating-limit resets pass without sleeping).
-    """
-    clients = []
-    for portal in config.portals:
-        client = PortalClient(
-            portal,
-            session or requests.Session(),  # one connection pool per portal thread
-            config.http,
-            on_tokens_refreshed=_token_saver(engine, portal),
-            clock=clock,
-            observe_latency=metrics.request_observer(portal.name) if metrics else None,
-        )
-        if not portal.uses_webhook:
-            try:
-                stored = storage.get_tokens(engine, portal.name)
-            except SQLAlchemyError as exc:
-                logger.warning(
-                    "portal %s: stored tokens unreadable (%s); using the config's",
-                    portal.name,
-                    storage.describe_db_error(exc),
-                )
-                stored = None
-            if stored is not None:
-                client.use_tokens(*stored)
-        clients.append(client)
-    return clients
-
-
-def _token_saver(engine: Engine, portal: PortalConfig) -> Callable[[str, str], None]:
-    def save(access_token: str, refresh_token: str) -> None:
-        storage.save_tokens(engine, portal.name, access_token, refresh_token, utc_now())
-
-    return save
-
-
-def poll_once(
-    clients: Sequence[PortalClient],
-    engine: Engine,
-    clock: Clock = utc_now,
-    mode: storage.StorageMode = "all",
-    spool: Spool | None = None,
-) -> PollReport:
-    """Poll every portal once, concurrently, and store what came back.
-
-    1. Write what the spool kept from earlier cycles, if the database takes it now.
-    2. Insert the poll_runs row (if the database is down, the cycle goes on without it).
-    3. Each portal: list its users, fetch their statuses, write snapshots and error rows in
-       one transaction, or keep them in the spool when the database refuses them.
-    4. Close the poll_runs row with the counts.
-    """
-    spool = spool if spool is not None else Spool()
-    started = clock()
-    spool.flush(engine, mode)
-    run_id: int | None = None
-    try:
-        run_id = storage.save_run_started(engine, started)
-    except SQLAlchemyError as exc:
-        spool.note_outage(storage.describe_db_error(exc))
-    with ThreadPoolExecutor(max_workers=max(1, len(clients)), thread_name_prefix="portal") as pool:
-        outcomes = tuple(pool.map(lambda c: poll_portal(c, engine, run_id, clock, mode, spool), clients))
-    spool.flush(engine, mode)
-    report = PollReport(run_id, started, clock(), outcomes)
-    if run_id is not None:
-        try:
-            storage.save_run_finished(
-                engine, run_id, report.finished_at, report.users_ok, report.users_failed
-            )
-            spool.note_available()
-        except SQLAlchemyError as exc:
-            spool.note_outage(storage.describe_db_error(exc))
-    return report
-
-
-def poll_portal(
-    client: PortalClient,
-    engine: Engine,
-    run_id: int | None,
-    clock: Clock = utc_now,
-    mode: storage.StorageMode = "all",
-    spool: Spool | None = None,
-) -> PortalOutcome:
-    """Fetch and store one portal's users; every failure becomes a poll_errors row."""
-    portal = client.portal
-    requests_before = client.requests_sent
-    errors: list[storage.ErrorRow] = []
-    snapshots: list[storage.SnapshotRow] = []
-    user_ids: Sequence[int] = ()
-    portal_failed = False
-    try:
-        user_ids = portal.users if portal.users != "all" else fetch_active_user_ids(client)
-    except BitrixError as exc:
-        portal_failed = True
-        errors.append(_error_row(client, None, exc, clock()))
-    if user_ids:
-        batch = fetch_statuses(client, list(user_ids))
-        for user_id, result in batch.results.items():
-            parsed = parse_status(result)
-            for warning in parsed.warnings:
-                logger.warning("portal %s user %s: %s", portal.name, user_id, warning)
-            snapshots.append(storage.SnapshotRow(portal.name, user_id, batch.answered_at[user_id], parsed))
-        for user_id, error in batch.errors.items():
-            errors.append(_error_row(client, user_id, error, clock()))
-        if batch.errors and not batch.results:
-            portal_failed = not all(e.per_user for e in batch.errors.values())
-    failed_users = len(errors) - (1 if portal_failed and not user_ids else 0)
-    _log_errors(portal.name, errors)
-    codes = Counter(row.code for row in errors)
-    outcome = PortalOutcome(
-        portal.name,
-        len(snapshots),
-        failed_users,
-        portal_failed,
-        client.requests_sent - requests_before,
-        tuple(sorted(codes.items())),
-    )
-    entry = SpoolEntry(run_id, tuple(snapshots), tuple(errors))
-    if spool:  # earlier cycles still wait for the database: keep the order
-        spool.add(entry, "earlier cycles are still waiting")
-        return replace(outcome, users_ok=0, kept=len(snapshots))
-    try:
-        saved = storage.save_portal_cycle(engine, run_id, snapshots, errors, mode)
-    except SQLAlchemyError as exc:
-        if spool is None:
-            raise
-        spool.add(entry, storage.describe_db_error(exc))
-        return replace(outcome, users_ok=0, kept=len(snapshots))
-    if saved.refused:  # values the database refused: those users failed, the others are stored
-        codes[storage.BAD_VALUE] += len(saved.refused)
-        return replace(
-            outcome,
-            users_ok=outcome.users_ok - len(saved.refused),
-            users_failed=outcome.users_failed + len(saved.refused),
-            error_codes=tuple(sorted(codes.items())),
-        )
-    return outcome
-
-
-def _error_row(
-    client: PortalClient, user_id: int | None, exc: BitrixError, now: datetime
-) -> storage.ErrorRow:
-    return storage.ErrorRow(
-        portal=client.portal.name,
-        user_id=user_id,
-        occurred_at=now,
-        code=exc.code or type(exc).__name__,
-        http_status=exc.http_status,
-        message=redact(exc.message, client.secrets()),
-    )
-
-
-def _log_errors(portal: str, errors: Sequence[storage.ErrorRow]) -> None:
-    """Log each distinct failure once, with how many users it hit."""
-    by_message: dict[str, list[int | None]] = {}
-    for row in errors:
-        by_message.setdefault(row.message, []).append(row.user_id)
-    for message, users in by_message.items():
-        named = [str(u) for u in users if u is not None]
-        if not named:
-            logger.error("portal %s: %s", portal, message)
-        elif len(named) <= 5:
-            logger.error("portal %s user %s: %s", portal, ", ".join(named), message)
-        else:
-            logger.error(
-                "portal %s, %d users (%s, ...): %s", portal, len(named), ", ".join(named[:5]), message
-            )
+RECONCILE_THREADS = 4  # reconciles are long and rare: a few at a time, never taking a poll's thread
+DIRECTORY_RETRY_SECONDS = 900.0  # a failed directory refresh is tried again after this long
 
 
 class Daemon:
-    """Run `poll_once` on the configured schedule until SIGTERM or SIGINT.
-
-    A signal stops the scheduler; the cycle in progress finishes and commits first.
-    """
+    """Poll each portal on its own schedule until `stop()` (or, under `run()`, a signal)."""
 
     def __init__(
         self,
@@ -287,85 +48,309 @@ class Daemon:
         engine: Engine,
         clients: Sequence[PortalClient],
         metrics: Metrics | None = None,
+        *,
+        migrate: bool = True,
+        spool: Spool | None = None,
+        replica: str | None = None,
     ) -> None:
         self.config = config
         self.engine = engine
-        self.clients = clients
+        self.clients = list(clients)
         self.metrics = metrics
-        self.spool = Spool(config.spool_path, config.spool_max_rows)
-        self.cycles = 0
-        self._cycle_lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._scheduler: object | None = None
+        self.migrate = migrate
+        self.replica = replica
+        self.spool = spool if spool is not None else Spool(config.spool_path, config.spool_max_rows)
+        self.stopping = threading.Event()
+        for client in self.clients:
+            client.stop = self.stopping  # once stopping, a failed request is not retried
+        self.cycles: dict[str, int] = {client.portal.name: 0 for client in self.clients}
+        self.last_outcome: dict[str, PortalOutcome] = {}
+        self._database_ready = False
+        self._database_complaint: str | None = None
+        self._database_lock = threading.Lock()
+        self._directory_due: dict[str, float] = {}
+        self._no_department_scope: set[str] = set()
+        self._busy: set[str] = set()
+        self._busy_lock = threading.Lock()
+        self._scheduler: Any = None
+        self._server: MetricsServer | None = None
 
-    def cycle(self) -> None:
-        if self._stopping.is_set():
-            return
-        with self._cycle_lock:
-            try:
-                report = poll_once(self.clients, self.engine, mode=self.config.storage_mode, spool=self.spool)
-            except PollerError as exc:
-                logger.error("cycle failed: %s", exc)
-                return
-            except Exception:
-                logger.exception("cycle failed with an unexpected error; the daemon goes on")
-                return
-            self.cycles += 1
-            logger.info("cycle %d: %s", self.cycles, report.summary())
-            if self.metrics is not None:
-                self.metrics.record_cycle(report, self.spool.snapshots)
+    # -- lifecycle -----------------------------------------------------------------------
 
     def run(self) -> None:
-        from apscheduler.executors.pool import ThreadPoolExecutor as JobExecutor
-        from apscheduler.schedulers.blocking import BlockingScheduler
-        from apscheduler.triggers.cron import CronTrigger
-        from apscheduler.triggers.interval import IntervalTrigger
+        """Start, wait for SIGTERM or Ctrl-C, stop; Ctrl-C then ends as KeyboardInterrupt (exit 130).
 
-        schedule = self.config.schedule
-        jitter = schedule.jitter_seconds or None
-        if schedule.cron is not None:
-            trigger: CronTrigger | IntervalTrigger = CronTrigger.from_crontab(schedule.cron, timezone=UTC)
-            trigger.jitter = jitter
-            grace = 60
-        else:
-            assert schedule.interval_seconds is not None
-            trigger = IntervalTrigger(seconds=schedule.interval_seconds, jitter=jitter, timezone=UTC)
-            grace = max(1, schedule.interval_seconds // 2)
-        scheduler = BlockingScheduler(executors={"default": JobExecutor(1)}, timezone=UTC)
+        The first signal lets the cycles finish their batch in flight and store what came;
+        the process ends within `[http] read_timeout_seconds` + 10 s in every case.
+        """
+        grace = self.config.http.read_timeout_seconds + shutdown.EXTRA_GRACE_SECONDS
+        with shutdown.on_signals(grace, self.stopping, busy=self.describe_busy) as signals:
+            self.start()
+            try:
+                while not self.stopping.wait(1.0):
+                    pass
+            finally:
+                self.stop()
+        if signals.interrupted:
+            raise KeyboardInterrupt
+
+    def start(self) -> None:
+        """Try the database once, schedule every job (each portal's first cycle at once), serve metrics."""
+        from apscheduler.executors.pool import ThreadPoolExecutor as JobExecutor
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        self.ensure_database()
+        reconciling = self.config.reconcile.days > 0
+        scheduler = BackgroundScheduler(
+            executors={
+                "default": JobExecutor(len(self.clients) + 1),
+                "reconcile": JobExecutor(max(1, min(RECONCILE_THREADS, len(self.clients)))),
+            },
+            job_defaults={"max_instances": 1, "coalesce": True},
+            timezone=UTC,
+        )
+        now = datetime.now(UTC)
+        for client in self.clients:
+            name = client.portal.name
+            schedule = self.config.schedule_of(client.portal)
+            scheduler.add_job(
+                self.poll,
+                _trigger(schedule),
+                args=(client,),
+                id=f"poll:{name}",
+                name=f"poll {name}",
+                next_run_time=now,
+                misfire_grace_time=_grace(schedule),
+            )
+            if reconciling:
+                hour, minute = (int(part) for part in self.config.reconcile.at.split(":"))
+                scheduler.add_job(
+                    self.reconcile,
+                    "cron",
+                    args=(client,),
+                    hour=hour,
+                    minute=minute,
+                    timezone=ZoneInfo(self.config.schedule.timezone),
+                    id=f"reconcile:{name}",
+                    name=f"reconcile {name}",
+                    executor="reconcile",
+                    misfire_grace_time=3600,
+                )
         scheduler.add_job(
-            self.cycle,
-            trigger,
-            id="poll",
-            next_run_time=datetime.now(UTC),
-            max_instances=1,
-            coalesce=True,
-            misfire_grace_time=grace,
+            self.maintain_database,
+            "interval",
+            seconds=self._shortest_interval(),
+            id="database",
+            name="database",
+            next_run_time=now,
         )
         self._scheduler = scheduler
-        server = self._start_metrics_server()
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
-        logger.info(
-            "daemon started: %d portals, %s",
-            len(self.clients),
-            f"cron {schedule.cron!r}" if schedule.cron else f"every {schedule.interval_seconds} s",
-        )
+        self._server = self._start_metrics_server()
+        scheduler.start()
+        logger.info("daemon started: %s", ", ".join(self._describe_schedules()))
+
+    def stop(self) -> None:
+        """Stop scheduling; let running cycles end after their batch in flight; wait for them."""
+        self.stopping.set()
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            scheduler.shutdown(wait=True)
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        logger.info("daemon stopped after %d cycles", sum(self.cycles.values()))
+
+    def describe_busy(self) -> str:
+        """The portals mid-cycle, for the line a hard stop logs (their part in flight is lost)."""
+        with self._busy_lock:
+            busy = sorted(self._busy)
+        if not busy:
+            return ""
+        return f"cycles of {', '.join(busy)} cut; at most the part in flight of each is lost"
+
+    # -- the database --------------------------------------------------------------------
+
+    @property
+    def database_ready(self) -> bool:
+        return self._database_ready
+
+    def ensure_database(self) -> bool:
+        """Bring the schema to head (or, without migrate, check it) unless that was done already.
+
+        A database that is down or behind is said once, and tried again on every call; until
+        then the cycles go to the spool.
+        """
+        with self._database_lock:
+            if self._database_ready:
+                return True
+            try:
+                if self.migrate:
+                    storage.upgrade_database(self.engine)
+                else:
+                    storage.check_schema(self.engine)
+            except (PollerError, SQLAlchemyError) as exc:
+                complaint = str(exc) if isinstance(exc, PollerError) else storage.describe_db_error(exc)
+                if self._database_complaint is None:
+                    logger.error(
+                        "%s; polling into the spool and trying again every cycle",
+                        complaint.removesuffix("."),
+                    )
+                self._database_complaint = complaint
+                return False
+            if self._database_complaint is not None:
+                logger.info("database ready: the schema is at head")
+            self._database_ready = True
+            return True
+
+    def maintain_database(self) -> None:
+        """The database job: the schema at head (retried while it is not), then the spool written."""
+        if self.stopping.is_set() or not self.ensure_database():
+            return
         try:
-            scheduler.start()
+            self.spool.flush(self.engine, self.config.storage_mode)
+        except Exception:
+            logger.exception("writing the spool failed unexpectedly; it is tried again next time")
+        if self.metrics is not None:
+            self.metrics.set_spool_rows(self.spool.snapshots)
+
+    # -- one portal ----------------------------------------------------------------------
+
+    def poll(self, client: PortalClient) -> PortalOutcome | None:
+        """The portal's job: refresh its directory when due, then one cycle; None when none ran."""
+        name = client.portal.name
+        if self.stopping.is_set():
+            return None
+        with self._busy_lock:
+            self._busy.add(name)
+        try:
+            self._refresh_directory_if_due(client)
+            outcome = poll_portal(
+                client,
+                self.engine,
+                mode=self.config.storage_mode,
+                spool=self.spool,
+                stop=self.stopping,
+                replica=self.replica,
+                metrics=self.metrics,
+                database_ready=self._database_ready,
+            )
+        except PollerError as exc:
+            logger.error("portal %s: cycle failed: %s", name, exc)
+            return None
+        except Exception:
+            logger.exception("portal %s: cycle failed with an unexpected error; the daemon goes on", name)
+            return None
         finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-        with self._cycle_lock:  # wait for a cycle still running in the executor
-            pass
-        if server is not None:
-            server.stop()
-        logger.info("daemon stopped after %d cycles", self.cycles)
+            with self._busy_lock:
+                self._busy.discard(name)
+        self.cycles[name] += 1
+        self.last_outcome[name] = outcome
+        logger.info("portal %s: cycle %d: %s", name, self.cycles[name], outcome.summary())
+        if self.metrics is not None:
+            self.metrics.set_spool_rows(self.spool.snapshots)
+        return outcome
+
+    def _refresh_directory_if_due(self, client: PortalClient) -> None:
+        """Read the portal's users and departments into the directory: at start, then every refresh_hours.
+
+        Done inside the portal's job, so it shares the portal's bucket with no cycle running
+        beside it, and a `users = "all"` cycle right after already reads its ids from it.
+        """
+        hours = self.config.directory.refresh_hours
+        name = client.portal.name
+        if hours <= 0 or not self._database_ready or self.stopping.is_set():
+            return
+        now = client.clock.monotonic()
+        if now < self._directory_due.get(name, now):
+            return
+        self._directory_due[name] = now + min(hours * 3600, DIRECTORY_RETRY_SECONDS)  # if it fails
+        try:
+            users = fetch_users(client)
+            departments = self._fetch_departments(client)
+            at = client.clock.now()
+            storage.save_users(self.engine, name, users, at)
+            if departments is not None:
+                storage.save_departments(self.engine, name, departments, at)
+        except BitrixError as exc:
+            logger.warning("portal %s: user directory not refreshed: %s", name, exc.message)
+            return
+        except SQLAlchemyError as exc:
+            logger.warning("portal %s: user directory not stored: %s", name, storage.describe_db_error(exc))
+            return
+        self._directory_due[name] = now + hours * 3600
+        logger.info(
+            "portal %s: user directory refreshed: %d users%s",
+            name,
+            len(users),
+            f", {len(departments)} departments" if departments is not None else "",
+        )
+
+    def _fetch_departments(self, client: PortalClient) -> list[dict[str, Any]] | None:
+        """The departments, or None without the `department` scope (said once per portal)."""
+        try:
+            return fetch_departments(client)
+        except BitrixError as exc:
+            if "insufficient_scope" not in exc.code.lower() and "insufficientscope" not in exc.code.lower():
+                raise
+            if client.portal.name not in self._no_department_scope:
+                self._no_department_scope.add(client.portal.name)
+                logger.warning(
+                    "portal %s: no `department` scope: department names are not read "
+                    "(add the scope to the webhook or app); user names are kept",
+                    client.portal.name,
+                )
+            return None
+
+    def reconcile(self, client: PortalClient) -> None:
+        """Re-read the last days of records (backfill.reconcile logs its own summary)."""
+        from poller import backfill
+
+        name = client.portal.name
+        if self.stopping.is_set() or not self._database_ready:
+            return
+        try:
+            result = backfill.reconcile(
+                self.config,
+                self.engine,
+                client,
+                self.config.reconcile.days,
+                client.clock.now(),
+                stop=self.stopping,
+            )
+        except PollerError as exc:
+            logger.error("portal %s: reconcile failed: %s", name, exc)
+            return
+        except SQLAlchemyError as exc:
+            logger.error("portal %s: reconcile not stored: %s", name, storage.describe_db_error(exc))
+            return
+        if result.error is None and not result.stopped and self.metrics is not None:
+            self.metrics.reconcile_finished(name, result.records)
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _shortest_interval(self) -> int:
+        intervals = [self.config.schedule_of(c.portal).interval_seconds for c in self.clients]
+        return min((i for i in intervals if i), default=60)
+
+    def _describe_schedules(self) -> list[str]:
+        described = []
+        for client in self.clients:
+            schedule = self.config.schedule_of(client.portal)
+            when = (
+                f"cron {schedule.cron!r} ({schedule.timezone})"
+                if schedule.cron
+                else f"every {schedule.interval_seconds} s"
+            )
+            described.append(f"{client.portal.name} {when}")
+        return described
 
     def _start_metrics_server(self) -> MetricsServer | None:
         settings = self.config.metrics
         if self.metrics is None or settings.port is None:
             return None
-        interval = self.config.schedule.interval_seconds
-        max_age = settings.healthz_max_age_seconds or (3 * interval if interval else 3600)
+        intervals = [self.config.schedule_of(c.portal).interval_seconds or 1200 for c in self.clients]
+        longest = max(intervals, default=60)  # a cron schedule counts as every 20 minutes
+        max_age = settings.healthz_max_age_seconds or 3 * longest
         try:
             server = MetricsServer(self.metrics, settings.host, settings.port, max_age).start()
         except OSError as exc:
@@ -375,9 +360,20 @@ class Daemon:
         logger.info("metrics on http://%s:%d/metrics, health on /healthz", settings.host, server.port)
         return server
 
-    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        logger.info("%s received: finishing the current cycle, then exiting", signal.Signals(signum).name)
-        self._stopping.set()
-        scheduler = self._scheduler
-        if scheduler is not None:
-            threading.Thread(target=scheduler.shutdown, kwargs={"wait": False}).start()  # type: ignore[attr-defined]
+
+def _trigger(schedule: ScheduleConfig) -> Any:
+    from apscheduler.triggers.cron import CronTrigger
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    jitter = schedule.jitter_seconds or None
+    if schedule.cron is not None:
+        trigger = CronTrigger.from_crontab(schedule.cron, timezone=ZoneInfo(schedule.timezone))
+        trigger.jitter = jitter
+        return trigger
+    assert schedule.interval_seconds is not None
+    return IntervalTrigger(seconds=schedule.interval_seconds, jitter=jitter, timezone=UTC)
+
+
+def _grace(schedule: ScheduleConfig) -> int:
+    """How late a run may start and still count: half an interval (a minute for cron)."""
+    return max(1, schedule.interval_seconds // 2) if schedule.interval_seconds else 60

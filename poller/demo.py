@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from poller import storage
 from poller.config import Config, HttpConfig, PortalConfig, ScheduleConfig, parse_webhook_url
-from poller.daemon import PollReport, make_clients, poll_once
+from poller.cycle import PollReport, make_clients, poll_once
 from poller.emulator import Emulator, EmulatorSettings, SimClock
 
 

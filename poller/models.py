@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeEngine
 
-from poller.fields import STATUS_FIELDS, StatusField
+from poller.fields import DEPARTMENT_FIELDS, RECORD_FIELDS, STATUS_FIELDS, USER_FIELDS, StatusField
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -81,7 +81,24 @@ _STATUS_TYPES: dict[str, Callable[[], TypeEngine[Any]]] = {
     "float": Float,
     "bool": Boolean,
     "date-derived": Date,
+    "int-list": JSON,
 }
+
+
+def _field_columns(
+    fields: tuple[StatusField, ...], key: str, required: tuple[str, ...] = ()
+) -> list[Column[Any]]:
+    """Columns for declared fields; `key` (the Bitrix24 id) is part of the primary key."""
+    return [
+        Column(
+            spec.column,
+            status_column_type(spec),
+            primary_key=spec.column == key,
+            nullable=spec.column != key and spec.column not in required,
+        )
+        for spec in fields
+    ]
+
 
 snapshots_table = Table(
     "snapshots",
@@ -98,8 +115,8 @@ snapshots_table = Table(
     Column("seen_count", Integer, nullable=False, default=1),
     UniqueConstraint("portal", "user_id", "polled_at"),
     Index("ix_snapshots_portal_work_date", "portal", "work_date"),
-    Index("ix_snapshots_portal_user_id_work_date", "portal", "user_id", "work_date", "time_start"),
-    Index("ix_snapshots_work_date", "work_date"),
+    # The snapshots of one workday: what the workdays table is rebuilt from.
+    Index("ix_snapshots_portal_user_id_time_start", "portal", "user_id", "time_start"),
 )
 
 
@@ -121,28 +138,44 @@ class Snapshot(Base):
     duration_seconds: Mapped[int | None]
     time_leaks_seconds: Mapped[int | None]
     tz_offset: Mapped[int | None]
+    record_id: Mapped[int | None]
     raw: Mapped[dict[str, Any]]
     last_seen_at: Mapped[datetime]
     seen_count: Mapped[int]
 
 
 class PollRun(Base):
-    """One poll cycle over every configured portal."""
+    """One portal's poll cycle (rows from before revision 0005 cover every portal: portal NULL).
+
+    `outcome`: 'finished', or 'interrupted' when a stop cut the cycle; NULL while it runs (and
+    for good when its process died). `replica`: the daemon that ran it.
+    """
 
     __tablename__ = "poll_runs"
+    __table_args__ = (Index("ix_poll_runs_portal_started_at", "portal", "started_at"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     users_ok: Mapped[int] = mapped_column(Integer, default=0)
     users_failed: Mapped[int] = mapped_column(Integer, default=0)
+    portal: Mapped[str | None] = mapped_column(String(200))
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    replica: Mapped[str | None] = mapped_column(String(200))
 
 
 class PollError(Base):
-    """A user (or, with user_id NULL, a whole portal) that a cycle could not store."""
+    """A user (or, with user_id NULL, a whole portal) that a cycle could not store.
+
+    error_key (run, user, moment, code) makes a replayed spool entry a no-op: the insert skips
+    a key the portal already has. Rows from before revision 0004 have "legacy:<id>".
+    """
 
     __tablename__ = "poll_errors"
-    __table_args__ = (Index("ix_poll_errors_portal_occurred_at", "portal", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_poll_errors_portal_occurred_at", "portal", "occurred_at"),
+        UniqueConstraint("portal", "error_key"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("poll_runs.id"), index=True)
@@ -152,6 +185,7 @@ class PollError(Base):
     code: Mapped[str] = mapped_column(String(100))
     http_status: Mapped[int | None] = mapped_column(Integer)
     message: Mapped[str] = mapped_column(Text)
+    error_key: Mapped[str] = mapped_column(String(200))
 
 
 class OAuthToken(Base):
@@ -163,3 +197,72 @@ class OAuthToken(Base):
     access_token: Mapped[str] = mapped_column(Text)
     refresh_token: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# The directory: `user.get` and `department.get` as last refreshed. A user missing from a
+# full refresh is kept with active = false: history still names them.
+users_table = Table(
+    "users",
+    Base.metadata,
+    Column("portal", String(200), primary_key=True),
+    *_field_columns(USER_FIELDS, "user_id"),
+    Column("updated_at", UTCDateTime(), nullable=False),  # the refresh that last listed (or missed) them
+)
+
+departments_table = Table(
+    "departments",
+    Base.metadata,
+    Column("portal", String(200), primary_key=True),
+    *_field_columns(DEPARTMENT_FIELDS, "department_id"),
+)
+
+# The portal's own workday records (`timeman.record.list`), one row per record, changed in place.
+workday_records_table = Table(
+    "workday_records",
+    Base.metadata,
+    Column("portal", String(200), primary_key=True),
+    *_field_columns(RECORD_FIELDS, "record_id", required=("user_id", "start_time")),
+    Column("work_date", Date, nullable=True),  # the local date of startTime in its own offset
+    Column("raw", JSON, nullable=False),
+    Column("fetched_at", UTCDateTime(), nullable=False),  # when the stored values were fetched
+    Index("ix_workday_records_portal_user_id_start_time", "portal", "user_id", "start_time"),
+    Index("ix_workday_records_portal_work_date", "portal", "work_date"),
+)
+
+# Which users a backfill of exactly [date_from, date_to] has finished: a resumed run skips them.
+backfill_progress_table = Table(
+    "backfill_progress",
+    Base.metadata,
+    Column("portal", String(200), primary_key=True),
+    Column("user_id", Integer, primary_key=True),
+    Column("date_from", Date, primary_key=True),
+    Column("date_to", Date, primary_key=True),
+    Column("finished_at", UTCDateTime(), nullable=False),
+)
+
+# One row per portal, user and workday (a TIME_START), kept up to date on write by
+# poller.storage.workdays in the transaction that stores the snapshots or records it follows
+# from; a report reads it like any indexed table. Figures come from the portal's closed
+# record where there is one (source "record"), else from the polls (source "polls").
+workdays_table = Table(
+    "workdays",
+    Base.metadata,
+    Column("portal", String(200), primary_key=True),
+    Column("user_id", Integer, primary_key=True),
+    Column("work_date", Date, nullable=True),
+    Column("time_start", UTCDateTime(), primary_key=True),
+    Column("time_finish", UTCDateTime(), nullable=True),
+    Column("status", String(32), nullable=True),
+    Column("worked_seconds", Integer, nullable=True),
+    Column("worked_is_estimate", Boolean, nullable=False),
+    Column("leaks_seconds", Integer, nullable=True),
+    Column("first_seen_at", UTCDateTime(), nullable=True),  # null: no poll saw the day
+    Column("last_seen_at", UTCDateTime(), nullable=True),
+    Column("pending_approval", Boolean, nullable=False),
+    Column("user_name", String(511), nullable=True),
+    Column("department", String(255), nullable=True),
+    Column("source", String(8), nullable=False),
+    Column("record_id", Integer, nullable=True),
+    Index("ix_workdays_work_date", "work_date"),
+    Index("ix_workdays_user_id_work_date", "user_id", "work_date"),
+)

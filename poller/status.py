@@ -1,15 +1,16 @@
-"""Turn a `timeman.status` result into typed values that fit their columns.
+"""Turn a `timeman.status` result (or any row of declared fields) into typed values that fit.
 
 A value of the wrong type, or outside its sane range (poller.fields), becomes None with a
 warning; text is cleaned and cut to its column. A wrong number in a payroll report is worse
-than a missing one, and the raw JSON is stored beside the values anyway.
+than a missing one, and the raw JSON is stored beside the values anyway. `parse_fields`
+applies the same rules to `user.get`, `department.get` and `timeman.record.list` rows.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -24,7 +25,7 @@ _INTEGER = re.compile(r"[+-]?\d+")
 _UNSTORABLE = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _SHOWN = 40  # characters of a value a warning shows
 
-Value = str | int | float | bool | datetime | date | None
+Value = str | int | float | bool | datetime | date | list[int] | None
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,7 @@ def parse_status(result: Any) -> ParsedStatus:
     if not isinstance(result, dict):
         warning = f"result is {type(result).__name__}, not an object"
         return ParsedStatus(dict.fromkeys(STATUS_COLUMNS), {"_unparsed": result}, (warning,))
-    warnings: list[str] = []
-    parsed: dict[str, Value] = {
-        spec.column: _PARSERS[spec.kind](spec, result.get(spec.key), warnings)
-        for spec in STATUS_FIELDS
-        if spec.key is not None
-    }
+    parsed, warnings = parse_fields(STATUS_FIELDS, result)
     _check_status(parsed, result.get("STATUS"), warnings)
     time_start, tz_offset = parsed["time_start"], parsed["tz_offset"]
     work_date = local_date(
@@ -68,6 +64,28 @@ def parse_status(result: Any) -> ParsedStatus:
         for spec in STATUS_FIELDS
     }
     return ParsedStatus(values, result, tuple(warnings))
+
+
+def parse_fields(specs: Sequence[StatusField], row: Mapping[str, Any]) -> tuple[dict[str, Value], list[str]]:
+    """Parse the fields `specs` of one answer row: {column: value} and the warnings.
+
+    A key with a dot reads inside an object ("state.status"); derived fields (no key) are
+    left to the caller.
+    """
+    warnings: list[str] = []
+    values = {
+        spec.column: _PARSERS[spec.kind](spec, _lookup(row, spec.key), warnings)
+        for spec in specs
+        if spec.key is not None
+    }
+    return values, warnings
+
+
+def _lookup(row: Mapping[str, Any], key: str) -> object:
+    """`row[key]`, reading "a.b" as row["a"]["b"]; where "a" is no object, its value is parsed instead."""
+    head, _, rest = key.partition(".")
+    value = row.get(head)
+    return value.get(rest) if rest and isinstance(value, dict) else value
 
 
 def local_date(instant: datetime | None, tz_offset: int | None) -> date | None:
@@ -184,6 +202,21 @@ def _boolean(spec: StatusField, value: object, warnings: list[str]) -> bool | No
     return None
 
 
+def _integer_list(spec: StatusField, value: object, warnings: list[str]) -> list[int] | None:
+    """A list of integers; `false`, Bitrix24's empty user field, is the empty list."""
+    if value is None:
+        return None
+    if value is False:
+        return []
+    if not isinstance(value, list):
+        warnings.append(f"{spec.key} {_show(value)} is not a list")
+        return None
+    items = [_integer(spec, item, warnings) for item in value]
+    if any(item is None for item in items):
+        return None
+    return [item for item in items if item is not None]
+
+
 def _in_range(spec: StatusField, number: float, value: object, warnings: list[str]) -> bool:
     """Whether `number` is finite and within the field's sane range; warn when not."""
     low = -math.inf if spec.low is None else spec.low
@@ -210,4 +243,5 @@ _PARSERS: dict[str, Callable[[StatusField, object, list[str]], Value]] = {
     "int": _integer,
     "float": _float,
     "bool": _boolean,
+    "int-list": _integer_list,
 }

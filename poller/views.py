@@ -1,6 +1,8 @@
-"""Typed descriptions of the SQL views (created by revision 0003), for reading them.
+"""Typed descriptions of what the reports read: the latest_status and daily_worktime views and
+the workdays table (a view until revision 0004), under one name each.
 
-They live in their own MetaData: the views are created by migrations, never as tables.
+The views live in their own MetaData: migrations create them, never create_all. workdays is
+the models' table itself.
 """
 
 from __future__ import annotations
@@ -8,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import Boolean, Column, Date, Integer, MetaData, String, Table
 
 from poller.fields import STATUS_FIELDS
-from poller.models import UTCDateTime, status_column_type
+from poller.models import UTCDateTime, status_column_type, workdays_table
 
 view_metadata = MetaData()
 
@@ -25,24 +27,14 @@ def _snapshot_columns() -> list[Column[object]]:
     ]
 
 
-latest_status = Table("latest_status", view_metadata, *_snapshot_columns())
+def _name_columns() -> list[Column[object]]:
+    """From the directory: "NAME LAST_NAME", and the first department's name; null when unknown."""
+    return [Column("user_name", String), Column("department", String)]
 
-workdays = Table(
-    "workdays",
-    view_metadata,
-    Column("portal", String),
-    Column("user_id", Integer),
-    Column("work_date", Date),
-    Column("time_start", UTCDateTime()),
-    Column("time_finish", UTCDateTime()),
-    Column("status", String),
-    Column("worked_seconds", Integer),
-    Column("worked_is_estimate", Boolean),
-    Column("leaks_seconds", Integer),
-    Column("first_seen_at", UTCDateTime()),
-    Column("last_seen_at", UTCDateTime()),
-    Column("pending_approval", Boolean),
-)
+
+latest_status = Table("latest_status", view_metadata, *_snapshot_columns(), *_name_columns())
+
+workdays = workdays_table
 
 daily_worktime = Table(
     "daily_worktime",
@@ -54,4 +46,5 @@ daily_worktime = Table(
     Column("leaks_seconds", Integer),
     Column("workdays", Integer),
     Column("has_estimate", Boolean),
+    *_name_columns(),
 )

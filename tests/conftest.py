@@ -72,25 +72,27 @@ def emulator(make_emulator: MakeEmulator) -> Emulator:
 # -- configs ---------------------------------------------------------------------------
 
 
-def portal(emulator: Emulator, users: object, *, oauth: bool = False, **overrides: object) -> dict[str, object]:
-    """A [[portals]] table for `emulator`: its webhook (name "emu"), or its OAuth app (name "oauth").
-
-    `overrides` replace or add keys; a None value removes the key.
-    """
-    s = emulator.settings
+def portal(
+    target: Emulator | str, users: object, *, oauth: bool = False, **overrides: object
+) -> dict[str, object]:
+    """A [[portals]] table: an emulator's webhook (name "emu") or OAuth app (name "oauth"), or a
+    webhook URL given as a string. `overrides` replace or add keys; a None value removes one."""
     entry: dict[str, object]
-    if oauth:
+    if isinstance(target, str):
+        entry = {"name": "emu", "webhook_url": target}
+    elif oauth:
+        s = target.settings
         entry = {
             "name": "oauth",
-            "domain": emulator.base_url,
+            "domain": target.base_url,
             "access_token": s.access_token,
             "refresh_token": s.refresh_token,
             "client_id": s.client_id,
             "client_secret": s.client_secret,
-            "oauth_url": emulator.oauth_url,
+            "oauth_url": target.oauth_url,
         }
     else:
-        entry = {"name": "emu", "webhook_url": emulator.webhook_url}
+        entry = {"name": "emu", "webhook_url": target.webhook_url}
     entry["users"] = users
     entry.update(overrides)
     return {key: value for key, value in entry.items() if value is not None}
@@ -163,7 +165,7 @@ def engine(database_url: str) -> Iterator[Engine]:
 def report_database_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite file the poller filled: 72 polls, every 30 minutes from Wednesday 00:00 UTC,
     of 8 users. Built once per session; use `report_database` for a copy of your own."""
-    from poller.daemon import make_clients, poll_portal
+    from poller.cycle import make_clients, poll_portal
 
     database = tmp_path_factory.mktemp("report") / "report.sqlite3"
     manual = ManualClock(REPORT_START)
@@ -174,7 +176,7 @@ def report_database_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         config = make_config(portal(emulator, REPORT_USERS))
         (client,) = make_clients(config, engine, clock=manual)
         for _ in range(72):
-            poll_portal(client, engine, None, manual.now)
+            poll_portal(client, engine, manual.now)
             manual.advance(1800)
     finally:
         engine.dispose()

@@ -10,7 +10,7 @@ from conftest import MakeEmulator, make_config, portal
 from sqlalchemy import Engine, select
 
 from poller.clock import ManualClock
-from poller.daemon import PollReport, make_clients, poll_once
+from poller.cycle import PollReport, make_clients, poll_once
 from poller.emulator import Emulator
 from poller.models import PollError, PollRun, Snapshot
 from poller.status import parse_status
@@ -47,7 +47,9 @@ def snapshots(engine: Engine) -> dict[int, dict[str, Any]]:
 
 def runs_finished(engine: Engine) -> bool:
     with engine.connect() as connection:
-        return all(finished is not None for finished in connection.execute(select(PollRun.finished_at)).scalars())
+        return all(
+            finished is not None for finished in connection.execute(select(PollRun.finished_at)).scalars()
+        )
 
 
 @pytest.mark.parametrize(

@@ -1,197 +1,360 @@
-"""A poll cycle end to end: emulator over HTTP → client → storage, on SQLite and PostgreSQL."""
+"""The daemon: each portal on its own job, a database down at start, the directory, signals.
+
+In-process where a step can be called with a clock (`Daemon.poll`, `Daemon.reconcile`), with
+the real scheduler where only its threads show the point (a hung portal beside a healthy
+one), and real processes where signals, exit codes and SIGKILL are the point. Waits are for
+conditions, with deadlines.
+"""
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime, timedelta
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MakeEmulator, make_config, portal
+from conftest import MakeEmulator, make_config, portal, wait_until
 from sqlalchemy import Engine, func, select, text
 
-from poller import logs
+from poller import storage
 from poller.clock import ManualClock
-from poller.daemon import make_clients, poll_once
+from poller.config import Config
+from poller.cycle import make_clients
+from poller.daemon import Daemon
 from poller.emulator import Emulator
-from poller.models import OAuthToken, PollError, PollRun, Snapshot
-from poller.status import parse_status
+from poller.metrics import Metrics
+from poller.models import PollRun, Snapshot
+from poller.spool import Spool
+
+FAST_HTTP: dict[str, object] = {"read_timeout_seconds": 2, "max_retries": 4}
+READ_TIMEOUT = 2
 
 
-def snapshot_rows(engine: Engine) -> list[dict[str, Any]]:
+def count(engine: Engine, *where: Any) -> int:
     with engine.connect() as connection:
-        rows = connection.execute(select(Snapshot.__table__).order_by(Snapshot.user_id)).mappings().all()
-    return [{k: v for k, v in row.items() if k != "id"} for row in rows]
+        return int(connection.execute(select(func.count()).select_from(Snapshot).where(*where)).scalar_one())
 
 
-def expected_row(emulator: Emulator, user_id: int, at: datetime) -> dict[str, Any]:
-    """The snapshot a poll at `at` must store: the world's answer, parsed, and bookkeeping."""
-    answer = emulator.world.status(user_id, at)
-    parsed = parse_status(answer)
-    return {
-        "portal": "emu",
-        "user_id": user_id,
-        "polled_at": at,
-        **parsed.values,
-        "raw": answer,
-        "last_seen_at": at,
-        "seen_count": 1,
-    }
-
-
-def test_a_cycle_stores_the_worlds_answer_as_one_whole_row_per_user(
-    engine: Engine, database_url: str, make_emulator: MakeEmulator, clock: ManualClock
-) -> None:
-    emulator = make_emulator(clock=clock)
-    config = make_config(portal(emulator, list(range(1, 31))), database_url=database_url)
-    report = poll_once(make_clients(config, engine, clock=clock), engine, clock=clock.now)
-    assert (report.ok, report.users_ok, report.users_failed, report.requests) == (True, 30, 0, 1)
-    now = clock.now()
-    assert snapshot_rows(engine) == [expected_row(emulator, user, now) for user in range(1, 31)]
+def runs(engine: Engine, portal_name: str) -> list[dict[str, Any]]:
     with engine.connect() as connection:
-        run = connection.execute(select(PollRun.__table__)).mappings().one()
-    assert dict(run) == {"id": report.run_id, "started_at": now, "finished_at": now, "users_ok": 30, "users_failed": 0}
+        rows = connection.execute(
+            select(PollRun.__table__).where(PollRun.portal == portal_name).order_by(PollRun.id)
+        ).mappings()
+        return [dict(row) for row in rows]
 
 
-def test_the_special_users_are_stored_as_the_reference_describes_them(
-    engine: Engine, database_url: str, make_emulator: MakeEmulator, clock: ManualClock
+def finished(engine: Engine, portal_name: str) -> int:
+    return sum(run["outcome"] == "finished" for run in runs(engine, portal_name))
+
+
+# -- in process ----------------------------------------------------------------------------
+
+
+def test_a_hung_portal_delays_neither_a_healthy_one_nor_the_stop(
+    engine: Engine, database_url: str, make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
-    emulator = make_emulator(clock=clock)
-    config = make_config(portal(emulator, [2, 3]), database_url=database_url)
-    poll_once(make_clients(config, engine, clock=clock), engine, clock=clock.now)
-    empty, expired = snapshot_rows(engine)
-    assert (empty["status"], empty["time_start"], empty["duration_seconds"], empty["raw"]) == (
-        "CLOSED",
-        None,
-        None,
-        {"STATUS": "CLOSED"},
+    healthy = make_emulator(users=5, rate=0)
+    hung = make_emulator(users=5, fault_hang=1.0)
+    config = make_config(
+        portal(healthy, [1, 2, 3], name="healthy", interval_seconds=1),
+        portal(hung, [1, 2], name="hung", interval_seconds=1),
+        database_url=database_url,
+        http=FAST_HTTP,
+        directory={"refresh_hours": 0},
     )
-    assert expired["status"] == "EXPIRED"
-    assert expired["time_start"] == datetime(2026, 11, 15, 13, 0, tzinfo=UTC)  # 08:00 at UTC-5
-    assert (expired["work_date"], expired["time_leaks_seconds"]) == (date(2026, 11, 15), 17 * 60 + 53)
+    daemon = Daemon(config, engine, make_clients(config, engine), spool=Spool(tmp_path / "spool.jsonl"))
+    daemon.start()
+    try:
+        wait_until(lambda: finished(engine, "healthy") >= 3, timeout=20, what="three healthy cycles")
+        # Each answer of the hung portal takes its 2 s deadline, and it is retried: its first
+        # cycle is still running while the healthy portal keeps its 1 s interval.
+        assert runs(engine, "hung")[0]["outcome"] is None
+        assert "hung" in daemon.describe_busy()
+    finally:
+        started = time.monotonic()
+        daemon.stop()
+        took = time.monotonic() - started
+    assert took < READ_TIMEOUT + 10
+    (hung_run,) = runs(engine, "hung")
+    assert (hung_run["outcome"], hung_run["users_ok"], hung_run["users_failed"]) == ("interrupted", 0, 2)
+    assert all(run["outcome"] is not None for run in runs(engine, "healthy"))
 
 
-def test_timestamps_are_utc_instants_in_the_database(
-    engine: Engine, database_url: str, make_emulator: MakeEmulator, clock: ManualClock
+def test_a_portal_with_its_own_schedule_keeps_it(
+    engine: Engine, database_url: str, make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
-    emulator = make_emulator(clock=clock)
-    config = make_config(portal(emulator, [3]), database_url=database_url)
-    poll_once(make_clients(config, engine, clock=clock), engine, clock=clock.now)
-    with engine.connect() as connection:
-        if engine.dialect.name == "postgresql":
-            kind = connection.execute(
-                text(
-                    "SELECT data_type FROM information_schema.columns "
-                    "WHERE table_name = 'snapshots' AND column_name = 'time_start'"
+    emulator = make_emulator(users=5, rate=0)
+    config = make_config(
+        portal(emulator, [1, 2], name="often", interval_seconds=1),
+        portal(emulator, [3], name="yearly", cron="0 0 1 1 *"),
+        database_url=database_url,
+        schedule={"interval_seconds": 3600, "timezone": "Europe/Berlin"},
+        directory={"refresh_hours": 0},
+    )
+    daemon = Daemon(config, engine, make_clients(config, engine), spool=Spool(tmp_path / "spool.jsonl"))
+    daemon.start()
+    try:
+        wait_until(lambda: finished(engine, "often") >= 3, timeout=20, what="three cycles of 'often'")
+    finally:
+        daemon.stop()
+    assert finished(engine, "yearly") == 1  # at start only
+
+
+@contextmanager
+def database_down_then_up(database_url: str, tmp_path: Path) -> Iterator[tuple[str, Any]]:
+    """A URL whose database cannot be reached, and a function that makes it reachable."""
+    if database_url.startswith("sqlite"):
+        folder = tmp_path / "later"
+        yield f"sqlite:///{folder / 'db.sqlite3'}", lambda: folder.mkdir()
+        return
+    target = storage.make_engine(database_url)
+    name = target.url.database
+    admin = storage.make_engine(target.url.set(database="postgres").render_as_string(hide_password=False))
+    target.dispose()
+
+    def allow(allowed: bool) -> None:
+        with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}'))
+            if not allowed:
+                connection.execute(
+                    text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :d"),
+                    {"d": name},
+                )
+
+    allow(False)
+    try:
+        yield database_url, lambda: allow(True)
+    finally:
+        allow(True)
+        admin.dispose()
+
+
+def test_a_database_down_at_start_is_waited_for_while_polling_into_the_spool(
+    database_url: str, make_emulator: MakeEmulator, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    emulator = make_emulator(users=5, rate=0)
+    caplog.set_level(logging.INFO)
+    with database_down_then_up(database_url, tmp_path) as (url, bring_up):
+        engine = storage.make_engine(url)
+        config = make_config(
+            portal(emulator, [1, 2, 3], interval_seconds=1), database_url=url, directory={"refresh_hours": 0}
+        )
+        spool = Spool(tmp_path / "spool.jsonl")
+        daemon = Daemon(config, engine, make_clients(config, engine), spool=spool)
+        daemon.start()
+        try:
+            wait_until(lambda: spool.snapshots >= 6, timeout=20, what="two cycles kept in the spool")
+            assert not daemon.database_ready
+            bring_up()
+            wait_until(lambda: daemon.database_ready and not spool, timeout=20, what="the spool written")
+            wait_until(lambda: finished(engine, "emu") >= 1, timeout=20, what="a cycle with its run row")
+        finally:
+            daemon.stop()
+        with engine.connect() as connection:
+            distinct = connection.execute(
+                select(func.count()).select_from(
+                    select(Snapshot.user_id, Snapshot.polled_at).distinct().subquery()
                 )
             ).scalar_one()
-            assert kind == "timestamp with time zone"
-            connection.execute(text("SET TIME ZONE 'Asia/Tokyo'"))
-        stored = connection.execute(select(Snapshot.time_start)).scalar_one()
-    assert stored == emulator.world.workday(3, date(2026, 11, 15)).opened  # type: ignore[union-attr]
-    assert stored.utcoffset() == timedelta(0)
+        assert count(engine) == distinct >= 6 + 3  # kept cycles and later ones, none doubled
+        engine.dispose()
+    complaints = [r.getMessage() for r in caplog.records if "polling into the spool" in r.getMessage()]
+    assert len(complaints) == 1  # said once, tried every cycle
+    assert any("database ready" in r.getMessage() for r in caplog.records)
 
 
-def test_an_unknown_user_is_an_error_row_while_the_others_are_stored(
-    engine: Engine, database_url: str, make_emulator: MakeEmulator, clock: ManualClock
-) -> None:
-    emulator = make_emulator(clock=clock)
-    config = make_config(portal(emulator, [1, 4, 999]), database_url=database_url)
-    report = poll_once(make_clients(config, engine, clock=clock), engine, clock=clock.now)
-    assert (report.ok, report.users_ok, report.users_failed) == (False, 2, 1)
-    assert [row["user_id"] for row in snapshot_rows(engine)] == [1, 4]
-    with engine.connect() as connection:
-        error = connection.execute(select(PollError.__table__)).mappings().one()
-    # A batch answers HTTP 200 and carries the sub-call's error without a status.
-    assert {k: v for k, v in error.items() if k not in ("id", "message")} == {
-        "run_id": report.run_id,
-        "portal": "emu",
-        "user_id": 999,
-        "occurred_at": clock.now(),
-        "code": "USER_NOT_FOUND",
-        "http_status": None,
-    }
-    assert "User not found" in error["message"]
-
-
-def test_a_dead_portal_is_one_error_row_and_other_portals_still_store(
-    engine: Engine, database_url: str, emulator: Emulator
-) -> None:
-    bad_hook = emulator.webhook_url.replace(emulator.settings.webhook_secret, "badsecret987")
-    config = make_config(
-        portal(emulator, [1, 2], name="good"),
-        portal(emulator, "all", name="bad", webhook_url=bad_hook),
-        database_url=database_url,
-    )
-    report = poll_once(make_clients(config, engine), engine)
-    assert not report.ok
-    with engine.connect() as connection:
-        stored = connection.execute(select(Snapshot.portal, func.count()).group_by(Snapshot.portal)).all()
-        errors = connection.execute(select(PollError.portal, PollError.user_id, PollError.code)).all()
-    assert stored == [("good", 2)]
-    assert errors == [("bad", None, "NO_AUTH_FOUND")]
-
-
-def test_users_all_polls_every_active_user(
-    engine: Engine, database_url: str, make_emulator: MakeEmulator, clock: ManualClock
-) -> None:
-    emulator = make_emulator(users=120, clock=clock)
-    config = make_config(portal(emulator, "all"), database_url=database_url)
-    report = poll_once(make_clients(config, engine, clock=clock), engine, clock=clock.now)
-    assert (report.users_ok, report.users_failed) == (119, 0)  # user 97 is inactive
-    assert [row["user_id"] for row in snapshot_rows(engine)] == [u for u in range(1, 121) if u != 97]
-    assert report.requests == 3 + 3  # user.get pages + batches
-
-
-def test_no_secret_reaches_logs_or_error_rows(
+def test_the_directory_is_read_at_start_and_feeds_users_all(
     engine: Engine,
     database_url: str,
-    emulator: Emulator,
+    make_emulator: MakeEmulator,
+    clock: ManualClock,
+    tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
-    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    s = emulator.settings
-    wrong_hook = emulator.webhook_url.replace(s.webhook_secret, "zzwrongzz")
-    config = make_config(
-        portal(emulator, [1, 999], name="hook"),
-        portal(emulator, [1], name="wrong", webhook_url=wrong_hook),
-        portal(emulator, [1, 998], oauth=True),
-        database_url=database_url,
+    emulator = make_emulator(users=120, department_scope=False, clock=clock)
+    config = make_config(portal(emulator, "all"), database_url=database_url, directory={"refresh_hours": 24})
+    (client,) = clients = make_clients(config, engine, clock=clock)
+    daemon = Daemon(config, engine, clients, spool=Spool(tmp_path / "spool.jsonl"))
+    assert daemon.ensure_database()
+    first = daemon.poll(client)
+    assert first is not None and (first.users_ok, first.requests) == (119, 3)  # ids from the directory
+    assert storage.get_directory_user_ids(engine, "emu") == [u for u in range(1, 121) if u != 97]
+    user_pages = emulator.stats.calls["user.get"]
+    second = daemon.poll(client)
+    assert second is not None and second.requests == 3
+    assert emulator.stats.calls["user.get"] == user_pages  # not due yet
+    clock.advance(25 * 3600)
+    daemon.poll(client)
+    assert emulator.stats.calls["user.get"] == 2 * user_pages  # refreshed after refresh_hours
+    scope_warnings = [r for r in caplog.records if "no `department` scope" in r.getMessage()]
+    assert len(scope_warnings) == 1
+
+
+def test_the_daily_reconcile_reads_records_and_reports_it(
+    engine: Engine, database_url: str, make_emulator: MakeEmulator, clock: ManualClock, tmp_path: Path
+) -> None:
+    emulator = make_emulator(users=5, clock=clock)
+    config = make_config(portal(emulator, [1, 2, 3]), database_url=database_url, reconcile={"days": 2})
+    metrics = Metrics(["emu"], clock=lambda: 1234.0)
+    (client,) = clients = make_clients(config, engine, clock=clock)
+    daemon = Daemon(config, engine, clients, metrics, spool=Spool(tmp_path / "spool.jsonl"))
+    assert daemon.ensure_database()
+    daemon.reconcile(client)
+    assert emulator.stats.calls["timeman.record.list"] >= 3
+    assert metrics.reconcile_last_success.labels(portal="emu")._value.get() == 1234.0
+
+
+# -- real processes: signals, exit codes, SIGKILL --------------------------------------
+
+
+def write_config(
+    path: Path, database_url: str, portals: list[tuple[str, Emulator, object]], **tables: dict[str, object]
+) -> Path:
+    """A config file: `portals` as (name, emulator, users); `tables` as [name] key = value."""
+    lines = [
+        f'[database]\nurl = "{database_url}"',
+        f'[storage]\nspool_path = "{path.parent / "spool.jsonl"}"',
+    ]
+    tables.setdefault("directory", {"refresh_hours": 0})
+    for table, values in tables.items():
+        lines.append(f"[{table}]")
+        lines += [f"{key} = {value!r}" for key, value in values.items()]
+    for name, emulator, users in portals:
+        lines.append(f'[[portals]]\nname = "{name}"\nwebhook_url = "{emulator.webhook_url}"\nusers = {users}')
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def start(command: str, config: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "poller", command, "-c", str(config)], stdout=output, stderr=output
+        )
+
+
+def upgraded(database_url: str) -> Engine:
+    engine = storage.make_engine(database_url)
+    storage.upgrade_database(engine)
+    return engine
+
+
+def test_poll_stops_fetching_at_ctrl_c_stores_what_came_and_exits_130(
+    database_url: str, make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    emulator = make_emulator(users=1000, rate=0, fault_slow=1.0, slow_seconds=0.25)  # 20 batches, 5 s
+    config = write_config(tmp_path / "config.toml", database_url, [("emu", emulator, list(range(1, 1001)))])
+    engine = upgraded(database_url)
+    log = tmp_path / "poll.log"
+    process = start("poll", config, log)
+    try:
+        wait_until(lambda: count(engine) >= 500, timeout=30, what="the first part stored")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=READ_TIMEOUT + 30) == 130
+    finally:
+        process.kill()
+    output = log.read_text()
+    assert "SIGINT received: finishing the cycle; Ctrl-C again to stop now" in output
+    assert "Traceback" not in output
+    (run,) = runs(engine, "emu")
+    stored = count(engine)
+    assert run["outcome"] == "interrupted" and run["users_ok"] == stored
+    assert 500 <= stored < 1000
+    assert sum(emulator.stats.statuses_answered.values()) == stored  # nothing fetched was dropped
+    assert f"interrupted: {1000 - stored} users not polled" in output
+    engine.dispose()
+
+
+def test_run_stops_within_the_request_deadline_with_a_hung_portal_and_a_second_ctrl_c_at_once(
+    database_url: str, make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    healthy = make_emulator(users=5, rate=0)
+    hung = make_emulator(users=5, fault_hang=1.0)
+    portals: list[tuple[str, Emulator, object]] = [("healthy", healthy, [1, 2]), ("hung", hung, [1, 2])]
+    config = write_config(
+        tmp_path / "config.toml", database_url, portals, http=FAST_HTTP, schedule={"interval_seconds": 1}
     )
-    emulator.expire_tokens()
-    caplog.set_level(logging.DEBUG)
-    with logs.installed("DEBUG") as redactor:  # as the CLI runs the daemon
-        redactor.add(config.secrets())
-        clients = make_clients(config, engine)
-        poll_once(clients, engine)
-    written = capsys.readouterr().err
-    ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("poller"))
-    secrets = [s.webhook_secret, "zzwrongzz", s.access_token, s.refresh_token, s.client_secret]
-    secrets += [clients[2].access_token or "", clients[2].refresh_token or ""]
-    with engine.connect() as connection:
-        rows = [str(tuple(r)) for r in connection.execute(select(PollError)).all()]
-        rows += [str(tuple(r)) for r in connection.execute(select(Snapshot)).all()]
-        rows += [str(tuple(r)) for r in connection.execute(select(PollRun)).all()]
-    assert len(rows) > 3 and "POST /rest/1/***/batch" in written and "User not found" in ours
-    for secret in secrets:
-        assert secret
-        assert secret not in written and secret not in ours
-        assert not any(secret in row for row in rows)
+    engine = upgraded(database_url)
+    deadline = READ_TIMEOUT + 10
+
+    # One Ctrl-C: the hung portal's request ends at its deadline, its cycle is closed as cut.
+    process = start("run", config, tmp_path / "first.log")
+    try:
+        wait_until(lambda: finished(engine, "healthy") >= 2 and hung.stats.faults["hang"] >= 1, timeout=30)
+        process.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        code = process.wait(timeout=deadline + 20)
+        took = time.monotonic() - sent
+    finally:
+        process.kill()
+    output = (tmp_path / "first.log").read_text()
+    assert (code, took < deadline) == (130, True), output[-2000:]
+    assert "finishing the cycle; Ctrl-C again to stop now" in output and "Traceback" not in output
+    assert runs(engine, "hung")[-1]["outcome"] == "interrupted"
+
+    # Two Ctrl-C: the second ends it at once; a third finds nothing to interrupt.
+    process = start("run", config, tmp_path / "second.log")
+    try:
+        wait_until(lambda: hung.stats.faults["hang"] >= 2, timeout=30, what="the hung portal asked again")
+        process.send_signal(signal.SIGINT)
+        wait_until(lambda: "Ctrl-C again" in (tmp_path / "second.log").read_text(), timeout=10)
+        process.send_signal(signal.SIGINT)
+        sent = time.monotonic()
+        with suppress(ProcessLookupError):
+            process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=20)
+        took = time.monotonic() - sent
+    finally:
+        process.kill()
+    output = (tmp_path / "second.log").read_text()
+    assert (code, took < 2) == (130, True), output[-2000:]
+    assert "stopping now" in output
+    assert "Traceback" not in output and "Exception ignored" not in output
+    engine.dispose()
 
 
-def test_refreshed_tokens_are_stored_and_win_after_a_restart(
-    engine: Engine, database_url: str, make_emulator: MakeEmulator, clock: ManualClock
+def test_a_sigkill_mid_cycle_loses_at_most_the_part_in_flight(
+    database_url: str, make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
-    emulator = make_emulator(clock=clock)
-    config = make_config(portal(emulator, [1, 2], oauth=True), database_url=database_url)
-    emulator.expire_tokens()
-    first = make_clients(config, engine, clock=clock)
-    assert poll_once(first, engine, clock=clock.now).ok
-    with engine.connect() as connection:
-        stored = connection.execute(select(OAuthToken.access_token, OAuthToken.refresh_token)).one()
-    assert tuple(stored) == (first[0].access_token, first[0].refresh_token)
-    assert stored.access_token != emulator.settings.access_token
-    restarted = make_clients(config, engine, clock=clock)
-    assert restarted[0].access_token == stored.access_token
-    assert poll_once(restarted, engine, clock=clock.now).ok
-    assert emulator.stats.token_refreshes == 1
+    emulator = make_emulator(users=2000, rate=0, fault_slow=1.0, slow_seconds=0.1)  # 40 batches
+    config = write_config(tmp_path / "config.toml", database_url, [("emu", emulator, list(range(1, 2001)))])
+    engine = upgraded(database_url)
+    process = start("poll", config, tmp_path / "poll.log")
+    try:
+        wait_until(lambda: count(engine) >= 500, timeout=30, what="the first part stored")
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+    finally:
+        process.kill()
+    stored = count(engine)
+    answered = sum(emulator.stats.statuses_answered.values())
+    assert stored % 500 == 0 and stored < 2000  # whole parts of ten batches, in order
+    assert answered - stored <= 500  # lost: at most the part in flight
+    (run,) = runs(engine, "emu")
+    assert run["outcome"] is None  # cut off: `status` shows it
+    engine.dispose()
+
+
+def test_the_daemon_api_for_tests_and_replicas(
+    engine: Engine, make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    """Start, inspect and stop a Daemon from a test, as /work/notes/DAEMON_READY describes."""
+    emulator = make_emulator(users=5, rate=0)
+    config: Config = make_config(portal(emulator, [1], interval_seconds=1), directory={"refresh_hours": 0})
+    daemon = Daemon(
+        config, engine, make_clients(config, engine), replica="test:1", spool=Spool(tmp_path / "s")
+    )
+    daemon.start()
+    try:
+        wait_until(lambda: daemon.cycles["emu"] >= 2, timeout=20, what="two cycles")
+    finally:
+        daemon.stop()
+    assert daemon.last_outcome["emu"].users_ok == 1
+    assert {run["replica"] for run in runs(engine, "emu")} == {"test:1"}

@@ -14,7 +14,7 @@ from conftest import MakeEmulator, make_config, portal
 from sqlalchemy import Engine, func, select
 
 from poller.clock import ManualClock
-from poller.daemon import make_clients, poll_once
+from poller.cycle import make_clients, poll_once
 from poller.models import PollError, Snapshot
 
 
@@ -44,9 +44,7 @@ def test_the_standard_bucket_is_used_to_its_ceiling_and_never_overflows(
     engine: Engine, database_url: str, make_emulator: MakeEmulator, clock: ManualClock
 ) -> None:
     emulator = make_emulator(users=3000, rate=2, burst=50, clock=clock)
-    config = make_config(
-        portal(emulator, "all", requests_per_second=2, burst=50), database_url=database_url
-    )
+    config = make_config(portal(emulator, "all", requests_per_second=2, burst=50), database_url=database_url)
     started = clock.now()
     report = poll_once(make_clients(config, engine, clock=clock), engine, clock=clock.now)
     waited = (clock.now() - started).total_seconds()
@@ -60,7 +58,9 @@ def test_the_standard_bucket_is_used_to_its_ceiling_and_never_overflows(
 def test_faults_lose_no_answered_user_and_store_no_duplicate(
     engine: Engine, database_url: str, make_emulator: MakeEmulator, clock: ManualClock
 ) -> None:
-    emulator = make_emulator(users=1000, rate=0, fault_500=0.1, fault_html=0.05, fault_drop=0.05, seed=11, clock=clock)
+    emulator = make_emulator(
+        users=1000, rate=0, fault_500=0.1, fault_html=0.05, fault_drop=0.05, seed=11, clock=clock
+    )
     # Enough retries that 20% faults cannot exhaust them by chance (0.2^9 per batch).
     config = make_config(
         portal(emulator, list(range(1, 1001)), requests_per_second=1000),

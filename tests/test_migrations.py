@@ -115,3 +115,41 @@ def test_the_snapshot_model_has_a_column_per_declared_field_and_types_only_colum
         "seen_count",
     ]
     assert set(Snapshot.__annotations__) <= set(columns)
+
+
+def test_revision_0005_keeps_the_runs_and_marks_the_finished_ones(database_url: str) -> None:
+    engine = storage.make_engine(database_url)
+    storage.upgrade_database(engine, "0004")
+    started = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
+    runs = table(
+        "poll_runs",
+        column("id"),
+        column("started_at", UTCDateTime()),
+        column("finished_at", UTCDateTime()),
+        column("users_ok"),
+        column("users_failed"),
+    )
+    with engine.begin() as connection:
+        connection.execute(
+            insert(runs),
+            [
+                {"started_at": started, "finished_at": started, "users_ok": 5, "users_failed": 1},
+                {"started_at": started, "finished_at": None, "users_ok": 0, "users_failed": 0},
+            ],
+        )
+    storage.upgrade_database(engine, "0005")
+    with engine.begin() as connection:
+        kept = connection.execute(
+            text("SELECT users_ok, users_failed, portal, outcome, replica FROM poll_runs ORDER BY id")
+        ).all()
+    run_id = storage.save_run_started(engine, started, portal="acme", replica="host:1")
+    assert [tuple(row) for row in kept] == [(5, 1, None, "finished", None), (0, 0, None, None, None)]
+    storage.save_run_finished(engine, run_id, started, 3, 0, outcome="interrupted")
+    with engine.connect() as connection:
+        new = connection.execute(
+            text("SELECT portal, outcome, replica FROM poll_runs WHERE id = :id"), {"id": run_id}
+        ).one()
+        indexes = {index["name"] for index in inspect(connection).get_indexes("poll_runs")}
+    assert tuple(new) == ("acme", "interrupted", "host:1")
+    assert "ix_poll_runs_portal_started_at" in indexes
+    engine.dispose()

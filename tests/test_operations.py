@@ -20,7 +20,7 @@ from sqlalchemy import func, select, text
 from poller import storage
 from poller.cli import main
 from poller.config import parse_config
-from poller.daemon import make_clients, poll_once
+from poller.cycle import make_clients, poll_once
 from poller.emulator import Emulator, EmulatorSettings
 from poller.metrics import Metrics, MetricsServer
 from poller.models import Snapshot
@@ -61,7 +61,8 @@ def test_snapshots_wait_in_the_spool_file_across_a_restart(tmp_path: Path, emula
     down = storage.make_engine(f"sqlite:///{tmp_path / 'missing' / 'db.sqlite3'}")  # cannot be opened
     spool_file = tmp_path / "spool.jsonl"
     config = config_for(emulator, [1, 2, 3, 4])
-    first = poll_once(make_clients(config, down), down, spool=Spool(spool_file))
+    with Spool(spool_file) as first_spool:
+        first = poll_once(make_clients(config, down), down, spool=first_spool)
     assert first.kept == 4 and not first.ok
     assert spool_file.exists()
     copy = spool_file.read_text()
@@ -71,6 +72,7 @@ def test_snapshots_wait_in_the_spool_file_across_a_restart(tmp_path: Path, emula
     assert second.ok and second.users_ok == 4
     assert not spool_file.exists()
     assert count_snapshots(good) == (8, 8)
+    restarted.close()
     # A spool whose rows did reach the database before a crash replays harmlessly.
     spool_file.write_text(copy)
     assert Spool(spool_file).flush(good, "all") == 4
@@ -117,7 +119,7 @@ def test_metrics_and_healthz_over_http(emulator: Emulator, engine) -> None:  # t
     try:
         metrics.record_cycle(poll_once(clients, engine), spooled=0)
         body = urllib.request.urlopen(f"{base}/metrics").read().decode()
-        assert 'timeman_poller_users_polled_total{portal="emu"} 2.0' in body
+        assert 'timeman_poller_users_stored_total{portal="emu"} 2.0' in body
         assert 'timeman_poller_errors_total{code="USER_NOT_FOUND",portal="emu"} 1.0' in body
         assert 'timeman_poller_request_seconds_count{portal="emu"} 1.0' in body
         assert 'timeman_poller_last_success_timestamp_seconds{portal="emu"} 1000.0' in body
@@ -208,7 +210,7 @@ def test_the_daemon_with_every_fault_leaks_no_secret_and_serves_health(tmp_path:
     assert 'timeman_poller_last_success_timestamp_seconds{portal="hook"}' in metrics_text
     assert 'timeman_poller_last_success_timestamp_seconds{portal="oauth"}' in metrics_text
     assert 'timeman_poller_last_success_timestamp_seconds{portal="wrong"}' not in metrics_text
-    assert 'timeman_poller_users_polled_total{portal="hook"}' in metrics_text
+    assert 'timeman_poller_users_stored_total{portal="hook"}' in metrics_text
     assert emulator.stats.token_refreshes >= 2
     assert sum(emulator.stats.faults.values()) > 0
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]

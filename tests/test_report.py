@@ -5,12 +5,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, datetime, timedelta
+import os
+import subprocess
+import sys
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from conftest import REPORT_START
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
 from poller import storage
 from poller.cli import main
@@ -36,7 +39,7 @@ def test_report_prints_workdays_as_a_table_csv_and_json(
     config: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     lines = report(capsys, "-c", config, "--from", DAY, "--to", DAY).splitlines()
-    assert lines[0].split()[:4] == ["portal", "user", "work", "date"]
+    assert lines[0].split()[:6] == ["portal", "user", "name", "department", "work", "date"]
     assert lines[2:-1] and all(DAY in line for line in lines[2:-1])
     assert lines[-1].endswith("rows")
     as_csv = list(csv.DictReader(io.StringIO(report(capsys, "-c", config, "--format", "csv"))))
@@ -44,7 +47,12 @@ def test_report_prints_workdays_as_a_table_csv_and_json(
     assert len(as_csv) == len(as_json) > len(lines) - 3
     assert {row["user_id"] for row in as_json} == {1, 3, 4, 5, 6, 7, 8}  # user 2 has no workdays
     closed = [row for row in as_json if row["status"] == "CLOSED"]
-    assert closed and all(row["worked_is_estimate"] in (False, 0) for row in closed)
+    assert closed and all(row["worked_is_estimate"] is False for row in closed)
+    # CSV for spreadsheets: true/false, ISO 8601 dates and instants, empty for none.
+    assert {row["worked_is_estimate"] for row in as_csv} == {"true", "false"}
+    assert all(date.fromisoformat(row["work_date"]) for row in as_csv)
+    assert all(datetime.fromisoformat(row["time_start"]).tzinfo is not None for row in as_csv)
+    assert {row["time_finish"] for row in as_csv if row["status"] != "CLOSED"} == {""}
 
 
 def test_report_filters_by_user_and_shows_latest_and_daily(
@@ -98,3 +106,110 @@ def test_prune_refuses_a_bad_or_endless_age_in_one_line(
     assert capsys.readouterr().err.splitlines() == [
         "timeman-poller: error: --older-than: 7000000 days reaches back before the year 1; give a smaller age"
     ]
+
+
+def test_a_table_fits_the_terminal_and_names_the_columns_it_left_out(
+    config: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    wide = report(capsys, "-c", config).splitlines()
+    assert "not shown" not in wide[-1]
+    every = " ".join(wide[0].split())
+    monkeypatch.setenv("COLUMNS", "80")
+    lines = report(capsys, "-c", config).splitlines()
+    assert all(len(line) <= 80 for line in lines[:-1])
+    assert lines[-2] == wide[-1]  # the same rows
+    left_out = lines[-1].removeprefix("not shown, the terminal being 80 columns wide: ")
+    named, _, advice = left_out.partition("; ")
+    assert advice == "widen the terminal, or use --format csv or json"
+    shown = " ".join(lines[0].split())
+    assert named.split(", ") == [
+        "estimate",
+        "pending",
+        "start (UTC)",
+        "finish (UTC)",
+        "source",
+        "department",
+        "portal",
+    ]
+    assert shown == "user name work date status worked breaks"
+    assert sorted(every.replace("work date", "work_date").replace(" (UTC)", "_").split()) == sorted(
+        (
+            shown.replace("work date", "work_date") + " " + " ".join(named.split(", ")).replace(" (UTC)", "_")
+        ).split()
+    )
+
+
+def test_a_narrow_terminal_wraps_names_before_leaving_anything_out() -> None:
+    from poller.report import Column, fit_table
+
+    columns = [Column("user", 0, right=True), Column("name", 1, wrap=True), Column("worked", 2, right=True)]
+    rows = [["7", "Konstantin Konstantinopolsky-Smith", "8:05"]]
+    fitted = fit_table(columns, rows, 30)
+    assert fitted.left_out == ()
+    assert (
+        fitted.text.splitlines()
+        == [
+            "user  name                worked",
+            "----  ------------------  ------",
+            "   7  Konstantin            8:05",
+            "      Konstantinopolsky-",
+            "      Smith",
+        ][:2]
+        + fitted.text.splitlines()[2:]
+    )
+    assert all(len(line) <= 30 for line in fitted.text.splitlines())
+    assert (
+        " ".join(" ".join(fitted.text.splitlines()[2:]).split())
+        == "7 Konstantin 8:05 Konstantinopolsky-Smith"
+    )
+    assert fit_table(columns, rows, 20).left_out == (columns[2],)
+
+
+def test_a_report_reads_a_database_url_without_any_config_file(
+    report_database: tuple[Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path / "..")  # no config.toml here
+    monkeypatch.delenv("TIMEMAN_POLLER_CONFIG", raising=False)
+    url = f"sqlite:///{report_database[0]}"
+    latest = json.loads(report(capsys, "latest", "--database", url, "--format", "json"))
+    assert [row["user_id"] for row in latest] == list(range(1, 9))
+    assert main(["prune", "--older-than", "100000d", "--dry-run", "--database", url]) == 0
+    assert capsys.readouterr().out.startswith("would delete 0 snapshots")
+    assert main(["report", "--database", "not a url"]) == 2
+    assert "'not a url' is not a database URL" in capsys.readouterr().err
+
+
+def test_a_closed_pipe_ends_the_report_quietly_with_exit_code_0(
+    report_database: tuple[Path, Path], config: str
+) -> None:
+    database = report_database[0]
+    engine = storage.make_engine(f"sqlite:///{database}")
+    at = REPORT_START
+    with engine.begin() as connection:  # 3,000 users: far more than a pipe holds (64 KiB)
+        connection.execute(
+            insert(Snapshot),
+            [
+                {"portal": "big", "user_id": user, "polled_at": at, "last_seen_at": at, "seen_count": 1,
+                 "status": "OPENED", "time_start": at, "raw": {}}
+                for user in range(1, 3001)
+            ],
+        )  # fmt: skip
+    engine.dispose()
+    reader = subprocess.Popen(["head", "-n", "1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "poller", "report", "latest", "-c", config],
+        stdout=reader.stdin,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "COLUMNS": ""},
+    )
+    assert reader.stdin is not None
+    reader.stdin.close()  # only the writer holds the pipe now: head's exit closes it
+    first, _ = reader.communicate(timeout=60)
+    _, errors = writer.communicate(timeout=60)
+    assert first.split()[:2] == [b"portal", b"user"]
+    assert writer.returncode == 0, errors
+    assert errors == b""

@@ -36,8 +36,8 @@ def healthy_row(user_id: int) -> dict[str, object]:
         "time_finish": datetime(2025, 3, 27, 17, 0, 1, tzinfo=UTC), "time_finish_default": None,
         "work_date": date(2025, 3, 27), "duration_seconds": 34624, "time_leaks_seconds": 4976,
         "active": False, "tz_offset": 7200, "ip_open": "", "ip_close": "83.219.151.30",
-        "lat_open": 53.5, "lon_open": 9.98, "lat_close": 0.0, "lon_close": 0.0, "raw": HEALTHY,
-        "last_seen_at": POLLED, "seen_count": 1,
+        "lat_open": 53.5, "lon_open": 9.98, "lat_close": 0.0, "lon_close": 0.0, "record_id": None,
+        "raw": HEALTHY, "last_seen_at": POLLED, "seen_count": 1,
     }  # fmt: skip
 
 
@@ -65,7 +65,7 @@ def test_hostile_values_are_stored_as_nulls_beside_the_healthy_users(engine: Eng
         "time_start": None, "time_finish": None, "time_finish_default": None, "work_date": None,
         "duration_seconds": None, "time_leaks_seconds": 600, "active": True, "tz_offset": None,
         "ip_open": "1" * 64, "ip_close": "10.0.0.1", "lat_open": None, "lon_open": 0.0,
-        "lat_close": 0.0, "lon_close": 0.0,
+        "lat_close": 0.0, "lon_close": 0.0, "record_id": None,
         "raw": {**HOSTILE, "IP_CLOSE": "10.0.0.1\\u0000", "LAT_OPEN": "NaN"},
         "last_seen_at": POLLED, "seen_count": 1,
     }  # fmt: skip

@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 
 from poller import storage, views
 from poller.clock import ManualClock
-from poller.daemon import make_clients, poll_portal
+from poller.cycle import make_clients, poll_portal
 from poller.emulator import Emulator, Workday
 from poller.emulator.world import EXPIRED_USER, NIGHT_SHIFT_USER, NO_RECORDS_USER, shows_pause_moment
 from poller.report import REPORTS, render
@@ -68,7 +68,7 @@ def simulate(
     sim = Simulation(emulator, clock, strict_null_pauses)
     for number in range(int(days * 24 * 60) // step_minutes):
         sim.last_poll = clock.now()
-        outcome = poll_portal(client, engine, None, clock.now, mode)  # type: ignore[arg-type]
+        outcome = poll_portal(client, engine, clock.now, mode)  # type: ignore[arg-type]
         assert outcome.users_failed == 0
         if check_every and number % check_every == 0:
             check_open_days(engine, sim, step_minutes * 60)
@@ -144,13 +144,13 @@ def check_against_truth(engine: Engine, sim: Simulation, step_seconds: int) -> i
     return checked
 
 
-def test_a_simulated_week_polled_every_20_minutes_matches_the_truth(
+def test_a_simulated_week_polled_every_30_minutes_matches_the_truth(
     tmp_path: Path, make_emulator: MakeEmulator
 ) -> None:
     engine = storage.make_engine(f"sqlite:///{tmp_path / 'week.sqlite3'}")
     storage.upgrade_database(engine)
-    sim = simulate(engine, make_emulator, "changes", days=7, step_minutes=20, check_every=3)
-    checked = check_against_truth(engine, sim, step_seconds=20 * 60)
+    sim = simulate(engine, make_emulator, "changes", days=7, step_minutes=30, check_every=2)
+    checked = check_against_truth(engine, sim, step_seconds=30 * 60)
     assert checked >= 5 * (len(USERS) - 2)  # five weekdays of every ordinary user
     assert sim.coverage.open_days > 100
     assert sim.coverage.paused_with_null_finish > 0 and sim.coverage.paused_with_pause_moment > 0

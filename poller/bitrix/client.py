@@ -6,11 +6,14 @@ refreshed token carry over from cycle to cycle. What the methods mean is in `met
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import requests
 
@@ -32,7 +35,8 @@ class PortalClient:
     """Calls one portal within its limits, retrying what a retry can fix.
 
     `on_tokens_refreshed(access, refresh)` gets a new OAuth pair before the client uses it,
-    so it can be stored first: the old refresh token is already spent.
+    so it can be stored first: the old refresh token is already spent. Once `stop` is set
+    (the daemon is shutting down), a failed request is not retried: the call raises at once.
     """
 
     def __init__(
@@ -44,8 +48,10 @@ class PortalClient:
         on_tokens_refreshed: TokenCallback | None = None,
         clock: Clock = SYSTEM_CLOCK,
         observe_latency: Callable[[float], None] | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.portal = portal
+        self.stop = stop
         self.http = http or HttpConfig()
         self.clock = clock
         self.transport = Transport(session, self.http, observe_latency=observe_latency)
@@ -57,7 +63,7 @@ class PortalClient:
         self._token_lock = threading.Lock()
         self.requests_sent = 0
         self.rate_limited = 0
-        if portal.base_url.startswith("http://"):
+        if portal.base_url.startswith("http://") and not is_loopback(portal.host):
             logger.warning(
                 "portal %s: plain http:// to %s; use https:// outside local tests", portal.name, portal.host
             )
@@ -74,11 +80,15 @@ class PortalClient:
         """Call a REST 1 `method` (`/rest/...`) and return the whole JSON answer."""
         return self._call(method, params, api="rest")
 
-    def call_v3(self, method: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Call a REST 3.0 `method` (`/rest/api/...`, JSON body only) and return the whole answer."""
+    def call_v3(self, method: str, body: dict[str, Any] | list[Any]) -> dict[str, Any]:
+        """Call a REST 3.0 `method` (`/rest/api/...`, JSON body only) and return the whole answer.
+
+        The REST 3.0 `batch` takes an array as its body: with OAuth, its token then goes in
+        the query string, as nothing in the body can hold it (inferred; not documented).
+        """
         return self._call(method, body, api="rest/api")
 
-    def _call(self, method: str, params: dict[str, Any], api: str) -> dict[str, Any]:
+    def _call(self, method: str, params: dict[str, Any] | list[Any], api: str) -> dict[str, Any]:
         """Send `method`, retrying what a retry can fix.
 
         1. A method blocked by OPERATION_TIME_LIMIT is not called before its own reset time.
@@ -117,19 +127,44 @@ class PortalClient:
                 self._back_off(exc, attempt, self.http.max_retries)
                 attempt += 1
 
-    def _send(self, method: str, params: dict[str, Any], api: str) -> dict[str, Any]:
+    def _send(self, method: str, params: dict[str, Any] | list[Any], api: str) -> dict[str, Any]:
         portal = self.portal
+        payload: dict[str, Any] | list[Any] = params
         if portal.webhook_path is not None:
             url = f"{portal.base_url}/{api}{portal.webhook_path.removeprefix('/rest')}{method}"
-            payload = params
+        elif isinstance(params, list):
+            url = f"{portal.base_url}/{api}/{method}?{urlencode({'auth': self.access_token or ''})}"
         else:
             url = f"{portal.base_url}/{api}/{method}"
             payload = {**params, "auth": self.access_token}
         self.bucket.acquire()
         self.requests_sent += 1
-        return self.transport.post_json(url, payload, host=portal.host, what=method)
+        if not logger.isEnabledFor(logging.DEBUG):
+            return self.transport.post_json(url, payload, host=portal.host, what=method)
+        started = time.perf_counter()
+        outcome = "HTTP 200"
+        try:
+            return self.transport.post_json(url, payload, host=portal.host, what=method)
+        except BitrixError as exc:
+            outcome = f"HTTP {exc.http_status} {exc.code}" if exc.http_status else f"no answer ({exc.code})"
+            raise
+        finally:
+            users = users_in(method, params)
+            logger.debug(
+                "portal %s: %s%s to %s (%d user%s): %s in %.3f s",
+                portal.name,
+                method,
+                "" if api == "rest" else " (REST 3.0)",
+                portal.host,
+                users,
+                "" if users == 1 else "s",
+                outcome,
+                time.perf_counter() - started,
+            )
 
     def _back_off(self, exc: BitrixError, attempt: int, attempts: int) -> None:
+        if self.stop is not None and self.stop.is_set():
+            raise exc  # shutting down: no wait, no retry
         delay = min(30.0, 0.5 * 2**attempt) * (0.5 + random.random())
         message = redact(exc.message, self.secrets())
         if not message.startswith("portal "):
@@ -162,3 +197,28 @@ class PortalClient:
             self.access_token, self.refresh_token = pair.access_token, pair.refresh_token
             logger.info("portal %s: OAuth access token refreshed", self.portal.name)
             self.portal = follow_client_endpoint(self.portal, pair)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is this machine (localhost, 127.0.0.0/8, ::1): plain http is fine there."""
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def users_in(method: str, params: Any) -> int:
+    """How many users a request concerns, for the debug line: batch sub-calls, or one USER_ID."""
+    if isinstance(params, list):  # the REST 3.0 batch: one element per call
+        return len(params)
+    if not isinstance(params, dict):
+        return 0
+    if method == "batch":
+        commands = params.get("cmd")
+        return len(commands) if isinstance(commands, dict | list) else 0
+    keys = {str(key).upper() for key in params}
+    if "USER_ID" in keys or "filter" in params:
+        return 1
+    return 0

@@ -9,6 +9,7 @@ per 50 of them.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,13 +33,15 @@ class StatusBatch:
     """What `timeman.status` gave for a set of users: a result or an error per user.
 
     `portal_error` is the one portal-level error that ended the fetch early (None when every
-    batch was tried); each user not answered by then has it in `errors` too.
+    batch was tried); each user not answered by then has it in `errors` too. `not_polled`:
+    the users left unasked because the caller's `stop` was set (neither answered nor failed).
     """
 
     results: dict[int, Any] = field(default_factory=dict)
     answered_at: dict[int, datetime] = field(default_factory=dict)
     errors: dict[int, BitrixError] = field(default_factory=dict)
     portal_error: BitrixError | None = None
+    not_polled: list[int] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.results) + len(self.errors)
@@ -50,6 +53,7 @@ def fetch_statuses(
     on_chunk: Callable[[StatusBatch], None] | None = None,
     *,
     batches_per_chunk: int = BATCHES_PER_CHUNK,
+    stop: threading.Event | None = None,
 ) -> StatusBatch:
     """Fetch `timeman.status` of every user, 50 per batch request.
 
@@ -57,17 +61,29 @@ def fetch_statuses(
     in parts, in order: one part per `batches_per_chunk` batches and a last part with the
     rest (and `portal_error`, if the fetch ended early), so a caller can store a large
     portal as it arrives and memory does not grow with the portal. The parts are not kept:
-    the StatusBatch returned then holds only `portal_error`. An exception raised by
-    `on_chunk` ends the fetch and reaches the caller.
+    the StatusBatch returned then holds only `portal_error` and `not_polled`. An exception
+    raised by `on_chunk` ends the fetch and reaches the caller.
+
+    `stop` set (the daemon is shutting down) starts no new batch: the batch in flight ends,
+    and the users left are listed in `not_polled` of the last part.
     """
     part = StatusBatch()
     for number, start in enumerate(range(0, len(user_ids), BATCH_LIMIT), 1):
+        if stop is not None and stop.is_set():
+            part.not_polled = list(user_ids[start:])
+            logger.info(
+                "portal %s: stopping: %d of %d users not polled",
+                client.portal.name,
+                len(part.not_polled),
+                len(user_ids),
+            )
+            break
         chunk = user_ids[start : start + BATCH_LIMIT]
-        stop = _fetch_chunk(client, chunk, single=len(user_ids) == 1, into=part)
-        if stop is not None:
-            part.portal_error = stop
+        ended = _fetch_chunk(client, chunk, single=len(user_ids) == 1, into=part)
+        if ended is not None:
+            part.portal_error = ended
             unanswered = (u for u in user_ids[start:] if u not in part.results and u not in part.errors)
-            part.errors.update((u, stop) for u in unanswered)
+            part.errors.update((u, ended) for u in unanswered)
             break
         _log_progress(client, start + len(chunk), len(user_ids))
         if on_chunk is not None and number % batches_per_chunk == 0:
@@ -75,9 +91,9 @@ def fetch_statuses(
             part = StatusBatch()
     if on_chunk is None:
         return part
-    if len(part) or part.portal_error is not None:
+    if len(part) or part.portal_error is not None or part.not_polled:
         on_chunk(part)
-    return StatusBatch(portal_error=part.portal_error)
+    return StatusBatch(portal_error=part.portal_error, not_polled=part.not_polled)
 
 
 def _fetch_chunk(

@@ -2,6 +2,7 @@
 
 from poller.emulator.server import Emulator
 from poller.emulator.settings import EmulatorSettings, EmulatorStats
-from poller.emulator.world import Record, SimClock, Workday, World
+from poller.emulator.simclock import SimClock
+from poller.emulator.world import Record, Workday, World
 
 __all__ = ["Emulator", "EmulatorSettings", "EmulatorStats", "Record", "SimClock", "Workday", "World"]

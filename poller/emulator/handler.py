@@ -55,7 +55,7 @@ class Handler(BaseHTTPRequestHandler):
             self.headers.get("Content-Type") or "",
             self.headers.get("Authorization") or "",
         )
-        self.emulator.count_http_status(status)
+        self.emulator.stats.add_http_status(status)
         if isinstance(payload, Hang):
             self.emulator.stopping.wait()
             payload = Drop()

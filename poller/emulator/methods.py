@@ -28,9 +28,9 @@ def call(emulator: Emulator, method: str, params: dict[str, Any]) -> Answer:
     handler = _METHODS.get(method)
     if handler is None:
         return 404, NOT_FOUND
-    emulator.count_call(method)
+    emulator.stats.add_call(method)
     if not emulator.rules.spend(method):
-        emulator.count_operating_limit()
+        emulator.stats.add_operating_limit()
         return 429, OPERATION_TIME_LIMIT
     return handler(emulator, params)
 
@@ -49,7 +49,7 @@ def timeman_status(emulator: Emulator, params: dict[str, Any]) -> Answer:
     kinds = s.hostile.get(user_id, ())
     if kinds:
         result = hostile_result(result, kinds)
-    emulator.count_status(user_id)
+    emulator.stats.add_status(user_id)
     return 200, {"result": result}
 
 

@@ -60,11 +60,11 @@ def call(emulator: Emulator, method: str, query: Any) -> Answer:
         return 200, {"result": {"openapi": "3.0.0", "paths": paths}}
     if method != "timeman.record.list":
         return 404, v3_error(PREFIX + "UNKNOWNMETHODEXCEPTION", f"Method '{method}' not found")
-    emulator.count_call(method)
+    emulator.stats.add_call(method)
     if not emulator.settings.records_access:
         return Invalid("ACCESSDENIEDEXCEPTION", "Access denied", 403).answer()
     if not emulator.rules.spend(method):
-        emulator.count_operating_limit()
+        emulator.stats.add_operating_limit()
         return 429, OPERATION_TIME_LIMIT
     try:
         return 200, {"result": {"items": record_list(emulator, query)}}
@@ -78,7 +78,7 @@ def batch(emulator: Emulator, body: Any) -> Answer:
         return 404, v3_error(PREFIX + "UNKNOWNMETHODEXCEPTION", "Method 'batch' not found")
     if not isinstance(body, list):
         return Invalid("INVALIDSELECTEXCEPTION", "batch expects an array of {method, query}").answer()
-    emulator.count_call("batch")
+    emulator.stats.add_call("batch")
     results: list[Any] = []
     for index, element in enumerate(body):
         if index >= BATCH_LIMIT:
@@ -119,7 +119,7 @@ def record_list(emulator: Emulator, query: Any) -> list[dict[str, Any]]:
     ]
     for name, descending in reversed(order):
         records.sort(key=_SORT_KEYS[name], reverse=descending)
-    emulator.count_records(user_id)
+    emulator.stats.add_records(user_id)
     return [{k: v for k, v in r.item().items() if k in fields} for r in records[offset : offset + limit]]
 
 

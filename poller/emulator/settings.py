@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import secrets
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 FAULT_KINDS = ("500", "html", "drop", "slow", "truncated", "huge", "trickle", "hang", "nested")
 
@@ -50,7 +52,8 @@ class EmulatorSettings:
     trickle_interval: float = 1.0  # real seconds between the bytes of a trickling answer
     trickle_length: int = 100_000  # the Content-Length a trickling answer announces
     hostile: dict[int, tuple[str, ...]] = field(default_factory=dict)
-    moved_to: str | None = None
+    moved_to: str | None = None  # answer every REST call with a 302 to this address
+    client_endpoint: str | None = None  # the REST address OAuth refreshes name; default: ours
     seed: int = 1
 
     def fault_shares(self) -> list[tuple[str, float]]:
@@ -59,7 +62,7 @@ class EmulatorSettings:
 
 @dataclass
 class EmulatorStats:
-    """What the emulator received and answered."""
+    """What the emulator received and answered; the `add_*` methods are thread-safe."""
 
     requests: int = 0
     by_status: Counter[int] = field(default_factory=Counter)
@@ -70,3 +73,56 @@ class EmulatorStats:
     records_answered: Counter[int] = field(default_factory=Counter)  # record.list calls per user
     calls: Counter[str] = field(default_factory=Counter)  # method calls, batch sub-calls included
     token_refreshes: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add_request(self) -> None:
+        with self._lock:
+            self.requests += 1
+
+    def add_http_status(self, status: int) -> None:
+        with self._lock:
+            self.by_status[status] += 1
+
+    def add_query_limit(self) -> None:
+        with self._lock:
+            self.query_limit_exceeded += 1
+
+    def add_operating_limit(self) -> None:
+        with self._lock:
+            self.operating_limit_exceeded += 1
+
+    def add_fault(self, kind: str) -> None:
+        with self._lock:
+            self.faults[kind] += 1
+
+    def add_call(self, method: str) -> None:
+        with self._lock:
+            self.calls[method] += 1
+
+    def add_status(self, user_id: int) -> None:
+        with self._lock:
+            self.statuses_answered[user_id] += 1
+
+    def add_records(self, user_id: int) -> None:
+        with self._lock:
+            self.records_answered[user_id] += 1
+
+    def add_token_refresh(self) -> None:
+        with self._lock:
+            self.token_refreshes += 1
+
+    def summary(self) -> dict[str, Any]:
+        """The counters as JSON, for benchmarks that run the emulator in another process."""
+        with self._lock:
+            return {
+                "requests": self.requests,
+                "by_status": {str(k): v for k, v in self.by_status.items()},
+                "query_limit_exceeded": self.query_limit_exceeded,
+                "operating_limit_exceeded": self.operating_limit_exceeded,
+                "faults": dict(self.faults),
+                "statuses_answered": sum(self.statuses_answered.values()),
+                "users_answered": len(self.statuses_answered),
+                "records_answered": sum(self.records_answered.values()),
+                "calls": dict(self.calls),
+                "token_refreshes": self.token_refreshes,
+            }

@@ -16,13 +16,12 @@ for the truth. Users differ on purpose, to cover the shapes real portals send:
 from __future__ import annotations
 
 import random
-import threading
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
-from poller.clock import SYSTEM_CLOCK, Clock
 from poller.emulator import directory
+from poller.emulator.simclock import SimClock
 
 TZ_OFFSETS = (10800, 7200, 0, -18000, 19800, 32400, 3600, -28800)
 NO_RECORDS_USER = 2
@@ -105,44 +104,6 @@ class Record:
         }
 
 
-class SimClock:
-    """Simulated time: `start` at creation, then `speed` simulated seconds per second of `base`.
-
-    A `Clock` itself, so the demo can stamp polls with simulated time. With a `ManualClock`
-    as `base` and speed 1, moving the manual clock moves the world too.
-    """
-
-    def __init__(self, start: datetime | None = None, speed: float = 1.0, base: Clock = SYSTEM_CLOCK) -> None:
-        self.start = (start or base.now()).astimezone(UTC)
-        self.speed = speed
-        self._base = base
-        self._base_start = base.monotonic()
-        self._skipped = 0.0
-        self._lock = threading.Lock()
-
-    def now(self) -> datetime:
-        with self._lock:
-            elapsed = (self._base.monotonic() - self._base_start) * self.speed + self._skipped
-        return self.start + timedelta(seconds=elapsed)
-
-    def time(self) -> float:
-        return self.now().timestamp()
-
-    def monotonic(self) -> float:
-        return self.time()
-
-    def sleep(self, seconds: float) -> None:
-        if self.speed > 0:
-            self._base.sleep(seconds / self.speed)
-        else:
-            self.advance(seconds)
-
-    def advance(self, seconds: float) -> None:
-        """Jump ahead: with speed 0 the clock moves only this way."""
-        with self._lock:
-            self._skipped += max(0.0, seconds)
-
-
 class World:
     """`count` users with ids 1..count; a few have special histories (see the module docstring)."""
 
@@ -180,11 +141,14 @@ class World:
     def workday(self, user_id: int, local_day: date) -> Workday | None:
         """The plan of `user_id` for the day that starts on `local_day`, or None (day off)."""
         key = (user_id, local_day)
-        if key not in self._plans:
-            if len(self._plans) > PLANS_KEPT:
-                self._plans.clear()
-            self._plans[key] = self._plan(user_id, local_day)
-        return self._plans[key]
+        try:
+            return self._plans[key]
+        except KeyError:
+            plan = self._plan(user_id, local_day)
+        if len(self._plans) > PLANS_KEPT:
+            self._plans.clear()
+        self._plans[key] = plan
+        return plan
 
     def _plan(self, user_id: int, local_day: date) -> Workday | None:
         if user_id == NO_RECORDS_USER or local_day < self._history_start:

@@ -2,12 +2,15 @@
 
 engine: connect and keep the schema at head; snapshots: write and prune snapshots; runs:
 poll_runs and poll_errors; cycles: store a portal's cycle, a refused value costing only its
-user; tokens: OAuth pairs; reads: what the commands show.
+user; tokens: OAuth pairs; reads: what the commands show; directory: users and departments;
+records: the portal's workday records and backfill progress; workdays (rules in
+workday_rules): the workdays table, kept up to date by every write of snapshots or records.
 """
 
 from __future__ import annotations
 
 from poller.storage.cycles import BAD_VALUE, CycleSaved, is_refused_for_data, save_portal_cycle
+from poller.storage.directory import get_directory_age, get_directory_user_ids, save_departments, save_users
 from poller.storage.engine import (
     check_schema,
     describe_db_error,
@@ -16,6 +19,7 @@ from poller.storage.engine import (
     upgrade_database,
 )
 from poller.storage.reads import get_error_summary, get_latest_snapshots, get_recent_runs, get_view_rows
+from poller.storage.records import RecordsSaved, get_backfill_done, save_backfill_done, save_records
 from poller.storage.runs import ErrorRow, save_run_finished, save_run_started, write_errors
 from poller.storage.snapshots import (
     SnapshotRow,
@@ -31,10 +35,14 @@ __all__ = [
     "BAD_VALUE",
     "CycleSaved",
     "ErrorRow",
+    "RecordsSaved",
     "SnapshotRow",
     "StorageMode",
     "check_schema",
     "describe_db_error",
+    "get_backfill_done",
+    "get_directory_age",
+    "get_directory_user_ids",
     "get_error_summary",
     "get_latest_snapshots",
     "get_recent_runs",
@@ -44,10 +52,14 @@ __all__ = [
     "make_engine",
     "migrations_path",
     "prune_snapshots",
+    "save_backfill_done",
+    "save_departments",
     "save_portal_cycle",
+    "save_records",
     "save_run_finished",
     "save_run_started",
     "save_tokens",
+    "save_users",
     "snapshot_values",
     "storable_raw",
     "upgrade_database",

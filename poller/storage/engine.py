@@ -6,7 +6,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -58,6 +58,8 @@ def upgrade_database(engine: Engine, revision: str = "head") -> None:
     try:
         with engine.begin() as connection:
             alembic_config.attributes["connection"] = connection
+            if connection.dialect.name == "postgresql":  # replicas upgrading at once take turns
+                connection.execute(text("SELECT pg_advisory_xact_lock(7466544745363010561)"))
             command.upgrade(alembic_config, revision)
     except SQLAlchemyError as exc:
         raise StorageError(f"database upgrade failed: {describe_db_error(exc)}") from None

@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Literal
 
 from sqlalchemy import Connection, Engine, insert, update
 
 from poller.models import PollError, PollRun
+from poller.storage.statements import insert_or_skip
 
 # Characters no database text column takes: NUL, and halves of UTF-16 pairs.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -27,33 +29,60 @@ class ErrorRow:
     message: str
 
 
-def save_run_started(engine: Engine, started_at: datetime) -> int:
-    """Insert the poll_runs row of a starting cycle and return its id."""
+RunOutcome = Literal["finished", "interrupted"]
+
+
+def save_run_started(
+    engine: Engine, started_at: datetime, *, portal: str | None = None, replica: str | None = None
+) -> int:
+    """Insert the poll_runs row of a starting portal cycle and return its id."""
     with engine.begin() as connection:
         return int(
             connection.execute(
                 insert(PollRun)
-                .values(started_at=started_at, users_ok=0, users_failed=0)
+                .values(started_at=started_at, users_ok=0, users_failed=0, portal=portal, replica=replica)
                 .returning(PollRun.id)
             ).scalar_one()
         )
 
 
 def save_run_finished(
-    engine: Engine, run_id: int, finished_at: datetime, users_ok: int, users_failed: int
+    engine: Engine,
+    run_id: int,
+    finished_at: datetime,
+    users_ok: int,
+    users_failed: int,
+    *,
+    outcome: RunOutcome = "finished",
 ) -> None:
+    """Close a cycle's row: 'finished', or 'interrupted' when a stop cut it."""
     with engine.begin() as connection:
         connection.execute(
             update(PollRun)
             .where(PollRun.id == run_id)
-            .values(finished_at=finished_at, users_ok=users_ok, users_failed=users_failed)
+            .values(finished_at=finished_at, users_ok=users_ok, users_failed=users_failed, outcome=outcome)
         )
 
 
 def write_errors(connection: Connection, run_id: int | None, rows: Sequence[ErrorRow]) -> None:
-    """Insert error rows on an open transaction; their texts are cleaned to fit the columns."""
+    """Insert error rows on an open transaction; their texts are cleaned to fit the columns.
+
+    A row whose error_key the portal already has is skipped: a replayed spool entry adds nothing.
+    """
     if rows:
-        connection.execute(insert(PollError), [_error_values(run_id, row) for row in rows])
+        statement = insert_or_skip(connection, PollError.__table__, ("portal", "error_key"))  # type: ignore[arg-type]
+        connection.execute(statement, [_error_values(run_id, row) for row in rows])
+
+
+def error_key(run_id: int | None, row: ErrorRow) -> str:
+    """What tells one error row from another: the cycle, the user, the moment, the stored code."""
+    moment = row.occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    user = "-" if row.user_id is None else str(row.user_id)
+    return f"{'-' if run_id is None else run_id}|{user}|{moment}|{_stored_code(row)}"
+
+
+def _stored_code(row: ErrorRow) -> str:
+    return _UNSTORABLE.sub("", row.code)[:100]
 
 
 def _error_values(run_id: int | None, row: ErrorRow) -> dict[str, object]:
@@ -62,7 +91,8 @@ def _error_values(run_id: int | None, row: ErrorRow) -> dict[str, object]:
         "portal": row.portal,
         "user_id": row.user_id,
         "occurred_at": row.occurred_at,
-        "code": _UNSTORABLE.sub("", row.code)[:100],
+        "code": _stored_code(row),
         "http_status": row.http_status,
         "message": _UNSTORABLE.sub("", row.message),
+        "error_key": error_key(run_id, row),
     }

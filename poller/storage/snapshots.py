@@ -1,20 +1,26 @@
-"""Write snapshots: one row per poll (mode "all") or per change (mode "changes"), and prune them."""
+"""Write snapshots: one row per poll (mode "all") or per change (mode "changes"), and prune them.
+
+Every write moves the workdays table on in the same transaction (poller.storage.workdays).
+"""
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, Insert, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, delete, func, select, update
 from sqlalchemy.orm import aliased
 
 from poller.fields import STATUS_COLUMNS
 from poller.models import Snapshot, snapshots_table
 from poller.status import ParsedStatus
+from poller.storage import workdays
+from poller.storage.statements import chunks, insert_or_skip
+from poller.storage.workday_rules import Poll, is_late
 
 StorageMode = Literal["all", "changes"]
 
@@ -68,71 +74,132 @@ def storable_raw(value: Any, depth: int = 0) -> Any:
 
 
 def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: StorageMode) -> None:
-    """Write one portal's snapshots on an open transaction.
+    """Write snapshots, and the workdays they move on, on an open transaction.
 
     In mode "changes" a snapshot equal to the user's newest row only extends that row
-    (last_seen_at, seen_count) instead of adding one.
+    (last_seen_at, seen_count) instead of adding one. A replayed snapshot changes nothing: in
+    mode "all" the unique key skips it; in mode "changes" one no newer than the user's newest
+    row's last_seen_at is dropped (it is already counted there).
     """
-    inserts = _extend_unchanged(connection, rows) if mode == "changes" and rows else list(rows)
-    if inserts:
-        connection.execute(_insert_new_snapshots(connection), [snapshot_values(row) for row in inserts])
-
-
-def _insert_new_snapshots(connection: Connection) -> Insert:
-    """INSERT that skips a snapshot already stored: replaying a spool must not fail or double."""
-    columns = ["portal", "user_id", "polled_at"]
-    if connection.dialect.name == "postgresql":
-        from sqlalchemy.dialects import postgresql
-
-        return postgresql.insert(snapshots_table).on_conflict_do_nothing(index_elements=columns)
-    if connection.dialect.name == "sqlite":
-        from sqlalchemy.dialects import sqlite
-
-        return sqlite.insert(snapshots_table).on_conflict_do_nothing(index_elements=columns)
-    return insert(snapshots_table)
-
-
-def _extend_unchanged(connection: Connection, rows: Sequence[SnapshotRow]) -> list[SnapshotRow]:
-    """Extend the newest rows that the new snapshots repeat; return the snapshots to insert."""
-    table = snapshots_table.c
-    portal = rows[0].portal
-    newest = (
-        select(table.user_id, func.max(table.polled_at).label("polled_at"))
-        .where(table.portal == portal)
-        .group_by(table.user_id)
-        .subquery()
-    )
-    query = select(table.id, table.user_id, table.last_seen_at, *(table[c] for c in STATUS_COLUMNS)).join(
-        newest,
-        (table.portal == portal)
-        & (table.user_id == newest.c.user_id)
-        & (table.polled_at == newest.c.polled_at),
-    )
-    previous = {row.user_id: row._mapping for row in connection.execute(query)}
-    inserts: list[SnapshotRow] = []
-    extended: list[dict[str, object]] = []
-    for row in rows:
-        before = previous.get(row.user_id)
-        if (
-            before is not None
-            and row.polled_at > before["last_seen_at"]
-            and all(before[column] == row.parsed.values[column] for column in STATUS_COLUMNS)
-        ):
-            extended.append({"row_id": before["id"], "seen_at": row.polled_at})
+    for portal in sorted({row.portal for row in rows}):
+        ordered = sorted(
+            (row for row in rows if row.portal == portal), key=lambda r: (r.user_id, r.polled_at)
+        )
+        days = workdays.load_days(connection, portal, {_day_key(row) for row in ordered if _has_day(row)})
+        if mode == "changes":
+            kept, inserts = _changes(connection, portal, ordered)
         else:
-            inserts.append(row)
+            kept = _not_stored_yet(connection, portal, ordered, days)
+            inserts = [snapshot_values(row) for row in kept]
+        for chunk in chunks(inserts, 1000):
+            connection.execute(insert_or_skip(connection, snapshots_table, _SNAPSHOT_KEY), chunk)
+        workdays.apply_polls(
+            connection, portal, days, [(row.user_id, _poll(row)) for row in kept if _has_day(row)]
+        )
+
+
+_SNAPSHOT_KEY = ("portal", "user_id", "polled_at")
+
+
+def _has_day(row: SnapshotRow) -> bool:
+    return row.parsed.values["time_start"] is not None
+
+
+def _day_key(row: SnapshotRow) -> tuple[int, datetime]:
+    return row.user_id, row.parsed.values["time_start"]  # type: ignore[return-value]
+
+
+def _poll(row: SnapshotRow) -> Poll:
+    """What one answer says of its workday (a poll is seen once: last_seen_at = polled_at)."""
+    return Poll.from_row({**row.parsed.values, "polled_at": row.polled_at, "last_seen_at": row.polled_at})
+
+
+def _not_stored_yet(
+    connection: Connection, portal: str, rows: Sequence[SnapshotRow], days: Mapping[tuple[int, datetime], Any]
+) -> list[SnapshotRow]:
+    """Mode "all": `rows` less those already stored (a replayed spool), found among the late ones."""
+    late = [row for row in rows if _has_day(row) and is_late(days.get(_day_key(row)), _poll(row))]
+    if not late:
+        return list(rows)
+    table = snapshots_table.c
+    stored: set[tuple[int, datetime]] = set()
+    for chunk in chunks(late, 400):
+        query = select(table.user_id, table.polled_at).where(
+            table.portal == portal,
+            table.user_id.in_({row.user_id for row in chunk}),
+            table.polled_at.in_({row.polled_at for row in chunk}),
+        )
+        stored.update((user_id, polled_at) for user_id, polled_at in connection.execute(query))
+    return [row for row in rows if (row.user_id, row.polled_at) not in stored]
+
+
+def _changes(
+    connection: Connection, portal: str, rows: Sequence[SnapshotRow]
+) -> tuple[list[SnapshotRow], list[dict[str, object]]]:
+    """Mode "changes": the snapshots that are news (kept) and the rows to insert for them.
+
+    A snapshot equal to the user's newest row (stored, or inserted by this call) extends it;
+    one no newer than that row's last_seen_at is a replay and dropped.
+    """
+    newest = _newest_rows(connection, portal, {row.user_id for row in rows})
+    kept: list[SnapshotRow] = []
+    inserts: list[dict[str, object]] = []
+    extended: dict[int, dict[str, object]] = {}  # stored row id -> its new last_seen_at, polls added
+    for row in rows:
+        before = newest.get(row.user_id)
+        if before is not None and row.polled_at <= before["last_seen_at"]:
+            continue
+        kept.append(row)
+        if before is not None and all(before[c] == row.parsed.values[c] for c in STATUS_COLUMNS):
+            before["last_seen_at"] = row.polled_at
+            if "id" in before:
+                growth = extended.setdefault(before["id"], {"row_id": before["id"], "added": 0})
+                growth["seen_at"] = row.polled_at
+                growth["added"] += 1  # type: ignore[operator]
+            else:
+                before["seen_count"] += 1
+        else:
+            newest[row.user_id] = snapshot_values(row)
+            inserts.append(newest[row.user_id])
     if extended:
         connection.execute(
             update(snapshots_table)
-            .where(table.id == bindparam("row_id"))
-            .values(last_seen_at=bindparam("seen_at"), seen_count=table.seen_count + 1),
-            extended,
+            .where(snapshots_table.c.id == bindparam("row_id"))
+            .values(
+                last_seen_at=bindparam("seen_at"),
+                seen_count=snapshots_table.c.seen_count + bindparam("added"),
+            ),
+            list(extended.values()),
         )
-    return inserts
+    return kept, inserts
+
+
+def _newest_rows(connection: Connection, portal: str, user_ids: set[int]) -> dict[int, dict[str, Any]]:
+    """The newest stored row of each of `user_ids`: id, last_seen_at and the status columns."""
+    table = snapshots_table.c
+    found: dict[int, dict[str, Any]] = {}
+    for chunk in chunks(sorted(user_ids), 1000):
+        newest = (
+            select(table.user_id, func.max(table.polled_at).label("polled_at"))
+            .where(table.portal == portal, table.user_id.in_(chunk))
+            .group_by(table.user_id)
+            .subquery()
+        )
+        query = select(table.id, table.user_id, table.last_seen_at, *(table[c] for c in STATUS_COLUMNS)).join(
+            newest,
+            (table.portal == portal)
+            & (table.user_id == newest.c.user_id)
+            & (table.polled_at == newest.c.polled_at),
+        )
+        found.update((row.user_id, dict(row._mapping)) for row in connection.execute(query))
+    return found
 
 
 def prune_snapshots(engine: Engine, older_than: datetime) -> int:
-    """Delete snapshots last seen before `older_than`, never a user's newest row."""
+    """Delete snapshots last seen before `older_than`, never a user's newest row.
+
+    The workdays table keeps its days: they were computed when the snapshots were stored.
+    """
     newer = aliased(Snapshot)
     has_newer = (
         select(newer.id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Engine
@@ -30,3 +31,22 @@ def get_tokens(engine: Engine, portal: str) -> tuple[str, str | None] | None:
     with Session(engine) as session:
         row = session.get(OAuthToken, portal)
         return None if row is None else (row.access_token, row.refresh_token)
+
+
+@dataclass(frozen=True)
+class StoredTokens:
+    """A portal's stored pair and when it was stored: of two pairs, the newer one wins."""
+
+    access_token: str
+    refresh_token: str | None
+    updated_at: datetime
+
+    def __repr__(self) -> str:  # never print tokens, not even in a traceback's locals
+        return f"StoredTokens(updated_at={self.updated_at!r})"
+
+
+def get_stored_tokens(engine: Engine, portal: str) -> StoredTokens | None:
+    """The stored token pair of `portal` with its updated_at, or None when it was never refreshed."""
+    with Session(engine) as session:
+        row = session.get(OAuthToken, portal)
+        return None if row is None else StoredTokens(row.access_token, row.refresh_token, row.updated_at)

@@ -1,0 +1,136 @@
+"""Cost of a backfill of one month: requests with the REST 3.0 batch, bucket use with single calls.
+
+The emulator (in this process) and the poller share a ManualClock: waiting for the leaky
+bucket moves the clock instead of sleeping, so a run that takes 8 minutes of portal time at
+2 requests/s takes seconds, and the bucket is measured exactly. Three runs, each on a fresh
+emulator with a standard bucket (2 requests/s after a burst of 50) and a fresh scratch
+database (SQLite, and with --postgres-server a PostgreSQL database made and dropped there):
+
+- batch:  `timeman-poller backfill` as the CLI runs it; requests, target <= 25 for 1,000 users.
+- single: the portal refuses the REST 3.0 batch, so one request per user and page; the share
+          of the bucket's ceiling used (requests / (burst + rate x portal seconds)), target >= 90%.
+- reconcile share: single calls paced as the daemon paces them (80% of the rate).
+QUERY_LIMIT_EXCEEDED answers are counted for each (target 0).
+
+    $ python bench/backfill.py                      # 1,000 users, October 2026, SQLite
+    $ python bench/backfill.py --postgres-server postgresql+psycopg://postgres@127.0.0.1/postgres
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).parent))
+import scratch
+
+from poller import storage
+from poller.backfill import DAEMON_SHARE, PortalBackfill, backfill
+from poller.bitrix import PortalClient
+from poller.bitrix.records import PAGE_SIZE, fetch_records, record_window
+from poller.clock import ManualClock
+from poller.config import parse_config
+from poller.emulator import Emulator, EmulatorSettings
+
+NOW = datetime(2026, 11, 16, 9, 30, tzinfo=UTC)
+RATE, BURST = 2.0, 50
+
+
+def run_mode(mode: str, users: int, month: date, database_url: str) -> dict[str, float]:
+    """One backfill of `month` for `users` users on a fresh emulator; its figures."""
+    clock = ManualClock(NOW)
+    settings = EmulatorSettings(users=users, rate=RATE, burst=BURST, rest_v3_batch=mode == "batch")
+    emulator = Emulator(settings, clock=clock).start()
+    engine = storage.make_engine(database_url)
+    try:
+        storage.upgrade_database(engine)
+        config = parse_config(
+            {"portals": [{"name": "bench", "webhook_url": emulator.webhook_url, "users": list(range(1, users + 1))}]},
+            {},
+        )
+        client = PortalClient(config.portals[0], requests.Session(), config.http, clock=clock)
+        until = _month_end(month)
+        started_wall, started_portal = time.perf_counter(), clock.monotonic()
+        if mode == "reconcile share":
+            fetched = fetch_records(client, list(range(1, users + 1)), month, until, rate_share=DAEMON_SHARE)
+            state = PortalBackfill("bench", month, until, users=users, done=len(fetched.done))
+            state.records = sum(len(items) for items in fetched.items.values())
+        else:
+            report = backfill(config, engine, [client], since=month, until=until)
+            (state,) = report.portals
+        portal_seconds = clock.monotonic() - started_portal
+        wall = time.perf_counter() - started_wall
+        extra_pages = _extra_pages(emulator, users, month, until)
+    finally:
+        engine.dispose()
+        emulator.stop()
+    sent = client.requests_sent
+    return {
+        "users done": state.done,
+        "records": state.records,
+        "requests": sent,
+        "batch floor": math.ceil(users / 50) + extra_pages,
+        "portal seconds": portal_seconds,
+        "ceiling share": sent / (BURST + RATE * portal_seconds),
+        "query limit exceeded": emulator.stats.query_limit_exceeded,
+        "wall seconds": wall,
+    }
+
+
+def _extra_pages(emulator: Emulator, users: int, first: date, last: date) -> int:
+    """Pages beyond the first one that the month's users need (users with 50 records or more)."""
+    start, end = record_window(first, last)
+    extra = 0
+    for user_id in range(1, users + 1):
+        count = sum(1 for r in emulator.world.records_started(user_id, start, end) if r.start_time < end)
+        extra += count // PAGE_SIZE
+    return extra
+
+
+def _month_end(first: date) -> date:
+    following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return following - timedelta(days=1)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
+    parser.add_argument("--users", type=int, default=1000, help="users of the portal (default 1000)")
+    parser.add_argument("--month", default="2026-10", help="month to backfill, YYYY-MM (default 2026-10)")
+    scratch.add_server_argument(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.postgres_server:
+        scratch.check_server(args.postgres_server)  # refuse before any work
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("poller.bitrix.client").setLevel(logging.ERROR)  # plain http:// to loopback
+    month = date.fromisoformat(f"{args.month}-01")
+    print(f"backfill of {month:%Y-%m} for {args.users:,} users; bucket {RATE:g}/s after a burst of {BURST}")
+    header = f"{'backend':<11} {'mode':<16} {'requests':>8} {'floor':>6} {'records':>8} {'ceiling':>8} {'QLE':>4} {'portal s':>9} {'wall s':>7}"
+    print(header)
+    for backend, server in scratch.servers(args.postgres_server):
+        for mode in ("batch", "single", "reconcile share"):
+            with scratch.scratch_database(server, "backfill") as url:
+                figures = run_mode(mode, args.users, month, url)
+            floor = f"{figures['batch floor']:.0f}" if mode == "batch" else "-"
+            print(
+                f"{backend:<11} {mode:<16} {figures['requests']:>8.0f} {floor:>6} {figures['records']:>8,.0f} "
+                f"{figures['ceiling share']:>8.1%} {figures['query limit exceeded']:>4.0f} "
+                f"{figures['portal seconds']:>9.1f} {figures['wall seconds']:>7.1f}",
+                flush=True,
+            )
+    print("targets: batch requests <= 25 (1,000 users), single ceiling >= 90%, QLE 0; reconcile leaves ~20%")
+
+
+if __name__ == "__main__":
+    scratch.run(main)

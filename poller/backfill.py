@@ -1,0 +1,406 @@
+"""Backfill and reconcile: copy the portals' own work time records into `workday_records`.
+
+Polling sees only what happens while the poller runs; `timeman.record.list` holds what the
+portal recorded. `backfill` reads a date range for each user once (the CLI command; it
+resumes after Ctrl-C or a crash without reading finished users again), `reconcile` re-reads
+the last days for every user (the daemon's daily job, leaving part of the portal's rate to
+the live poll). Records are unique by portal and id: reading one twice never stores it twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from types import FrameType
+from typing import Any, TextIO
+
+from sqlalchemy import Engine
+
+from poller import storage
+from poller.bitrix import PortalClient, fetch_active_user_ids
+from poller.bitrix.records import RecordsFetched, RecordsUnavailable, fetch_records
+from poller.config import Config
+from poller.errors import BitrixError, ConfigError
+from poller.redaction import redact
+
+logger = logging.getLogger(__name__)
+
+DAEMON_SHARE = 0.8  # of the portal's rate a reconcile may use; the rest stays for the live poll
+
+
+@dataclass
+class PortalBackfill:
+    """How far one portal's backfill (or reconcile) got; updated as users finish.
+
+    `users` were asked for; `skipped` had been finished by an earlier run of the same range;
+    `failed` maps a user id to the error that kept its records out; `error` is the one line
+    that ended the portal early (None when every user was tried).
+    """
+
+    portal: str
+    date_from: date
+    date_to: date
+    users: int = 0
+    skipped: int = 0
+    done: int = 0
+    failed: dict[int, str] = field(default_factory=dict)
+    records: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    requests: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+    stopped: bool = False
+
+    @property
+    def to_do(self) -> int:
+        """Users this run set out to read."""
+        return self.users - self.skipped
+
+    @property
+    def left(self) -> int:
+        """Users neither read nor failed yet."""
+        return self.to_do - self.done - len(self.failed)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and not self.failed and not self.stopped
+
+    def summary(self, what: str = "backfill") -> str:
+        """One line: `backfill acme: 1000 users, 21,345 records (21,000 new, 345 updated), ...`."""
+        line = (
+            f"{what} {self.portal}: {self.users} users, {self.records:,} records "
+            f"({self.inserted:,} new, {self.updated:,} updated), {self.requests:,} requests, "
+            f"{self.seconds:.1f} s"
+        )
+        if self.skipped:
+            line += f"; {self.skipped:,} users already done before"
+        if self.failed:
+            line += f"; {len(self.failed):,} users failed"
+        if self.stopped:
+            line += f"; stopped with {self.left:,} users left"
+        if self.error is not None:
+            line += f"; {self.error}"
+        return line
+
+    def failures(self, limit: int = 5) -> list[str]:
+        """A line per failed user, at most `limit` of them and a count of the rest."""
+        shown = [f"  user {user_id}: {message}" for user_id, message in list(self.failed.items())[:limit]]
+        if len(self.failed) > limit:
+            shown.append(f"  ... and {len(self.failed) - limit:,} more users")
+        return shown
+
+
+@dataclass
+class BackfillReport:
+    """Every portal's backfill; `interrupted` when Ctrl-C stopped it before the end."""
+
+    date_from: date
+    date_to: date
+    portals: list[PortalBackfill] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return not self.interrupted and all(p.ok for p in self.portals)
+
+    def summary(self) -> str:
+        lines = []
+        for portal in self.portals:
+            lines.append(portal.summary())
+            if portal.error is None:
+                lines.extend(portal.failures())
+        return "\n".join(lines)
+
+
+Progress = Callable[[PortalBackfill], None]
+
+
+def backfill(
+    config: Config,
+    engine: Engine,
+    clients: Sequence[PortalClient],
+    *,
+    since: date,
+    until: date,
+    portals: Sequence[str] = (),
+    users: Sequence[int] | None = None,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+) -> BackfillReport:
+    """Copy each user's records from `since` to `until` (local dates) into workday_records.
+
+    1. The users: `users`, else each portal's configured list, else ("all") the ids of the
+       stored directory, else of `user.get`.
+    2. Users finished by an earlier run of the same range are skipped; each user's records
+       are saved, and the user marked finished, as soon as its last page is read.
+    3. `progress(state)` is called as users finish. `stop` set, or a KeyboardInterrupt (from
+       Ctrl-C or `progress`), ends the backfill after the current request; what was saved
+       stays saved and the report says `interrupted`.
+    Portals run one after the other at the full rate of their bucket.
+    """
+    if since > until:
+        raise ConfigError(f"--since {since} is after --until {until}")
+    chosen = _choose(config, clients, portals)
+    report = BackfillReport(since, until)
+    try:
+        for client in chosen:
+            state = PortalBackfill(client.portal.name, since, until)
+            report.portals.append(state)
+            _run_portal(engine, client, state, users, resume=True, progress=progress, stop=stop)
+            if state.stopped:
+                report.interrupted = True
+                break
+    except KeyboardInterrupt:
+        report.interrupted = True
+        if report.portals:
+            report.portals[-1].stopped = True
+    return report
+
+
+def reconcile(
+    config: Config,
+    engine: Engine,
+    client: PortalClient,
+    days: int,
+    now: datetime,
+    *,
+    stop: threading.Event | None = None,
+) -> PortalBackfill:
+    """Re-read the last `days` days before today, and today so far, for every user of a portal.
+
+    The daemon's daily job: records edited or approved after the poll saw the day, and days
+    the poller was down, end up as the portal holds them. It uses at most DAEMON_SHARE of the
+    portal's rate, so the live poll keeps its share of the bucket. A portal error is in the
+    result's `error`; database errors are raised. `days` 0 does nothing.
+    """
+    del config  # the portal's settings travel with its client
+    until = now.date()
+    state = PortalBackfill(client.portal.name, until - timedelta(days=max(days, 0)), until)
+    if days <= 0:
+        return state
+    _run_portal(engine, client, state, None, resume=False, share=DAEMON_SHARE, stop=stop)
+    logger.info("%s", state.summary("reconcile"))
+    return state
+
+
+def _choose(config: Config, clients: Sequence[PortalClient], names: Sequence[str]) -> list[PortalClient]:
+    """The clients of the portals named (all when none is), in the config's order."""
+    known = {client.portal.name: client for client in clients}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        configured = ", ".join(p.name for p in config.portals) or "none"
+        raise ConfigError(f"--portal {unknown[0]}: no such portal in the config (configured: {configured})")
+    return [client for client in clients if not names or client.portal.name in names]
+
+
+def _run_portal(
+    engine: Engine,
+    client: PortalClient,
+    state: PortalBackfill,
+    users: Sequence[int] | None,
+    *,
+    resume: bool,
+    share: float = 1.0,
+    progress: Progress | None = None,
+    stop: threading.Event | None = None,
+) -> None:
+    """Read one portal's users into `state`, saving as they finish."""
+    name = client.portal.name
+    started, sent_before = client.clock.monotonic(), client.requests_sent
+
+    def finish(show: bool = True) -> None:
+        state.requests = client.requests_sent - sent_before
+        state.seconds = client.clock.monotonic() - started
+        if show and progress is not None:
+            progress(state)
+
+    try:
+        user_ids = _user_ids(engine, client, users)
+    except BitrixError as exc:
+        state.error = f"portal {name}: users could not be listed: {redact(exc.message, client.secrets())}"
+        finish()
+        return
+    state.users = len(user_ids)
+    if resume:
+        finished = storage.get_backfill_done(engine, name, state.date_from, state.date_to)
+        user_ids = [u for u in user_ids if u not in finished]
+        state.skipped = state.users - len(user_ids)
+
+    def user_done(user_id: int, items: list[dict[str, Any]]) -> None:
+        now = client.clock.now()
+        saved = storage.save_records(engine, name, items, now)
+        if resume:
+            storage.save_backfill_done(engine, name, user_id, state.date_from, state.date_to, now)
+        state.done += 1
+        state.records += len(items)
+        state.inserted += saved.inserted
+        state.updated += saved.updated
+        state.unchanged += saved.unchanged
+        finish()
+
+    if progress is not None:
+        progress(state)
+    try:
+        fetched = fetch_records(
+            client,
+            user_ids,
+            state.date_from,
+            state.date_to,
+            on_user_done=user_done,
+            rate_share=share,
+            stop=stop,
+        )
+    except KeyboardInterrupt:
+        state.stopped = True
+        finish(show=False)
+        raise
+    _note_outcome(client, state, fetched)
+    finish()
+
+
+def _note_outcome(client: PortalClient, state: PortalBackfill, fetched: RecordsFetched) -> None:
+    secrets = client.secrets()
+    state.stopped = fetched.stopped
+    if fetched.portal_error is not None:
+        error = fetched.portal_error
+        message = redact(error.message, secrets)
+        if not isinstance(error, RecordsUnavailable) and not message.startswith("portal "):
+            message = f"portal {client.portal.name}: {message}"
+        state.error = message
+        logger.error("%s", message)
+        return
+    state.failed.update((u, redact(e.message, secrets)) for u, e in fetched.failed.items())
+
+
+def _user_ids(engine: Engine, client: PortalClient, users: Sequence[int] | None) -> list[int]:
+    """The users to read: given, configured, or for "all" the directory's, else user.get's."""
+    if users is not None:
+        return list(dict.fromkeys(users))
+    configured = client.portal.users
+    if configured != "all":
+        return list(configured)
+    stored = storage.get_directory_user_ids(engine, client.portal.name)
+    return sorted(stored) if stored else fetch_active_user_ids(client)
+
+
+# -- the command line's side ----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def stop_on_interrupt(stop: threading.Event) -> Iterator[None]:
+    """Make the first Ctrl-C set `stop` (the request in flight finishes and is saved); a second one
+    interrupts at once. Only in the main thread, where signals arrive."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+        logger.warning("interrupted: stopping after the current request (Ctrl-C again to stop at once)")
+
+    previous = signal.signal(signal.SIGINT, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class ProgressDisplay:
+    """Show a backfill's progress on `stream`: a rich bar on a terminal, else a log line now and then.
+
+    Use as a context manager around the backfill and pass it as `progress`. The bar shows,
+    per portal, users finished of those to read, records, and the time left; the log lines
+    (every `interval` seconds, and at each portal's end) say the same in words.
+    """
+
+    def __init__(self, stream: TextIO | None = None, *, interval: float = 10.0) -> None:
+        self.stream = stream or sys.stderr
+        self.interval = interval
+        self._live: Any = None
+        self._tasks: dict[str, Any] = {}
+        self._logged: dict[str, float] = {}
+        self._started: dict[str, float] = {}
+
+    def __enter__(self) -> ProgressDisplay:
+        isatty = getattr(self.stream, "isatty", None)
+        if isatty is not None and isatty():
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self._live = Progress(
+                TextColumn("backfill {task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("users, {task.fields[records]:,} records, {task.fields[requests]:,} requests"),
+                TimeRemainingColumn(),
+                console=Console(file=self.stream),
+            )
+            self._live.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+    def __call__(self, state: PortalBackfill) -> None:
+        processed = state.done + len(state.failed)
+        if self._live is not None:
+            task = self._tasks.get(state.portal)
+            if task is None:
+                task = self._live.add_task(state.portal, total=state.to_do, records=0, requests=0)
+                self._tasks[state.portal] = task
+            self._live.update(
+                task,
+                total=state.to_do,
+                completed=processed,
+                records=state.records,
+                requests=state.requests,
+            )
+            return
+        now = time.monotonic()
+        started = self._started.setdefault(state.portal, now)
+        last = self._logged.get(state.portal)
+        if state.to_do == 0 or processed >= state.to_do or (last is not None and now - last < self.interval):
+            return  # the summary line tells the end
+        self._logged[state.portal] = now
+        eta = ""
+        if 0 < processed < state.to_do:
+            eta = f", about {_duration((now - started) / processed * (state.to_do - processed))} left"
+        logger.info(
+            "backfill %s: %d of %d users, %d records, %d requests%s",
+            state.portal,
+            processed,
+            state.to_do,
+            state.records,
+            state.requests,
+            eta,
+        )
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"

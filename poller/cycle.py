@@ -1,0 +1,495 @@
+"""One portal's poll cycle, and every portal once for the `poll` command.
+
+`poll_portal` lists the portal's users, fetches their statuses ten batches at a time and
+stores each part as it arrives, so memory does not grow with the portal and a crash loses
+at most the part in flight. Its poll_runs row is opened first and closed last ('finished',
+or 'interrupted' when a stop cut the cycle). A failing user, portal or database is recorded
+and logged; with a spool, a database error never reaches the caller.
+
+Where a part's rows go has three names (`Route`): with no spool, to the database, and a
+database error propagates (tests, benches); with an empty spool, to the database, else to
+the spool; while the spool holds earlier rows, behind them in the spool, keeping the order
+that storage mode "changes" relies on.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import requests
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from poller import clock as clocks
+from poller import storage
+from poller.bitrix import PortalClient, StatusBatch, fetch_active_user_ids, fetch_statuses
+from poller.config import Config, PortalConfig
+from poller.errors import BitrixError
+from poller.metrics import Metrics
+from poller.redaction import redact
+from poller.spool import Spool, SpoolEntry
+from poller.status import parse_status
+
+logger = logging.getLogger(__name__)
+
+Now = Callable[[], datetime]
+
+
+class Route(enum.Enum):
+    """Where one part of a cycle is written."""
+
+    DATABASE_OR_RAISE = "database; a database error propagates"  # no spool given
+    DATABASE_OR_SPOOL = "database, else the spool"  # the spool is empty
+    BEHIND_SPOOL = "the spool, behind the rows waiting there"  # keeps the order
+
+
+def route_for(spool: Spool | None, database_ready: bool = True) -> Route:
+    """The route of the next part: see `Route`. A database not at its schema yet counts as busy."""
+    if spool is None:
+        return Route.DATABASE_OR_RAISE
+    if spool or not database_ready:
+        return Route.BEHIND_SPOOL
+    return Route.DATABASE_OR_SPOOL
+
+
+@dataclass(frozen=True)
+class PortalOutcome:
+    """What one portal's cycle did.
+
+    `kept`: snapshots fetched but waiting in the spool for the database; `not_polled`: users
+    left unasked because a stop cut the cycle (`interrupted`); `run_id`: its poll_runs row
+    (None when the database was down when the cycle began).
+    """
+
+    portal: str
+    users_ok: int
+    users_failed: int
+    portal_failed: bool
+    requests: int
+    error_codes: tuple[tuple[str, int], ...] = ()
+    kept: int = 0
+    not_polled: int = 0
+    interrupted: bool = False
+    run_id: int | None = None
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        text = (
+            f"{self.users_ok} users stored, {self.users_failed} failed, "
+            f"{self.requests} request{'' if self.requests == 1 else 's'}, {self.seconds:.2f} s"
+        )
+        if self.portal_failed:
+            text += ", the portal failed"
+        if self.kept:
+            text += f", {self.kept} kept for the database"
+        if self.interrupted:
+            text += f", interrupted: {self.not_polled} users not polled"
+        return text
+
+
+@dataclass(frozen=True)
+class PollReport:
+    """What one cycle of every portal did (the `poll` command); `stopped`: a stop was asked for."""
+
+    started_at: datetime
+    finished_at: datetime
+    portals: tuple[PortalOutcome, ...]
+    stopped: bool = False
+
+    @property
+    def users_ok(self) -> int:
+        return sum(p.users_ok for p in self.portals)
+
+    @property
+    def users_failed(self) -> int:
+        return sum(p.users_failed for p in self.portals)
+
+    @property
+    def requests(self) -> int:
+        return sum(p.requests for p in self.portals)
+
+    @property
+    def kept(self) -> int:
+        return sum(p.kept for p in self.portals)
+
+    @property
+    def not_polled(self) -> int:
+        return sum(p.not_polled for p in self.portals)
+
+    @property
+    def interrupted(self) -> bool:
+        """A stop (SIGTERM, Ctrl-C) came during the cycle, whether or not it cut a portal's part."""
+        return self.stopped or any(p.interrupted for p in self.portals)
+
+    @property
+    def run_ids(self) -> tuple[int | None, ...]:
+        return tuple(p.run_id for p in self.portals)
+
+    @property
+    def ok(self) -> bool:
+        """Every portal's cycle was recorded, stored every user and was not cut."""
+        return not any(
+            p.run_id is None or p.users_failed or p.portal_failed or p.kept or p.interrupted
+            for p in self.portals
+        )
+
+    def summary(self) -> str:
+        seconds = (self.finished_at - self.started_at).total_seconds()
+        failed_portals = sum(p.portal_failed for p in self.portals)
+        text = (
+            f"{self.users_ok} users stored, {self.users_failed} failed, "
+            f"{self.requests} request{'' if self.requests == 1 else 's'}, {seconds:.2f} s"
+        )
+        if failed_portals:
+            text += f", {failed_portals} of {len(self.portals)} portals failed"
+        if self.kept:
+            text += f", {self.kept} kept for the database"
+        if self.interrupted:
+            text += f", interrupted: {self.not_polled} users not polled"
+        return text
+
+
+def make_clients(
+    config: Config,
+    engine: Engine,
+    session: requests.Session | None = None,
+    *,
+    clock: clocks.Clock = clocks.SYSTEM_CLOCK,
+    metrics: Metrics | None = None,
+    stop: threading.Event | None = None,
+) -> list[PortalClient]:
+    """One client per portal, starting from stored OAuth tokens when there are any.
+
+    `clock` is the clients' waits and view of time (tests hand in a ManualClock shared
+    with the emulator, so backoffs and operating-limit resets pass without sleeping);
+    `stop` set means no more retries (the daemon is shutting down).
+    """
+    clients = []
+    for portal in config.portals:
+        client = PortalClient(
+            portal,
+            session or requests.Session(),  # one connection pool per portal thread
+            config.http,
+            on_tokens_refreshed=_token_saver(engine, portal, clock, metrics),
+            clock=clock,
+            observe_latency=metrics.request_observer(portal.name) if metrics else None,
+            stop=stop,
+        )
+        if not portal.uses_webhook:
+            try:
+                stored = storage.get_tokens(engine, portal.name)
+            except SQLAlchemyError as exc:
+                logger.warning(
+                    "portal %s: stored tokens unreadable (%s); using the config's",
+                    portal.name,
+                    storage.describe_db_error(exc),
+                )
+                stored = None
+            if stored is not None:
+                client.use_tokens(*stored)
+        clients.append(client)
+    return clients
+
+
+def _token_saver(
+    engine: Engine, portal: PortalConfig, clock: clocks.Clock, metrics: Metrics | None
+) -> Callable[[str, str], None]:
+    def save(access_token: str, refresh_token: str) -> None:
+        try:
+            storage.save_tokens(engine, portal.name, access_token, refresh_token, clock.now())
+        except Exception:
+            if metrics is not None:
+                metrics.token_refreshed(portal.name, ok=False)
+            raise
+        if metrics is not None:
+            metrics.token_refreshed(portal.name, ok=True)
+
+    return save
+
+
+def poll_once(
+    clients: Sequence[PortalClient],
+    engine: Engine,
+    clock: Now | None = None,
+    mode: storage.StorageMode = "all",
+    spool: Spool | None = None,
+    *,
+    stop: threading.Event | None = None,
+    replica: str | None = None,
+    metrics: Metrics | None = None,
+) -> PollReport:
+    """Poll every portal once, each in its own thread; return when all are done or failed.
+
+    1. Write what the spool kept from earlier cycles, if the database takes it now.
+    2. Each portal: `poll_portal` (its own poll_runs row, parts stored as they arrive).
+    3. Write what the spool kept during this cycle, if the database is back.
+    `clock` None: each client's own clock. `stop` set cuts every portal's cycle after its
+    batch in flight. An error a portal raised (with no spool: a database error) is raised
+    once every portal is done.
+    """
+    now = clock or (clients[0].clock.now if clients else clocks.SYSTEM_CLOCK.now)
+    started = now()
+    if spool is not None:
+        spool.flush(engine, mode)
+    with ThreadPoolExecutor(max_workers=max(1, len(clients)), thread_name_prefix="portal") as pool:
+        futures = [
+            pool.submit(
+                poll_portal, client, engine, clock, mode, spool, stop=stop, replica=replica, metrics=metrics
+            )
+            for client in clients
+        ]
+    outcomes = tuple(future.result() for future in futures)
+    if spool is not None:
+        spool.flush(engine, mode)
+    return PollReport(started, now(), outcomes, stopped=stop is not None and stop.is_set())
+
+
+def poll_portal(
+    client: PortalClient,
+    engine: Engine,
+    clock: Now | None = None,
+    mode: storage.StorageMode = "all",
+    spool: Spool | None = None,
+    *,
+    stop: threading.Event | None = None,
+    replica: str | None = None,
+    metrics: Metrics | None = None,
+    database_ready: bool = True,
+) -> PortalOutcome:
+    """Poll one portal: open its run, fetch and store its users part by part, close the run.
+
+    `database_ready` False (the schema is not upgraded yet): no run row, every part goes to
+    the spool. `clock` None: the client's clock.
+    """
+    now = clock or client.clock.now
+    cycle = _Cycle(client, engine, now, mode, spool, metrics, database_ready or spool is None)
+    began = time.monotonic()
+    requests_before = client.requests_sent
+    cycle.open_run(replica)
+    user_ids = cycle.list_users()
+    not_polled: list[int] = []
+    if user_ids:
+        batch = fetch_statuses(client, user_ids, cycle.store, stop=stop)
+        not_polled = batch.not_polled
+    cycle.flush_portal_row()
+    # Cut: users were left unasked, or the stop came while the last batches were in flight.
+    interrupted = bool(not_polled) or (stop is not None and stop.is_set())
+    outcome = PortalOutcome(
+        portal=client.portal.name,
+        users_ok=cycle.stored,
+        users_failed=cycle.failed,
+        portal_failed=cycle.portal_failed,
+        requests=client.requests_sent - requests_before,
+        error_codes=tuple(sorted(cycle.codes.items())),
+        kept=cycle.kept,
+        not_polled=len(not_polled),
+        interrupted=interrupted,
+        run_id=cycle.run_id,
+        seconds=time.monotonic() - began,
+    )
+    cycle.close_run(outcome)
+    if metrics is not None:
+        metrics.cycle_finished(outcome.portal, outcome.seconds, succeeded=cycle.succeeded)
+    return outcome
+
+
+@dataclass
+class _Cycle:
+    """The state of one portal's cycle while its parts arrive."""
+
+    client: PortalClient
+    engine: Engine
+    now: Now
+    mode: storage.StorageMode
+    spool: Spool | None
+    metrics: Metrics | None
+    database_ready: bool = True
+    run_id: int | None = None
+    stored: int = 0
+    kept: int = 0
+    failed: int = 0
+    reached: bool = False  # some user answered
+    stopped_early: bool = False  # the users could not be listed, or a portal-wide error came
+    portal_errors: bool = False  # an error that was not about one user
+    codes: Counter[str] = field(default_factory=Counter)
+    portal_rows: list[storage.ErrorRow] = field(default_factory=list)
+
+    @property
+    def portal(self) -> str:
+        return self.client.portal.name
+
+    @property
+    def portal_failed(self) -> bool:
+        """The portal failed as a whole: ended early, or no user answered for a portal reason."""
+        return self.stopped_early or (self.portal_errors and not self.reached)
+
+    @property
+    def succeeded(self) -> bool:
+        """The cycle reached the portal and stored (or kept) its users."""
+        return self.reached and not self.portal_failed
+
+    def open_run(self, replica: str | None) -> None:
+        if not self.database_ready:
+            return
+        try:
+            self.run_id = storage.save_run_started(
+                self.engine, self.now(), portal=self.portal, replica=replica
+            )
+        except SQLAlchemyError as exc:
+            if self.spool is None:
+                raise
+            self.spool.note_outage(storage.describe_db_error(exc))
+
+    def close_run(self, outcome: PortalOutcome) -> None:
+        if self.run_id is None:
+            return
+        try:
+            storage.save_run_finished(
+                self.engine,
+                self.run_id,
+                self.now(),
+                outcome.users_ok,
+                outcome.users_failed,
+                outcome="interrupted" if outcome.interrupted else "finished",
+            )
+        except SQLAlchemyError as exc:
+            if self.spool is None:
+                raise
+            self.spool.note_outage(storage.describe_db_error(exc))
+
+    def list_users(self) -> list[int]:
+        """The users to poll: the config's list, else the directory, else `user.get`."""
+        portal = self.client.portal
+        if portal.users != "all":
+            return list(portal.users)
+        if self.database_ready:
+            ids = _directory_user_ids(self.engine, portal.name)
+            if ids:
+                return ids
+        try:
+            return fetch_active_user_ids(self.client)
+        except BitrixError as exc:
+            self.stopped_early = True
+            self.portal_rows.append(self._error_row(None, exc))
+            return []
+
+    def store(self, part: StatusBatch) -> None:
+        """Parse and write one part of the fetch (the `on_chunk` of fetch_statuses)."""
+        snapshots: list[storage.SnapshotRow] = []
+        errors: list[storage.ErrorRow] = []
+        for user_id, result in part.results.items():
+            parsed = parse_status(result)
+            for warning in parsed.warnings:
+                logger.warning("portal %s user %s: %s", self.portal, user_id, warning)
+            snapshots.append(storage.SnapshotRow(self.portal, user_id, part.answered_at[user_id], parsed))
+        portal_error = part.portal_error
+        silent = 0  # users the portal-wide error hit: counted, one row for all of them
+        for user_id, error in part.errors.items():
+            if portal_error is not None and (error is portal_error or _same_failure(error, portal_error)):
+                silent += 1
+            else:
+                errors.append(self._error_row(user_id, error))
+        if portal_error is not None:
+            errors.append(self._error_row(None, portal_error))
+            self.stopped_early = True
+        self.reached = self.reached or bool(part.results)
+        self.portal_errors = self.portal_errors or not all(e.per_user for e in part.errors.values())
+        failed = len([e for e in errors if e.user_id is not None]) + silent
+        self._write(snapshots, errors, failed)
+
+    def flush_portal_row(self) -> None:
+        """Write the error row of a portal whose users could not even be listed."""
+        if self.portal_rows:
+            rows, self.portal_rows = self.portal_rows, []
+            self._write([], rows, 0)
+
+    def _write(
+        self, snapshots: list[storage.SnapshotRow], errors: list[storage.ErrorRow], failed: int
+    ) -> None:
+        _log_errors(self.portal, errors)
+        codes = Counter(row.code for row in errors)
+        stored = kept = 0
+        route = route_for(self.spool, self.database_ready)
+        entry = SpoolEntry(self.run_id, tuple(snapshots), tuple(errors))
+        if route is Route.BEHIND_SPOOL:
+            assert self.spool is not None
+            reason = "earlier rows are still waiting" if self.database_ready else "the database is not ready"
+            self.spool.add(entry, reason)
+            kept = len(snapshots)
+        else:
+            try:
+                saved = storage.save_portal_cycle(self.engine, self.run_id, snapshots, errors, self.mode)
+            except SQLAlchemyError as exc:
+                if route is Route.DATABASE_OR_RAISE or self.spool is None:
+                    raise
+                self.spool.add(entry, storage.describe_db_error(exc))
+                kept = len(snapshots)
+            else:
+                refused = len(saved.refused)  # values the database refused: those users failed
+                stored = len(snapshots) - refused
+                failed += refused
+                codes[storage.BAD_VALUE] += refused
+        self.stored += stored
+        self.kept += kept
+        self.failed += failed
+        self.codes.update(+codes)
+        if self.metrics is not None:
+            self.metrics.count_users(self.portal, stored=stored + kept, failed=failed)
+            for code, count in codes.items():
+                self.metrics.count_error(self.portal, code, count)
+
+    def _error_row(self, user_id: int | None, exc: BitrixError) -> storage.ErrorRow:
+        return storage.ErrorRow(
+            portal=self.portal,
+            user_id=user_id,
+            occurred_at=self.now(),
+            code=exc.code or type(exc).__name__,
+            http_status=exc.http_status,
+            message=redact(exc.message, self.client.secrets()),
+        )
+
+
+def _same_failure(error: BitrixError, portal_error: BitrixError) -> bool:
+    """A user's error is the portal-wide one repeated (each sub-call of a batch says it again)."""
+    return not error.per_user and error.code == portal_error.code and type(error) is type(portal_error)
+
+
+def _directory_user_ids(engine: Engine, portal: str) -> list[int]:
+    """The active users the directory holds for `portal`; [] when it is empty or unreadable."""
+    get_ids = getattr(storage, "get_directory_user_ids", None)  # helper G's, landing next to this
+    if get_ids is None:
+        return []
+    try:
+        return list(get_ids(engine, portal))
+    except SQLAlchemyError as exc:
+        logger.warning(
+            "portal %s: user directory unreadable (%s); listing users with user.get",
+            portal,
+            storage.describe_db_error(exc),
+        )
+        return []
+
+
+def _log_errors(portal: str, errors: Sequence[storage.ErrorRow]) -> None:
+    """Log each distinct failure once, with how many users it hit."""
+    by_message: dict[str, list[int | None]] = {}
+    for row in errors:
+        by_message.setdefault(row.message, []).append(row.user_id)
+    for message, users in by_message.items():
+        named = [str(u) for u in users if u is not None]
+        if not named:
+            logger.error("portal %s: %s", portal, message)
+        elif len(named) <= 5:
+            logger.error("portal %s user %s: %s", portal, ", ".join(named), message)
+        else:
+            logger.error(
+                "portal %s, %d users (%s, ...): %s", portal, len(named), ", ".join(named[:5]), message
+            )

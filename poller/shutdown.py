@@ -1,0 +1,108 @@
+"""Stop on SIGTERM or Ctrl-C: the first lets the work in progress finish, the second stops at once.
+
+The first signal says so on one line and sets an Event that the cycles check before each
+batch; a watchdog ends the process if the work is not done within the grace period (every
+request ends within `[http] read_timeout_seconds`, so that only happens when something else
+hangs). A second signal ends the process at once with exit code 130 (or 128 + its number):
+`os._exit`, because worker threads still inside a request would otherwise hold the
+interpreter's exit, and a third Ctrl-C would print "Exception ignored" from their join.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+logger = logging.getLogger(__name__)
+
+SIGNALS = (signal.SIGTERM, signal.SIGINT)
+EXTRA_GRACE_SECONDS = 8.0  # beyond the request deadline: the last writes and closing the runs
+
+
+class Shutdown:
+    """What the signals asked for: `event` is set by the first one, `signal_name` names it."""
+
+    def __init__(
+        self,
+        grace_seconds: float,
+        event: threading.Event | None = None,
+        *,
+        busy: Callable[[], str] = lambda: "",
+        exit: Callable[[int], object] = os._exit,
+    ) -> None:
+        self.grace_seconds = grace_seconds
+        self.event = event if event is not None else threading.Event()
+        self.signal_name: str | None = None
+        self._busy = busy
+        self._exit = exit
+        self._signum = 0
+        self._watchdog: threading.Timer | None = None
+
+    @property
+    def interrupted(self) -> bool:
+        """Ctrl-C (SIGINT) asked to stop: the command ends with exit code 130."""
+        return self._signum == signal.SIGINT
+
+    def handle(self, signum: int, _frame: FrameType | None = None) -> None:
+        """The signal handler: the first signal starts a graceful stop, the next one ends it."""
+        if self._signum:
+            self._stop_now(f"{signal.Signals(signum).name} again")
+            return
+        self._signum = signum
+        self.signal_name = signal.Signals(signum).name
+        logger.warning(
+            "%s received: finishing the cycle; Ctrl-C again to stop now (stopping within %.0f s)",
+            self.signal_name,
+            self.grace_seconds,
+        )
+        self.event.set()
+        self._watchdog = threading.Timer(
+            self.grace_seconds, self._stop_now, (f"not done within {self.grace_seconds:.0f} s",)
+        )
+        self._watchdog.daemon = True
+        self._watchdog.start()
+
+    def cancel(self) -> None:
+        """The work ended in time: no watchdog."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+
+    def _stop_now(self, why: str) -> None:
+        busy = self._busy()
+        logger.error("stopping now (%s)%s", why, f": {busy}" if busy else "")
+        for handler in logging.getLogger().handlers:
+            with contextlib.suppress(Exception):  # a broken stream must not keep the process alive
+                handler.flush()
+        self._exit(128 + (self._signum or signal.SIGINT))
+
+
+@contextmanager
+def on_signals(
+    grace_seconds: float,
+    event: threading.Event | None = None,
+    *,
+    busy: Callable[[], str] = lambda: "",
+) -> Iterator[Shutdown]:
+    """Install the handlers for SIGTERM and SIGINT while the block runs (main thread only).
+
+    `busy` describes, for the line logged on a hard stop, what is cut (the portals mid-cycle).
+    Outside the main thread (a test calling a command in a worker) nothing is installed.
+    """
+    shutdown = Shutdown(grace_seconds, event, busy=busy)
+    if threading.current_thread() is not threading.main_thread():
+        yield shutdown
+        return
+    previous = {sig: signal.signal(sig, shutdown.handle) for sig in SIGNALS}
+    try:
+        yield shutdown
+    finally:
+        shutdown.cancel()
+        if shutdown.signal_name is None:  # once stopping, a next Ctrl-C still stops at once
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)

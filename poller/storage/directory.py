@@ -1,0 +1,182 @@
+"""The directory: users and departments as `user.get` and `department.get` last listed them.
+
+Rows are taken as Bitrix24 sends them and parsed with the status parser's rules (text cleaned
+and cut, a value of the wrong type null with a warning). A user missing from a full refresh
+is kept, marked inactive: the history still names them. When a name or a first department
+changes, the stored workdays take it in the same transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
+
+from poller.fields import DEPARTMENT_FIELDS, USER_FIELDS, StatusField
+from poller.models import departments_table, users_table, workdays_table
+from poller.status import parse_fields
+from poller.storage.statements import chunks, upsert
+
+logger = logging.getLogger(__name__)
+
+Names = tuple[str | None, str | None]  # user_name, department
+
+
+def display_name(name: str | None, last_name: str | None) -> str | None:
+    """ "NAME LAST_NAME" without spaces around it; None when both are empty (as the views say it)."""
+    return f"{name or ''} {last_name or ''}".strip(" ") or None
+
+
+def save_users(
+    engine: Engine, portal: str, users: Sequence[Mapping[str, Any]], now: datetime, *, full: bool = True
+) -> int:
+    """Store `user.get` rows of `portal`; return how many were stored.
+
+    With `full` (the whole list, as a refresh fetches it), stored users missing from `users`
+    are marked active = false. An empty list marks nobody: it says more about the answer than
+    about the portal.
+    """
+    rows = _parse_rows(portal, "user", USER_FIELDS, users, "user_id")
+    with engine.begin() as connection:
+        before = names_of(connection, portal)
+        if rows:
+            connection.execute(
+                upsert(connection, users_table, ["portal", "user_id"]),
+                [{"portal": portal, **row, "updated_at": now} for row in rows],
+            )
+        missing = set(before) - {row["user_id"] for row in rows}
+        if full and rows and missing:
+            table = users_table.c
+            connection.execute(
+                update(users_table)
+                .where(table.portal == portal, table.user_id == bindparam("u"), table.active.is_not(False))
+                .values(active=False, updated_at=now),
+                [{"u": user_id} for user_id in sorted(missing)],
+            )
+        elif full and not rows:
+            logger.warning("portal %s: an empty user list marks no stored user inactive", portal)
+        _rename_changed(connection, portal, before)
+    return len(rows)
+
+
+def save_departments(
+    engine: Engine, portal: str, departments: Sequence[Mapping[str, Any]], now: datetime
+) -> int:
+    """Store `department.get` rows of `portal` (PARENT or UF_HEAD 0: none); return how many.
+
+    `now` is taken for symmetry with save_users; departments keep no timestamp.
+    """
+    rows = _parse_rows(portal, "department", DEPARTMENT_FIELDS, departments, "department_id")
+    for row in rows:
+        row["parent_id"] = row["parent_id"] or None
+        row["head_user_id"] = row["head_user_id"] or None
+    with engine.begin() as connection:
+        before = names_of(connection, portal)
+        if rows:
+            connection.execute(
+                upsert(connection, departments_table, ["portal", "department_id"]),
+                [{"portal": portal, **row} for row in rows],
+            )
+        _rename_changed(connection, portal, before)
+    return len(rows)
+
+
+def get_directory_user_ids(engine: Engine, portal: str, active_only: bool = True) -> list[int]:
+    """The ids of the portal's users in the directory, sorted; active ones only unless told.
+
+    A user whose ACTIVE came unreadable counts as active: better polled than missed.
+    """
+    table = users_table.c
+    query = select(table.user_id).where(table.portal == portal).order_by(table.user_id)
+    if active_only:
+        query = query.where(table.active.is_not(False))
+    with engine.connect() as connection:
+        return list(connection.execute(query).scalars())
+
+
+def get_directory_age(engine: Engine, portal: str) -> datetime | None:
+    """When the portal's users were last refreshed; None when they never were."""
+    table = users_table.c
+    with engine.connect() as connection:
+        newest: datetime | None = connection.execute(
+            select(func.max(table.updated_at)).where(table.portal == portal)
+        ).scalar_one()
+    return newest
+
+
+def names_of(
+    connection: Connection, portal: str, user_ids: Collection[int] | None = None
+) -> dict[int, Names]:
+    """user_name and department (the first department's name) of the portal's users (or of `user_ids`)."""
+    users, departments = users_table.c, departments_table.c
+    query = select(users.user_id, users.name, users.last_name, users.department_ids).where(
+        users.portal == portal
+    )
+    found: list[Any] = []
+    if user_ids is None:
+        found = list(connection.execute(query))
+    else:
+        for chunk in chunks(sorted(user_ids), 1000):
+            found += connection.execute(query.where(users.user_id.in_(chunk))).all()
+    firsts = {_first(row.department_ids) for row in found} - {None}
+    titles = (
+        dict(
+            connection.execute(
+                select(departments.department_id, departments.name).where(
+                    departments.portal == portal, departments.department_id.in_(sorted(firsts))
+                )
+            ).all()
+        )
+        if firsts
+        else {}
+    )
+    return {
+        row.user_id: (display_name(row.name, row.last_name), titles.get(_first(row.department_ids)))
+        for row in found
+    }
+
+
+def _first(department_ids: object) -> int | None:
+    if isinstance(department_ids, list) and department_ids and isinstance(department_ids[0], int):
+        return department_ids[0]
+    return None
+
+
+def _rename_changed(connection: Connection, portal: str, before: Mapping[int, Names]) -> None:
+    """Give the stored workdays of every user whose names changed the new ones."""
+    after = names_of(connection, portal)
+    changed = [
+        {"u": user_id, "n": name, "d": department}
+        for user_id, (name, department) in after.items()
+        if before.get(user_id) != (name, department)
+    ]
+    if changed:
+        table = workdays_table.c
+        connection.execute(
+            update(workdays_table)
+            .where(table.portal == portal, table.user_id == bindparam("u"))
+            .values(user_name=bindparam("n"), department=bindparam("d")),
+            changed,
+        )
+
+
+def _parse_rows(
+    portal: str, what: str, fields: tuple[StatusField, ...], rows: Sequence[Mapping[str, Any]], key: str
+) -> list[dict[str, Any]]:
+    """Parsed rows with a usable id, the last of each id; the others are skipped with a warning."""
+    parsed: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        if not isinstance(row, Mapping):
+            logger.warning("portal %s: a %s row that is not an object skipped", portal, what)
+            continue
+        values, warnings = parse_fields(fields, row)
+        for warning in warnings:
+            logger.warning("portal %s %s %s: %s", portal, what, values[key] or "?", warning)
+        if values[key] is None:
+            logger.warning("portal %s: a %s row without a valid ID skipped", portal, what)
+            continue
+        parsed[int(values[key])] = values  # type: ignore[call-overload]
+    return list(parsed.values())

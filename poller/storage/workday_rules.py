@@ -1,0 +1,168 @@
+"""How a workday's figures follow from the polls that saw it and from the portal's record.
+
+Pure functions over plain values. The write path applies `advance` poll by poll; a rebuild
+(and revision 0004's fill) applies it to a day's stored snapshots in order: the same steps, so
+a day kept up to date on write equals the day computed again from its snapshots.
+
+The rules, per status of the newest poll of the day:
+- CLOSED: DURATION.
+- OPENED (or a status the poller does not know): from TIME_START to the last poll, less TIME_LEAKS.
+- PAUSED: up to the start of the running pause, less TIME_LEAKS (which does not hold the running
+  pause). The start is known only within the polls: after the last poll that saw the day
+  running, at or before the first poll that saw it paused. With TIME_FINISH null (current
+  builds) the estimate takes the earliest moment, the last poll that saw it running (TIME_START
+  when no poll did), so a running pause never counts as worked and the error is at most one
+  poll interval; with the pause moment in TIME_FINISH (2024 builds) that moment, held within
+  the same bounds.
+- EXPIRED: up to the suggested end if it came before the last poll, else to the last poll.
+Then clamped: never below 0, never above the time from TIME_START to the end (TIME_FINISH of a
+closed day, else the last poll) less TIME_LEAKS.
+
+A closed record (`timeman.record.list` with an end) is the portal's own account and wins: its
+start, end, duration, break and approval, source "record". An open record does not replace
+the polls' estimate (the polls are newer); with no poll of the day it is estimated up to when
+it was fetched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+Day = dict[str, Any]  # the workdays columns below, without portal, user_id, time_start and names
+
+DAY_COLUMNS = (
+    "work_date",
+    "time_finish",
+    "status",
+    "worked_seconds",
+    "worked_is_estimate",
+    "leaks_seconds",
+    "first_seen_at",
+    "last_seen_at",
+    "pending_approval",
+    "source",
+    "record_id",
+)
+
+
+@dataclass(frozen=True)
+class Poll:
+    """What the polls said of one workday from `polled_at` to `last_seen_at` (one snapshots row)."""
+
+    polled_at: datetime
+    last_seen_at: datetime
+    status: str | None
+    time_start: datetime
+    time_finish: datetime | None
+    time_finish_default: datetime | None
+    work_date: date | None
+    duration_seconds: int | None
+    leaks_seconds: int | None
+    active: bool | None
+    record_id: int | None = None
+
+    @classmethod
+    def from_row(cls, row: Any) -> Poll:
+        """A Poll from a snapshots row (or mapping) that has a time_start."""
+        return cls(
+            polled_at=row["polled_at"],
+            last_seen_at=row["last_seen_at"],
+            status=row["status"],
+            time_start=row["time_start"],
+            time_finish=row["time_finish"],
+            time_finish_default=row["time_finish_default"],
+            work_date=row["work_date"],
+            duration_seconds=row["duration_seconds"],
+            leaks_seconds=row["time_leaks_seconds"],
+            active=row["active"],
+            record_id=row["record_id"],
+        )
+
+
+def has_polls(day: Day | None) -> bool:
+    """Whether `day` holds what polls said (not only a record)."""
+    return day is not None and day["first_seen_at"] is not None
+
+
+def is_late(day: Day | None, poll: Poll) -> bool:
+    """Whether `poll` is no newer than what `day` has seen: a replay, or an answer out of order."""
+    return day is not None and day["last_seen_at"] is not None and poll.polled_at <= day["last_seen_at"]
+
+
+def advance(day: Day | None, poll: Poll) -> Day:
+    """The day after one more poll, newer than any before it."""
+    if day is not None and day["source"] == "record" and not day["worked_is_estimate"]:
+        return {  # a closed record wins: the polls only say when they saw the day
+            **day,
+            "first_seen_at": min(day["first_seen_at"] or poll.polled_at, poll.polled_at),
+            "last_seen_at": max(day["last_seen_at"] or poll.last_seen_at, poll.last_seen_at),
+        }
+    seen = day if day is not None and day["source"] == "polls" and has_polls(day) else None
+    start, leaks, status = poll.time_start, poll.leaks_seconds or 0, poll.status
+    last_seen = poll.last_seen_at
+    end = last_seen
+    worked: int | None
+    if status == "CLOSED":
+        worked = poll.duration_seconds
+        end = poll.time_finish or last_seen
+    elif status == "PAUSED":
+        if seen is not None and seen["status"] == "PAUSED" and seen["leaks_seconds"] == poll.leaks_seconds:
+            worked = seen["worked_seconds"]  # the same pause: its start was bounded when it was first seen
+        else:
+            lowest = seen["last_seen_at"] if seen is not None else start
+            pause = max(lowest, min(poll.time_finish or lowest, poll.polled_at))
+            worked = seconds(pause, start) - leaks
+    elif status == "EXPIRED":
+        suggested = poll.time_finish_default
+        worked = seconds(min(suggested, last_seen) if suggested else last_seen, start) - leaks
+    else:
+        worked = seconds(last_seen, start) - leaks
+    return {
+        "work_date": poll.work_date,
+        "time_finish": poll.time_finish if status == "CLOSED" else None,
+        "status": status,
+        "worked_seconds": clamp(worked, seconds(end, start) - leaks),
+        "worked_is_estimate": status != "CLOSED",
+        "leaks_seconds": poll.leaks_seconds,
+        "first_seen_at": seen["first_seen_at"] if seen is not None else poll.polled_at,
+        "last_seen_at": last_seen,
+        "pending_approval": poll.active is False,
+        "source": "polls",
+        "record_id": poll.record_id or (seen["record_id"] if seen is not None else None),
+    }
+
+
+def with_record(polled: Day | None, record: Any) -> Day:
+    """The day as the portal's record (a workday_records row) and the polls together say it."""
+    closed = record["end_time"] is not None
+    if not closed and polled is not None:
+        return {**polled, "record_id": record["record_id"]}
+    estimate = seconds(record["fetched_at"], record["start_time"]) - (record["break_seconds"] or 0)
+    worked = record["duration_seconds"] if closed else max(0, estimate)
+    return {
+        "work_date": record["work_date"],
+        "time_finish": record["end_time"],
+        "status": record["status"],
+        "worked_seconds": worked,
+        "worked_is_estimate": not closed,
+        "leaks_seconds": record["break_seconds"],
+        "first_seen_at": polled["first_seen_at"] if polled is not None else None,
+        "last_seen_at": polled["last_seen_at"] if polled is not None else None,
+        "pending_approval": record["approved"] is False,
+        "source": "record",
+        "record_id": record["record_id"],
+    }
+
+
+def seconds(later: datetime, earlier: datetime) -> int:
+    """Whole seconds from `earlier` to `later`, rounded (negative when `later` is earlier)."""
+    return round((later - earlier).total_seconds())
+
+
+def clamp(worked: int | None, ceiling: int) -> int | None:
+    """`worked` within 0 .. `ceiling` (0 when the ceiling itself is negative); None stays None."""
+    if worked is None:
+        return None
+    return max(0, min(worked, ceiling))

@@ -1,0 +1,162 @@
+"""Keep the workdays table up to date, in the transaction that writes what it follows from.
+
+Snapshots move a day on poll by poll (`apply_polls`); records put the portal's figures in
+(`apply_records`); a poll that arrives out of order, or a record that moved, has its day
+computed again from the stored snapshots (`rebuild_days`). The rules are in workday_rules.
+Days are looked up by exact key through a VALUES list joined to the primary key, so a cycle
+of N users costs N index probes whatever the history's length.
+
+Pruning snapshots never touches workdays: a day stays as it was computed when its polls were
+stored, and the table is the history the reports read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Integer, Table, bindparam, column, delete, select, values
+
+from poller.models import UTCDateTime, snapshots_table, workday_records_table, workdays_table
+from poller.storage.directory import names_of
+from poller.storage.statements import chunks, upsert
+from poller.storage.workday_rules import DAY_COLUMNS, Day, Poll, advance, has_polls, is_late, with_record
+
+WorkdayKey = tuple[int, datetime]  # user_id, time_start (a UTC instant)
+
+_CHUNK = 400  # keys per statement: two parameters each, under SQLite's and PostgreSQL's limits
+_KEY = ("portal", "user_id", "time_start")
+_REPLACED = (*DAY_COLUMNS, "user_name", "department")
+
+
+def load_days(connection: Connection, portal: str, keys: Collection[WorkdayKey]) -> dict[WorkdayKey, Day]:
+    """The stored days of `keys` (those that exist), without their key and name columns."""
+    found: dict[WorkdayKey, Day] = {}
+    for row in _rows_by_key(connection, workdays_table, "time_start", portal, keys):
+        found[(row["user_id"], row["time_start"])] = {name: row[name] for name in DAY_COLUMNS}
+    return found
+
+
+def apply_polls(
+    connection: Connection, portal: str, days: Mapping[WorkdayKey, Day], polls: Iterable[tuple[int, Poll]]
+) -> None:
+    """Move the days of `polls` (user_id, Poll; in the order they were polled) on and store them.
+
+    `days` are the stored days of their keys (load_days). A poll no newer than its day's last
+    poll has the day rebuilt from the snapshots instead (they hold it by now).
+    """
+    changed: dict[WorkdayKey, Day] = {}
+    late: set[WorkdayKey] = set()
+    for user_id, poll in polls:
+        key = (user_id, poll.time_start)
+        day = changed.get(key, days.get(key))
+        if key in late or is_late(day, poll):
+            late.add(key)
+            continue
+        changed[key] = advance(day, poll)
+    _store(connection, portal, {key: day for key, day in changed.items() if key not in late})
+    rebuild_days(connection, portal, late)
+
+
+def apply_records(
+    connection: Connection, portal: str, records: Sequence[Mapping[str, Any]], moved: Collection[WorkdayKey]
+) -> None:
+    """Put saved records (workday_records rows) into their days; rebuild days a record left.
+
+    A closed record takes the day's figures and keeps when the polls saw it; an open one joins
+    the polls' day, or stands alone as an estimate when no poll saw the day. Only a day that
+    a closed record held and that is open again, or that a record moved away from, is rebuilt
+    from its snapshots.
+    """
+    keys = {(record["user_id"], record["start_time"]) for record in records}
+    days = load_days(connection, portal, keys)
+    changed: dict[WorkdayKey, Day] = {}
+    rebuild = {key for key in moved if key not in keys}
+    for record in records:
+        key = (record["user_id"], record["start_time"])
+        day = days.get(key)
+        polled = day if has_polls(day) else None
+        if record["end_time"] is None and polled is not None and polled["source"] == "record":
+            rebuild.add(key)  # a closed day opened again: the polls' figures come from the snapshots
+        else:
+            changed[key] = with_record(polled, record)
+    _store(connection, portal, changed)
+    rebuild_days(connection, portal, rebuild)
+
+
+def rebuild_days(connection: Connection, portal: str, keys: Collection[WorkdayKey]) -> None:
+    """Compute the days of `keys` again from their snapshots and records; drop those with neither."""
+    if not keys:
+        return
+    snapshots = snapshots_table.c
+    polled: dict[WorkdayKey, Day] = {}
+    for user_id, time_start in keys:
+        query = (
+            select(snapshots_table)
+            .where(
+                snapshots.portal == portal, snapshots.user_id == user_id, snapshots.time_start == time_start
+            )
+            .order_by(snapshots.polled_at)
+        )
+        for row in connection.execute(query).mappings():
+            polled[(user_id, time_start)] = advance(polled.get((user_id, time_start)), Poll.from_row(row))
+    found = {
+        (row["user_id"], row["start_time"]): row
+        for row in _rows_by_key(connection, workday_records_table, "start_time", portal, keys)
+    }
+    rebuilt: dict[WorkdayKey, Day] = {}
+    gone: list[WorkdayKey] = []
+    for key in keys:
+        day = polled.get(key)
+        if key in found:
+            day = with_record(day, found[key])
+        if day is None:
+            gone.append(key)
+        else:
+            rebuilt[key] = day
+    _store(connection, portal, rebuilt)
+    if gone:
+        table = workdays_table.c
+        connection.execute(
+            delete(workdays_table).where(
+                table.portal == portal, table.user_id == bindparam("u"), table.time_start == bindparam("t")
+            ),
+            [{"u": user_id, "t": time_start} for user_id, time_start in gone],
+        )
+
+
+def _store(connection: Connection, portal: str, days: Mapping[WorkdayKey, Day]) -> None:
+    """Insert or replace `days`, with the directory's names of their users."""
+    if not days:
+        return
+    names = names_of(connection, portal, {user_id for user_id, _ in days})
+    rows = [
+        {
+            "portal": portal,
+            "user_id": user_id,
+            "time_start": time_start,
+            **day,
+            "user_name": names.get(user_id, (None, None))[0],
+            "department": names.get(user_id, (None, None))[1],
+        }
+        for (user_id, time_start), day in days.items()
+    ]
+    for chunk in chunks(rows, 1000):
+        connection.execute(upsert(connection, workdays_table, _KEY, _REPLACED), chunk)
+
+
+def _rows_by_key(
+    connection: Connection, table: Table, time_column: str, portal: str, keys: Collection[WorkdayKey]
+) -> Iterator[Mapping[str, Any]]:
+    """Rows of `table` whose (user_id, `time_column`) is one of `keys`, by index probes."""
+    for chunk in chunks(list(keys), _CHUNK):
+        wanted = (
+            values(column("u", Integer), column("t", UTCDateTime()), name="wanted").data(chunk).cte("wanted")
+        )
+        query = (
+            select(table)
+            .join(wanted, (table.c.user_id == wanted.c.u) & (table.c[time_column] == wanted.c.t))
+            .where(table.c.portal == portal)
+        )
+        yield from connection.execute(query).mappings()
