@@ -235,17 +235,20 @@ def _run_portal(
         user_ids = [u for u in user_ids if u not in finished]
         state.skipped = state.users - len(user_ids)
 
-    def user_done(user_id: int, items: list[dict[str, Any]]) -> None:
+    def users_done(finished: dict[int, list[dict[str, Any]]]) -> None:
+        """Save the records of the users a request finished, then mark each user finished."""
         now = client.clock.now()
+        items = [item for user_items in finished.values() for item in user_items]
         saved = storage.save_records(engine, name, items, now)
-        if resume:
-            storage.save_backfill_done(engine, name, user_id, state.date_from, state.date_to, now)
-        state.done += 1
         state.records += len(items)
         state.inserted += saved.inserted
         state.updated += saved.updated
         state.unchanged += saved.unchanged
-        finish()
+        for user_id in finished:
+            if resume:
+                storage.save_backfill_done(engine, name, user_id, state.date_from, state.date_to, now)
+            state.done += 1
+            finish()
 
     if progress is not None:
         progress(state)
@@ -255,7 +258,7 @@ def _run_portal(
             user_ids,
             state.date_from,
             state.date_to,
-            on_user_done=user_done,
+            on_users_done=users_done,
             rate_share=share,
             stop=stop,
         )

@@ -109,7 +109,7 @@ class CommandLine:
     # -- the commands ----------------------------------------------------------------------
 
     def db_upgrade(self, args: argparse.Namespace) -> int:
-        print(commands.db_upgrade(self._config(args)).summary())
+        print(commands.db_upgrade(self._config(args, portal_secrets=False)).summary())
         return EXIT_OK
 
     def poll(self, args: argparse.Namespace) -> int:
@@ -275,8 +275,10 @@ class CommandLine:
 
         report = add("report", commands.report, self.report)
         report.add_argument("report", nargs="?", default="workdays", choices=list(REPORT_NAMES))
-        report.add_argument("--month", type=_month, help="timesheet: the month, YYYY-MM")
-        report.add_argument("--department", help="timesheet: only this department (its name)")
+        report.add_argument("--month", type=_month, metavar="YYYY-MM", help="timesheet: the month")
+        report.add_argument(
+            "--department", metavar="NAME", help="timesheet: only this department (name, any case)"
+        )
         report.add_argument("--from", dest="date_from", type=_date, help="first local work date, YYYY-MM-DD")
         report.add_argument("--to", dest="date_to", type=_date, help="last local work date, YYYY-MM-DD")
         report.add_argument("--portal", action="append", help="only this portal (repeatable)")
@@ -376,6 +378,7 @@ def _add_database_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--database",
         dest="database_url",
+        metavar="URL",
         type=_database_url,
         help="read this database URL instead of the config file's (no config file needed)",
     )

@@ -30,6 +30,7 @@ from poller.models import PollRun
 from poller.report import REPORT_NAMES, REPORTS, json_values
 from poller.spool import Spool
 from poller.timesheet import Timesheet, build_timesheet, month_dates
+from poller.tokenstore import TokenStore, tokens_path
 
 logger = logging.getLogger(__name__)
 
@@ -112,11 +113,15 @@ def poll(config: Config, migrate: bool = False) -> PollReport:
     interrupted, exit code 130; a second Ctrl-C stops at once.
     """
     grace = config.http.read_timeout_seconds + shutdown.EXTRA_GRACE_SECONDS
-    with maintenance.open_database(config.database_url, migrate=migrate) as engine:
-        spool = Spool(config.spool_path, config.spool_max_rows)
-        with shutdown.on_signals(grace) as signals:
-            clients = make_clients(config, engine, stop=signals.event)
-            return poll_once(clients, engine, mode=config.storage_mode, spool=spool, stop=signals.event)
+    with (
+        maintenance.open_database(config.database_url, migrate=migrate) as engine,
+        Spool(config.spool_path, config.spool_max_rows) as spool,
+        shutdown.on_signals(grace) as signals,
+    ):
+        tokens = TokenStore(engine, tokens_path(config.spool_path))
+        tokens.replay()
+        clients = make_clients(config, engine, stop=signals.event, tokens=tokens)
+        return poll_once(clients, engine, mode=config.storage_mode, spool=spool, stop=signals.event)
 
 
 def run(config: Config, migrate: bool = True) -> None:
@@ -128,11 +133,15 @@ def run(config: Config, migrate: bool = True) -> None:
     a second Ctrl-C stops at once.
     """
     engine = storage.make_engine(config.database_url)
-    with maintenance.database_errors(engine):
+    metrics = Metrics(p.name for p in config.portals) if config.metrics.port else None
+    with (
+        maintenance.database_errors(engine),
+        Spool(config.spool_path, config.spool_max_rows, metrics=metrics) as spool,  # locked: one daemon
+    ):
         maintenance.check_sqlite_directory(engine)
-        metrics = Metrics(p.name for p in config.portals) if config.metrics.port else None
-        clients = make_clients(config, engine, metrics=metrics)
-        Daemon(config, engine, clients, metrics, migrate=migrate).run()
+        tokens = TokenStore(engine, tokens_path(config.spool_path))
+        clients = make_clients(config, engine, metrics=metrics, tokens=tokens)
+        Daemon(config, engine, clients, metrics, migrate=migrate, spool=spool, tokens=tokens).run()
 
 
 # -- status ----------------------------------------------------------------------------------

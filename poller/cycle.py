@@ -37,6 +37,7 @@ from poller.metrics import Metrics
 from poller.redaction import redact
 from poller.spool import Spool, SpoolEntry
 from poller.status import parse_status
+from poller.tokenstore import TokenStore, TokenStoreError
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +81,8 @@ class PortalOutcome:
     interrupted: bool = False
     run_id: int | None = None
     seconds: float = 0.0
+    started_at: datetime | None = None  # the instants of its poll_runs row
+    finished_at: datetime | None = None
 
     def summary(self) -> str:
         text = (
@@ -165,34 +168,29 @@ def make_clients(
     clock: clocks.Clock = clocks.SYSTEM_CLOCK,
     metrics: Metrics | None = None,
     stop: threading.Event | None = None,
+    tokens: TokenStore | None = None,
 ) -> list[PortalClient]:
-    """One client per portal, starting from stored OAuth tokens when there are any.
+    """One client per portal, starting from the newest stored OAuth pair when there is one.
 
     `clock` is the clients' waits and view of time (tests hand in a ManualClock shared
     with the emulator, so backoffs and operating-limit resets pass without sleeping);
-    `stop` set means no more retries (the daemon is shutting down).
+    `stop` set means no more retries (shutting down); `tokens` keeps refreshed pairs (the
+    database, else a file beside the spool); without it, the database only.
     """
+    tokens = tokens if tokens is not None else TokenStore(engine, None)
     clients = []
     for portal in config.portals:
         client = PortalClient(
             portal,
             session or requests.Session(),  # one connection pool per portal thread
             config.http,
-            on_tokens_refreshed=_token_saver(engine, portal, clock, metrics),
+            on_tokens_refreshed=_token_saver(tokens, portal, clock, metrics),
             clock=clock,
             observe_latency=metrics.request_observer(portal.name) if metrics else None,
             stop=stop,
         )
         if not portal.uses_webhook:
-            try:
-                stored = storage.get_tokens(engine, portal.name)
-            except SQLAlchemyError as exc:
-                logger.warning(
-                    "portal %s: stored tokens unreadable (%s); using the config's",
-                    portal.name,
-                    storage.describe_db_error(exc),
-                )
-                stored = None
+            stored = tokens.load(portal.name)
             if stored is not None:
                 client.use_tokens(*stored)
         clients.append(client)
@@ -200,12 +198,14 @@ def make_clients(
 
 
 def _token_saver(
-    engine: Engine, portal: PortalConfig, clock: clocks.Clock, metrics: Metrics | None
+    tokens: TokenStore, portal: PortalConfig, clock: clocks.Clock, metrics: Metrics | None
 ) -> Callable[[str, str], None]:
+    """Keep a refreshed pair before the client uses it; a pair nowhere kept is counted and raised."""
+
     def save(access_token: str, refresh_token: str) -> None:
         try:
-            storage.save_tokens(engine, portal.name, access_token, refresh_token, clock.now())
-        except Exception:
+            tokens.save(portal.name, access_token, refresh_token, clock.now())
+        except TokenStoreError:
             if metrics is not None:
                 metrics.token_refreshed(portal.name, ok=False)
             raise
@@ -273,7 +273,8 @@ def poll_portal(
     cycle = _Cycle(client, engine, now, mode, spool, metrics, database_ready or spool is None)
     began = time.monotonic()
     requests_before = client.requests_sent
-    cycle.open_run(replica)
+    started_at = now()
+    cycle.open_run(started_at, replica)
     user_ids = cycle.list_users()
     not_polled: list[int] = []
     if user_ids:
@@ -294,6 +295,8 @@ def poll_portal(
         interrupted=interrupted,
         run_id=cycle.run_id,
         seconds=time.monotonic() - began,
+        started_at=started_at,
+        finished_at=now(),
     )
     cycle.close_run(outcome)
     if metrics is not None:
@@ -336,12 +339,12 @@ class _Cycle:
         """The cycle reached the portal and stored (or kept) its users."""
         return self.reached and not self.portal_failed
 
-    def open_run(self, replica: str | None) -> None:
+    def open_run(self, started_at: datetime, replica: str | None) -> None:
         if not self.database_ready:
             return
         try:
             self.run_id = storage.save_run_started(
-                self.engine, self.now(), portal=self.portal, replica=replica
+                self.engine, started_at, portal=self.portal, replica=replica
             )
         except SQLAlchemyError as exc:
             if self.spool is None:
@@ -355,7 +358,7 @@ class _Cycle:
             storage.save_run_finished(
                 self.engine,
                 self.run_id,
-                self.now(),
+                outcome.finished_at or self.now(),
                 outcome.users_ok,
                 outcome.users_failed,
                 outcome="interrupted" if outcome.interrupted else "finished",

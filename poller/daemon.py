@@ -31,7 +31,9 @@ from poller.config import Config, ScheduleConfig
 from poller.cycle import PortalOutcome, poll_portal
 from poller.errors import BitrixError, ConfigError, PollerError
 from poller.metrics import Metrics, MetricsServer
+from poller.replicas import ReplicaLocks, for_engine
 from poller.spool import Spool
+from poller.tokenstore import TokenStore, tokens_path
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +42,12 @@ DIRECTORY_RETRY_SECONDS = 900.0  # a failed directory refresh is tried again aft
 
 
 class Daemon:
-    """Poll each portal on its own schedule until `stop()` (or, under `run()`, a signal)."""
+    """Poll each portal on its own schedule until `stop()` (or, under `run()`, a signal).
+
+    `spool` and `tokens` default to the config's files; `locks` (replicas.py) decide which
+    portals this replica polls, made at `start()` from the engine unless given; `replica`
+    names this daemon in poll_runs (default: the locks' name, `<host>-<pid>`).
+    """
 
     def __init__(
         self,
@@ -51,7 +58,9 @@ class Daemon:
         *,
         migrate: bool = True,
         spool: Spool | None = None,
+        tokens: TokenStore | None = None,
         replica: str | None = None,
+        locks: ReplicaLocks | None = None,
     ) -> None:
         self.config = config
         self.engine = engine
@@ -59,7 +68,11 @@ class Daemon:
         self.metrics = metrics
         self.migrate = migrate
         self.replica = replica
-        self.spool = spool if spool is not None else Spool(config.spool_path, config.spool_max_rows)
+        self.locks = locks
+        self.spool = (
+            spool if spool is not None else Spool(config.spool_path, config.spool_max_rows, metrics=metrics)
+        )
+        self.tokens = tokens if tokens is not None else TokenStore(engine, tokens_path(config.spool_path))
         self.stopping = threading.Event()
         for client in self.clients:
             client.stop = self.stopping  # once stopping, a failed request is not retried
@@ -72,6 +85,7 @@ class Daemon:
         self._no_department_scope: set[str] = set()
         self._busy: set[str] = set()
         self._busy_lock = threading.Lock()
+        self._polling_unlocked = False  # said once: polling without the database to coordinate
         self._scheduler: Any = None
         self._server: MetricsServer | None = None
 
@@ -99,6 +113,9 @@ class Daemon:
         from apscheduler.executors.pool import ThreadPoolExecutor as JobExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
 
+        if self.locks is None:  # a second daemon on the same SQLite file stops here (ConfigError)
+            self.locks = for_engine(self.engine, [c.portal.name for c in self.clients], self.replica)
+        self.replica = self.locks.name
         self.ensure_database()
         reconciling = self.config.reconcile.days > 0
         scheduler = BackgroundScheduler(
@@ -155,6 +172,8 @@ class Daemon:
         scheduler, self._scheduler = self._scheduler, None
         if scheduler is not None:
             scheduler.shutdown(wait=True)
+        if self.locks is not None:
+            self.locks.close()  # other replicas take the portals at once
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -207,18 +226,19 @@ class Daemon:
         if self.stopping.is_set() or not self.ensure_database():
             return
         try:
+            self.tokens.replay()  # refreshed OAuth pairs kept in a file while the database was away
             self.spool.flush(self.engine, self.config.storage_mode)
         except Exception:
             logger.exception("writing the spool failed unexpectedly; it is tried again next time")
         if self.metrics is not None:
-            self.metrics.set_spool_rows(self.spool.snapshots)
+            self.metrics.set_spool_rows(self.spool.rows)
 
     # -- one portal ----------------------------------------------------------------------
 
     def poll(self, client: PortalClient) -> PortalOutcome | None:
         """The portal's job: refresh its directory when due, then one cycle; None when none ran."""
         name = client.portal.name
-        if self.stopping.is_set():
+        if self.stopping.is_set() or not self._claim(name):
             return None
         with self._busy_lock:
             self._busy.add(name)
@@ -243,12 +263,43 @@ class Daemon:
         finally:
             with self._busy_lock:
                 self._busy.discard(name)
+            self._rebalance(name)
         self.cycles[name] += 1
         self.last_outcome[name] = outcome
         logger.info("portal %s: cycle %d: %s", name, self.cycles[name], outcome.summary())
         if self.metrics is not None:
-            self.metrics.set_spool_rows(self.spool.snapshots)
+            self.metrics.set_spool_rows(self.spool.rows)
         return outcome
+
+    def _claim(self, portal: str) -> bool:
+        """Whether this replica polls `portal` now (replicas.py decides; see the module docstring).
+
+        While the database has not been reached since start, no replica can be coordinated with
+        from here: the portal is polled into the spool all the same (said once), as a single
+        daemon must; several replicas started during one outage may then poll a portal twice.
+        """
+        locks = self.locks
+        if locks is None:  # not started: a test calling poll() directly
+            return True
+        if locks.claim(portal):
+            self._set_owned(portal, True)
+            return True
+        if not self._database_ready:
+            if not self._polling_unlocked:
+                self._polling_unlocked = True
+                logger.warning("database not reached yet: polling every portal into the spool meanwhile")
+            return True
+        self._set_owned(portal, False)
+        return False
+
+    def _rebalance(self, portal: str) -> None:
+        """After a cycle: give the portal up when this replica holds more than its share."""
+        if self.locks is not None and self.locks.rebalance(portal):
+            self._set_owned(portal, False)
+
+    def _set_owned(self, portal: str, owned: bool) -> None:
+        if self.metrics is not None and self.locks is not None:
+            self.metrics.set_owned(portal, self.locks.name, owned)
 
     def _refresh_directory_if_due(self, client: PortalClient) -> None:
         """Read the portal's users and departments into the directory: at start, then every refresh_hours.
@@ -308,6 +359,8 @@ class Daemon:
         name = client.portal.name
         if self.stopping.is_set() or not self._database_ready:
             return
+        if self.locks is not None and name not in self.locks.held:
+            return  # another replica polls this portal, and reconciles it
         try:
             result = backfill.reconcile(
                 self.config,

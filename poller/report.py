@@ -83,7 +83,7 @@ HEADINGS = {
     "time_start": "start (UTC)",
     "time_finish": "finish (UTC)",
 }
-WIDER = "widen the terminal, or use --format csv or json"
+WIDER = "widen the terminal or use --format csv or json"
 
 
 # -- fitting tables --------------------------------------------------------------------------
@@ -176,12 +176,17 @@ def _widen(widths: dict[int, int], natural: Sequence[int], spare: int | None) ->
     return widths
 
 
+def _wrap(text: str, width: int) -> list[str]:
+    """Lines of at most `width`: broken at spaces; a word longer than a line is cut."""
+    if len(text) <= width:
+        return [text]
+    lines = textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False) or [""]
+    return [line[i : i + width] for line in lines for i in range(0, len(line), width)]
+
+
 def _cells_lines(columns: Sequence[Column], cells: Sequence[str], widths: Sequence[int]) -> list[str]:
     """One table row as lines: wrapping cells wrap at words (long words are cut), others fit."""
-    parts = [
-        textwrap.wrap(text, width, break_on_hyphens=False) or [""] if len(text) > width else [text]
-        for text, width in zip(cells, widths, strict=True)
-    ]
+    parts = [_wrap(text, width) for text, width in zip(cells, widths, strict=True)]
     lines = []
     for number in range(max(len(part) for part in parts)):
         pieces = [
@@ -196,7 +201,7 @@ def _cells_lines(columns: Sequence[Column], cells: Sequence[str], widths: Sequen
 
 def left_out_line(headings: Sequence[str], width: int | None) -> str:
     """The footer that names what a table left out."""
-    return f"not shown, the terminal being {width} columns wide: {', '.join(headings)}; {WIDER}"
+    return f"not shown at {width} columns: {', '.join(headings)}; {WIDER}"
 
 
 def _longest_word(text: str) -> int:
@@ -347,6 +352,8 @@ def _timesheet_csv(sheet: Timesheet) -> str:
 
 def _timesheet_table(sheet: Timesheet, width: int | None) -> str:
     """Identity, one column per day, then the totals; days go first when the terminal is narrow."""
+    if not sheet.rows:
+        return f"timesheet {sheet.month:%Y-%m}: no workdays (with the filters given)"
     multi_portal = len({row.portal for row in sheet.rows}) > 1
     identity = [Column("portal", keep=100), Column("user", keep=0, right=True), Column("name", 1, wrap=True)]
     identity.append(Column("department", keep=99, wrap=True))

@@ -65,7 +65,12 @@ def run(
 
 
 def truth(
-    emulator: Emulator, users: range | list[int], span: tuple[date, date], fetched_at: datetime, at: datetime
+    emulator: Emulator,
+    users: range | list[int],
+    span: tuple[date, date],
+    fetched_at: datetime,
+    at: datetime,
+    portal_name: str = "emu",
 ) -> list[dict[str, Any]]:
     """The workday_records rows the portal's records in the window of `span` make, as of `at`."""
     start, end = record_window(*span)
@@ -77,7 +82,7 @@ def truth(
             item = record.item()
             rows.append(
                 {
-                    "portal": "emu",
+                    "portal": portal_name,
                     "record_id": record.id,
                     "user_id": user_id,
                     "start_time": record.start_time,
@@ -170,7 +175,9 @@ def test_an_interrupted_backfill_resumed_stores_the_same_rows_and_skips_finished
 
     assert report.interrupted and not report.ok
     assert report.portals[0].done == 7
-    assert stored(engine) == truth(emulator, range(1, 8), OCTOBER, NOW, NOW)
+    with engine.connect() as connection:
+        finished = set(connection.execute(select(backfill_progress_table.c.user_id)).scalars())
+    assert finished == set(range(1, 8))
     answered_before = dict(emulator.stats.records_answered)
 
     resumed = run(config, engine, client)
@@ -245,6 +252,21 @@ def test_given_users_are_read_instead_of_the_configured_ones(
 
     assert (state.users, state.done) == (3, 3)
     assert stored(engine) == truth(emulator, [1, 5, 7], OCTOBER, NOW, NOW)
+
+
+def test_an_oauth_portal_sends_the_batch_with_its_token_and_refreshes_it(
+    make_emulator: MakeEmulator, clock: ManualClock, engine: Engine
+) -> None:
+    emulator = make_emulator(clock=clock, users=30, rate=0)
+    config = make_config(portal(emulator, list(range(1, 31)), oauth=True))
+    client = client_of(config, clock)
+    emulator.expire_tokens()
+
+    state = run(config, engine, client)
+
+    assert state.ok and state.requests == 2  # refused as expired, then sent again with a new token
+    assert emulator.stats.token_refreshes == 1 and batch_support(client) is True
+    assert stored(engine) == truth(emulator, range(1, 31), OCTOBER, NOW, NOW, "oauth")
 
 
 # -- portals that cannot do it all ------------------------------------------------------------

@@ -22,7 +22,7 @@ from poller.cli import main
 from poller.emulator import Emulator
 
 COMMANDS = [["db"], ["db", "upgrade"], ["poll"], ["run"], ["status"], ["report"], ["prune"], ["get-status"]]
-COMMANDS += [["emulator"], ["demo"]]
+COMMANDS += [["emulator"], ["demo"], ["check"]]
 
 
 def write_config(path: Path, emulator: Emulator, users: list[int], interval: int = 60) -> Path:
@@ -323,3 +323,75 @@ def test_main_leaves_logging_as_it_found_it(tmp_path: Path, emulator: Emulator) 
     assert main(["--log-level", "DEBUG", "poll", "--migrate", "-c", str(tmp_path / "config.toml")]) == 0
     assert (list(root.handlers), root.level, logging.getLogger("urllib3").level) == before
     assert logging.getLogger("urllib3.connectionpool").filters == []
+
+
+def test_commands_that_read_the_database_need_no_portal_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("ACME_SECRET", raising=False)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "db.sqlite3"}"\n[[portals]]\nname = "acme"\n'
+        'webhook_url = "https://acme.example/rest/1/${ACME_SECRET}/"\nusers = [1]\n'
+    )
+    for command in (["db", "upgrade"], ["report"], ["prune", "--older-than", "400d"]):
+        assert main([*command, "-c", str(config)]) == 0, command
+    capsys.readouterr()
+    assert main(["status", "-c", str(config), "--format", "json"]) == 1  # no cycle yet: not ok, no error
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["runs"] == []
+    assert captured.err == ""
+    assert main(["poll", "-c", str(config)]) == 2  # it calls the portal: the secret is needed
+    assert capsys.readouterr().err.splitlines() == [
+        "timeman-poller: error: config key portals[0].webhook_url: "
+        "environment variable ACME_SECRET is not set"
+    ]
+
+
+def test_status_reads_a_database_url_without_a_config_file(
+    tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    database = write_config(config, emulator, [1, 2])
+    assert main(["poll", "--migrate", "-c", str(config)]) == 0
+    config.unlink()
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert main(["status", "--database", f"sqlite:///{database}", "--format", "json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert answer["ok"] is True and answer["spool_waiting"] is None
+    assert [(run["users_ok"], run["users_failed"]) for run in answer["runs"]] == [(2, 0)]
+
+
+def test_debug_logs_show_each_request_its_users_status_and_time_without_secrets(
+    tmp_path: Path, emulator: Emulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    write_config(config, emulator, [1, 2, 3])
+    assert main(["--log-level", "DEBUG", "poll", "--migrate", "-c", str(config)]) == 0
+    err = capsys.readouterr().err
+    requests = re.findall(r"DEBUG poller\.bitrix\.client: (.*)", err)
+    assert any(
+        re.fullmatch(r"portal emu: batch to 127\.0\.0\.1 \(3 users\): HTTP 200 in \d+\.\d{3} s", r)
+        for r in requests
+    ), err
+    assert emulator.settings.webhook_secret not in err
+    assert "plain http://" not in err  # a loopback address needs no TLS
+    url = emulator.webhook_url.replace(emulator.settings.webhook_secret, "wrong-secret-42")
+    assert main(["--log-level", "DEBUG", "get-status", "--url", url, "--userid", "2"]) == 1
+    err = capsys.readouterr().err
+    assert re.search(
+        r"portal cli: timeman\.status to 127\.0\.0\.1 \(1 user\): HTTP 401 NO_AUTH_FOUND in ", err
+    ), err
+    assert "wrong-secret-42" not in err
+
+
+@pytest.mark.parametrize(
+    ("host", "loopback"),
+    [("127.0.0.1", True), ("127.8.0.2", True), ("localhost", True), ("::1", True), ("[::1]", True),
+     ("10.0.0.1", False), ("acme.example", False), ("localhost.acme.example", False)],
+)  # fmt: skip
+def test_plain_http_is_warned_about_except_on_loopback(host: str, loopback: bool) -> None:
+    from poller.bitrix.client import is_loopback
+
+    assert is_loopback(host) is loopback

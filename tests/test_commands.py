@@ -85,8 +85,10 @@ def test_status_shows_the_cycles_and_the_errors_of_the_last_day(
     assert not report.ok and (report.users_ok, report.users_failed) == (2, 1)
     info = commands.status(config)
     (run,) = info.runs
-    seconds = (report.finished_at - report.started_at).total_seconds()
-    assert run == commands.RunInfo(run.id, report.started_at, report.finished_at, 2, 1, seconds)
+    (cycle,) = report.portals  # a run row per portal cycle
+    assert cycle.started_at is not None and cycle.finished_at is not None
+    seconds = (cycle.finished_at - cycle.started_at).total_seconds()
+    assert run == commands.RunInfo(run.id, cycle.started_at, cycle.finished_at, 2, 1, seconds)
     (error,) = info.errors
     assert isinstance(error.last_at, datetime) and error.last_at.tzinfo is not None
     assert "User not found" in error.last_message
@@ -117,7 +119,8 @@ def add_history(engine: Engine) -> dict[str, int]:
             insert(PollError),
             [
                 {"run_id": run, "portal": "emu", "user_id": 9, "occurred_at": NOW - age * day,
-                 "code": "USER_NOT_FOUND", "http_status": None, "message": "User not found"}
+                 "code": "USER_NOT_FOUND", "http_status": None, "message": "User not found",
+                 "error_key": f"{run}/{age}"}
                 for run, age in errors
             ],
         )  # fmt: skip
@@ -233,3 +236,49 @@ def test_the_demo_returns_what_it_stored(tmp_path: Path) -> None:
     assert len(result.latest_table.splitlines()) == 2 + 5  # heading, rule, one row per user
     with pytest.raises(ConfigError, match="--duration and --interval: expected seconds > 0"):
         commands.demo(tmp_path / "demo.sqlite3", duration=0)
+
+
+def test_load_config_leaves_unset_portal_variables_as_written_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ACME_SECRET", raising=False)
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[database]\nurl = "sqlite:///x.sqlite3"\n[[portals]]\nname = "acme"\n'
+        'webhook_url = "https://acme.example/rest/1/${ACME_SECRET}/"\nusers = [1]\n'
+    )
+    path.chmod(0o600)
+    config = commands.load_config(path, portal_secrets=False)
+    assert config.database_url == "sqlite:///x.sqlite3"
+    assert config.portals[0].webhook_path == "/rest/1/${ACME_SECRET}/"
+    with pytest.raises(ConfigError, match="environment variable ACME_SECRET is not set"):
+        commands.load_config(path)
+    monkeypatch.setenv("ACME_SECRET", "s3cret")
+    assert commands.load_config(path).portals[0].webhook_path == "/rest/1/s3cret/"
+
+
+@pytest.mark.parametrize(("written", "warned"), [("s3cret", True), ("${ACME_SECRET}", False)])
+def test_a_readable_config_file_is_warned_about_only_when_it_holds_a_secret(
+    written: str,
+    warned: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setenv("ACME_SECRET", "s3cret")
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f'[[portals]]\nname = "acme"\nwebhook_url = "https://acme.example/rest/1/{written}/"\nusers = [1]\n'
+    )
+    path.chmod(0o644)
+    commands.load_config(path)
+    assert ("can be read by other users" in caplog.text) is warned
+
+
+def test_a_database_only_config_has_no_portal_and_no_spool() -> None:
+    config = commands.database_only("postgresql+psycopg://reader@db/worktime")
+    assert (config.database_url, config.portals, config.spool_path) == (
+        "postgresql+psycopg://reader@db/worktime",
+        (),
+        None,
+    )

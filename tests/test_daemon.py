@@ -111,8 +111,9 @@ def test_a_portal_with_its_own_schedule_keeps_it(
 def database_down_then_up(database_url: str, tmp_path: Path) -> Iterator[tuple[str, Any]]:
     """A URL whose database cannot be reached, and a function that makes it reachable."""
     if database_url.startswith("sqlite"):
-        folder = tmp_path / "later"
-        yield f"sqlite:///{folder / 'db.sqlite3'}", lambda: folder.mkdir()
+        in_the_way = tmp_path / "db.sqlite3"  # a directory where the file should be: unable to open
+        in_the_way.mkdir()
+        yield f"sqlite:///{in_the_way}", lambda: in_the_way.rmdir()
         return
     target = storage.make_engine(database_url)
     name = target.url.database

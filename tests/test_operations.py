@@ -292,9 +292,19 @@ def test_a_sigkill_mid_cycle_leaves_no_partial_or_doubled_rows(tmp_path: Path) -
         unfinished = connection.execute(
             text("SELECT count(*) FROM poll_runs WHERE finished_at IS NULL")
         ).scalar_one()
+        counted = dict(
+            connection.execute(
+                text(
+                    "SELECT portal, sum(users_ok) FROM poll_runs "
+                    "WHERE finished_at IS NOT NULL GROUP BY portal"
+                )
+            ).all()
+        )
     rows, distinct = count_snapshots(engine)
     engine.dispose()
     assert rows == distinct  # nothing doubled
-    assert per_portal["a"] % 100 == 0 and per_portal["b"] % 120 == 0  # whole cycles only
+    # Each portal's cycle is one part (under 500 users): the killed one wrote all or nothing;
+    # the SIGTERM may cut a cycle after a batch, and its run counts what it stored.
+    assert per_portal["a"] - counted["a"] in (0, 100) and per_portal["b"] - counted["b"] in (0, 120)
     assert per_portal["a"] >= 100
-    assert unfinished <= 1  # at most the cycle that was killed
+    assert unfinished <= 2  # at most the cycle of each portal that was killed

@@ -200,8 +200,8 @@ def test_the_table_fits_the_terminal_and_names_the_days_it_left_out(
     shown_days = [int(word) for word in heading[2:-5]]
     assert shown_days == list(range(1, len(shown_days) + 1))
     assert lines[-1] == (
-        f"not shown, the terminal being 100 columns wide: days {shown_days[-1] + 1}-31, department; "
-        "widen the terminal, or use --format csv or json"
+        f"not shown at 100 columns: days {shown_days[-1] + 1}-31, department; "
+        "widen the terminal or use --format csv or json"
     )
     assert lines[-3].split()[0] == "total"
     monkeypatch.setenv("COLUMNS", "400")

@@ -35,7 +35,7 @@ FIELDS = ("id", "userId", "startTime", "endTime", "duration", "breakLength", "st
 EARLIEST_ZONE = timezone(timedelta(hours=14))
 LATEST_ZONE = timezone(timedelta(hours=-12))
 
-UserDone = Callable[[int, list[dict[str, Any]]], None]
+UsersDone = Callable[[dict[int, list[dict[str, Any]]]], None]
 
 # Whether a client's portal took the REST 3.0 batch: True once it answered one, False once it
 # refused one; absent while untried. Kept beside the client, not in it, so that the client
@@ -55,7 +55,7 @@ class RecordsFetched:
     that could not be read, with the error. `portal_error`: the error that ended the fetch
     early (the users left are in `failed` with it), None when every user was tried.
     `stopped`: `stop` was set, so the users left were neither read nor failed. `items`: each
-    done user's records as the portal sent them, kept only without an `on_user_done`.
+    done user's records as the portal sent them, kept only without an `on_users_done`.
     """
 
     done: list[int] = field(default_factory=list)
@@ -103,7 +103,7 @@ def fetch_records(
     date_from: date,
     date_to: date,
     *,
-    on_user_done: UserDone | None = None,
+    on_users_done: UsersDone | None = None,
     rate_share: float = 1.0,
     stop: threading.Event | None = None,
 ) -> RecordsFetched:
@@ -111,14 +111,16 @@ def fetch_records(
 
     1. Users are read in order, 50 calls per REST 3.0 batch request; a user's next page
        goes first into the next request, so users finish in about the order given.
-    2. A user is done at its first page shorter than 50: `on_user_done(user_id, items)` gets
-       its records (ordered by start, as the portal sent them) before the next request; an
-       exception it raises ends the fetch and reaches the caller.
+    2. A user is done at its first page shorter than 50. After each request that finished
+       users, `on_users_done({user_id: items})` gets their records (ordered by start, as the
+       portal sent them), before the next request: one call per request lets the caller
+       store them in one transaction. An exception it raises ends the fetch and reaches
+       the caller.
     3. `rate_share` below 1 paces the requests to that share of the portal's rate, leaving
        the rest of its bucket to the live poll; `stop` set ends the fetch before the next
        request.
     """
-    fetch = _Fetch(client, date_from, date_to, on_user_done, rate_share)
+    fetch = _Fetch(client, date_from, date_to, on_users_done, rate_share)
     for user_id in dict.fromkeys(user_ids):
         fetch.pending.append((user_id, 1))
     while fetch.pending:
@@ -140,12 +142,13 @@ class _Fetch:
         client: PortalClient,
         date_from: date,
         date_to: date,
-        on_user_done: UserDone | None,
+        on_users_done: UsersDone | None,
         rate_share: float,
     ) -> None:
         self.client = client
         self.window = record_window(date_from, date_to)
-        self.on_user_done = on_user_done
+        self.on_users_done = on_users_done
+        self.finished: dict[int, list[dict[str, Any]]] = {}  # by the request in progress
         self.pending: deque[tuple[int, int]] = deque()  # (user id, page)
         self.pages: dict[int, list[dict[str, Any]]] = {}
         self.result = RecordsFetched()
@@ -185,6 +188,11 @@ class _Fetch:
             elif self._add_page(user_id, page, answer):
                 following.append((user_id, page + 1))
         self.pending.extendleft(reversed(following))
+        finished, self.finished = self.finished, {}
+        if finished and self.on_users_done is not None:
+            self.on_users_done(finished)
+        elif finished:
+            self.result.items.update(finished)
         return stop
 
     def _call_one(self, query: tuple[int, int]) -> list[dict[str, Any]] | BitrixError:
@@ -247,12 +255,8 @@ class _Fetch:
         kept.extend(new)
         if len(items) >= PAGE_SIZE:
             return True
-        items_done = self.pages.pop(user_id)
+        self.finished[user_id] = self.pages.pop(user_id)
         self.result.done.append(user_id)
-        if self.on_user_done is None:
-            self.result.items[user_id] = items_done
-        else:
-            self.on_user_done(user_id, items_done)
         return False
 
     def _user_failed(self, user_id: int, error: BitrixError) -> BitrixError | None:
@@ -284,8 +288,6 @@ class _Fetch:
             self.result.failed.setdefault(user_id, error)
             self.pages.pop(user_id, None)
         self.pending.clear()
-        if error.message and not isinstance(error, RecordsUnavailable):
-            logger.warning("portal %s: record fetch stopped: %s", self.client.portal.name, error.message)
 
 
 class _BatchRefused(Exception):

@@ -16,7 +16,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Integer, Table, bindparam, column, delete, select, values
+from sqlalchemy import Connection, Integer, Table, TextualSelect, bindparam, delete, select, text
 
 from poller.models import UTCDateTime, snapshots_table, workday_records_table, workdays_table
 from poller.storage.directory import names_of
@@ -149,14 +149,38 @@ def _store(connection: Connection, portal: str, days: Mapping[WorkdayKey, Day]) 
 def _rows_by_key(
     connection: Connection, table: Table, time_column: str, portal: str, keys: Collection[WorkdayKey]
 ) -> Iterator[Mapping[str, Any]]:
-    """Rows of `table` whose (user_id, `time_column`) is one of `keys`, by index probes."""
+    """Rows of `table` whose (user_id, `time_column`) is one of `keys`, by index probes.
+
+    The keys go in as a VALUES list joined to the primary key or index; the statement is
+    built once per table and always takes _CHUNK keys (the last chunk repeats its last key),
+    so it is compiled once.
+    """
+    statement = _keyed_select(table, time_column)
     for chunk in chunks(list(keys), _CHUNK):
-        wanted = (
-            values(column("u", Integer), column("t", UTCDateTime()), name="wanted").data(chunk).cte("wanted")
+        padded = [*chunk, *[chunk[-1]] * (_CHUNK - len(chunk))]
+        params: dict[str, Any] = {"portal": portal}
+        for number, (user_id, instant) in enumerate(padded):
+            params[f"u{number}"], params[f"t{number}"] = user_id, instant
+        seen: set[WorkdayKey] = set()
+        for row in connection.execute(statement, params).mappings():
+            key = (row["user_id"], row[time_column])
+            if key not in seen:  # a padded key finds its row more than once
+                seen.add(key)
+                yield row
+
+
+_KEYED: dict[tuple[str, str], TextualSelect] = {}
+
+
+def _keyed_select(table: Table, time_column: str) -> TextualSelect:
+    if (table.name, time_column) not in _KEYED:
+        pairs = ", ".join(f"(:u{n}, :t{n})" for n in range(_CHUNK))
+        columns = ", ".join(f"x.{c.name}" for c in table.columns)
+        sql = (
+            f"WITH wanted(u, t) AS (VALUES {pairs}) SELECT {columns} FROM {table.name} x "
+            f"JOIN wanted ON x.user_id = wanted.u AND x.{time_column} = wanted.t WHERE x.portal = :portal"
         )
-        query = (
-            select(table)
-            .join(wanted, (table.c.user_id == wanted.c.u) & (table.c[time_column] == wanted.c.t))
-            .where(table.c.portal == portal)
-        )
-        yield from connection.execute(query).mappings()
+        binds = [bindparam(f"u{n}", type_=Integer()) for n in range(_CHUNK)]
+        binds += [bindparam(f"t{n}", type_=UTCDateTime()) for n in range(_CHUNK)]
+        _KEYED[(table.name, time_column)] = text(sql).bindparams(*binds).columns(*table.columns)
+    return _KEYED[(table.name, time_column)]

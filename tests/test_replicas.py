@@ -1,0 +1,421 @@
+"""Replicas: portal locks on real PostgreSQL, the one-daemon lock of a SQLite file, and (at the
+end) real daemon processes sharing one database while one of them is killed."""
+
+from __future__ import annotations
+
+import math
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import MakeEmulator, postgres_url, reset_postgres, wait_until
+from sqlalchemy import Engine, Row, text
+
+from poller import replicas, storage
+from poller.errors import ConfigError
+from poller.replicas import PortalLocks, SingleDaemonLock
+
+PORTALS = [f"portal-{n}" for n in range(10)]
+
+MakeLocks = Callable[..., PortalLocks]
+
+
+class Ticks:
+    """A monotonic clock for PortalLocks that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def pg_url() -> str:
+    url = postgres_url()
+    if not url:
+        pytest.skip("replica tests need TIMEMAN_POLLER_TEST_POSTGRES_URL")
+    return url
+
+
+@pytest.fixture
+def pg_engine(pg_url: str) -> Iterator[Engine]:
+    """An engine on the scratch database, once no replica session is left from before."""
+    engine = storage.make_engine(pg_url)
+    wait_until(lambda: _replica_sessions(engine) == 0, what="no replica sessions left")
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def make_locks(pg_engine: Engine) -> Iterator[MakeLocks]:
+    """PortalLocks on the scratch database, counting replicas afresh on every call by default."""
+    made: list[PortalLocks] = []
+
+    def make(name: str, portals: list[str] = PORTALS, **options: Any) -> PortalLocks:
+        options.setdefault("refresh_seconds", 0)
+        locks = PortalLocks(pg_engine.url, portals, name, **options)
+        made.append(locks)
+        return locks
+
+    yield make
+    for locks in made:
+        locks.close()
+
+
+def _replica_sessions(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(
+            connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND application_name LIKE 'timeman-poller:%'"
+                )
+            ).scalar_one()
+        )
+
+
+def _cycle(locks: PortalLocks, portals: list[str] = PORTALS) -> None:
+    """What a daemon does at each portal's trigger: claim, (poll,) rebalance."""
+    for portal in portals:
+        if locks.claim(portal):
+            locks.rebalance(portal)
+
+
+def _assert_disjoint(*all_locks: PortalLocks) -> None:
+    seen: dict[str, str] = {}
+    for locks in all_locks:
+        for portal in locks.held:
+            assert portal not in seen, f"{portal} held by {seen[portal]} and {locks.name}"
+            seen[portal] = locks.name
+
+
+# -- PostgreSQL: portal locks --------------------------------------------------------------
+
+
+def test_two_replicas_never_hold_the_same_portal(make_locks: MakeLocks, pg_engine: Engine) -> None:
+    first, second = make_locks("first"), make_locks("second")
+    for _ in range(4):
+        for locks in (first, second):
+            _cycle(locks)
+            _assert_disjoint(first, second)
+    assert first.held | second.held == set(PORTALS)
+    holders = replicas.get_portal_holders(pg_engine, PORTALS)
+    assert holders == {p: "first" for p in first.held} | {p: "second" for p in second.held}
+
+
+def test_a_closed_replica_frees_its_portals_for_the_next_claim(make_locks: MakeLocks) -> None:
+    first, second = make_locks("first", ["only"]), make_locks("second", ["only"])
+    assert first.claim("only")
+    assert not second.claim("only")
+    first.close()
+    assert second.claim("only")
+    assert second.held == {"only"}
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_ten_portals_spread_over_the_live_replicas(make_locks: MakeLocks, count: int) -> None:
+    all_locks = [make_locks(f"replica-{n}") for n in range(count)]
+    for _ in range(3):
+        for locks in all_locks:
+            _cycle(locks)
+    _assert_disjoint(*all_locks)
+    assert set().union(*(locks.held for locks in all_locks)) == set(PORTALS)
+    assert all(1 <= len(locks.held) <= math.ceil(10 / count) for locks in all_locks)
+
+
+def test_a_replica_alone_takes_everything_and_gives_the_excess_up_when_others_start(
+    make_locks: MakeLocks,
+) -> None:
+    first = make_locks("first")
+    _cycle(first)
+    assert first.held == set(PORTALS)
+    others = [make_locks("second"), make_locks("third")]
+    _cycle(first)  # after each portal's cycle, over its share of 4: gives it up
+    assert len(first.held) == 4
+    for locks in others:
+        _cycle(locks)
+    _assert_disjoint(first, *others)
+    assert sorted(len(locks.held) for locks in (first, *others)) == [2, 4, 4]
+
+
+def test_a_replica_counts_replicas_only_every_refresh_period(make_locks: MakeLocks) -> None:
+    ticks = Ticks()
+    first = make_locks("first", refresh_seconds=5, clock=ticks)
+    second = make_locks("second")
+    _cycle(first)
+    _cycle(second)
+    assert len(first.held) == len(second.held) == 5
+    second.close()
+    _cycle(first)
+    assert len(first.held) == 5, "the count of two replicas is still fresh"
+    ticks.now += 5
+    _cycle(first)
+    assert first.held == set(PORTALS)
+
+
+def test_a_replica_whose_session_ends_drops_its_portals_and_claims_again_later(
+    make_locks: MakeLocks, pg_engine: Engine
+) -> None:
+    ticks = Ticks()
+    first = make_locks("first", clock=ticks, retry_seconds=5)
+    second = make_locks("second")
+    _cycle(first)
+    taken = set(first.held)
+    with pg_engine.connect() as connection:  # as a database restart or an administrator would
+        connection.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE application_name = 'timeman-poller:first'"
+            )
+        )
+    assert not first.claim(sorted(taken)[0])
+    assert first.held == set()
+    wait_until(lambda: _replica_sessions(pg_engine) == 1, what="the ended session gone")
+    _cycle(second)
+    assert second.held == set(PORTALS), "the portals of the ended session are free"
+    assert not first.claim("portal-0"), "no new connection before the retry time"
+    ticks.now += 5
+    second.close()
+    _cycle(first)
+    assert first.held == set(PORTALS)
+
+
+def test_a_replica_with_the_database_away_claims_nothing(pg_url: str) -> None:
+    locks = PortalLocks(storage.make_engine(pg_url).url.set(port=9), PORTALS, "away", connect_timeout=1)
+    try:
+        assert not locks.claim("portal-0")
+        assert locks.held == set()
+    finally:
+        locks.close()
+
+
+def test_holders_are_read_from_the_database(make_locks: MakeLocks, pg_engine: Engine) -> None:
+    first = make_locks("web-1-4242")
+    assert first.claim("portal-3")
+    assert replicas.get_portal_holders(pg_engine, PORTALS) == {"portal-3": "web-1-4242"}
+    first.release("portal-3")
+    assert replicas.get_portal_holders(pg_engine, PORTALS) == {}
+
+
+def test_a_long_replica_name_keeps_its_pid() -> None:
+    name = replicas.clean_replica_name("a-very-long-host-name-of-some-cloud-provider.internal-31337")
+    assert len(name) == 48
+    assert name.endswith("-31337")
+    assert replicas.clean_replica_name("héllo") == "h?llo"
+
+
+def test_concurrent_upgrades_of_one_database_both_succeed(pg_url: str, tmp_path: Path) -> None:
+    """Two replicas starting on an empty database at once (this failed 4 times in 5 before)."""
+    reset_postgres(pg_url)
+    config = tmp_path / "config.toml"
+    config.write_text(
+        f'[database]\nurl = "{pg_url}"\n[[portals]]\nname = "emu"\n'
+        'webhook_url = "http://127.0.0.1:9/rest/1/secret/"\nusers = [1]\n'
+    )
+    config.chmod(0o600)
+    command = [sys.executable, "-m", "poller", "-c", str(config), "db", "upgrade"]
+    upgrades = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in upgrades]
+    assert results == [(0, ""), (0, "")]
+
+
+# -- SQLite: one daemon per file -----------------------------------------------------------
+
+
+def test_a_second_daemon_on_one_sqlite_file_is_refused_with_one_line(tmp_path: Path) -> None:
+    engine = storage.make_engine(f"sqlite:///{tmp_path / 'poller.sqlite3'}")
+    first = replicas.for_engine(engine, PORTALS, "first")
+    try:
+        assert first.claim("portal-0") and first.held == {"portal-0"}
+        with pytest.raises(ConfigError) as refused:
+            replicas.for_engine(engine, PORTALS, "second")
+        message = str(refused.value)
+        assert "\n" not in message
+        assert f"SQLite file {tmp_path / 'poller.sqlite3'} is in use" in message
+        assert "(first," in message
+    finally:
+        first.close()
+    replicas.for_engine(engine, PORTALS, "third").close()
+
+
+def test_in_memory_sqlite_locks_nothing() -> None:
+    locks = replicas.for_engine(storage.make_engine("sqlite://"), PORTALS)
+    assert isinstance(locks, SingleDaemonLock) and locks.path is None
+    assert locks.claim("portal-1")
+    assert not locks.rebalance("portal-1")
+    locks.close()
+
+
+# -- real daemons --------------------------------------------------------------------------
+
+INTERVAL = 2
+SHOPS = [f"shop-{n}" for n in range(6)]
+SHOP_USERS = [1, 2, 3]
+
+
+def _daemon_config(tmp_path: Path, index: int, database_url: str, webhook: str, shops: list[str]) -> Path:
+    """A config for replica `index`: every shop on one emulator, a spool of its own."""
+    config = tmp_path / f"replica-{index}.toml"
+    config.write_text(
+        f'[database]\nurl = "{database_url}"\n[schedule]\ninterval_seconds = {INTERVAL}\n'
+        "[directory]\nrefresh_hours = 0\n[reconcile]\ndays = 0\n"
+        f'[storage]\nspool_path = "{tmp_path / f"spool-{index}.jsonl"}"\n'
+        + "".join(
+            f'[[portals]]\nname = "{shop}"\nwebhook_url = "{webhook}"\nusers = {SHOP_USERS}\n'
+            for shop in shops
+        )
+    )
+    config.chmod(0o600)
+    return config
+
+
+def _start_daemon(config: Path, log: Path) -> subprocess.Popen[str]:
+    with log.open("w") as output:
+        return subprocess.Popen(
+            [sys.executable, "-m", "poller", "-c", str(config), "run"],
+            stdout=output,
+            stderr=output,
+            text=True,
+        )
+
+
+def _stop_daemons(daemons: list[subprocess.Popen[str]]) -> list[int]:
+    for daemon in daemons:
+        if daemon.poll() is None:
+            daemon.send_signal(signal.SIGTERM)
+    codes = []
+    for daemon in daemons:
+        try:
+            codes.append(daemon.wait(timeout=60))
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            codes.append(daemon.wait())
+    return codes
+
+
+def _spread(holders: dict[str, str], replicas_alive: int) -> bool:
+    counts = Counter(holders.values())
+    return (
+        set(holders) == set(SHOPS)
+        and len(counts) == replicas_alive
+        and max(counts.values()) <= math.ceil(len(SHOPS) / replicas_alive)
+    )
+
+
+def _runs(engine: Engine) -> list[Row[Any]]:
+    with engine.connect() as connection:
+        return list(
+            connection.execute(
+                text(
+                    "SELECT id, portal, replica, started_at, finished_at, users_ok FROM poll_runs"
+                    " ORDER BY portal, started_at"
+                )
+            ).all()
+        )
+
+
+def test_replicas_share_the_portals_and_one_takes_over_from_a_killed_one(
+    pg_engine: Engine, pg_url: str, make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    """Three `run` processes, one killed: every poll stored once, its portals taken within two intervals."""
+    reset_postgres(pg_url)
+    webhook = make_emulator(users=len(SHOP_USERS), rate=0, operating_limit=0).webhook_url
+    daemons = [
+        _start_daemon(_daemon_config(tmp_path, n, pg_url, webhook, SHOPS), tmp_path / f"replica-{n}.log")
+        for n in range(3)
+    ]
+    try:
+        wait_until(
+            lambda: _spread(replicas.get_portal_holders(pg_engine, SHOPS), 3),
+            timeout=60,
+            what="the shops spread over three replicas",
+        )
+        holders = replicas.get_portal_holders(pg_engine, SHOPS)
+        victim_name = holders[SHOPS[0]]
+        (victim,) = [d for d in daemons if victim_name.endswith(f"-{d.pid}")]
+        orphans = sorted(shop for shop, name in holders.items() if name == victim_name)
+        killed_at = datetime.now(UTC)
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(timeout=10)
+        survivors = [d for d in daemons if d is not victim]
+
+        def taken_over() -> bool:
+            runs = _runs(pg_engine)
+            done = Counter(r.portal for r in runs if r.started_at > killed_at and r.finished_at is not None)
+            return all(done[shop] >= 2 for shop in SHOPS)
+
+        wait_until(taken_over, timeout=60, what="two cycles of every shop after the kill")
+        wait_until(
+            lambda: _spread(replicas.get_portal_holders(pg_engine, SHOPS), 2),
+            timeout=30,
+            what="the shops spread over the two survivors",
+        )
+        assert _stop_daemons(survivors) == [0, 0]
+    finally:
+        _stop_daemons(daemons)
+
+    runs = _runs(pg_engine)
+    with pg_engine.connect() as connection:
+        snapshots = connection.execute(text("SELECT portal, user_id, polled_at FROM snapshots")).all()
+    for shop in SHOPS:
+        shop_runs = [r for r in runs if r.portal == shop]
+        # One replica at a time: a portal's cycles never overlap (a killed cycle ends with its process).
+        ends = [r.finished_at or (killed_at if r.replica == victim_name else None) for r in shop_runs]
+        assert None not in ends, f"{shop}: a cycle of a live replica was left open"
+        for run, end, following in zip(shop_runs, ends, shop_runs[1:], strict=False):
+            assert end <= following.started_at, f"{shop}: cycles {run.id} and {following.id} overlap"
+        # Every poll stored once: a finished cycle wrote one row per user, all inside its window;
+        # the killed cycle at most one per user; no row outside the cycles.
+        in_cycles = 0
+        for run, end in zip(shop_runs, ends, strict=True):
+            users = sorted(
+                s.user_id for s in snapshots if s.portal == shop and run.started_at <= s.polled_at <= end
+            )
+            in_cycles += len(users)
+            if run.finished_at is not None:
+                assert (users, run.users_ok) == (SHOP_USERS, len(SHOP_USERS)), f"{shop}: cycle {run.id}"
+            else:
+                assert len(users) == len(set(users)), f"{shop}: killed cycle {run.id} stored a user twice"
+        assert in_cycles == sum(s.portal == shop for s in snapshots), f"{shop}: rows outside any cycle"
+        after = [r for r in shop_runs if r.started_at > killed_at]
+        assert after and all(r.replica != victim_name for r in after)
+        if shop in orphans:
+            takeover = (after[0].started_at - killed_at).total_seconds()
+            assert takeover <= 2 * INTERVAL, f"{shop}: taken over after {takeover:.2f} s"
+    assert len({r.replica for r in runs}) == 3, "every replica polled"
+
+
+def test_a_second_daemon_on_one_sqlite_file_exits_2_with_one_line(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    database = tmp_path / "poller.sqlite3"
+    webhook = make_emulator(users=3, rate=0).webhook_url
+    first_config = _daemon_config(tmp_path, 0, f"sqlite:///{database}", webhook, ["shop-0"])
+    second_config = _daemon_config(tmp_path, 1, f"sqlite:///{database}", webhook, ["shop-0"])
+    first = _start_daemon(first_config, tmp_path / "first.log")
+    lock = tmp_path / "poller.sqlite3.lock"
+    try:
+        wait_until(
+            lambda: lock.exists() and lock.read_text().strip().endswith(f"-{first.pid}"),
+            timeout=30,
+            what="the first daemon's lock",
+        )
+        second = subprocess.run(
+            [sys.executable, "-m", "poller", "-c", str(second_config), "run"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert first.poll() is None
+    finally:
+        assert _stop_daemons([first]) == [0]
+    assert second.returncode == 2
+    assert second.stderr.count("\n") == 1, second.stderr
+    assert f"SQLite file {database} is in use by another timeman-poller daemon" in second.stderr
