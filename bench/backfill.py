@@ -53,7 +53,11 @@ def run_mode(mode: str, users: int, month: date, database_url: str) -> dict[str,
     try:
         storage.upgrade_database(engine)
         config = parse_config(
-            {"portals": [{"name": "bench", "webhook_url": emulator.webhook_url, "users": list(range(1, users + 1))}]},
+            {
+                "portals": [
+                    {"name": "bench", "webhook_url": emulator.webhook_url, "users": list(range(1, users + 1))}
+                ]
+            },
             {},
         )
         client = PortalClient(config.portals[0], requests.Session(), config.http, clock=clock)

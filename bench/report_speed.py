@@ -1,11 +1,16 @@
-"""Speed of the report views on a large history, on SQLite and PostgreSQL.
+"""Speed of the reports on a large history, on SQLite and PostgreSQL: before and after the
+workdays table, and against a plain indexed table holding the same rows.
 
 Fills 1,000 users × 90 days as storage mode "changes" keeps them (a row per state change:
 opened, paused, resumed, closed, each with last_seen_at and seen_count), taking the workdays
-from the emulator's plan, then times the `workdays` and `daily_worktime` queries for one month
-(all users) and for one user (all days), and prints their query plans. It runs on a temporary
-SQLite file and, with --postgres-server, on a database it creates on that server and drops at
-the end.
+from the emulator's plan, into a database at revision 0003 (workdays a view over snapshots),
+and times the queries ("before"). Then it upgrades to head, which fills the workdays table
+(timed), copies that table into `plain_reference` with the same indexes, and times the same
+queries ("after") and their reference: one month of all users (the workdays rows, as
+`report workdays` and `report timesheet` read them), daily_worktime for that month, and one
+user's whole history. It prints the query plans of the "after" queries. It runs on a
+temporary SQLite file and, with --postgres-server, on a database it creates on that server
+and drops at the end.
 
     $ python bench/report_speed.py --postgres-server postgresql+psycopg://postgres@127.0.0.1/postgres
     $ python bench/report_speed.py --users 200 --days 30        # SQLite only
@@ -17,10 +22,10 @@ import argparse
 import sys
 import time
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import Engine, insert, text
+from sqlalchemy import Engine, column, insert, table, text
 
 sys.path.insert(0, str(Path(__file__).parent))
 import scratch
@@ -30,12 +35,27 @@ from poller.emulator import SimClock, World
 from poller.models import Snapshot
 from poller.status import parse_status
 
+MONTH = "work_date BETWEEN :first AND :last"
+ONE_USER = "portal = 'bench' AND user_id = :user"
+# name: (SQL with {table}, the table of the reference, or None when there is no like for like)
 QUERIES = {
-    "workdays, one month": "SELECT * FROM workdays WHERE work_date BETWEEN :first AND :last",
-    "daily_worktime, one month": "SELECT * FROM daily_worktime WHERE work_date BETWEEN :first AND :last",
-    "workdays, one user": "SELECT * FROM workdays WHERE portal = 'bench' AND user_id = 500",
-    "daily_worktime, one user": "SELECT * FROM daily_worktime WHERE portal = 'bench' AND user_id = 500",
+    "workdays, one month": (
+        f"SELECT * FROM {{table}} WHERE {MONTH} ORDER BY portal, user_id, work_date",
+        "workdays",
+    ),
+    "timesheet, one month": (
+        "SELECT portal, user_id, user_name, department, work_date, worked_seconds, leaks_seconds, "
+        f"worked_is_estimate, pending_approval FROM {{table}} WHERE {MONTH}",
+        "workdays",
+    ),
+    "daily_worktime, one month": (f"SELECT * FROM daily_worktime WHERE {MONTH}", None),
+    "workdays, one user": (f"SELECT * FROM {{table}} WHERE {ONE_USER} ORDER BY work_date", "workdays"),
+    "daily_worktime, one user": (f"SELECT * FROM daily_worktime WHERE {ONE_USER}", None),
 }
+BEFORE_COLUMNS = (  # revision 0003's views have neither names nor source
+    "portal, user_id, work_date, time_start, time_finish, status, worked_seconds, worked_is_estimate, "
+    "leaks_seconds, first_seen_at, last_seen_at, pending_approval"
+)
 
 
 def history_rows(users: int, days: int, end: datetime) -> list[dict[str, object]]:
@@ -62,31 +82,88 @@ def history_rows(users: int, days: int, end: datetime) -> list[dict[str, object]
 
 
 def fill(engine: Engine, rows: list[dict[str, object]]) -> float:
+    """Insert the history into a database at revision 0003 (whose snapshots have no record_id)."""
     started = time.perf_counter()
+    columns = [column(c.name, c.type) for c in Snapshot.__table__.c if c.name not in {"id", "record_id"}]
     with engine.begin() as connection:
         for start in range(0, len(rows), 5000):
-            connection.execute(insert(Snapshot), rows[start : start + 5000])
-    if engine.dialect.name == "postgresql":
-        with engine.connect() as connection:
-            connection.execute(text("ANALYZE snapshots"))
-            connection.commit()
+            chunk = [{k: v for k, v in row.items() if k != "record_id"} for row in rows[start : start + 5000]]
+            connection.execute(insert(table("snapshots", *columns)), chunk)
+    analyze(engine, "snapshots")
     return time.perf_counter() - started
 
 
-def measure(engine: Engine, month_first: date, month_last: date) -> None:
+def analyze(engine: Engine, *tables: str) -> None:
+    """Give PostgreSQL's planner statistics, as autovacuum would soon after a fill."""
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as connection:
+            for name in tables:
+                connection.execute(text(f"ANALYZE {name}"))
+
+
+def make_reference(engine: Engine) -> None:
+    """plain_reference: a copy of the workdays table's rows with the same indexes."""
+    with engine.begin() as connection:
+        connection.execute(text("CREATE TABLE plain_reference AS SELECT * FROM workdays"))
+        connection.execute(
+            text("CREATE INDEX ix_plain_portal_user ON plain_reference (portal, user_id, time_start)")
+        )
+        connection.execute(text("CREATE INDEX ix_plain_work_date ON plain_reference (work_date)"))
+    analyze(engine, "workdays", "plain_reference")
+
+
+def best_of(engine: Engine, sql: str, params: dict[str, object], runs: int = 5) -> tuple[int, float]:
+    """Rows and the best time in ms of `runs` reads, the Python fetch of every row included."""
+    timings = []
+    count = 0
+    with engine.connect() as connection:
+        for _ in range(runs):
+            started = time.perf_counter()
+            count = len(connection.execute(text(sql), params).all())
+            timings.append(time.perf_counter() - started)
+    return count, min(timings) * 1000
+
+
+def measure(engine: Engine, params: dict[str, object], before: bool) -> dict[str, tuple[int, float]]:
+    """Time each query: on the 0003 views (`before`), or on the workdays table."""
+    results = {}
+    for name, (sql, table_name) in QUERIES.items():
+        if before:
+            sql = sql.replace("SELECT * FROM {table}", f"SELECT {BEFORE_COLUMNS} FROM {{table}}")
+            sql = sql.replace("user_name, department, ", "")
+        results[name] = best_of(engine, sql.format(table=table_name), params)
+    return results
+
+
+def reference(engine: Engine, params: dict[str, object]) -> dict[str, tuple[int, float]]:
+    """The same reads from plain_reference, for the queries that have a like for like."""
+    return {
+        name: best_of(engine, sql.format(table="plain_reference"), params)
+        for name, (sql, table_name) in QUERIES.items()
+        if table_name is not None
+    }
+
+
+def print_plans(engine: Engine, params: dict[str, object]) -> None:
     explain = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
-    params = {"first": month_first, "last": month_last}
-    for name, sql in QUERIES.items():
-        timings = []
-        with engine.connect() as connection:
-            for _ in range(3):
-                started = time.perf_counter()
-                count = len(connection.execute(text(sql), params).all())
-                timings.append(time.perf_counter() - started)
-            plan = connection.execute(text(explain + sql), params).all()
-        print(f"  {name:<28} {count:>7} rows  best of 3: {min(timings) * 1000:8.1f} ms")
-        for line in plan:
-            print(f"      {line[-1]}")
+    with engine.connect() as connection:
+        for name, (sql, table_name) in QUERIES.items():
+            print(f"    {name}:")
+            for line in connection.execute(text(explain + sql.format(table=table_name)), params):
+                print(f"      {line[-1]}")
+
+
+def print_table(name: str, before: dict, after: dict, plain: dict) -> None:
+    print(
+        f"  {name:<27} {'rows':>7}  {'before':>9}  {'after':>9}  {'speed-up':>8}  {'plain table':>11}  {'after/plain':>11}"
+    )
+    for query, (rows, after_ms) in after.items():
+        before_rows, before_ms = before[query]
+        shown = f"{before_ms:7.1f} ms" if before_rows == rows else f"{before_ms:7.1f}*ms"
+        line = f"  {query:<27} {rows:>7}  {shown:>9}  {after_ms:6.1f} ms  {before_ms / after_ms:7.1f}x"
+        if query in plain:
+            line += f"  {plain[query][1]:8.1f} ms  {after_ms / plain[query][1]:10.2f}x"
+        print(line)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -109,14 +186,25 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(f"{len(rows)} snapshot rows for {args.users} users × {args.days} days "
           f"(built in {time.perf_counter() - started:.1f} s)")  # fmt: skip
     month_last = end.date() - timedelta(days=1)
-    month_first = month_last.replace(day=1)
+    params: dict[str, object] = {
+        "first": month_last.replace(day=1),
+        "last": month_last,
+        "user": args.users // 2,
+    }
     for name, server in scratch.servers(args.postgres_server):
         with scratch.scratch_database(server, "report") as url:
             engine = storage.make_engine(url)
             try:
-                storage.upgrade_database(engine)
+                storage.upgrade_database(engine, "0003")
                 print(f"{name}: filled in {fill(engine, rows):.1f} s")
-                measure(engine, month_first, month_last)
+                before = measure(engine, params, before=True)
+                started = time.perf_counter()
+                storage.upgrade_database(engine)
+                print(f"{name}: upgraded to head, workdays filled, in {time.perf_counter() - started:.1f} s")
+                make_reference(engine)
+                after = measure(engine, params, before=False)
+                print_table(name, before, after, reference(engine, params))
+                print_plans(engine, params)
             finally:
                 engine.dispose()
     if not args.postgres_server:

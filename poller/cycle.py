@@ -94,7 +94,7 @@ class PortalOutcome:
         if self.kept:
             text += f", {self.kept} kept for the database"
         if self.interrupted:
-            text += f", interrupted: {self.not_polled} users not polled"
+            text += ", interrupted" + (f": {self.not_polled} users not polled" if self.not_polled else "")
         return text
 
 
@@ -156,7 +156,7 @@ class PollReport:
         if self.kept:
             text += f", {self.kept} kept for the database"
         if self.interrupted:
-            text += f", interrupted: {self.not_polled} users not polled"
+            text += ", interrupted" + (f": {self.not_polled} users not polled" if self.not_polled else "")
         return text
 
 
@@ -272,7 +272,7 @@ def poll_portal(
     now = clock or client.clock.now
     cycle = _Cycle(client, engine, now, mode, spool, metrics, database_ready or spool is None)
     began = time.monotonic()
-    requests_before = client.requests_sent
+    requests_before, limited_before = client.requests_sent, client.rate_limited
     started_at = now()
     cycle.open_run(started_at, replica)
     user_ids = cycle.list_users()
@@ -301,6 +301,8 @@ def poll_portal(
     cycle.close_run(outcome)
     if metrics is not None:
         metrics.cycle_finished(outcome.portal, outcome.seconds, succeeded=cycle.succeeded)
+        for _ in range(client.rate_limited - limited_before):
+            metrics.count_query_limit_exceeded(outcome.portal)
     return outcome
 
 
@@ -467,11 +469,8 @@ def _same_failure(error: BitrixError, portal_error: BitrixError) -> bool:
 
 def _directory_user_ids(engine: Engine, portal: str) -> list[int]:
     """The active users the directory holds for `portal`; [] when it is empty or unreadable."""
-    get_ids = getattr(storage, "get_directory_user_ids", None)  # helper G's, landing next to this
-    if get_ids is None:
-        return []
     try:
-        return list(get_ids(engine, portal))
+        return storage.get_directory_user_ids(engine, portal)
     except SQLAlchemyError as exc:
         logger.warning(
             "portal %s: user directory unreadable (%s); listing users with user.get",

@@ -9,8 +9,10 @@ Jobs, each never overlapping itself, each portal's in a thread of its own:
 - `reconcile:<portal>`, daily at `[reconcile] at` in `[schedule] timezone`: re-read the last
   days of records (`backfill.reconcile`), on a small pool of its own.
 
-`run()` is `start()`, wait for SIGTERM or Ctrl-C (see `shutdown.py`), `stop()`. Tests call
-`start()` and `stop()` themselves.
+Every replica schedules every portal; a portal's job polls only while this replica holds
+the portal's lock (`replicas.py`), and gives it up after the cycle when it holds more than
+its share. `run()` is `start()`, wait for SIGTERM or Ctrl-C (see `shutdown.py`), `stop()`.
+Tests call `start()` and `stop()` themselves, or one job (`poll`, `reconcile`) directly.
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from poller import shutdown, storage
-from poller.bitrix import PortalClient, fetch_departments, fetch_users
+from poller.bitrix import PortalClient
 from poller.config import Config, ScheduleConfig
 from poller.cycle import PortalOutcome, poll_portal
-from poller.errors import BitrixError, ConfigError, PollerError
+from poller.directory import DirectoryRefresher
+from poller.errors import ConfigError, PollerError
 from poller.metrics import Metrics, MetricsServer
 from poller.replicas import ReplicaLocks, for_engine
 from poller.spool import Spool
@@ -38,7 +41,6 @@ from poller.tokenstore import TokenStore, tokens_path
 logger = logging.getLogger(__name__)
 
 RECONCILE_THREADS = 4  # reconciles are long and rare: a few at a time, never taking a poll's thread
-DIRECTORY_RETRY_SECONDS = 900.0  # a failed directory refresh is tried again after this long
 
 
 class Daemon:
@@ -81,8 +83,7 @@ class Daemon:
         self._database_ready = False
         self._database_complaint: str | None = None
         self._database_lock = threading.Lock()
-        self._directory_due: dict[str, float] = {}
-        self._no_department_scope: set[str] = set()
+        self.directory = DirectoryRefresher(engine, config.directory.refresh_hours)
         self._busy: set[str] = set()
         self._busy_lock = threading.Lock()
         self._polling_unlocked = False  # said once: polling without the database to coordinate
@@ -161,9 +162,9 @@ class Daemon:
             name="database",
             next_run_time=now,
         )
-        self._scheduler = scheduler
         self._server = self._start_metrics_server()
         scheduler.start()
+        self._scheduler = scheduler
         logger.info("daemon started: %s", ", ".join(self._describe_schedules()))
 
     def stop(self) -> None:
@@ -243,7 +244,8 @@ class Daemon:
         with self._busy_lock:
             self._busy.add(name)
         try:
-            self._refresh_directory_if_due(client)
+            if self._database_ready and not self.stopping.is_set():
+                self.directory.refresh_if_due(client)
             outcome = poll_portal(
                 client,
                 self.engine,
@@ -300,57 +302,6 @@ class Daemon:
     def _set_owned(self, portal: str, owned: bool) -> None:
         if self.metrics is not None and self.locks is not None:
             self.metrics.set_owned(portal, self.locks.name, owned)
-
-    def _refresh_directory_if_due(self, client: PortalClient) -> None:
-        """Read the portal's users and departments into the directory: at start, then every refresh_hours.
-
-        Done inside the portal's job, so it shares the portal's bucket with no cycle running
-        beside it, and a `users = "all"` cycle right after already reads its ids from it.
-        """
-        hours = self.config.directory.refresh_hours
-        name = client.portal.name
-        if hours <= 0 or not self._database_ready or self.stopping.is_set():
-            return
-        now = client.clock.monotonic()
-        if now < self._directory_due.get(name, now):
-            return
-        self._directory_due[name] = now + min(hours * 3600, DIRECTORY_RETRY_SECONDS)  # if it fails
-        try:
-            users = fetch_users(client)
-            departments = self._fetch_departments(client)
-            at = client.clock.now()
-            storage.save_users(self.engine, name, users, at)
-            if departments is not None:
-                storage.save_departments(self.engine, name, departments, at)
-        except BitrixError as exc:
-            logger.warning("portal %s: user directory not refreshed: %s", name, exc.message)
-            return
-        except SQLAlchemyError as exc:
-            logger.warning("portal %s: user directory not stored: %s", name, storage.describe_db_error(exc))
-            return
-        self._directory_due[name] = now + hours * 3600
-        logger.info(
-            "portal %s: user directory refreshed: %d users%s",
-            name,
-            len(users),
-            f", {len(departments)} departments" if departments is not None else "",
-        )
-
-    def _fetch_departments(self, client: PortalClient) -> list[dict[str, Any]] | None:
-        """The departments, or None without the `department` scope (said once per portal)."""
-        try:
-            return fetch_departments(client)
-        except BitrixError as exc:
-            if "insufficient_scope" not in exc.code.lower() and "insufficientscope" not in exc.code.lower():
-                raise
-            if client.portal.name not in self._no_department_scope:
-                self._no_department_scope.add(client.portal.name)
-                logger.warning(
-                    "portal %s: no `department` scope: department names are not read "
-                    "(add the scope to the webhook or app); user names are kept",
-                    client.portal.name,
-                )
-            return None
 
     def reconcile(self, client: PortalClient) -> None:
         """Re-read the last days of records (backfill.reconcile logs its own summary)."""

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.script import ScriptDirectory
-from sqlalchemy import JSON, column, insert, inspect, table, text
+from sqlalchemy import JSON, column, insert, inspect, select, table, text
 
 from poller import storage
 from poller.fields import STATUS_COLUMNS
-from poller.models import Base, Snapshot, UTCDateTime
+from poller.models import Base, Snapshot, UTCDateTime, workdays_table
+from poller.status import parse_status
 
 
 def alembic_config(connection: object) -> AlembicConfig:
@@ -152,4 +153,89 @@ def test_revision_0005_keeps_the_runs_and_marks_the_finished_ones(database_url: 
         indexes = {index["name"] for index in inspect(connection).get_indexes("poll_runs")}
     assert tuple(new) == ("acme", "interrupted", "host:1")
     assert "ix_poll_runs_portal_started_at" in indexes
+    engine.dispose()
+
+
+def _snapshot_at_0003(
+    user_id: int, polled: datetime, seen_until: datetime, result: dict[str, object]
+) -> dict:
+    """A snapshots row as revision 0003's poller wrote it (no record_id)."""
+    values = dict(parse_status(result).values)
+    values.pop("record_id")
+    return {"portal": "acme", "user_id": user_id, "polled_at": polled, **values, "raw": result,
+            "last_seen_at": seen_until, "seen_count": 1}  # fmt: skip
+
+
+def test_upgrading_a_0003_database_fills_workdays_and_names_nobody_yet(database_url: str) -> None:
+    engine = storage.make_engine(database_url)
+    storage.upgrade_database(engine, "0003")
+    start = datetime(2026, 11, 16, 6, 0, tzinfo=UTC)
+    minutes = [start + timedelta(minutes=m) for m in range(0, 700, 10)]
+    day = {"TIME_START": "2026-11-16T09:00:00+03:00", "TIME_FINISH": None, "DURATION": "00:00:00",
+           "TIME_LEAKS": "00:00:00", "ACTIVE": True, "TZ_OFFSET": 10800, "ID": 4711}  # fmt: skip
+    closed = {**day, "STATUS": "CLOSED", "TIME_FINISH": "2026-11-16T18:00:00+03:00", "DURATION": "08:23:00",
+              "TIME_LEAKS": "00:37:00"}  # fmt: skip
+    rows = [  # mode "changes": user 1 opened, paused (null TIME_FINISH) at 3:03, resumed, closed
+        _snapshot_at_0003(1, minutes[0], minutes[18], {**day, "STATUS": "OPENED"}),
+        _snapshot_at_0003(1, minutes[19], minutes[23], {**day, "STATUS": "PAUSED"}),
+        _snapshot_at_0003(1, minutes[24], minutes[53], {**day, "STATUS": "OPENED", "TIME_LEAKS": "00:37:00"}),
+        _snapshot_at_0003(1, minutes[55], minutes[69], closed),
+        _snapshot_at_0003(2, minutes[0], minutes[69], {"STATUS": "CLOSED"}),
+        _snapshot_at_0003(3, minutes[0], minutes[21], {**day, "STATUS": "PAUSED", "ID": "12"}),
+    ]
+    snapshots = table(
+        "snapshots", *(column(name) for name in rows[0] if name not in {"raw"}), column("raw", JSON())
+    )
+    stamped = {"polled_at", "last_seen_at", "time_start", "time_finish", "time_finish_default"}
+    for name in stamped:
+        snapshots.c[name].type = UTCDateTime()
+    errors = table("poll_errors", column("portal"), column("user_id"), column("occurred_at", UTCDateTime()),
+                   column("code"), column("message"))  # fmt: skip
+    error = {
+        "portal": "acme",
+        "user_id": 9,
+        "occurred_at": start,
+        "code": "USER_NOT_FOUND",
+        "message": "gone",
+    }
+    with engine.begin() as connection:
+        connection.execute(insert(snapshots), rows)
+        connection.execute(insert(errors), [error, error])  # doubled by the old spool replay (issue #9)
+    storage.upgrade_database(engine)
+    with engine.connect() as connection:
+        days = [dict(r) for r in connection.execute(select(workdays_table).order_by("user_id")).mappings()]
+        latest = connection.execute(
+            text("SELECT user_id, record_id, user_name, department FROM latest_status ORDER BY user_id")
+        ).all()
+        daily = connection.execute(
+            text("SELECT user_id, worked_seconds, user_name FROM daily_worktime ORDER BY user_id")
+        ).all()
+        keys = connection.execute(text("SELECT error_key FROM poll_errors ORDER BY id")).scalars().all()
+    common = {"portal": "acme", "work_date": date(2026, 11, 16), "time_start": start,
+              "pending_approval": False, "user_name": None, "department": None,
+              "source": "polls"}  # fmt: skip
+    assert days == [
+        {**common, "user_id": 1, "time_finish": start + timedelta(hours=9), "status": "CLOSED",
+         "worked_seconds": 503 * 60, "worked_is_estimate": False, "leaks_seconds": 37 * 60,
+         "first_seen_at": minutes[0], "last_seen_at": minutes[69], "record_id": 4711},
+        {**common, "user_id": 3, "time_finish": None, "status": "PAUSED", "worked_seconds": 0,
+         "worked_is_estimate": True, "leaks_seconds": 0, "first_seen_at": minutes[0],
+         "last_seen_at": minutes[21], "record_id": 12},
+    ]  # fmt: skip
+    assert [tuple(r) for r in latest] == [(1, 4711, None, None), (2, None, None, None), (3, 12, None, None)]
+    assert [tuple(r) for r in daily] == [(1, 503 * 60, None), (3, 0, None)]
+    assert keys == [f"legacy:{n}" for n in (1, 2)]
+    # The poller goes on from the filled table: a poll of the closed day moves only last_seen_at.
+    later = minutes[69] + timedelta(minutes=10)
+    storage.save_portal_cycle(engine, None, [storage.SnapshotRow("acme", 1, later, parse_status(closed))], [])
+    storage.save_portal_cycle(
+        engine, None, [], [storage.ErrorRow("acme", 9, start, "USER_NOT_FOUND", 400, "gone")]
+    )
+    with engine.connect() as connection:
+        [moved, _] = [
+            dict(r) for r in connection.execute(select(workdays_table).order_by("user_id")).mappings()
+        ]
+        errors_now = connection.execute(text("SELECT count(*) FROM poll_errors")).scalar_one()
+    assert moved == {**days[0], "last_seen_at": later}
+    assert errors_now == 3  # the new row has a key of its own
     engine.dispose()

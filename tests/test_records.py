@@ -180,26 +180,22 @@ def test_backfill_progress_names_the_finished_users_of_exactly_one_range(engine:
 
 
 def test_a_backfilled_month_equals_the_worlds_records(engine: Engine) -> None:
+    """Every 5th user's records come in UTC (older builds): workday_records keeps the date in that
+    offset, as sent; workdays dates the day in the user's own zone, from the directory."""
     world = World(20, SimClock(datetime(2026, 12, 1, tzinfo=UTC), speed=0))
+    storage.save_users(engine, PORTAL, [world.user(user) for user in range(1, 21)], FETCHED)
     records = [
         record
         for user in range(1, 21)
         for record in world.records(user, date(2026, 11, 1), date(2026, 11, 30), at=FETCHED)
     ]
-    saved = storage.save_records(engine, PORTAL, [r.item() for r in records], FETCHED)
+    items = [record.item() for record in records]
+    own_dates = [datetime.fromisoformat(entry["startTime"]).date() for entry in items]
+    saved = storage.save_records(engine, PORTAL, items, FETCHED)
     assert saved == storage.RecordsSaved(len(records), 0, 0) and len(records) > 200
     expected = {
-        r.id: (
-            r.user_id,
-            r.start_time,
-            r.end_time,
-            r.duration,
-            r.break_length,
-            r.status,
-            r.approved,
-            r.work_date,
-        )
-        for r in records
+        r.id: (r.user_id, r.start_time, r.end_time, r.duration, r.break_length, r.status, r.approved, own)
+        for r, own in zip(records, own_dates, strict=True)
     }
     columns = ("user_id", "start_time", "end_time", "duration_seconds", "break_seconds", "status", "approved")
     rows = stored(engine, workday_records_table)
@@ -211,3 +207,4 @@ def test_a_backfilled_month_equals_the_worlds_records(engine: Engine) -> None:
         assert (day["source"], day["work_date"], day["record_id"]) == ("record", record.work_date, record.id)
         if record.end_time is not None:
             assert (day["worked_seconds"], day["leaks_seconds"]) == (record.duration, record.break_length)
+    assert any(own != record.work_date for record, own in zip(records, own_dates, strict=True))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -160,3 +160,45 @@ def test_a_database_without_the_tables_is_not_taken_for_a_bad_value(database_url
     with pytest.raises(SQLAlchemyError):
         storage.save_portal_cycle(engine, None, [snapshot(1, HEALTHY)], [])
     engine.dispose()
+
+
+def test_a_replayed_cycle_adds_no_error_row_and_another_cycle_does(engine: Engine) -> None:
+    run_one = storage.save_run_started(engine, POLLED)
+    run_two = storage.save_run_started(engine, POLLED)
+    errors = [
+        storage.ErrorRow("acme", 4, POLLED, "USER_NOT_FOUND", 400, "User not found"),
+        storage.ErrorRow("acme", None, POLLED, "QUERY_LIMIT_EXCEEDED", 503, "Too many requests"),
+    ]
+    for run_id in (run_one, run_one, run_two):  # the spool replays run one's cycle once
+        assert storage.save_portal_cycle(engine, run_id, [], errors).errors == 2
+    with engine.connect() as connection:
+        query = select(PollError.run_id, PollError.user_id, PollError.code, PollError.error_key)
+        rows = [tuple(row) for row in connection.execute(query.order_by(PollError.id))]
+    moment = "2025-03-27T09:00:00.000000Z"
+    assert rows == [
+        (run, user, code, f"{run}|{user or '-'}|{moment}|{code}")
+        for run in (run_one, run_two)
+        for user, code in ((4, "USER_NOT_FOUND"), (None, "QUERY_LIMIT_EXCEEDED"))
+    ]
+
+
+@pytest.mark.parametrize("mode", ["all", "changes"])
+def test_a_replayed_spool_adds_no_snapshot_and_counts_no_poll_twice(engine: Engine, mode: str) -> None:
+    later = [datetime(2025, 3, 27, 9, minute, tzinfo=UTC) for minute in (0, 5, 10)]
+    cycles = [
+        [storage.SnapshotRow("acme", user, when, parse_status(HEALTHY)) for user in (1, 2)] for when in later
+    ]
+    changed = {**HEALTHY, "ACTIVE": True}
+    cycles.append([storage.SnapshotRow("acme", 1, later[2] + timedelta(minutes=5), parse_status(changed))])
+    for cycle in cycles:
+        storage.save_portal_cycle(engine, None, cycle, [], mode)  # type: ignore[arg-type]
+    before = stored_rows(engine)
+    for cycle in cycles:  # a crash after the commit, before the spool file was rewritten
+        storage.save_portal_cycle(engine, None, cycle, [], mode)  # type: ignore[arg-type]
+    assert stored_rows(engine) == before
+    if mode == "changes":
+        assert [(row["user_id"], row["seen_count"], row["last_seen_at"]) for row in before] == [
+            (1, 3, later[2]), (1, 1, later[2] + timedelta(minutes=5)), (2, 3, later[2])
+        ]  # fmt: skip
+    else:
+        assert len(before) == 7

@@ -40,14 +40,8 @@ class Coverage:
 class Simulation:
     emulator: Emulator
     clock: ManualClock
-    strict_null_pauses: bool  # False until the views bound a running pause (issue #10 point 2)
     last_poll: datetime = MONDAY
     coverage: Coverage = field(default_factory=Coverage)
-
-    def null_pause(self, day: Workday, at: datetime) -> bool:
-        """Whether `day` is paused at `at` in the shape that carries no pause moment."""
-        state, _, _ = self.emulator.world.state(day, at)
-        return state == "PAUSED" and not shows_pause_moment(day.user_id)
 
 
 def simulate(
@@ -58,14 +52,13 @@ def simulate(
     days: float,
     step_minutes: int,
     check_every: int = 0,
-    strict_null_pauses: bool = False,
 ) -> Simulation:
     """Poll every `step_minutes` for `days`; every `check_every` polls, check the open days."""
     clock = ManualClock(MONDAY)
     emulator = make_emulator(users=len(USERS), rate=0, operating_limit=0, clock=clock)
     config = make_config(portal(emulator, USERS, requests_per_second=1000))
     (client,) = make_clients(config, engine, clock=clock)
-    sim = Simulation(emulator, clock, strict_null_pauses)
+    sim = Simulation(emulator, clock)
     for number in range(int(days * 24 * 60) // step_minutes):
         sim.last_poll = clock.now()
         outcome = poll_portal(client, engine, clock.now, mode)  # type: ignore[arg-type]
@@ -97,8 +90,7 @@ def check_open_days(engine: Engine, sim: Simulation, step_seconds: int) -> None:
         truth = worked_at(day, at)
         assert row["worked_is_estimate"] is True, (user, at)
         assert 0 <= row["worked_seconds"] <= (at - day.opened).total_seconds() - row["leaks_seconds"]
-        if sim.strict_null_pauses or not sim.null_pause(day, at):
-            assert abs(row["worked_seconds"] - truth) <= step_seconds, (user, at, row, truth)
+        assert abs(row["worked_seconds"] - truth) <= step_seconds, (user, at, row, truth)
         sim.coverage.open_days += 1
         state, _, _ = sim.emulator.world.state(day, at)
         if state == "PAUSED" and shows_pause_moment(user):
@@ -137,8 +129,7 @@ def check_against_truth(engine: Engine, sim: Simulation, step_seconds: int) -> i
             assert (*actual, row["worked_is_estimate"]) == expected, (user, day)
         else:
             assert row["worked_is_estimate"] is True
-            if sim.strict_null_pauses or not sim.null_pause(day, sim.last_poll):
-                assert abs(worked_at(day, sim.last_poll) - row["worked_seconds"]) <= step_seconds
+            assert abs(worked_at(day, sim.last_poll) - row["worked_seconds"]) <= step_seconds
         checked += 1
     assert rows == {}  # no workday the emulator did not have
     return checked
@@ -161,21 +152,6 @@ def test_a_simulated_week_polled_every_30_minutes_matches_the_truth(
     by_date = {r["work_date"]: r for r in storage.get_view_rows(engine, views.workdays, users=[5])}
     assert [d["worked_seconds"] for d in daily] == [by_date[d["work_date"]]["worked_seconds"] for d in daily]
     engine.dispose()
-
-
-@pytest.mark.xfail(
-    strict=True, reason="issue #10 point 2: the views count a running pause with null TIME_FINISH as worked"
-)
-def test_a_running_pause_with_null_time_finish_is_not_counted_as_worked(
-    tmp_path: Path, make_emulator: MakeEmulator
-) -> None:
-    engine = storage.make_engine(f"sqlite:///{tmp_path / 'pauses.sqlite3'}")
-    storage.upgrade_database(engine)
-    sim = simulate(
-        engine, make_emulator, "changes", days=1, step_minutes=20, check_every=1, strict_null_pauses=True
-    )
-    engine.dispose()
-    assert sim.coverage.paused_with_null_finish > 0
 
 
 def normalised(engine: Engine) -> dict[str, list[tuple[Any, ...]]]:

@@ -39,7 +39,9 @@ UTC_TIMESTAMP = sa.DateTime(timezone=True)
 # The first department id in users.department_ids (a JSON list), per dialect.
 _FIRST_DEPARTMENT = {
     "sqlite": "json_extract(u.department_ids, '$[0]')",
-    "postgresql": "CASE WHEN json_typeof(u.department_ids) = 'array' THEN (u.department_ids ->> 0)::integer END",
+    "postgresql": (
+        "CASE WHEN json_typeof(u.department_ids) = 'array' THEN (u.department_ids ->> 0)::integer END"
+    ),
 }
 
 LATEST_STATUS = """
@@ -96,7 +98,9 @@ def upgrade() -> None:
     op.execute(_RECORD_ID_FILL[dialect])
     op.drop_index("ix_snapshots_portal_user_id_work_date", table_name="snapshots")
     op.drop_index("ix_snapshots_work_date", table_name="snapshots")
-    op.create_index("ix_snapshots_portal_user_id_time_start", "snapshots", ["portal", "user_id", "time_start"])
+    op.create_index(
+        "ix_snapshots_portal_user_id_time_start", "snapshots", ["portal", "user_id", "time_start"]
+    )
     op.add_column("poll_errors", sa.Column("error_key", sa.String(200), nullable=True))
     op.execute("UPDATE poll_errors SET error_key = 'legacy:' || CAST(id AS VARCHAR(20))")
     with op.batch_alter_table("poll_errors") as batch:
@@ -204,7 +208,8 @@ def _fill_workdays(batch_size: int = 5000) -> None:
         "snapshots",
         *(sa.column(name, stamp) for name in ("polled_at", "last_seen_at", "time_start", "time_finish")),
         sa.column("time_finish_default", stamp),
-        *(sa.column(name) for name in ("portal", "user_id", "status", "duration_seconds", "time_leaks_seconds")),
+        *(sa.column(name) for name in ("portal", "user_id", "status", "duration_seconds")),
+        sa.column("time_leaks_seconds"),
         sa.column("work_date", sa.Date()),
         sa.column("active", sa.Boolean()),
         sa.column("record_id"),

@@ -220,8 +220,9 @@ def describe_fault(exc: BaseException) -> tuple[str, bool]:
 _FAULTS: tuple[tuple[type[BaseException], str], ...] = (
     (socket.gaierror, "name not resolved"),
     (ConnectionRefusedError, "connection refused"),
-    (ConnectionResetError, "connection reset"),
+    # RemoteDisconnected is a ConnectionResetError: test the narrower kind first.
     (http.client.RemoteDisconnected, "connection closed without an answer (RemoteDisconnected)"),
+    (ConnectionResetError, "connection reset"),
     (http.client.IncompleteRead, "answer cut off"),
     (urllib3.exceptions.ProtocolError, "answer cut off"),
 )

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
 
@@ -139,6 +140,20 @@ def names_of(
     }
 
 
+def zones_of(connection: Connection, portal: str, user_ids: Collection[int]) -> dict[int, ZoneInfo]:
+    """The time zones the directory gives `user_ids` (TIME_ZONE), where it names a known one."""
+    table = users_table.c
+    zones: dict[int, ZoneInfo] = {}
+    for chunk in chunks(sorted(user_ids), 1000):
+        query = select(table.user_id, table.time_zone).where(table.portal == portal, table.user_id.in_(chunk))
+        for user_id, name in connection.execute(query):
+            try:
+                zones[user_id] = ZoneInfo(name)
+            except (ValueError, TypeError, ZoneInfoNotFoundError):  # empty, None, unknown, malformed
+                continue
+    return zones
+
+
 def _first(department_ids: object) -> int | None:
     if isinstance(department_ids, list) and department_ids and isinstance(department_ids[0], int):
         return department_ids[0]
@@ -175,8 +190,9 @@ def _parse_rows(
         values, warnings = parse_fields(fields, row)
         for warning in warnings:
             logger.warning("portal %s %s %s: %s", portal, what, values[key] or "?", warning)
-        if values[key] is None:
+        identity = values[key]
+        if not isinstance(identity, int):
             logger.warning("portal %s: a %s row without a valid ID skipped", portal, what)
             continue
-        parsed[int(values[key])] = values  # type: ignore[call-overload]
+        parsed[identity] = values
     return list(parsed.values())

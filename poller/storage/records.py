@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy import Engine, RowMapping, bindparam, select, update
 
 from poller.fields import RECORD_FIELDS
 from poller.models import backfill_progress_table, workday_records_table
@@ -52,11 +52,13 @@ def save_records(
             parsed[values["record_id"]] = values
     table = workday_records_table.c
     with engine.begin() as connection:
-        stored: dict[int, Mapping[str, Any]] = {}
-        for chunk in chunks(sorted(parsed), 1000):
-            query = select(workday_records_table).where(table.portal == portal, table.record_id.in_(chunk))
+        stored: dict[int, RowMapping] = {}
+        for ids in chunks(sorted(parsed), 1000):
+            query = select(workday_records_table).where(table.portal == portal, table.record_id.in_(ids))
             stored.update((row["record_id"], row) for row in connection.execute(query).mappings())
-        inserts, updates, moved = [], [], set()
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        moved: set[tuple[int, datetime]] = set()
         for record_id, values in parsed.items():
             before = stored.get(record_id)
             row = {"portal": portal, **values, "fetched_at": now}

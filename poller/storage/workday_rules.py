@@ -19,9 +19,9 @@ Then clamped: never below 0, never above the time from TIME_START to the end (TI
 closed day, else the last poll) less TIME_LEAKS.
 
 A closed record (`timeman.record.list` with an end) is the portal's own account and wins: its
-start, end, duration, break and approval, source "record". An open record does not replace
-the polls' estimate (the polls are newer); with no poll of the day it is estimated up to when
-it was fetched.
+end, duration, break, status and approval, source "record" (the work date stays the polls').
+An open record does not replace the polls' estimate (the polls are newer); with no poll of
+the day it is estimated up to when it was fetched.
 """
 
 from __future__ import annotations
@@ -134,15 +134,20 @@ def advance(day: Day | None, poll: Poll) -> Day:
     }
 
 
-def with_record(polled: Day | None, record: Any) -> Day:
-    """The day as the portal's record (a workday_records row) and the polls together say it."""
+def with_record(polled: Day | None, record: Any, local_date: date | None = None) -> Day:
+    """The day as the portal's record (a workday_records row) and the polls together say it.
+
+    Its work_date is the polls' where they saw the day (TZ_OFFSET: the user's own), else
+    `local_date` (the caller's best knowledge of the user's zone), else the record's (the date
+    in startTime's own offset, which older builds render in UTC).
+    """
     closed = record["end_time"] is not None
     if not closed and polled is not None:
         return {**polled, "record_id": record["record_id"]}
     estimate = seconds(record["fetched_at"], record["start_time"]) - (record["break_seconds"] or 0)
     worked = record["duration_seconds"] if closed else max(0, estimate)
     return {
-        "work_date": record["work_date"],
+        "work_date": polled["work_date"] if polled is not None else local_date or record["work_date"],
         "time_finish": record["end_time"],
         "status": record["status"],
         "worked_seconds": worked,

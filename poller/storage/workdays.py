@@ -13,13 +13,25 @@ stored, and the table is the history the reports read.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Integer, Table, TextualSelect, bindparam, delete, select, text
+from sqlalchemy import (
+    BindParameter,
+    Connection,
+    Integer,
+    RowMapping,
+    Table,
+    TextualSelect,
+    bindparam,
+    delete,
+    func,
+    select,
+    text,
+)
 
 from poller.models import UTCDateTime, snapshots_table, workday_records_table, workdays_table
-from poller.storage.directory import names_of
+from poller.storage.directory import names_of, zones_of
 from poller.storage.statements import chunks, upsert
 from poller.storage.workday_rules import DAY_COLUMNS, Day, Poll, advance, has_polls, is_late, with_record
 
@@ -71,16 +83,18 @@ def apply_records(
     """
     keys = {(record["user_id"], record["start_time"]) for record in records}
     days = load_days(connection, portal, keys)
+    unpolled = [record for record in records if not has_polls(days.get(_record_key(record)))]
+    dates = local_dates(connection, portal, unpolled)
     changed: dict[WorkdayKey, Day] = {}
     rebuild = {key for key in moved if key not in keys}
     for record in records:
-        key = (record["user_id"], record["start_time"])
+        key = _record_key(record)
         day = days.get(key)
         polled = day if has_polls(day) else None
         if record["end_time"] is None and polled is not None and polled["source"] == "record":
             rebuild.add(key)  # a closed day opened again: the polls' figures come from the snapshots
         else:
-            changed[key] = with_record(polled, record)
+            changed[key] = with_record(polled, record, dates.get(record["record_id"]))
     _store(connection, portal, changed)
     rebuild_days(connection, portal, rebuild)
 
@@ -102,15 +116,16 @@ def rebuild_days(connection: Connection, portal: str, keys: Collection[WorkdayKe
         for row in connection.execute(query).mappings():
             polled[(user_id, time_start)] = advance(polled.get((user_id, time_start)), Poll.from_row(row))
     found = {
-        (row["user_id"], row["start_time"]): row
+        _record_key(row): row
         for row in _rows_by_key(connection, workday_records_table, "start_time", portal, keys)
     }
+    dates = local_dates(connection, portal, [row for key, row in found.items() if key not in polled])
     rebuilt: dict[WorkdayKey, Day] = {}
     gone: list[WorkdayKey] = []
     for key in keys:
         day = polled.get(key)
         if key in found:
-            day = with_record(day, found[key])
+            day = with_record(day, found[key], dates.get(found[key]["record_id"]))
         if day is None:
             gone.append(key)
         else:
@@ -124,6 +139,49 @@ def rebuild_days(connection: Connection, portal: str, keys: Collection[WorkdayKe
             ),
             [{"u": user_id, "t": time_start} for user_id, time_start in gone],
         )
+
+
+def local_dates(connection: Connection, portal: str, records: Sequence[Mapping[Any, Any]]) -> dict[int, date]:
+    """The local date of each record's start for its user: in the directory's TIME_ZONE, else
+    at the TZ_OFFSET of the user's newest snapshot; records of users with neither are left out."""
+    users = {record["user_id"] for record in records}
+    if not users:
+        return {}
+    zones = zones_of(connection, portal, users)
+    offsets = _newest_offsets(connection, portal, users - set(zones))
+    dates: dict[int, date] = {}
+    for record in records:
+        user_id, start = record["user_id"], record["start_time"]
+        if user_id in zones:
+            dates[record["record_id"]] = start.astimezone(zones[user_id]).date()
+        elif user_id in offsets:
+            dates[record["record_id"]] = (start + timedelta(seconds=offsets[user_id])).date()
+    return dates
+
+
+def _newest_offsets(connection: Connection, portal: str, user_ids: Collection[int]) -> dict[int, int]:
+    """TZ_OFFSET of each user's newest snapshot that has one."""
+    table = snapshots_table.c
+    offsets: dict[int, int] = {}
+    for chunk in chunks(sorted(user_ids), 1000):
+        newest = (
+            select(table.user_id, func.max(table.polled_at).label("polled_at"))
+            .where(table.portal == portal, table.user_id.in_(chunk), table.tz_offset.is_not(None))
+            .group_by(table.user_id)
+            .subquery()
+        )
+        query = select(table.user_id, table.tz_offset).join(
+            newest,
+            (table.portal == portal)
+            & (table.user_id == newest.c.user_id)
+            & (table.polled_at == newest.c.polled_at),
+        )
+        offsets.update((user_id, offset) for user_id, offset in connection.execute(query))
+    return offsets
+
+
+def _record_key(record: Mapping[Any, Any]) -> WorkdayKey:
+    return record["user_id"], record["start_time"]
 
 
 def _store(connection: Connection, portal: str, days: Mapping[WorkdayKey, Day]) -> None:
@@ -148,7 +206,7 @@ def _store(connection: Connection, portal: str, days: Mapping[WorkdayKey, Day]) 
 
 def _rows_by_key(
     connection: Connection, table: Table, time_column: str, portal: str, keys: Collection[WorkdayKey]
-) -> Iterator[Mapping[str, Any]]:
+) -> Iterator[RowMapping]:
     """Rows of `table` whose (user_id, `time_column`) is one of `keys`, by index probes.
 
     The keys go in as a VALUES list joined to the primary key or index; the statement is
@@ -180,7 +238,7 @@ def _keyed_select(table: Table, time_column: str) -> TextualSelect:
             f"WITH wanted(u, t) AS (VALUES {pairs}) SELECT {columns} FROM {table.name} x "
             f"JOIN wanted ON x.user_id = wanted.u AND x.{time_column} = wanted.t WHERE x.portal = :portal"
         )
-        binds = [bindparam(f"u{n}", type_=Integer()) for n in range(_CHUNK)]
+        binds: list[BindParameter[Any]] = [bindparam(f"u{n}", type_=Integer()) for n in range(_CHUNK)]
         binds += [bindparam(f"t{n}", type_=UTCDateTime()) for n in range(_CHUNK)]
         _KEYED[(table.name, time_column)] = text(sql).bindparams(*binds).columns(*table.columns)
     return _KEYED[(table.name, time_column)]
