@@ -127,9 +127,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             with scratch.scratch_database(server, "backfill") as url:
                 figures = run_mode(mode, args.users, month, url)
             floor = f"{figures['batch floor']:.0f}" if mode == "batch" else "-"
+            ceiling = "-" if mode == "batch" else f"{figures['ceiling share']:.1%}"
             print(
                 f"{backend:<11} {mode:<16} {figures['requests']:>8.0f} {floor:>6} {figures['records']:>8,.0f} "
-                f"{figures['ceiling share']:>8.1%} {figures['query limit exceeded']:>4.0f} "
+                f"{ceiling:>8} {figures['query limit exceeded']:>4.0f} "
                 f"{figures['portal seconds']:>9.1f} {figures['wall seconds']:>7.1f}",
                 flush=True,
             )

@@ -84,11 +84,14 @@ def history_rows(users: int, days: int, end: datetime) -> list[dict[str, object]
 def fill(engine: Engine, rows: list[dict[str, object]]) -> float:
     """Insert the history into a database at revision 0003 (whose snapshots have no record_id)."""
     started = time.perf_counter()
-    columns = [column(c.name, c.type) for c in Snapshot.__table__.c if c.name not in {"id", "record_id"}]
+    snapshots = table(
+        "snapshots",
+        *(column(c.name, c.type) for c in Snapshot.__table__.c if c.name not in {"id", "record_id"}),
+    )
     with engine.begin() as connection:
         for start in range(0, len(rows), 5000):
             chunk = [{k: v for k, v in row.items() if k != "record_id"} for row in rows[start : start + 5000]]
-            connection.execute(insert(table("snapshots", *columns)), chunk)
+            connection.execute(insert(snapshots), chunk)
     analyze(engine, "snapshots")
     return time.perf_counter() - started
 
@@ -112,36 +115,46 @@ def make_reference(engine: Engine) -> None:
     analyze(engine, "workdays", "plain_reference")
 
 
-def best_of(engine: Engine, sql: str, params: dict[str, object], runs: int = 5) -> tuple[int, float]:
-    """Rows and the best time in ms of `runs` reads, the Python fetch of every row included."""
-    timings = []
-    count = 0
+def best_of(
+    engine: Engine, sqls: Sequence[str], params: dict[str, object], runs: int = 7
+) -> list[tuple[int, float]]:
+    """Rows and the best time in ms of `runs` reads of each statement, the Python fetch of every row
+    included. The statements take turns, so a busy machine slows each of them alike."""
+    timings: list[list[float]] = [[] for _ in sqls]
+    counts = [0] * len(sqls)
     with engine.connect() as connection:
         for _ in range(runs):
-            started = time.perf_counter()
-            count = len(connection.execute(text(sql), params).all())
-            timings.append(time.perf_counter() - started)
-    return count, min(timings) * 1000
+            for number, sql in enumerate(sqls):
+                started = time.perf_counter()
+                counts[number] = len(connection.execute(text(sql), params).all())
+                timings[number].append(time.perf_counter() - started)
+    return [(count, min(taken) * 1000) for count, taken in zip(counts, timings, strict=True)]
 
 
-def measure(engine: Engine, params: dict[str, object], before: bool) -> dict[str, tuple[int, float]]:
-    """Time each query: on the 0003 views (`before`), or on the workdays table."""
+def measure_before(engine: Engine, params: dict[str, object]) -> dict[str, tuple[int, float]]:
+    """Time each query on revision 0003's views (which have no names)."""
     results = {}
     for name, (sql, table_name) in QUERIES.items():
-        if before:
-            sql = sql.replace("SELECT * FROM {table}", f"SELECT {BEFORE_COLUMNS} FROM {{table}}")
-            sql = sql.replace("user_name, department, ", "")
-        results[name] = best_of(engine, sql.format(table=table_name), params)
+        sql = sql.replace("SELECT * FROM {table}", f"SELECT {BEFORE_COLUMNS} FROM {{table}}")
+        [results[name]] = best_of(
+            engine, [sql.replace("user_name, department, ", "").format(table=table_name)], params
+        )
     return results
 
 
-def reference(engine: Engine, params: dict[str, object]) -> dict[str, tuple[int, float]]:
-    """The same reads from plain_reference, for the queries that have a like for like."""
-    return {
-        name: best_of(engine, sql.format(table="plain_reference"), params)
-        for name, (sql, table_name) in QUERIES.items()
-        if table_name is not None
-    }
+def measure_after(
+    engine: Engine, params: dict[str, object]
+) -> tuple[dict[str, tuple[int, float]], dict[str, tuple[int, float]]]:
+    """Time each query on the workdays table and, where there is a like for like, on plain_reference."""
+    after, plain = {}, {}
+    for name, (sql, table_name) in QUERIES.items():
+        if table_name is None:
+            [after[name]] = best_of(engine, [sql], params)
+        else:
+            after[name], plain[name] = best_of(
+                engine, [sql.format(table=table_name), sql.format(table="plain_reference")], params
+            )
+    return after, plain
 
 
 def print_plans(engine: Engine, params: dict[str, object]) -> None:
@@ -197,13 +210,13 @@ def main(argv: Sequence[str] | None = None) -> None:
             try:
                 storage.upgrade_database(engine, "0003")
                 print(f"{name}: filled in {fill(engine, rows):.1f} s")
-                before = measure(engine, params, before=True)
+                before = measure_before(engine, params)
                 started = time.perf_counter()
                 storage.upgrade_database(engine)
                 print(f"{name}: upgraded to head, workdays filled, in {time.perf_counter() - started:.1f} s")
                 make_reference(engine)
-                after = measure(engine, params, before=False)
-                print_table(name, before, after, reference(engine, params))
+                after, plain = measure_after(engine, params)
+                print_table(name, before, after, plain)
                 print_plans(engine, params)
             finally:
                 engine.dispose()

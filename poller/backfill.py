@@ -9,16 +9,13 @@ the live poll). Records are unique by portal and id: reading one twice never sto
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from types import FrameType
 from typing import Any, TextIO
 
 from sqlalchemy import Engine
@@ -140,11 +137,11 @@ def backfill(
 
     1. The users: `users`, else each portal's configured list, else ("all") the ids of the
        stored directory, else of `user.get`.
-    2. Users finished by an earlier run of the same range are skipped; each user's records
-       are saved, and the user marked finished, as soon as its last page is read.
-    3. `progress(state)` is called as users finish. `stop` set, or a KeyboardInterrupt (from
-       Ctrl-C or `progress`), ends the backfill after the current request; what was saved
-       stays saved and the report says `interrupted`.
+    2. Users finished by an earlier run of the same range are skipped; the records of the
+       users a request finished are saved together, then each user is marked finished.
+    3. `progress(state)` is called as users finish. `stop` set ends the backfill after the
+       request in flight; a KeyboardInterrupt (raised by `progress`, or a hard Ctrl-C) ends
+       it at once. Either way what was saved stays saved and the report says `interrupted`.
     Portals run one after the other at the full rate of their bucket.
     """
     if since > until:
@@ -296,27 +293,6 @@ def _user_ids(engine: Engine, client: PortalClient, users: Sequence[int] | None)
 
 
 # -- the command line's side ----------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def stop_on_interrupt(stop: threading.Event) -> Iterator[None]:
-    """Make the first Ctrl-C set `stop` (the request in flight finishes and is saved); a second one
-    interrupts at once. Only in the main thread, where signals arrive."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum: int, frame: FrameType | None) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        stop.set()
-        logger.warning("interrupted: stopping after the current request (Ctrl-C again to stop at once)")
-
-    previous = signal.signal(signal.SIGINT, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 class ProgressDisplay:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from poller import __version__, commands
+from poller.backfill import ProgressDisplay
 from poller.config import Config
 from poller.emulator.settings import FAULT_KINDS
 from poller.errors import ConfigError, PollerError
@@ -226,6 +227,27 @@ class CommandLine:
         print(f"\n{result.latest_table}\n\n{result.next_steps()}")
         return EXIT_OK if result.ok else EXIT_FAILED
 
+    def backfill(self, args: argparse.Namespace) -> int:
+        with ProgressDisplay(sys.stderr) as progress:
+            report = commands.backfill(
+                self._config(args),
+                args.since,
+                args.until,
+                portals=args.portal or (),
+                users=args.users,
+                progress=progress,
+            )
+        print(report.summary())
+        if report.interrupted:
+            done = sum(p.skipped + p.done for p in report.portals)
+            asked = sum(p.users for p in report.portals)
+            again = [PROGRAM, "backfill", f"--since {report.date_from}", f"--until {report.date_to}"]
+            again += [f"--portal {name}" for name in args.portal or ()]
+            again += [f"--users {','.join(map(str, args.users))}"] if args.users else []
+            print(f"interrupted: {done:,} of {asked:,} users done; to resume: {' '.join(again)}")
+            return EXIT_INTERRUPTED
+        return EXIT_OK if report.ok else EXIT_FAILED
+
     # -- the parser ------------------------------------------------------------------------
 
     def build_parser(self) -> argparse.ArgumentParser:
@@ -341,6 +363,12 @@ class CommandLine:
         demo.add_argument("--interval", type=float, default=5.0, help="seconds between cycles (default 5)")
         demo.add_argument("--users", type=_positive_int, default=25, help="simulated users (default 25)")
         demo.add_argument("--speed", type=float, default=600.0, help="simulated seconds per real second")
+
+        backfill = add("backfill", commands.backfill, self.backfill)
+        backfill.add_argument("--since", required=True, type=_date, help="first local date, YYYY-MM-DD")
+        backfill.add_argument("--until", type=_date, help="last local date, YYYY-MM-DD (default today)")
+        backfill.add_argument("--portal", action="append", help="only this portal (repeatable)")
+        backfill.add_argument("--users", type=_user_ids, help="only these user ids, comma-separated: 1,5,7")
         return parser
 
 
@@ -472,3 +500,10 @@ def _port(text: str) -> int:
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r}: expected a port from 0 to 65535")
     return value
+
+
+def _user_ids(text: str) -> tuple[int, ...]:
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts or not all(part.isdigit() and int(part) > 0 for part in parts):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of user ids such as 1,5,7")
+    return tuple(int(part) for part in parts)

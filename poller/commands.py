@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from poller import maintenance, shutdown, storage, views
+from poller.backfill import BackfillReport, Progress
+from poller.backfill import backfill as backfill_portals
 from poller.bitrix import get_timekeeping_status
 from poller.check import CheckReport, check_config
 from poller.config import Config, config_path
@@ -379,3 +381,47 @@ def demo(
     return run_demo(
         database, duration=duration, interval=interval, users=users, speed=speed, progress=progress
     )
+
+
+# -- backfill --------------------------------------------------------------------------------
+
+
+def backfill(
+    config: Config,
+    since: date,
+    until: date | None = None,
+    *,
+    portals: Sequence[str] = (),
+    users: Sequence[int] | None = None,
+    progress: Progress | None = None,
+) -> BackfillReport:
+    """Copy the portals' own work time records (timeman.record.list) into workday_records.
+
+    Reads every user of each portal (or --users) from --since to --until (local dates;
+    default today), 50 users per REST 3.0 batch request, within the portal's rate limit:
+    the days polling missed get the portal's own figures. Finished users are remembered, so
+    after Ctrl-C or a crash the same command resumes; a re-run stores nothing twice. Needs
+    REST 3.0 and the right to read work time records. Exit code 0 when every user was read,
+    1 when a user or portal failed, 130 when interrupted (Ctrl-C stops after the request in
+    flight; a second Ctrl-C at once).
+    """
+    until = until or datetime.now(UTC).date()
+    grace = config.http.read_timeout_seconds + shutdown.EXTRA_GRACE_SECONDS
+    with (
+        maintenance.open_database(config.database_url) as engine,
+        shutdown.on_signals(grace) as signals,
+    ):
+        tokens = TokenStore(engine, tokens_path(config.spool_path))
+        tokens.replay()
+        clients = make_clients(config, engine, stop=signals.event, tokens=tokens)
+        return backfill_portals(
+            config,
+            engine,
+            clients,
+            since=since,
+            until=until,
+            portals=portals,
+            users=users,
+            progress=progress,
+            stop=signals.event,
+        )

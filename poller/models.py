@@ -252,6 +252,7 @@ workdays_table = Table(
     Column("work_date", Date, nullable=True),
     Column("time_start", UTCDateTime(), primary_key=True),
     Column("time_finish", UTCDateTime(), nullable=True),
+    Column("tz_offset", Integer, nullable=True),  # the user's offset from UTC that day, in seconds
     Column("status", String(32), nullable=True),
     Column("worked_seconds", Integer, nullable=True),
     Column("worked_is_estimate", Boolean, nullable=False),

@@ -29,6 +29,8 @@ BENCH_ARGS = {
     "throughput": ["--mode", "storage", "--users", "5"],
     "report_speed": ["--users", "5", "--days", "2"],
     "soak": ["--seconds", "1", "--users", "5", "--outage", "block"],
+    "backfill": ["--users", "5"],
+    "replicas": ["--portals", "2", "--replicas", "1"],
 }
 
 

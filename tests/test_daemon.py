@@ -23,7 +23,7 @@ import pytest
 from conftest import MakeEmulator, make_config, portal, wait_until
 from sqlalchemy import Engine, func, select, text
 
-from poller import storage
+from poller import shutdown, storage
 from poller.clock import ManualClock
 from poller.config import Config
 from poller.cycle import make_clients
@@ -250,13 +250,14 @@ def upgraded(database_url: str) -> Engine:
 def test_poll_stops_fetching_at_ctrl_c_stores_what_came_and_exits_130(
     database_url: str, make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
-    emulator = make_emulator(users=1000, rate=0, fault_slow=1.0, slow_seconds=0.25)  # 20 batches, 5 s
-    config = write_config(tmp_path / "config.toml", database_url, [("emu", emulator, list(range(1, 1001)))])
+    emulator = make_emulator(users=2000, rate=0, fault_slow=1.0, slow_seconds=0.25)  # 40 batches, 10 s
+    config = write_config(tmp_path / "config.toml", database_url, [("emu", emulator, list(range(1, 2001)))])
     engine = upgraded(database_url)
     log = tmp_path / "poll.log"
     process = start("poll", config, log)
     try:
         wait_until(lambda: count(engine) >= 500, timeout=30, what="the first part stored")
+        emulator.settings.slow_seconds = 2.0  # the rest of the cycle takes a minute: still running
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=READ_TIMEOUT + 30) == 130
     finally:
@@ -266,10 +267,10 @@ def test_poll_stops_fetching_at_ctrl_c_stores_what_came_and_exits_130(
     assert "Traceback" not in output
     (run,) = runs(engine, "emu")
     stored = count(engine)
-    assert run["outcome"] == "interrupted" and run["users_ok"] == stored
-    assert 500 <= stored < 1000
+    assert (run["outcome"], run["users_ok"]) == ("interrupted", stored), output[-2000:]
+    assert 500 <= stored < 2000
     assert sum(emulator.stats.statuses_answered.values()) == stored  # nothing fetched was dropped
-    assert f"interrupted: {1000 - stored} users not polled" in output
+    assert f"interrupted: {2000 - stored} users not polled" in output
     engine.dispose()
 
 
@@ -301,9 +302,10 @@ def test_run_stops_within_the_request_deadline_with_a_hung_portal_and_a_second_c
     assert runs(engine, "hung")[-1]["outcome"] == "interrupted"
 
     # Two Ctrl-C: the second ends it at once; a third finds nothing to interrupt.
+    hangs = hung.stats.faults["hang"]
     process = start("run", config, tmp_path / "second.log")
     try:
-        wait_until(lambda: hung.stats.faults["hang"] >= 2, timeout=30, what="the hung portal asked again")
+        wait_until(lambda: hung.stats.faults["hang"] > hangs, timeout=30, what="the hung portal asked again")
         process.send_signal(signal.SIGINT)
         wait_until(lambda: "Ctrl-C again" in (tmp_path / "second.log").read_text(), timeout=10)
         process.send_signal(signal.SIGINT)
@@ -330,6 +332,7 @@ def test_a_sigkill_mid_cycle_loses_at_most_the_part_in_flight(
     process = start("poll", config, tmp_path / "poll.log")
     try:
         wait_until(lambda: count(engine) >= 500, timeout=30, what="the first part stored")
+        emulator.settings.slow_seconds = 2.0  # the rest of the cycle takes a minute: still running
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
     finally:
@@ -348,14 +351,42 @@ def test_the_daemon_api_for_tests_and_replicas(
 ) -> None:
     """Start, inspect and stop a Daemon from a test, as /work/notes/DAEMON_READY describes."""
     emulator = make_emulator(users=5, rate=0)
-    config: Config = make_config(portal(emulator, [1], interval_seconds=1), directory={"refresh_hours": 0})
-    daemon = Daemon(
-        config, engine, make_clients(config, engine), replica="test:1", spool=Spool(tmp_path / "s")
+    config: Config = make_config(
+        portal(emulator, [1, 999], interval_seconds=1), directory={"refresh_hours": 0}
     )
+    metrics = Metrics(["emu"])
+    clients = make_clients(config, engine, metrics=metrics)
+    daemon = Daemon(config, engine, clients, metrics, replica="test:1", spool=Spool(tmp_path / "s"))
     daemon.start()
     try:
         wait_until(lambda: daemon.cycles["emu"] >= 2, timeout=20, what="two cycles")
     finally:
         daemon.stop()
-    assert daemon.last_outcome["emu"].users_ok == 1
+    cycles = daemon.cycles["emu"]
+    assert (daemon.last_outcome["emu"].users_ok, daemon.last_outcome["emu"].users_failed) == (1, 1)
     assert {run["replica"] for run in runs(engine, "emu")} == {"test:1"}
+    value = metrics.registry.get_sample_value
+    assert value("timeman_poller_users_stored_total", {"portal": "emu"}) == cycles
+    assert value("timeman_poller_users_failed_total", {"portal": "emu"}) == cycles
+    assert value("timeman_poller_errors_total", {"portal": "emu", "code": "USER_NOT_FOUND"}) == cycles
+    assert value("timeman_poller_cycle_seconds_count", {"portal": "emu"}) == cycles
+    assert value("timeman_poller_portal_owned", {"portal": "emu", "replica": "test:1"}) == 1
+
+
+def test_a_stop_that_overruns_its_grace_ends_the_process_and_a_second_signal_at_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    exits: list[int] = []
+    stopper = shutdown.Shutdown(0.05, busy=lambda: "cycles of acme cut", exit=exits.append)
+    stopper.handle(signal.SIGTERM)
+    assert stopper.event.is_set() and not stopper.interrupted
+    wait_until(lambda: exits, timeout=5, what="the watchdog")
+    assert exits == [128 + signal.SIGTERM]
+    again = shutdown.Shutdown(60, exit=exits.append)
+    again.handle(signal.SIGINT)
+    again.handle(signal.SIGINT)
+    again.cancel()
+    assert exits[1:] == [130] and again.interrupted
+    lines = [r.getMessage() for r in caplog.records if r.name == "poller.shutdown"]
+    assert "stopping now (not done within 0 s): cycles of acme cut" in lines
+    assert "stopping now (SIGINT again)" in lines

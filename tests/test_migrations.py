@@ -211,7 +211,7 @@ def test_upgrading_a_0003_database_fills_workdays_and_names_nobody_yet(database_
             text("SELECT user_id, worked_seconds, user_name FROM daily_worktime ORDER BY user_id")
         ).all()
         keys = connection.execute(text("SELECT error_key FROM poll_errors ORDER BY id")).scalars().all()
-    common = {"portal": "acme", "work_date": date(2026, 11, 16), "time_start": start,
+    common = {"portal": "acme", "work_date": date(2026, 11, 16), "time_start": start, "tz_offset": 10800,
               "pending_approval": False, "user_name": None, "department": None,
               "source": "polls"}  # fmt: skip
     assert days == [

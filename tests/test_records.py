@@ -123,7 +123,8 @@ def test_a_closed_record_wins_over_the_polls(engine: Engine) -> None:
     assert stored(engine, workdays_table) == [
         {
             "portal": PORTAL, "user_id": 1, "work_date": date(2026, 11, 16), "time_start": START,
-            "time_finish": START + timedelta(hours=9), "status": "CLOSED", "worked_seconds": 30000,
+            "time_finish": START + timedelta(hours=9), "tz_offset": 10800, "status": "CLOSED",
+            "worked_seconds": 30000,
             "worked_is_estimate": False, "leaks_seconds": 2400, "first_seen_at": START + timedelta(hours=1),
             "last_seen_at": START + timedelta(hours=10), "pending_approval": False, "user_name": None,
             "department": None, "source": "record", "record_id": 177,
@@ -151,6 +152,14 @@ def test_an_open_record_leaves_the_polls_estimate_and_alone_is_estimated_to_its_
     storage.save_records(engine, PORTAL, [open_item], START + timedelta(hours=4))
     [polled] = stored(engine, workdays_table)
     assert (polled["source"], polled["worked_seconds"], polled["record_id"]) == ("polls", 3 * 3600, 177)
+    expired = item(178, startTime="2026-11-10T09:00:00+03:00", endTime=None, state={"status": "EXPIRED"})
+    storage.save_records(engine, PORTAL, [expired], FETCHED)
+    [_, left_open] = stored(engine, workdays_table)
+    assert (left_open["status"], left_open["worked_seconds"], left_open["worked_is_estimate"]) == (
+        "EXPIRED",
+        None,
+        True,
+    )  # records carry no suggested end: how long is unknown
 
 
 def test_a_record_whose_start_moved_leaves_no_day_behind(engine: Engine) -> None:
@@ -205,6 +214,7 @@ def test_a_backfilled_month_equals_the_worlds_records(engine: Engine) -> None:
     for record in records:
         day = days[(record.user_id, record.start_time)]
         assert (day["source"], day["work_date"], day["record_id"]) == ("record", record.work_date, record.id)
+        assert day["tz_offset"] == world.tz_offset(record.user_id)
         if record.end_time is not None:
             assert (day["worked_seconds"], day["leaks_seconds"]) == (record.duration, record.break_length)
     assert any(own != record.work_date for record, own in zip(records, own_dates, strict=True))

@@ -5,8 +5,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from poller.fields import STATUS_COLUMNS
-from poller.status import parse_hms, parse_status
+from poller.fields import RECORD_FIELDS, STATUS_COLUMNS, USER_FIELDS
+from poller.status import parse_fields, parse_hms, parse_status
 
 # Verbatim results from ../shared/reference/timeman-status.md.
 PAUSED = json.loads(
@@ -230,3 +230,31 @@ def test_a_missing_or_empty_status_is_null_with_one_warning(value: object) -> No
     parsed = parse_status({**CLOSED, "STATUS": value})
     assert parsed.status is None
     assert len([w for w in parsed.warnings if w.startswith("STATUS")]) == (2 if value == "\x00" else 1)
+
+
+def test_the_same_rules_parse_a_user_row_and_a_department_list_of_ints() -> None:
+    row = {"ID": "42", "NAME": "Anna\x07", "UF_DEPARTMENT": ["3", 7], "ACTIVE": "Y", "TIME_ZONE": 5}
+    values, warnings = parse_fields(USER_FIELDS, row)
+    assert values == {
+        "user_id": 42, "name": "Anna", "last_name": None, "email": None, "position": None,
+        "department_ids": [3, 7], "user_type": None, "active": True, "time_zone": None,
+    }  # fmt: skip
+    assert len(warnings) == 2  # the control character, the number for a time zone
+
+
+@pytest.mark.parametrize(
+    ("value", "parsed", "warned"),
+    [([], [], False), (False, [], False), (None, None, False), ([1, "x"], None, True), ("3", None, True)],
+)
+def test_a_department_list_is_integers_or_null(value: object, parsed: object, warned: bool) -> None:
+    values, warnings = parse_fields(USER_FIELDS, {"ID": "1", "UF_DEPARTMENT": value})
+    assert (values["department_ids"], bool(warnings)) == (parsed, warned)
+
+
+@pytest.mark.parametrize(
+    ("state", "status"),
+    [({"status": "CLOSED"}, "CLOSED"), ("OPENED", "OPENED"), ({}, None), (None, None), ({"status": 5}, None)],
+)
+def test_a_records_status_is_read_inside_its_state_object(state: object, status: object) -> None:
+    values, _ = parse_fields(RECORD_FIELDS, {"id": 1, "state": state})
+    assert values["status"] == status

@@ -3,8 +3,8 @@ as a table kept on write, with names; the record id on snapshots; a replay key f
 
 - users, departments: `user.get` and `department.get` as last refreshed.
 - workday_records: `timeman.record.list` items; backfill_progress: finished users of a backfill.
-- workdays becomes a table (same name and columns, plus user_name, department, source and
-  record_id), filled here from the snapshots with the rules the poller keeps it by
+- workdays becomes a table (same name and columns, plus tz_offset, user_name, department,
+  source and record_id), filled here from the snapshots with the rules the poller keeps it by
   (poller.storage.workday_rules): a running pause no longer counts as worked, and worked time
   is held between 0 and the time elapsed. latest_status and daily_worktime gain user_name
   and department; daily_worktime now reads the workdays table.
@@ -177,6 +177,7 @@ def _create_workdays() -> None:
         sa.Column("work_date", sa.Date(), nullable=True),
         sa.Column("time_start", UTC_TIMESTAMP, nullable=False),
         sa.Column("time_finish", UTC_TIMESTAMP, nullable=True),
+        sa.Column("tz_offset", sa.Integer(), nullable=True),
         sa.Column("status", sa.String(32), nullable=True),
         sa.Column("worked_seconds", sa.Integer(), nullable=True),
         sa.Column("worked_is_estimate", sa.Boolean(), nullable=False),
@@ -212,6 +213,7 @@ def _fill_workdays(batch_size: int = 5000) -> None:
         sa.column("time_leaks_seconds"),
         sa.column("work_date", sa.Date()),
         sa.column("active", sa.Boolean()),
+        sa.column("tz_offset"),
         sa.column("record_id"),
     )
     workdays = sa.table(
@@ -221,6 +223,7 @@ def _fill_workdays(batch_size: int = 5000) -> None:
         sa.column("work_date", sa.Date()),
         *(sa.column(name, sa.Boolean()) for name in ("worked_is_estimate", "pending_approval")),
         sa.column("source"),
+        sa.column("tz_offset"),
         sa.column("record_id"),
     )
     c = snapshots.c

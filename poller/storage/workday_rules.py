@@ -21,20 +21,23 @@ closed day, else the last poll) less TIME_LEAKS.
 A closed record (`timeman.record.list` with an end) is the portal's own account and wins: its
 end, duration, break, status and approval, source "record" (the work date stays the polls').
 An open record does not replace the polls' estimate (the polls are newer); with no poll of
-the day it is estimated up to when it was fetched.
+the day it is estimated up to when it was fetched (an EXPIRED one: unknown, null).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
+
+from poller.fields import MAX_DURATION
 
 Day = dict[str, Any]  # the workdays columns below, without portal, user_id, time_start and names
 
 DAY_COLUMNS = (
     "work_date",
     "time_finish",
+    "tz_offset",
     "status",
     "worked_seconds",
     "worked_is_estimate",
@@ -61,6 +64,7 @@ class Poll:
     duration_seconds: int | None
     leaks_seconds: int | None
     active: bool | None
+    tz_offset: int | None = None
     record_id: int | None = None
 
     @classmethod
@@ -77,6 +81,7 @@ class Poll:
             duration_seconds=row["duration_seconds"],
             leaks_seconds=row["time_leaks_seconds"],
             active=row["active"],
+            tz_offset=row["tz_offset"],
             record_id=row["record_id"],
         )
 
@@ -122,6 +127,7 @@ def advance(day: Day | None, poll: Poll) -> Day:
     return {
         "work_date": poll.work_date,
         "time_finish": poll.time_finish if status == "CLOSED" else None,
+        "tz_offset": poll.tz_offset,
         "status": status,
         "worked_seconds": clamp(worked, seconds(end, start) - leaks),
         "worked_is_estimate": status != "CLOSED",
@@ -134,21 +140,29 @@ def advance(day: Day | None, poll: Poll) -> Day:
     }
 
 
-def with_record(polled: Day | None, record: Any, local_date: date | None = None) -> Day:
+def with_record(polled: Day | None, record: Any, tz_offset: int | None = None) -> Day:
     """The day as the portal's record (a workday_records row) and the polls together say it.
 
-    Its work_date is the polls' where they saw the day (TZ_OFFSET: the user's own), else
-    `local_date` (the caller's best knowledge of the user's zone), else the record's (the date
-    in startTime's own offset, which older builds render in UTC).
+    Its work_date and tz_offset are the polls' where they saw the day (TZ_OFFSET: the user's
+    own), else the date at `tz_offset` (the caller's best knowledge of the user's zone), else
+    at startTime's own offset (which older builds render in UTC).
     """
     closed = record["end_time"] is not None
     if not closed and polled is not None:
         return {**polled, "record_id": record["record_id"]}
     estimate = seconds(record["fetched_at"], record["start_time"]) - (record["break_seconds"] or 0)
-    worked = record["duration_seconds"] if closed else max(0, estimate)
+    if closed:
+        worked = record["duration_seconds"]
+    else:  # an EXPIRED day has no end to estimate to: records carry no suggested end
+        worked = None if record["status"] == "EXPIRED" else clamp(estimate, estimate)
+    offset = tz_offset if tz_offset is not None else _own_offset(record)
+    local = (
+        record["work_date"] if offset is None else (record["start_time"] + timedelta(seconds=offset)).date()
+    )
     return {
-        "work_date": polled["work_date"] if polled is not None else local_date or record["work_date"],
+        "work_date": polled["work_date"] if polled is not None else local,
         "time_finish": record["end_time"],
+        "tz_offset": polled["tz_offset"] if polled is not None else offset,
         "status": record["status"],
         "worked_seconds": worked,
         "worked_is_estimate": not closed,
@@ -161,13 +175,24 @@ def with_record(polled: Day | None, record: Any, local_date: date | None = None)
     }
 
 
+def _own_offset(record: Any) -> int | None:
+    """The UTC offset startTime was written in, in seconds (None if the raw item has none)."""
+    raw = record["raw"].get("startTime") if isinstance(record["raw"], dict) else None
+    try:
+        offset = datetime.fromisoformat(raw).utcoffset() if isinstance(raw, str) else None
+    except ValueError:
+        return None
+    return None if offset is None else int(offset.total_seconds())
+
+
 def seconds(later: datetime, earlier: datetime) -> int:
     """Whole seconds from `earlier` to `later`, rounded (negative when `later` is earlier)."""
     return round((later - earlier).total_seconds())
 
 
 def clamp(worked: int | None, ceiling: int) -> int | None:
-    """`worked` within 0 .. `ceiling` (0 when the ceiling itself is negative); None stays None."""
+    """`worked` within 0 .. `ceiling` (0 when the ceiling itself is negative) and the longest
+    duration a column holds (fields.MAX_DURATION); None stays None."""
     if worked is None:
         return None
-    return max(0, min(worked, ceiling))
+    return max(0, min(worked, ceiling, MAX_DURATION))

@@ -13,7 +13,7 @@ stored, and the table is the history the reports read.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -84,7 +84,7 @@ def apply_records(
     keys = {(record["user_id"], record["start_time"]) for record in records}
     days = load_days(connection, portal, keys)
     unpolled = [record for record in records if not has_polls(days.get(_record_key(record)))]
-    dates = local_dates(connection, portal, unpolled)
+    offsets = local_offsets(connection, portal, unpolled)
     changed: dict[WorkdayKey, Day] = {}
     rebuild = {key for key in moved if key not in keys}
     for record in records:
@@ -94,7 +94,7 @@ def apply_records(
         if record["end_time"] is None and polled is not None and polled["source"] == "record":
             rebuild.add(key)  # a closed day opened again: the polls' figures come from the snapshots
         else:
-            changed[key] = with_record(polled, record, dates.get(record["record_id"]))
+            changed[key] = with_record(polled, record, offsets.get(record["record_id"]))
     _store(connection, portal, changed)
     rebuild_days(connection, portal, rebuild)
 
@@ -119,13 +119,13 @@ def rebuild_days(connection: Connection, portal: str, keys: Collection[WorkdayKe
         _record_key(row): row
         for row in _rows_by_key(connection, workday_records_table, "start_time", portal, keys)
     }
-    dates = local_dates(connection, portal, [row for key, row in found.items() if key not in polled])
+    offsets = local_offsets(connection, portal, [row for key, row in found.items() if key not in polled])
     rebuilt: dict[WorkdayKey, Day] = {}
     gone: list[WorkdayKey] = []
     for key in keys:
         day = polled.get(key)
         if key in found:
-            day = with_record(day, found[key], dates.get(found[key]["record_id"]))
+            day = with_record(day, found[key], offsets.get(found[key]["record_id"]))
         if day is None:
             gone.append(key)
         else:
@@ -141,22 +141,25 @@ def rebuild_days(connection: Connection, portal: str, keys: Collection[WorkdayKe
         )
 
 
-def local_dates(connection: Connection, portal: str, records: Sequence[Mapping[Any, Any]]) -> dict[int, date]:
-    """The local date of each record's start for its user: in the directory's TIME_ZONE, else
-    at the TZ_OFFSET of the user's newest snapshot; records of users with neither are left out."""
+def local_offsets(
+    connection: Connection, portal: str, records: Sequence[Mapping[Any, Any]]
+) -> dict[int, int]:
+    """The user's UTC offset at each record's start, in seconds: from the directory's TIME_ZONE,
+    else the TZ_OFFSET of the user's newest snapshot; records of users with neither are left out."""
     users = {record["user_id"] for record in records}
     if not users:
         return {}
     zones = zones_of(connection, portal, users)
-    offsets = _newest_offsets(connection, portal, users - set(zones))
-    dates: dict[int, date] = {}
+    newest = _newest_offsets(connection, portal, users - set(zones))
+    offsets: dict[int, int] = {}
     for record in records:
-        user_id, start = record["user_id"], record["start_time"]
+        user_id = record["user_id"]
         if user_id in zones:
-            dates[record["record_id"]] = start.astimezone(zones[user_id]).date()
-        elif user_id in offsets:
-            dates[record["record_id"]] = (start + timedelta(seconds=offsets[user_id])).date()
-    return dates
+            shift = record["start_time"].astimezone(zones[user_id]).utcoffset()
+            offsets[record["record_id"]] = int(shift.total_seconds()) if shift is not None else 0
+        elif user_id in newest:
+            offsets[record["record_id"]] = newest[user_id]
+    return offsets
 
 
 def _newest_offsets(connection: Connection, portal: str, user_ids: Collection[int]) -> dict[int, int]:
