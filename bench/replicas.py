@@ -197,7 +197,8 @@ def show(phase: Phase, args: argparse.Namespace) -> None:
     p95 = f"{phase.p95_gap:.2f} s" if phase.p95_gap is not None else "-"
     print(
         f"  achieved interval: mean {mean}, p95 {p95} (configured {args.interval} s); "
-        f"{total / phase.window:.1f} cycles/s; {phase.portals_polled} of {args.portals} portals polled; "
+        f"{total / phase.window:.1f} cycles/s (the interval needs {args.portals / args.interval:.1f}); "
+        f"{phase.portals_polled} of {args.portals} portals polled; "
         f"{phase.overlaps} overlapping runs"
     )
 
@@ -217,6 +218,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--settle-timeout", type=float, default=90.0, help="seconds to wait for the spread")
     args = parser.parse_args(argv)
     counts = [int(part) for part in args.replicas.split(",")]
+    scratch.check_server(args.postgres_server)  # refuse a database holding tables before anything runs
     emulator = Emulator(EmulatorSettings(users=max(args.users, 1), rate=0, operating_limit=0)).start()
     print(
         f"{args.portals} portals x {args.users} users, interval {args.interval} s, {args.seconds:g} s measured "

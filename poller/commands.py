@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from poller import maintenance, shutdown, storage, views
+from poller import maintenance, replicas, shutdown, storage, views
 from poller.backfill import BackfillReport, Progress
 from poller.backfill import backfill as backfill_portals
 from poller.bitrix import get_timekeeping_status
@@ -159,6 +159,9 @@ class RunInfo:
     users_ok: int
     users_failed: int
     seconds: float | None  # how long it took; None when cut off
+    portal: str | None = None  # None: a cycle over every portal, from before revision 0005
+    outcome: str | None = None  # "finished", "interrupted", or None while running / cut off
+    replica: str | None = None
 
 
 @dataclass(frozen=True)
@@ -181,12 +184,17 @@ class StatusInfo:
     errors: tuple[ErrorInfo, ...]
     errors_since: datetime
     spool_waiting: Path | None
+    # portal -> the replica holding it now, None when no live replica does (PostgreSQL only)
+    holders: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        """The newest cycle finished and stored every user."""
-        newest = self.runs[0] if self.runs else None
-        return newest is not None and newest.finished_at is not None and not newest.users_failed
+        """Each portal's newest finished cycle stored every user (a cycle still running is skipped)."""
+        newest: dict[str | None, RunInfo] = {}
+        for run in self.runs:  # newest first
+            if run.finished_at is not None:
+                newest.setdefault(run.portal, run)
+        return bool(newest) and not any(run.users_failed for run in newest.values())
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON types: instants as ISO 8601 strings."""
@@ -195,10 +203,14 @@ class StatusInfo:
     def summary(self) -> str:
         lines = [f"last {len(self.runs)} cycles (UTC):"]
         for run in self.runs:
-            took = f"{run.seconds:.2f} s" if run.seconds is not None else "cut off"
+            took = f"{run.seconds:.2f} s" if run.seconds is not None else "running or cut off"
+            if run.outcome == "interrupted":
+                took += " (interrupted)"
+            where = f"  {run.portal}" if run.portal else ""
+            by = f"  by {run.replica}" if run.replica else ""
             lines.append(
-                f"  #{run.id:<6} {run.started_at:%Y-%m-%d %H:%M:%S}  {run.users_ok:>6} ok  "
-                f"{run.users_failed:>6} failed  {took}"
+                f"  #{run.id:<6} {run.started_at:%Y-%m-%d %H:%M:%S}{where}  {run.users_ok:>6} ok  "
+                f"{run.users_failed:>6} failed  {took}{by}"
             )
         if not self.runs:
             lines.append("  none yet: run `timeman-poller poll` or `timeman-poller run`")
@@ -211,6 +223,10 @@ class StatusInfo:
             )
         if self.spool_waiting is not None:
             lines.append(f"spool {self.spool_waiting} holds snapshots waiting for the database")
+        if self.holders:
+            lines.append("portals by replica (live locks):")
+            for portal, replica in self.holders.items():
+                lines.append(f"  {portal}: {replica or 'not held (no live replica has taken it)'}")
         return "\n".join(lines)
 
 
@@ -223,18 +239,34 @@ def status(config: Config, runs: int = 10, *, now: datetime | None = None) -> St
     with maintenance.open_database(config.database_url) as engine:
         recent = storage.get_recent_runs(engine, runs)
         errors = tuple(ErrorInfo(**row) for row in storage.get_error_summary(engine, since))
+        holders: dict[str, str | None] = {}
+        if engine.dialect.name == "postgresql":
+            names = [p.name for p in config.portals] or sorted({r.portal for r in recent if r.portal})
+            held = replicas.get_portal_holders(engine, names)
+            holders = {name: held.get(name) for name in names}
     spool = config.spool_path
     return StatusInfo(
         runs=tuple(_run_info(run) for run in recent),
         errors=errors,
         errors_since=since,
         spool_waiting=spool if spool is not None and spool.exists() else None,
+        holders=holders,
     )
 
 
 def _run_info(run: PollRun) -> RunInfo:
     seconds = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
-    return RunInfo(run.id, run.started_at, run.finished_at, run.users_ok, run.users_failed, seconds)
+    return RunInfo(
+        run.id,
+        run.started_at,
+        run.finished_at,
+        run.users_ok,
+        run.users_failed,
+        seconds,
+        run.portal,
+        run.outcome,
+        run.replica,
+    )
 
 
 # -- report and prune ------------------------------------------------------------------------

@@ -154,7 +154,7 @@ def test_an_open_record_leaves_the_polls_estimate_and_alone_is_estimated_to_its_
     assert (polled["source"], polled["worked_seconds"], polled["record_id"]) == ("polls", 3 * 3600, 177)
     expired = item(178, startTime="2026-11-10T09:00:00+03:00", endTime=None, state={"status": "EXPIRED"})
     storage.save_records(engine, PORTAL, [expired], FETCHED)
-    [_, left_open] = stored(engine, workdays_table)
+    [left_open, _] = stored(engine, workdays_table)  # the earlier day first
     assert (left_open["status"], left_open["worked_seconds"], left_open["worked_is_estimate"]) == (
         "EXPIRED",
         None,

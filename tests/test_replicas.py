@@ -460,3 +460,27 @@ def test_a_second_daemon_on_one_sqlite_file_exits_2_with_one_line(
     assert second.returncode == 2
     assert second.stderr.count("\n") == 1, second.stderr
     assert f"SQLite file {database} is in use by another timeman-poller daemon" in second.stderr
+
+
+def test_status_names_the_replica_holding_each_portal(pg_url: str, make_locks: MakeLocks) -> None:
+    from poller import commands
+    from poller.config import Config, PortalConfig
+
+    reset_postgres(pg_url)
+    engine = storage.make_engine(pg_url)
+    storage.upgrade_database(engine)
+    engine.dispose()
+    portals = tuple(
+        PortalConfig(name=name, base_url="https://a.example", webhook_path="/rest/1/s/", users=(1,))
+        for name in ("emu", "idle")
+    )
+    config = Config(database_url=pg_url, spool_path=None, portals=portals)
+    locks = make_locks("web-1", ["emu", "idle"])
+    assert locks.claim("emu")
+    shown = commands.status(config)
+    assert shown.holders == {"emu": "web-1", "idle": None}
+    assert "  emu: web-1" in shown.summary()
+    assert "  idle: not held (no live replica has taken it)" in shown.summary()
+    assert shown.to_json()["holders"] == {"emu": "web-1", "idle": None}
+    locks.close()
+    assert commands.status(config).holders == {"emu": None, "idle": None}

@@ -24,6 +24,7 @@ from poller.storage.workday_rules import Poll, is_late
 
 StorageMode = Literal["all", "changes"]
 
+_SNAPSHOT_KEY = ("portal", "user_id", "polled_at")  # unique: a replayed snapshot is skipped
 _RAW_DEPTH = 32  # a timeman.status result is flat; deeper nesting is hostile
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
@@ -96,9 +97,6 @@ def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: S
         workdays.apply_polls(
             connection, portal, days, [(row.user_id, _poll(row)) for row in kept if _has_day(row)]
         )
-
-
-_SNAPSHOT_KEY = ("portal", "user_id", "polled_at")
 
 
 def _has_day(row: SnapshotRow) -> bool:

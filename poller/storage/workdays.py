@@ -7,7 +7,8 @@ Days are looked up by exact key through a VALUES list joined to the primary key,
 of N users costs N index probes whatever the history's length.
 
 Pruning snapshots never touches workdays: a day stays as it was computed when its polls were
-stored, and the table is the history the reports read.
+stored, and the table is the history the reports read. (Only a day rebuilt after its snapshots
+were pruned, by a late poll of it, is computed from what is left.)
 """
 
 from __future__ import annotations
