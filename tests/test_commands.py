@@ -88,7 +88,10 @@ def test_status_shows_the_cycles_and_the_errors_of_the_last_day(
     (cycle,) = report.portals  # a run row per portal cycle
     assert cycle.started_at is not None and cycle.finished_at is not None
     seconds = (cycle.finished_at - cycle.started_at).total_seconds()
-    assert run == commands.RunInfo(run.id, cycle.started_at, cycle.finished_at, 2, 1, seconds)
+    assert run == commands.RunInfo(
+        run.id, cycle.started_at, cycle.finished_at, 2, 1, seconds, "emu", "finished", None
+    )
+    assert f"emu       2 ok       1 failed  {seconds:.2f} s" in info.summary()
     (error,) = info.errors
     assert isinstance(error.last_at, datetime) and error.last_at.tzinfo is not None
     assert "User not found" in error.last_message

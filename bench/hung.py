@@ -1,0 +1,246 @@
+"""Many healthy portals and one hung portal under `run`: do the healthy ones keep their interval?
+
+Starts two emulators in processes of their own: one serves every healthy portal (each a
+[[portals]] table with its own name, all pointing at the same webhook URL; bucket and
+operating-time limits lifted), the other accepts connections and never answers (fault
+`hang` on every request). Then `timeman-poller run` (a real process) polls them all into a
+scratch SQLite file and, with --postgres-server, into a database the bench creates on that
+server and drops at the end. After --seconds it sends SIGTERM and times the exit, then reads
+poll_runs (portal, started_at, finished_at, outcome) and prints, for the healthy portals,
+the configured interval against the achieved one (the gaps between a portal's consecutive
+cycle starts: mean, p95, max), and what happened to the hung portal.
+
+    $ python bench/hung.py --portals 200 --interval 10 --read-timeout 5 --seconds 60 \\
+          --postgres-server postgresql+psycopg://postgres@127.0.0.1/postgres
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from itertools import pairwise
+from pathlib import Path
+
+from sqlalchemy import text
+
+from poller import storage
+
+sys.path.insert(0, str(Path(__file__).parent))
+import scratch
+from throughput import RunningEmulator, run_emulator
+
+HUNG = "hung"
+
+
+@dataclass(frozen=True)
+class Run:
+    portal: str
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: str | None
+    users_ok: int
+    users_failed: int
+
+
+def write_config(
+    path: Path, database_url: str, healthy: RunningEmulator, hung: RunningEmulator, args: argparse.Namespace
+) -> None:
+    """The daemon's config: `args.portals` healthy portals on one emulator, and the hung one."""
+    users = list(range(1, args.users + 1))
+    lines = [
+        f'[database]\nurl = "{database_url}"',
+        f"[schedule]\ninterval_seconds = {args.interval}",
+        f"[http]\nread_timeout_seconds = {args.read_timeout}\nmax_retries = {args.max_retries}",
+        f'[storage]\nspool_path = "{path.parent / "spool.jsonl"}"',
+        "[directory]\nrefresh_hours = 0",
+        "[reconcile]\ndays = 0",
+    ]
+    for number in range(1, args.portals + 1):
+        lines.append(
+            f'[[portals]]\nname = "p{number:03d}"\nwebhook_url = "{healthy.webhook_url}"\nusers = {users}'
+        )
+    lines.append(f'[[portals]]\nname = "{HUNG}"\nwebhook_url = "{hung.webhook_url}"\nusers = {users}')
+    path.write_text("\n".join(lines) + "\n")
+    os.chmod(path, 0o600)
+
+
+def run_daemon(config: Path, log_path: Path, seconds: float) -> tuple[int | None, float, float]:
+    """Run `timeman-poller run` for `seconds`, then SIGTERM: (exit code, seconds to exit, peak RSS MiB)."""
+    with log_path.open("w") as log:
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "poller", "run", "-c", str(config)], stdout=log, stderr=log
+        )
+        peak = 0.0
+        try:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline and daemon.poll() is None:
+                time.sleep(1)
+                peak = max(peak, rss_mib(daemon.pid))
+            if daemon.poll() is not None:
+                return daemon.returncode, 0.0, peak
+            signalled = time.monotonic()
+            daemon.send_signal(signal.SIGTERM)
+            try:
+                code: int | None = daemon.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                code = None
+            return code, time.monotonic() - signalled, peak
+        finally:
+            daemon.kill()
+            daemon.wait()
+
+
+def rss_mib(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def read_runs(database_url: str) -> tuple[list[Run], Counter[str]]:
+    """Every poll_runs row, and the hung portal's poll_errors by code."""
+    engine = storage.make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT portal, started_at, finished_at, outcome, users_ok, users_failed"
+                    " FROM poll_runs ORDER BY portal, started_at"
+                )
+            ).all()
+            codes = connection.execute(
+                text("SELECT code, count(*) FROM poll_errors WHERE portal = :p GROUP BY code"), {"p": HUNG}
+            ).all()
+    finally:
+        engine.dispose()
+    runs = [Run(r[0], _instant(r[1]), _instant(r[2]) if r[2] is not None else None, *r[3:]) for r in rows]
+    return runs, Counter({str(code): int(count) for code, count in codes})
+
+
+def _instant(value: datetime | str) -> datetime:
+    """A timestamp read with text(): SQLite hands back the stored string."""
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))] if ordered else 0.0
+
+
+def report(
+    name: str,
+    args: argparse.Namespace,
+    runs: list[Run],
+    codes: Counter[str],
+    daemon: tuple[int | None, float, float],
+) -> bool:
+    """Print the figures of one backend; return whether the healthy portals kept their interval."""
+    code, exit_seconds, peak = daemon
+    by_portal: dict[str, list[Run]] = defaultdict(list)
+    for run in runs:
+        by_portal[run.portal].append(run)
+    healthy = {p: r for p, r in by_portal.items() if p != HUNG}
+    gaps = [
+        (b.started_at - a.started_at).total_seconds()
+        for portal_runs in healthy.values()
+        for a, b in pairwise(portal_runs)
+    ]
+    durations = [
+        (r.finished_at - r.started_at).total_seconds() for rs in healthy.values() for r in rs if r.finished_at
+    ]
+    counts = [len(healthy.get(f"p{n:03d}", [])) for n in range(1, args.portals + 1)]
+    expected = math.floor(args.seconds / args.interval) + 1
+    outcomes = Counter(r.outcome or "open" for rs in healthy.values() for r in rs)
+    print(f"\n{name}: {args.portals} healthy portals + 1 hung, {args.users} users each, "
+          f"interval {args.interval} s, read timeout {args.read_timeout} s, {args.seconds:g} s of `run`")  # fmt: skip
+    if gaps:
+        mean, p95 = statistics.fmean(gaps), percentile(gaps, 0.95)
+        print(f"  healthy portals: configured interval {args.interval} s, achieved mean {mean:.2f} s, "
+              f"p95 {p95:.2f} s, max {max(gaps):.2f} s ({len(gaps)} gaps)")  # fmt: skip
+    else:
+        mean = p95 = math.inf
+        print("  healthy portals: fewer than two cycles each, no interval to measure")
+    print(f"  healthy cycles per portal: min {min(counts)}, median {statistics.median(counts):g}, "
+          f"max {max(counts)} (about {expected} expected); outcomes {dict(outcomes)}")  # fmt: skip
+    if durations:
+        print(
+            f"  healthy cycle seconds: mean {statistics.fmean(durations):.2f}, p95 {percentile(durations, 0.95):.2f}"
+        )
+    hung = by_portal.get(HUNG, [])
+    finished = [(r.finished_at - r.started_at).total_seconds() for r in hung if r.finished_at]
+    hung_outcomes = Counter(r.outcome or "open" for r in hung)
+    print(f"  hung portal: {len(hung)} cycles ({dict(hung_outcomes)}), "
+          f"{sum(r.users_ok for r in hung)} users stored, {sum(r.users_failed for r in hung)} failed, "
+          f"cycle seconds {', '.join(f'{s:.1f}' for s in finished) or '-'}; error rows {dict(codes)}")  # fmt: skip
+    limit = args.read_timeout + 10
+    exit_text = f"{exit_seconds:.1f} s" if code is not None else "did not exit within 120 s"
+    print(f"  SIGTERM to exit: {exit_text} (limit read_timeout + 10 = {limit:g} s), exit code {code}; "
+          f"daemon peak RSS {peak:.0f} MiB")  # fmt: skip
+    kept = bool(gaps) and p95 <= args.interval * 1.1 and min(counts) >= expected - 1
+    print(f"  verdict: healthy portals {'kept' if kept else 'did NOT keep'} their interval; "
+          f"exit {'within' if code is not None and exit_seconds <= limit else 'NOT within'} the limit")  # fmt: skip
+    return kept
+
+
+def run_backend(name: str, server: str | None, args: argparse.Namespace) -> None:
+    with (
+        tempfile.TemporaryDirectory(prefix="timeman_hung_") as workdir,
+        scratch.scratch_database(server, "hung") as database_url,
+        run_emulator(users=args.users, rate=0, operating_limit=0) as healthy,
+        run_emulator(users=args.users, rate=0, operating_limit=0, fault_hang=1.0) as hung,
+    ):
+        config = Path(workdir) / "hung.toml"
+        write_config(config, database_url, healthy, hung, args)
+        log_path = Path(workdir) / "daemon.log"
+        daemon = run_daemon(config, log_path, args.seconds)
+        runs, codes = read_runs(database_url)
+        log = log_path.read_text()
+        report(name, args, runs, codes, daemon)
+        leaked = sum(secret in log for emulator in (healthy, hung) for secret in emulator.secrets)
+        tracebacks = log.count("Traceback")
+        print(f"  log: {len(log.splitlines())} lines, {tracebacks} tracebacks, secrets {leaked}")
+        if args.keep_log:
+            args.keep_log.write_text(log)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--portals", type=int, default=200, help="healthy portals (default 200)")
+    parser.add_argument("--users", type=int, default=50, help="users per portal (default 50: one batch)")
+    parser.add_argument("--interval", type=int, default=10, help="interval_seconds (default 10)")
+    parser.add_argument("--read-timeout", type=float, default=5, help="read_timeout_seconds (default 5)")
+    parser.add_argument("--max-retries", type=int, default=4, help="[http] max_retries (default 4)")
+    parser.add_argument("--seconds", type=float, default=60, help="how long `run` runs (default 60)")
+    parser.add_argument("--keep-log", type=Path, help="write the daemon's log of the last run here")
+    scratch.add_server_argument(parser)
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.postgres_server:
+        scratch.check_server(args.postgres_server)  # refuse before starting anything
+    for name, server in scratch.servers(args.postgres_server):
+        run_backend(name, server, args)
+    if not args.postgres_server:
+        print("postgresql: skipped (give --postgres-server)")
+
+
+if __name__ == "__main__":
+    scratch.run(main)
