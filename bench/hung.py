@@ -165,17 +165,23 @@ def report(
     counts = [len(healthy.get(f"p{n:03d}", [])) for n in range(1, args.portals + 1)]
     expected = math.floor(args.seconds / args.interval) + 1
     outcomes = Counter(r.outcome or "open" for rs in healthy.values() for r in rs)
-    print(f"\n{name}: {args.portals} healthy portals + 1 hung, {args.users} users each, "
-          f"interval {args.interval} s, read timeout {args.read_timeout} s, {args.seconds:g} s of `run`")  # fmt: skip
+    print(
+        f"\n{name}: {args.portals} healthy portals + 1 hung, {args.users} users each, "
+        f"interval {args.interval} s, read timeout {args.read_timeout} s, {args.seconds:g} s of `run`"
+    )
     if gaps:
         mean, p95 = statistics.fmean(gaps), percentile(gaps, 0.95)
-        print(f"  healthy portals: configured interval {args.interval} s, achieved mean {mean:.2f} s, "
-              f"p95 {p95:.2f} s, max {max(gaps):.2f} s ({len(gaps)} gaps)")  # fmt: skip
+        print(
+            f"  healthy portals: configured interval {args.interval} s, achieved mean {mean:.2f} s, "
+            f"p95 {p95:.2f} s, max {max(gaps):.2f} s ({len(gaps)} gaps)"
+        )
     else:
         mean = p95 = math.inf
         print("  healthy portals: fewer than two cycles each, no interval to measure")
-    print(f"  healthy cycles per portal: min {min(counts)}, median {statistics.median(counts):g}, "
-          f"max {max(counts)} (about {expected} expected); outcomes {dict(outcomes)}")  # fmt: skip
+    print(
+        f"  healthy cycles per portal: min {min(counts)}, median {statistics.median(counts):g}, "
+        f"max {max(counts)} (about {expected} expected); outcomes {dict(outcomes)}"
+    )
     if durations:
         print(
             f"  healthy cycle seconds: mean {statistics.fmean(durations):.2f}, p95 {percentile(durations, 0.95):.2f}"
@@ -183,16 +189,22 @@ def report(
     hung = by_portal.get(HUNG, [])
     finished = [(r.finished_at - r.started_at).total_seconds() for r in hung if r.finished_at]
     hung_outcomes = Counter(r.outcome or "open" for r in hung)
-    print(f"  hung portal: {len(hung)} cycles ({dict(hung_outcomes)}), "
-          f"{sum(r.users_ok for r in hung)} users stored, {sum(r.users_failed for r in hung)} failed, "
-          f"cycle seconds {', '.join(f'{s:.1f}' for s in finished) or '-'}; error rows {dict(codes)}")  # fmt: skip
+    print(
+        f"  hung portal: {len(hung)} cycles ({dict(hung_outcomes)}), "
+        f"{sum(r.users_ok for r in hung)} users stored, {sum(r.users_failed for r in hung)} failed, "
+        f"cycle seconds {', '.join(f'{s:.1f}' for s in finished) or '-'}; error rows {dict(codes)}"
+    )
     limit = args.read_timeout + 10
     exit_text = f"{exit_seconds:.1f} s" if code is not None else "did not exit within 120 s"
-    print(f"  SIGTERM to exit: {exit_text} (limit read_timeout + 10 = {limit:g} s), exit code {code}; "
-          f"daemon peak RSS {peak:.0f} MiB")  # fmt: skip
+    print(
+        f"  SIGTERM to exit: {exit_text} (limit read_timeout + 10 = {limit:g} s), exit code {code}; "
+        f"daemon peak RSS {peak:.0f} MiB"
+    )
     kept = bool(gaps) and p95 <= args.interval * 1.1 and min(counts) >= expected - 1
-    print(f"  verdict: healthy portals {'kept' if kept else 'did NOT keep'} their interval; "
-          f"exit {'within' if code is not None and exit_seconds <= limit else 'NOT within'} the limit")  # fmt: skip
+    print(
+        f"  verdict: healthy portals {'kept' if kept else 'did NOT keep'} their interval; "
+        f"exit {'within' if code is not None and exit_seconds <= limit else 'NOT within'} the limit"
+    )
     return kept
 
 

@@ -1,14 +1,26 @@
-"""Soak and fault run: the daemon against a faulty emulator, with a PostgreSQL outage.
+"""Soak and fault run: the daemon against faulty portals, hostile values and a PostgreSQL outage.
 
-Runs `timeman-poller run` (a subprocess) for a bounded time against `timeman-poller
-emulator` (another) with 2,000 users, a fast interval and every fault injected (500s, HTML
-502s, dropped connections, truncated and huge bodies, slow answers, short-lived OAuth
-tokens), stops PostgreSQL in the middle and starts it again, then stops the daemon with
-SIGTERM and prints: cycles, snapshots the emulator answered, snapshots stored, duplicates,
-errors by code, and the daemon's RSS after its first cycle and at the end.
+Runs `timeman-poller run` (a subprocess) for a bounded time against emulators in processes
+of their own:
 
-    $ python bench/soak.py --seconds 180 --users 2000 --postgres-server postgresql+psycopg://postgres@127.0.0.1/postgres
-    $ python bench/soak.py --seconds 40 --outage block --postgres-server ...   # refuse connections instead
+- the main emulator, 2,000 users behind two portals (a webhook and an OAuth app with
+  20-second tokens), with every request fault injected (500s, HTML 502s, dropped
+  connections, truncated, huge and nested-bracket bodies, slow answers) and hostile values in
+  a few users' answers (IP_OPEN of 100 characters, NUL bytes, DURATION 99999999:00:00,
+  TZ_OFFSET 99999999999999, TIME_START in the year 9999, STATUS of 40 characters); its
+  operating-time budget is lifted so that every cycle asks every user;
+- a trickling portal (every answer announces 100,000 bytes and sends one a second);
+- a hung portal (every connection accepted, never answered).
+
+PostgreSQL is taken away in the middle and given back; then SIGTERM. It prints: cycles,
+snapshots the main emulator answered, stored, lost and duplicated; quarantined (BAD_VALUE
+and BAD_RESPONSE error rows, values nulled or cut with a warning, dead-lettered spool rows);
+the healthy portals' achieved interval against the configured one; what the trickling and
+hung portals got; the time SIGTERM took; the daemon's RSS (at start, before the outage, 10 s
+after it, at the end, at most); and secrets found in its log (must be 0).
+
+    $ python bench/soak.py --seconds 180 --users 2000 --outage block \\
+          --postgres-server postgresql+psycopg://postgres@127.0.0.1/postgres
 
 Needs a PostgreSQL server (--postgres-server): the soak creates its own database there and
 drops it at the end. `--outage restart` stops and starts the whole cluster with pg_ctlcluster
@@ -19,30 +31,49 @@ the soak's own database only.
 from __future__ import annotations
 
 import argparse
-import json
+import math
 import os
-import secrets
+import re
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
+from collections import Counter, defaultdict
 from collections.abc import Sequence
+from contextlib import ExitStack, suppress
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
 from poller import storage
+from poller.models import PollError, PollRun
+from poller.spool_files import sibling
+from poller.spool_lines import read_line
 
 sys.path.insert(0, str(Path(__file__).parent))
 import scratch
-from throughput import free_port, wait_until_serving
+from throughput import RunningEmulator, run_emulator
 
-FAULTS = ["--fault-500", "0.05", "--fault-html", "0.03", "--fault-drop", "0.03", "--fault-truncated", "0.02",
-          "--fault-huge", "0.01", "--fault-slow", "0.02"]  # fmt: skip
+FAULTS = {
+    "fault_500": 0.05,
+    "fault_html": 0.03,
+    "fault_drop": 0.03,
+    "fault_truncated": 0.02,
+    "fault_huge": 0.01,
+    "fault_slow": 0.02,
+    "fault_nested": 0.01,
+}
+HOSTILE = ("long_ip", "nul", "huge_duration", "huge_offset", "far_date", "long_status")
+HEALTHY = ("hook", "oauth")
+SIDE_USERS = 50  # users of the trickling and the hung portal
+READ_TIMEOUT = 10
+LONG_HEX = re.compile(r"\b[0-9a-f]{24,}\b")  # what the emulator's tokens look like, rotated ones too
 
 
 def rss_mib(pid: int) -> float:
@@ -88,94 +119,246 @@ def wait_for_postgres(url: str, deadline: float) -> None:
     raise RuntimeError("PostgreSQL did not come back")
 
 
+def hostile_users(users: int) -> dict[int, list[str]]:
+    """One webhook user per hostile kind, and one OAuth user with all of them at once."""
+    hostile = {number: [kind] for number, kind in enumerate(HOSTILE, 1)}
+    hostile[users // 2 + 1] = list(HOSTILE)
+    return hostile
+
+
+def write_config(
+    path: Path,
+    url: str,
+    interval: int,
+    users: int,
+    main: RunningEmulator,
+    trickle: RunningEmulator,
+    hung: RunningEmulator,
+    read_timeout: float,
+) -> None:
+    half = users // 2
+    side = list(range(1, SIDE_USERS + 1))
+    path.write_text(
+        f'[database]\nurl = "{url}"\n[schedule]\ninterval_seconds = {interval}\n'
+        f"[http]\nmax_retries = 6\nread_timeout_seconds = {read_timeout}\n"
+        f'[storage]\nspool_path = "{path.parent / "spool.jsonl"}"\n[reconcile]\ndays = 0\n'
+        f'[[portals]]\nname = "hook"\nwebhook_url = "{main.webhook_url}"\nusers = {list(range(1, half + 1))}\n'
+        f"requests_per_second = 10\nburst = 50\n"
+        f'[[portals]]\nname = "oauth"\ndomain = "{main.base_url}"\naccess_token = "{main.access_token}"\n'
+        f'refresh_token = "{main.refresh_token}"\nclient_id = "{main.client_id}"\n'
+        f'client_secret = "{main.client_secret}"\noauth_url = "{main.oauth_url}"\n'
+        f"users = {list(range(half + 1, users + 1))}\nrequests_per_second = 10\nburst = 50\n"
+        f'[[portals]]\nname = "trickle"\nwebhook_url = "{trickle.webhook_url}"\nusers = {side}\n'
+        f'[[portals]]\nname = "hung"\nwebhook_url = "{hung.webhook_url}"\nusers = {side}\n'
+    )
+    os.chmod(path, 0o600)
+
+
 def run_soak(
-    users: int, seconds: float, interval: int, url: str, server_url: str, method: str, workdir: Path
+    users: int,
+    seconds: float,
+    interval: int,
+    url: str,
+    server_url: str,
+    method: str,
+    workdir: Path,
+    read_timeout: float = READ_TIMEOUT,
 ) -> dict[str, Any]:
     """Run the scenario on `url`, an empty scratch database on `server_url`; return the figures."""
-    port, secret = free_port(), secrets.token_hex(8)
-    token, refresh, client_secret = secrets.token_hex(16), secrets.token_hex(16), secrets.token_hex(12)
-    emulator = subprocess.Popen(
-        [sys.executable, "-m", "poller", "emulator", "--port", str(port), "--users", str(users), "--secret", secret,
-         "--token", token, "--rate", "20", "--burst", "100", "--token-lifetime", "20", *FAULTS],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    wait_until_serving(base)
-    # The emulator prints its OAuth app; read the refresh token and client secret it chose.
-    banner = "".join(emulator.stdout.readline() for _ in range(5)) if emulator.stdout else ""
-    refresh = banner.split('refresh_token = "')[1].split('"')[0]
-    client_secret = banner.split('client_secret = "')[1].split('"')[0]
-    half = users // 2
-    config = workdir / "soak.toml"
-    config.write_text(
-        f'[database]\nurl = "{url}"\n[schedule]\ninterval_seconds = {interval}\n'
-        f"[http]\nmax_retries = 6\nread_timeout_seconds = 10\n"
-        f'[storage]\nspool_path = "{workdir / "spool.jsonl"}"\n'
-        f'[[portals]]\nname = "hook"\nwebhook_url = "{base}/rest/1/{secret}/"\nusers = {list(range(1, half + 1))}\n'
-        f"requests_per_second = 10\nburst = 50\n"
-        f'[[portals]]\nname = "oauth"\ndomain = "{base}"\naccess_token = "{token}"\nrefresh_token = "{refresh}"\n'
-        f'client_id = "local.emulator"\nclient_secret = "{client_secret}"\noauth_url = "{base}/oauth/token/"\n'
-        f"users = {list(range(half + 1, users + 1))}\nrequests_per_second = 10\nburst = 50\n"
-    )
-    os.chmod(config, 0o600)
-    log_path = workdir / "daemon.log"
-    log = log_path.open("w")
-    daemon = subprocess.Popen(
-        [sys.executable, "-m", "poller", "run", "-c", str(config)], stdout=log, stderr=log
-    )
-    started = time.monotonic()
-    samples: list[float] = []
-    outage_done = False
-    rss_before_outage = rss_after_outage = 0.0
-    back_at = 0.0
-    try:
-        while time.monotonic() - started < seconds:
-            time.sleep(1)
-            samples.append(rss_mib(daemon.pid))
-            if not outage_done and time.monotonic() - started > seconds / 2:
-                rss_before_outage = samples[-1]
-                outage(url, server_url, method, seconds=min(10.0, seconds / 6))
-                wait_for_postgres(url, time.monotonic() + 60)
-                outage_done, back_at = True, time.monotonic()
-            if back_at and not rss_after_outage and time.monotonic() - back_at > 10:
-                rss_after_outage = samples[-1]  # the spool written back
-        daemon.send_signal(signal.SIGTERM)
-        daemon.wait(timeout=120)
-        stats = json.loads(urllib.request.urlopen(f"{base}/_emulator/stats", timeout=5).read())
-    finally:
-        daemon.kill()
-        emulator.terminate()
-        emulator.wait(timeout=10)
-        log.close()
-    engine = storage.make_engine(url)
-    with engine.connect() as connection:
-        stored = connection.execute(text("SELECT count(*) FROM snapshots")).scalar_one()
-        distinct = connection.execute(
-            text("SELECT count(*) FROM (SELECT DISTINCT portal, user_id, polled_at FROM snapshots) d")
-        ).scalar_one()
-        cycles = connection.execute(text("SELECT count(*) FROM poll_runs")).scalar_one()
-        errors = dict(connection.execute(text("SELECT code, count(*) FROM poll_errors GROUP BY code")).all())
-    engine.dispose()
-    warm = samples[len(samples) // 5] if samples else 0.0  # after the first cycles
+    with ExitStack() as stack:
+        main = stack.enter_context(
+            run_emulator(
+                users=users,
+                rate=20,
+                burst=100,
+                token_lifetime=20,
+                operating_limit=0,
+                hostile=hostile_users(users),
+                **FAULTS,
+            )
+        )
+        trickle = stack.enter_context(
+            run_emulator(
+                users=SIDE_USERS, rate=0, fault_trickle=1.0, trickle_interval=1.0, trickle_length=100_000
+            )
+        )
+        hung = stack.enter_context(run_emulator(users=SIDE_USERS, rate=0, fault_hang=1.0))
+        config = workdir / "soak.toml"
+        write_config(config, url, interval, users, main, trickle, hung, read_timeout)
+        log_path = workdir / "daemon.log"
+        with log_path.open("w") as log:
+            daemon = subprocess.Popen(
+                [sys.executable, "-m", "poller", "run", "-c", str(config)], stdout=log, stderr=log
+            )
+            try:
+                timeline = watch(daemon, seconds, url, server_url, method)
+            finally:
+                daemon.kill()
+                daemon.wait()
+        stats = main.stats()
+        secrets = [s for emulator in (main, trickle, hung) for s in emulator.secrets]
+    log = log_path.read_text()
+    figures = read_database(url, workdir / "spool.jsonl")
+    answered = stats["statuses_answered"]
+    stored, distinct = figures["stored"], figures["distinct"]
     return {
-        "seconds": round(time.monotonic() - started, 1),
-        "daemon_exit": daemon.returncode,
-        "cycles": cycles,
+        **timeline,
         "requests": stats["requests"],
         "faults": stats["faults"],
-        "expected": stats["statuses_answered"],
+        "expected": answered,
         "stored": stored,
-        "lost": stats["statuses_answered"] - distinct,
+        "lost": answered - distinct - figures["quarantined_snapshots"],
         "duplicates": stored - distinct,
-        "errors": errors,
-        "rss_warm_mib": round(warm, 1),
-        "rss_end_mib": round(samples[-1] if samples else 0.0, 1),
-        "rss_before_outage_mib": round(rss_before_outage, 1),
-        "rss_after_outage_mib": round(rss_after_outage, 1),
-        "rss_max_mib": round(max(samples, default=0.0), 1),
-        "log": log_path.read_text(),
-        "secrets": [secret, token, refresh, client_secret],
+        "values_warned": len(re.findall(r"WARNING poller\.cycle: portal \w+ user \d+:", log)),
+        "outage_lines": {
+            phrase: log.count(phrase)
+            for phrase in ("database unavailable", "database available again", "lock connection lost")
+        },
+        **{k: v for k, v in figures.items() if k not in ("stored", "distinct")},
+        "log": log,
+        "secrets": secrets,
+        "secrets_in_log": sum(s in log for s in secrets),
+        "hex_in_log": len(LONG_HEX.findall(log)),
     }
+
+
+def watch(
+    daemon: subprocess.Popen[bytes], seconds: float, url: str, server_url: str, method: str
+) -> dict[str, Any]:
+    """Sample the daemon's RSS each second, cause the outage half-way, SIGTERM it at the end."""
+    started = time.monotonic()
+    samples: list[float] = []
+    rss_before = rss_after = 0.0
+    outage_from = outage_to = None
+    back_at = 0.0
+    while time.monotonic() - started < seconds and daemon.poll() is None:
+        time.sleep(1)
+        samples.append(rss_mib(daemon.pid))
+        if outage_from is None and time.monotonic() - started > seconds / 2:
+            rss_before = samples[-1]
+            outage_from = datetime.now(UTC)
+            outage(url, server_url, method, seconds=min(10.0, seconds / 6))
+            wait_for_postgres(url, time.monotonic() + 60)
+            outage_to, back_at = datetime.now(UTC), time.monotonic()
+        if back_at and not rss_after and time.monotonic() - back_at > 10:
+            rss_after = samples[-1]  # the spool written back
+    signalled = time.monotonic()
+    daemon.send_signal(signal.SIGTERM)
+    with suppress(subprocess.TimeoutExpired):
+        daemon.wait(timeout=120)
+    return {
+        "seconds": round(signalled - started, 1),
+        "daemon_exit": daemon.poll(),
+        "sigterm_seconds": round(time.monotonic() - signalled, 1),
+        "outage": (outage_from, outage_to),
+        "rss_start_mib": round(samples[0] if samples else 0.0, 1),
+        "rss_warm_mib": round(samples[len(samples) // 5] if samples else 0.0, 1),  # after the first cycles
+        "rss_before_outage_mib": round(rss_before, 1),
+        "rss_after_outage_mib": round(rss_after, 1),
+        "rss_end_mib": round(samples[-1] if samples else 0.0, 1),
+        "rss_max_mib": round(max(samples, default=0.0), 1),
+    }
+
+
+def read_database(url: str, spool: Path) -> dict[str, Any]:
+    """What the database and the dead-letter file hold after the run."""
+    engine = storage.make_engine(url)
+    try:
+        with engine.connect() as connection:
+            stored = connection.execute(
+                text("SELECT count(*) FROM snapshots WHERE portal IN ('hook', 'oauth')")
+            ).scalar_one()
+            distinct = connection.execute(
+                text(
+                    "SELECT count(*) FROM (SELECT DISTINCT portal, user_id, polled_at FROM snapshots"
+                    " WHERE portal IN ('hook', 'oauth')) d"
+                )
+            ).scalar_one()
+            runs = connection.execute(
+                select(PollRun.portal, PollRun.started_at, PollRun.outcome).order_by(
+                    PollRun.portal, PollRun.started_at
+                )
+            ).all()
+            errors = connection.execute(
+                select(PollError.portal, PollError.code, func.count()).group_by(
+                    PollError.portal, PollError.code
+                )
+            ).all()
+            bad_values = connection.execute(
+                select(PollError.portal, PollError.user_id, PollError.occurred_at).where(
+                    PollError.code == storage.BAD_VALUE
+                )
+            ).all()
+    finally:
+        engine.dispose()
+    dead_snapshots, dead_rows = read_dead_letters(sibling(spool, ".dead.jsonl"))
+    refused = {(p, u, t.astimezone(UTC)) for p, u, t in bad_values if p in HEALTHY}
+    refused |= {key for key in dead_snapshots if key[0] in HEALTHY}
+    by_portal: dict[str, list[tuple[datetime, str | None]]] = defaultdict(list)
+    for portal, started_at, outcome in runs:
+        by_portal[portal].append((started_at, outcome))
+    codes: dict[str, Counter[str]] = defaultdict(Counter)
+    for portal, code, count in errors:
+        codes[portal][code] = count
+    return {
+        "stored": stored,
+        "distinct": distinct,
+        "cycles": len(runs),
+        "runs": dict(by_portal),
+        "errors": dict(sum(codes.values(), Counter())),
+        "errors_by_portal": {portal: dict(counter) for portal, counter in codes.items()},
+        "bad_value_rows": len(bad_values),
+        "bad_response_rows": sum(counter["BAD_RESPONSE"] for counter in codes.values()),
+        "dead_lettered_rows": dead_rows,
+        "quarantined_snapshots": len(refused),
+    }
+
+
+def read_dead_letters(path: Path) -> tuple[set[tuple[str, int, datetime]], int]:
+    """The snapshots in the dead-letter file (portal, user, polled_at) and how many rows it holds."""
+    keys: set[tuple[str, int, datetime]] = set()
+    rows = 0
+    if not path.exists():
+        return keys, rows
+    for line in path.read_bytes().splitlines():
+        _, entry = read_line(line)
+        if entry is not None:
+            rows += entry.rows
+            keys |= {(s.portal, s.user_id, s.polled_at.astimezone(UTC)) for s in entry.snapshots}
+    return keys, rows
+
+
+def achieved_intervals(
+    runs: dict[str, list[tuple[datetime, str | None]]], interval: int, outage: tuple[Any, Any]
+) -> dict[str, float]:
+    """The gaps between the healthy portals' cycle starts: mean, p95 and max; and without the outage.
+
+    A gap that overlaps the outage (plus one interval for the lock to come back) is left
+    out of the second figure: no replica polls a portal while its lock is lost.
+    """
+    began, ended = outage
+    gaps: list[float] = []
+    calm: list[float] = []
+    for portal in HEALTHY:
+        for (a, _), (b, _) in pairwise(runs.get(portal, [])):
+            gap = (b - a).total_seconds()
+            gaps.append(gap)
+            if began is None or b < began or a > ended + timedelta(seconds=interval):
+                calm.append(gap)
+    return {
+        "mean": statistics.fmean(gaps) if gaps else math.nan,
+        "p95": percentile(gaps, 0.95),
+        "max": max(gaps, default=math.nan),
+        "calm_mean": statistics.fmean(calm) if calm else math.nan,
+        "calm_p95": percentile(calm, 0.95),
+    }
+
+
+def percentile(values: Sequence[float], share: float) -> float:
+    ordered = sorted(values)
+    return (
+        ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))] if ordered else math.nan
+    )
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -186,6 +369,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--interval", type=int, default=5)
     parser.add_argument("--outage", choices=["restart", "block"], default="restart")
+    parser.add_argument(
+        "--read-timeout", type=float, default=READ_TIMEOUT, help="[http] read_timeout_seconds"
+    )
     scratch.add_server_argument(parser, required=True)
     return parser.parse_args(argv)
 
@@ -197,22 +383,57 @@ def main(argv: Sequence[str] | None = None) -> None:
         tempfile.TemporaryDirectory() as workdir,
         scratch.scratch_database(args.postgres_server, "soak") as url,
     ):
-        result = run_soak(
-            args.users, args.seconds, args.interval, url, args.postgres_server, args.outage, Path(workdir)
+        r = run_soak(
+            args.users,
+            args.seconds,
+            args.interval,
+            url,
+            args.postgres_server,
+            args.outage,
+            Path(workdir),
+            args.read_timeout,
         )
-    print(f"{result['seconds']} s, {args.users} users, "
-          f"PostgreSQL outage: {args.outage}; daemon exit code {result['daemon_exit']}")  # fmt: skip
     print(
-        f"cycles {result['cycles']}, HTTP requests {result['requests']}, faults injected {result['faults']}"
+        f"{r['seconds']} s, {args.users} users on 2 portals + a trickling and a hung portal of {SIDE_USERS}, "
+        f"interval {args.interval} s, PostgreSQL outage: {args.outage}"
     )
-    print(f"snapshots expected (answers the emulator gave) {result['expected']}, stored {result['stored']}, "
-          f"lost {result['lost']}, duplicated {result['duplicates']}")  # fmt: skip
-    print(f"errors by code {result['errors']}")
-    print(f"daemon RSS MiB: {result['rss_warm_mib']} after the first cycles, {result['rss_before_outage_mib']} "
-          f"before the outage, {result['rss_after_outage_mib']} 10 s after it, {result['rss_end_mib']} at the end, "
-          f"{result['rss_max_mib']} at most")  # fmt: skip
-    leaked = [s for s in result["secrets"] if s in result["log"]]
-    print(f"secrets in the daemon's log: {len(leaked)}")
+    print(
+        f"SIGTERM to exit: {r['sigterm_seconds']} s (limit {args.read_timeout + 10:g} s), exit code {r['daemon_exit']}"
+    )
+    print(
+        f"cycles {r['cycles']}, HTTP requests to the main emulator {r['requests']}, faults injected {r['faults']}"
+    )
+    print(
+        f"snapshots answered {r['expected']}, stored {r['stored']}, lost {r['lost']}, "
+        f"duplicated {r['duplicates']}"
+    )
+    print(
+        f"quarantined: {r['bad_value_rows']} BAD_VALUE rows, {r['bad_response_rows']} BAD_RESPONSE rows, "
+        f"{r['dead_lettered_rows']} dead-lettered spool rows; {r['values_warned']} values nulled or cut "
+        f"with a warning (hostile users {sorted(hostile_users(args.users))})"
+    )
+    print(f"errors by code {r['errors']}")
+    got = achieved_intervals(r["runs"], args.interval, r["outage"])
+    print(
+        f"healthy portals (hook, oauth): configured interval {args.interval} s, achieved mean "
+        f"{got['mean']:.2f} s, p95 {got['p95']:.2f} s, max {got['max']:.1f} s; outside the outage mean "
+        f"{got['calm_mean']:.2f} s, p95 {got['calm_p95']:.2f} s"
+    )
+    for portal in ("trickle", "hung"):
+        outcomes = Counter(outcome or "open" for _, outcome in r["runs"].get(portal, []))
+        print(
+            f"{portal} portal: {sum(outcomes.values())} cycles {dict(outcomes)}, "
+            f"error rows {r['errors_by_portal'].get(portal, {})}"
+        )
+    print(f"outage in the log: {r['outage_lines']}")
+    print(
+        f"daemon RSS MiB: {r['rss_start_mib']} at start, {r['rss_warm_mib']} after the first cycles, "
+        f"{r['rss_before_outage_mib']} before the outage, {r['rss_after_outage_mib']} 10 s after it, "
+        f"{r['rss_end_mib']} at the end, {r['rss_max_mib']} at most"
+    )
+    print(
+        f"secrets in the daemon's log: {r['secrets_in_log']} (and {r['hex_in_log']} token-like hex strings)"
+    )
 
 
 if __name__ == "__main__":
