@@ -3,13 +3,12 @@
 Errors of ours are caught here once and shown as one line (JSON with `--log-format json`);
 exit codes: 0 success, 1 a user, portal or database failed, 2 a configuration or usage
 error. The global options `-c`, `--log-level` and `--log-format` go before or after the
-command.
+command. The parser and its option types: poller.cli_parser.
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
 import io
 import json
 import logging
@@ -17,46 +16,28 @@ import os
 import shutil
 import sys
 import threading
-from collections.abc import Callable, Sequence
-from datetime import date, timedelta
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NoReturn
 
-from poller import __version__, commands
+from poller import commands
 from poller.backfill import ProgressDisplay
+from poller.cli_parser import Handler, UsageError, build_parser
 from poller.config import Config
 from poller.emulator.settings import FAULT_KINDS
 from poller.errors import ConfigError, PollerError
-from poller.logs import LOG_LEVELS, PROGRAM, RedactingFilter, fatal_line, installed
-from poller.report import REPORT_NAMES, TIMESHEET, render, render_check, render_timesheet
+from poller.logs import PROGRAM, RedactingFilter, fatal_line, installed
+from poller.report import TIMESHEET, render, render_check, render_timesheet
 
 logger = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-Handler = Callable[[argparse.Namespace], int]
-
-
-class UsageError(Exception):
-    """argparse found a bad command line; `parser` is the (sub)command it concerns."""
-
-    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
-        super().__init__(message)
-        self.parser = parser
-        self.message = message
-
-
-class _Parser(argparse.ArgumentParser):
-    """Raise usage errors instead of exiting, so that `main` can print them as JSON too."""
-
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(self, message)
 
 
 class CommandLine:
     """The parser, and one method per command that parses its options, calls and prints."""
 
     def __init__(self) -> None:
-        self.parser = self.build_parser()
+        self.parser = build_parser(self)
         self.redactor = RedactingFilter()
 
     def main(self, argv: Sequence[str]) -> int:
@@ -248,168 +229,10 @@ class CommandLine:
             return EXIT_INTERRUPTED
         return EXIT_OK if report.ok else EXIT_FAILED
 
-    # -- the parser ------------------------------------------------------------------------
-
-    def build_parser(self) -> argparse.ArgumentParser:
-        parser = _Parser(
-            prog=PROGRAM,
-            description="Poll Bitrix24 timeman.status on a schedule and keep the history in SQL.",
-        )
-        parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-        _add_global_options(parser, top=True)
-        subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-        def add(
-            name: str, function: Callable[..., Any], handler: Handler, into: Any = subparsers
-        ) -> argparse.ArgumentParser:
-            doc = inspect.getdoc(function) or ""
-            sub: argparse.ArgumentParser = into.add_parser(
-                name,
-                help=doc.partition("\n")[0],
-                description=doc,
-                formatter_class=argparse.RawDescriptionHelpFormatter,
-            )
-            _add_global_options(sub, top=False)
-            sub.set_defaults(handler=handler)
-            return sub
-
-        db = subparsers.add_parser(
-            "db", help="database schema commands", description="Database schema commands."
-        )
-        _add_global_options(db, top=False)
-        db_commands = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
-        add("upgrade", commands.db_upgrade, self.db_upgrade, into=db_commands)
-
-        poll = add("poll", commands.poll, self.poll)
-        poll.add_argument("--migrate", action="store_true", help="upgrade the database schema first")
-        poll.add_argument(
-            "--no-migrate", dest="migrate", action="store_false", help="do not upgrade the schema (default)"
-        )
-        poll.set_defaults(migrate=False)
-        run = add("run", commands.run, self.run)
-        run.add_argument(
-            "--no-migrate",
-            dest="migrate",
-            action="store_false",
-            help="do not upgrade the database schema first",
-        )
-        run.set_defaults(migrate=True)
-
-        report = add("report", commands.report, self.report)
-        report.add_argument("report", nargs="?", default="workdays", choices=list(REPORT_NAMES))
-        report.add_argument("--month", type=_month, metavar="YYYY-MM", help="timesheet: the month")
-        report.add_argument(
-            "--department", metavar="NAME", help="timesheet: only this department (name, any case)"
-        )
-        report.add_argument("--from", dest="date_from", type=_date, help="first local work date, YYYY-MM-DD")
-        report.add_argument("--to", dest="date_to", type=_date, help="last local work date, YYYY-MM-DD")
-        report.add_argument("--portal", action="append", help="only this portal (repeatable)")
-        report.add_argument(
-            "--user", action="append", type=_positive_int, help="only this user id (repeatable)"
-        )
-        report.add_argument("--format", choices=["table", "csv", "json"], default="table")
-        _add_database_option(report)
-
-        status = add("status", commands.status, self.status)
-        status.add_argument("--runs", type=_positive_int, default=10, help="cycles to show (default 10)")
-        status.add_argument("--format", choices=["text", "json"], default="text")
-        _add_database_option(status)
-
-        prune = add("prune", commands.prune, self.prune)
-        prune.add_argument("--older-than", required=True, type=_age, help="age such as 400d, 12w or 36h")
-        prune.add_argument(
-            "--dry-run", action="store_true", help="count what would be deleted; delete nothing"
-        )
-        _add_database_option(prune)
-
-        check = add("check", commands.check, self.check)
-        check.add_argument("--format", choices=["table", "json"], default="table")
-        check.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
-
-        get_status = add("get-status", commands.get_status, self.get_status)
-        get_status.add_argument(
-            "--url", required=True, help="incoming-webhook URL, or the portal address with --token"
-        )
-        get_status.add_argument("--userid", help="user id (default: the webhook's or token's own user)")
-        get_status.add_argument("--token", help="OAuth access token; then --url is the portal's address")
-
-        emulator = add("emulator", commands.start_emulator, self.emulator)
-        emulator.add_argument("--host", default="127.0.0.1")
-        emulator.add_argument("--port", type=_port, default=8765, help="0 picks a free port (default 8765)")
-        emulator.add_argument("--users", type=_positive_int, default=25, help="simulated users (default 25)")
-        emulator.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
-        emulator.add_argument("--secret", help="webhook secret (default: random)")
-        emulator.add_argument("--token", help="OAuth access token (default: random)")
-        emulator.add_argument(
-            "--rate", type=float, default=2.0, help="leaky-bucket drain per second; 0 = no limit"
-        )
-        emulator.add_argument(
-            "--burst", type=_positive_int, default=50, help="leaky-bucket size (default 50)"
-        )
-        emulator.add_argument(
-            "--token-lifetime", type=float, default=3600.0, help="access token lifetime, seconds"
-        )
-        for kind in FAULT_KINDS:
-            emulator.add_argument(
-                f"--fault-{kind}",
-                type=float,
-                default=0.0,
-                help=f"share of requests answered with fault '{kind}'",
-            )
-
-        demo = add("demo", commands.demo, self.demo)
-        demo.add_argument("--database", default="timeman-demo.sqlite3", help="SQLite file to write")
-        demo.add_argument("--duration", type=float, default=20.0, help="seconds to poll (default 20)")
-        demo.add_argument("--interval", type=float, default=5.0, help="seconds between cycles (default 5)")
-        demo.add_argument("--users", type=_positive_int, default=25, help="simulated users (default 25)")
-        demo.add_argument("--speed", type=float, default=600.0, help="simulated seconds per real second")
-
-        backfill = add("backfill", commands.backfill, self.backfill)
-        backfill.add_argument("--since", required=True, type=_date, help="first local date, YYYY-MM-DD")
-        backfill.add_argument("--until", type=_date, help="last local date, YYYY-MM-DD (default today)")
-        backfill.add_argument("--portal", action="append", help="only this portal (repeatable)")
-        backfill.add_argument("--users", type=_user_ids, help="only these user ids, comma-separated: 1,5,7")
-        return parser
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command line (`sys.argv[1:]` by default) and return its exit code."""
     return CommandLine().main(sys.argv[1:] if argv is None else list(argv))
-
-
-def _add_global_options(parser: argparse.ArgumentParser, *, top: bool) -> None:
-    """The options every command takes, before or after its name.
-
-    After the command they default to SUPPRESS, so that a value given before it is not
-    overwritten by the subcommand's default.
-    """
-
-    def default(value: str | None) -> Any:
-        return value if top else argparse.SUPPRESS
-
-    options = parser.add_argument_group("global options")
-    options.add_argument(
-        "-c",
-        "--config",
-        default=default(None),
-        help="config file (default: $TIMEMAN_POLLER_CONFIG, else ./config.toml)",
-    )
-    options.add_argument(
-        "--log-level", default=default("INFO"), choices=LOG_LEVELS, type=str.upper, help="default INFO"
-    )
-    options.add_argument(
-        "--log-format", default=default("text"), choices=["text", "json"], help="json: one object per line"
-    )
-
-
-def _add_database_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--database",
-        dest="database_url",
-        metavar="URL",
-        type=_database_url,
-        help="read this database URL instead of the config file's (no config file needed)",
-    )
 
 
 def table_width() -> int | None:
@@ -442,68 +265,3 @@ def _option_value(argv: Sequence[str], option: str) -> str | None:
         if word.startswith(option + "="):
             return word.partition("=")[2]
     return None
-
-
-def _date(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
-
-
-def _month(text: str) -> date:
-    try:
-        return date.fromisoformat(f"{text}-01")
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a month (YYYY-MM)") from None
-
-
-def _database_url(text: str) -> str:
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
-
-    try:
-        make_url(text)
-    except ArgumentError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a database URL (sqlite:///PATH or postgresql+psycopg://USER@HOST/DB)"
-        ) from None
-    return text
-
-
-def _age(text: str) -> timedelta:
-    units = {"h": 3600, "d": 86400, "w": 7 * 86400}
-    number, unit = text[:-1], text[-1:].lower()
-    if unit not in units or not number.isdigit() or int(number) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an age such as 400d, 12w or 36h")
-    try:
-        return timedelta(seconds=int(number) * units[unit])
-    except OverflowError:
-        raise argparse.ArgumentTypeError(f"{text!r} is too long an age") from None
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a number >= 1")
-    return value
-
-
-def _port(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a port from 0 to 65535")
-    return value
-
-
-def _user_ids(text: str) -> tuple[int, ...]:
-    parts = [part.strip() for part in text.split(",") if part.strip()]
-    if not parts or not all(part.isdigit() and int(part) > 0 for part in parts):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a list of user ids such as 1,5,7")
-    return tuple(int(part) for part in parts)

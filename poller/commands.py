@@ -9,7 +9,7 @@ shows as one line.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -24,7 +24,7 @@ from poller.config import Config, config_path
 from poller.config import load_config as read_config_file
 from poller.cycle import PollReport, make_clients, poll_once
 from poller.daemon import Daemon
-from poller.demo import DemoResult, run_demo
+from poller.demo import run_demo
 from poller.emulator import Emulator, EmulatorSettings
 from poller.errors import ConfigError
 from poller.metrics import Metrics
@@ -396,23 +396,8 @@ def start_emulator(settings: EmulatorSettings, host: str = "127.0.0.1", port: in
         raise ConfigError(f"--port {port}: cannot listen on {host}: {exc.strerror or exc}") from None
 
 
-def demo(
-    database: Path,
-    *,
-    duration: float = 20.0,
-    interval: float = 5.0,
-    users: int = 25,
-    speed: float = 600.0,
-    progress: Callable[[str], None] = lambda _line: None,
-) -> DemoResult:
-    """Poll an emulated portal into a SQLite file for a few seconds, then show the result."""
-    if duration <= 0 or interval <= 0:
-        raise ConfigError("--duration and --interval: expected seconds > 0")
-    if not database.absolute().parent.is_dir():
-        raise ConfigError(f"--database: directory {database.absolute().parent} does not exist")
-    return run_demo(
-        database, duration=duration, interval=interval, users=users, speed=speed, progress=progress
-    )
+# The demo validates its own options; its docstring is the command's help.
+demo = run_demo
 
 
 # -- backfill --------------------------------------------------------------------------------

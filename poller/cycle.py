@@ -85,17 +85,7 @@ class PortalOutcome:
     finished_at: datetime | None = None
 
     def summary(self) -> str:
-        text = (
-            f"{self.users_ok} users stored, {self.users_failed} failed, "
-            f"{self.requests} request{'' if self.requests == 1 else 's'}, {self.seconds:.2f} s"
-        )
-        if self.portal_failed:
-            text += ", the portal failed"
-        if self.kept:
-            text += f", {self.kept} kept for the database"
-        if self.interrupted:
-            text += ", interrupted" + (f": {self.not_polled} users not polled" if self.not_polled else "")
-        return text
+        return _summary(self, self.seconds, "the portal failed" if self.portal_failed else "")
 
 
 @dataclass(frozen=True)
@@ -133,10 +123,6 @@ class PollReport:
         return self.stopped or any(p.interrupted for p in self.portals)
 
     @property
-    def run_ids(self) -> tuple[int | None, ...]:
-        return tuple(p.run_id for p in self.portals)
-
-    @property
     def ok(self) -> bool:
         """Every portal's cycle was recorded, stored every user and was not cut."""
         return not any(
@@ -144,20 +130,27 @@ class PollReport:
             for p in self.portals
         )
 
-    def summary(self) -> str:
-        seconds = (self.finished_at - self.started_at).total_seconds()
-        failed_portals = sum(p.portal_failed for p in self.portals)
-        text = (
-            f"{self.users_ok} users stored, {self.users_failed} failed, "
-            f"{self.requests} request{'' if self.requests == 1 else 's'}, {seconds:.2f} s"
-        )
-        if failed_portals:
-            text += f", {failed_portals} of {len(self.portals)} portals failed"
-        if self.kept:
-            text += f", {self.kept} kept for the database"
-        if self.interrupted:
-            text += ", interrupted" + (f": {self.not_polled} users not polled" if self.not_polled else "")
-        return text
+    def summary(self, seconds: float | None = None) -> str:
+        """One line; `seconds` replaces the report's own span when its instants are simulated (demo)."""
+        if seconds is None:
+            seconds = (self.finished_at - self.started_at).total_seconds()
+        failed = sum(p.portal_failed for p in self.portals)
+        return _summary(self, seconds, f"{failed} of {len(self.portals)} portals failed" if failed else "")
+
+
+def _summary(counts: PortalOutcome | PollReport, seconds: float, failure: str) -> str:
+    """The line both summaries share; `failure` names the failed portals ('' when none)."""
+    text = (
+        f"{counts.users_ok} users stored, {counts.users_failed} failed, "
+        f"{counts.requests} request{'' if counts.requests == 1 else 's'}, {seconds:.2f} s"
+    )
+    if failure:
+        text += f", {failure}"
+    if counts.kept:
+        text += f", {counts.kept} kept for the database"
+    if counts.interrupted:
+        text += ", interrupted" + (f": {counts.not_polled} users not polled" if counts.not_polled else "")
+    return text
 
 
 def make_clients(

@@ -180,6 +180,12 @@ class Daemon:
             self._server = None
         logger.info("daemon stopped after %d cycles", sum(self.cycles.values()))
 
+    def jobs(self) -> dict[str, Any]:
+        """The scheduled APScheduler jobs by id while started (empty when stopped): their
+        triggers and next run times, for tests and for a status that shows them."""
+        scheduler = self._scheduler
+        return {job.id: job for job in scheduler.get_jobs()} if scheduler is not None else {}
+
     def describe_busy(self) -> str:
         """The portals mid-cycle, for the line a hard stop logs (their part in flight is lost)."""
         with self._busy_lock:

@@ -16,8 +16,9 @@ from sqlalchemy import Engine
 
 from poller import storage
 from poller.config import Config, HttpConfig, PortalConfig, ScheduleConfig, parse_webhook_url
-from poller.cycle import PollReport, make_clients, poll_once
+from poller.cycle import make_clients, poll_once
 from poller.emulator import Emulator, EmulatorSettings, SimClock
+from poller.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -42,11 +43,16 @@ def run_demo(
     speed: float = 600.0,
     progress: Callable[[str], None] = lambda _line: None,
 ) -> DemoResult:
-    """Poll an emulated portal for `duration` real seconds into `database`.
+    """Poll an emulated portal into a SQLite file for a few seconds, then show the result.
 
-    `progress` gets one line when the portal is up and one per cycle. The portal's world runs
-    `speed` times faster than real time; the seconds a cycle took are real ones.
+    The emulated portal's world runs --speed times faster than real time; the seconds shown
+    for a cycle are real ones.
     """
+    # `progress` gets one line when the portal is up and one per cycle.
+    if duration <= 0 or interval <= 0:
+        raise ConfigError("--duration and --interval: expected seconds > 0")
+    if not database.absolute().parent.is_dir():
+        raise ConfigError(f"--database: directory {database.absolute().parent} does not exist")
     # One simulated clock for the whole portal (its world, bucket, operating window) and the
     # poller, so poll times and workday times are instants of one clock; it runs `speed`
     # times faster than real time.
@@ -82,21 +88,12 @@ def run_demo(
             seconds = time.monotonic() - started
             all_ok = all_ok and report.ok
             simulated = report.started_at.strftime("%Y-%m-%d %H:%M UTC")
-            progress(f"cycle {cycle} (simulated {simulated}): {_cycle_summary(report, seconds)}")
+            progress(f"cycle {cycle} (simulated {simulated}): {report.summary(seconds)}")
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             time.sleep(min(interval, remaining))
         return DemoResult(database, cycle, all_ok, latest_table(engine))
-
-
-def _cycle_summary(report: PollReport, seconds: float) -> str:
-    """Like PollReport.summary(), with real seconds: the report's instants are simulated."""
-    requests = f"{report.requests} request{'' if report.requests == 1 else 's'}"
-    text = f"{report.users_ok} users stored, {report.users_failed} failed, {requests}, {seconds:.2f} s"
-    if report.kept:
-        text += f", {report.kept} kept for the database"
-    return text
 
 
 def latest_table(engine: Engine) -> str:

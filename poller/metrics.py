@@ -186,20 +186,6 @@ class Metrics:
         if count:
             self.errors.labels(portal=portal, code=code or "UNKNOWN").inc(count)
 
-    def record_cycle(self, report: Any, spooled: int) -> None:
-        """Count one all-portal cycle from its daemon.PollReport.
-
-        Each portal is given the whole cycle's duration: the portals of such a cycle run
-        concurrently and the report does not time them one by one.
-        """
-        seconds = (report.finished_at - report.started_at).total_seconds()
-        for outcome in report.portals:
-            self.count_users(outcome.portal, stored=outcome.users_ok, failed=outcome.users_failed)
-            for code, count in outcome.error_codes:
-                self.count_error(outcome.portal, code, count)
-            self.cycle_finished(outcome.portal, seconds, succeeded=not outcome.portal_failed)
-        self.set_spool_rows(spooled)
-
     # -- spool -----------------------------------------------------------------------------
 
     def set_spool_rows(self, rows: int) -> None:

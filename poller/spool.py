@@ -184,12 +184,6 @@ class Spool:
                 self._outage_since = datetime.now(UTC)
                 logger.error("database unavailable (%s)", reason)
 
-    def note_available(self) -> None:
-        with self._lock:
-            if self._outage_since is not None and not self._waiting:
-                logger.info("database available again")
-                self._outage_since = None
-
     # -- writing back --------------------------------------------------------------------
 
     def flush(self, engine: Engine, mode: storage.StorageMode) -> int:

@@ -98,11 +98,6 @@ def portal(
     return {key: value for key, value in entry.items() if value is not None}
 
 
-def oauth_portal(emulator: Emulator, users: list[int], **overrides: object) -> dict[str, object]:
-    """`portal(..., oauth=True)`, under the name older tests import."""
-    return portal(emulator, users, oauth=True, **overrides)
-
-
 def make_config(*portals: dict[str, object], database_url: str | None = None, **sections: object) -> Config:
     """A parsed config of `portals` and other top-level sections (`http={"max_retries": 1}`)."""
     document: dict[str, object] = {"portals": list(portals), **sections}

@@ -26,11 +26,12 @@ POSTGRES_ENV = "TIMEMAN_POLLER_TEST_POSTGRES_URL"  # only the tests read it: to 
 
 # Arguments that would make each bench do a tiny run, were it not refused.
 BENCH_ARGS = {
-    "throughput": ["--mode", "storage", "--users", "5"],
+    "throughput": ["--mode", "storage", "--users", "5,10"],
     "report_speed": ["--users", "5", "--days", "2"],
     "soak": ["--seconds", "1", "--users", "5", "--outage", "block"],
     "backfill": ["--users", "5"],
     "replicas": ["--portals", "2", "--replicas", "1"],
+    "hung": ["--portals", "2", "--users", "5", "--seconds", "1"],
 }
 
 

@@ -375,6 +375,13 @@ def test_debug_logs_show_each_request_its_users_status_and_time_without_secrets(
         re.fullmatch(r"portal emu: batch to 127\.0\.0\.1 \(3 users\): HTTP 200 in \d+\.\d{3} s", r)
         for r in requests
     ), err
+    writes = re.findall(r"DEBUG poller\.storage\.cycles: (.*)", err)
+    assert any(
+        re.fullmatch(
+            r"portal emu: stored 3 snapshots, 0 errors, \d+ workdays \(all mode\) in \d+\.\d{3} s", w
+        )
+        for w in writes
+    ), err
     assert emulator.settings.webhook_secret not in err
     assert "plain http://" not in err  # a loopback address needs no TLS
     url = emulator.webhook_url.replace(emulator.settings.webhook_secret, "wrong-secret-42")

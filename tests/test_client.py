@@ -6,11 +6,9 @@ bucket wait moves both, so nothing sleeps for real.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-
 import pytest
 import requests
-from conftest import oauth_portal
+from conftest import MakeEmulator, make_config, portal
 
 from poller.bitrix import (
     PortalClient,
@@ -22,49 +20,24 @@ from poller.bitrix import (
     get_timekeeping_status,
 )
 from poller.clock import ManualClock
-from poller.config import HttpConfig, PortalConfig, parse_config, parse_webhook_url
-from poller.emulator import Emulator, EmulatorSettings
+from poller.config import HttpConfig, PortalConfig
+from poller.emulator import Emulator
 from poller.errors import BitrixError, OperatingTimeLimit, TransportError
 
-StartEmulator = Callable[..., Emulator]
 NO_RETRY = HttpConfig(connect_timeout_seconds=2, read_timeout_seconds=5, max_retries=0)
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def start_emulator(clock: ManualClock) -> Iterator[StartEmulator]:
-    """Start emulators on the test's clock; all are stopped at the end."""
-    started: list[Emulator] = []
-
-    def start(**settings: object) -> Emulator:
-        emulator = Emulator(EmulatorSettings(**settings), clock=clock).start()  # type: ignore[arg-type]
-        started.append(emulator)
-        return emulator
-
-    yield start
-    for emulator in started:
-        emulator.stop()
-
-
-@pytest.fixture
-def emu(start_emulator: StartEmulator) -> Emulator:
-    return start_emulator(users=30, seed=7)
+def emu(make_emulator: MakeEmulator, clock: ManualClock) -> Emulator:
+    return make_emulator(clock=clock)
 
 
 def webhook_portal(emulator: Emulator, **overrides: object) -> PortalConfig:
-    base_url, path = parse_webhook_url(emulator.webhook_url, "test")
-    fields: dict[str, object] = {"name": "emu", "base_url": base_url, "webhook_path": path, "users": (1,)}
-    fields.update(overrides)
-    return PortalConfig(**fields)  # type: ignore[arg-type]
+    return make_config(portal(emulator, [1], **overrides)).portals[0]
 
 
 def token_portal(emulator: Emulator, **overrides: object) -> PortalConfig:
-    entry = oauth_portal(emulator, [1], name="emu", **overrides)
-    return parse_config({"portals": [entry]}, {}).portals[0]
+    return make_config(portal(emulator, [1], oauth=True, name="emu", **overrides)).portals[0]
 
 
 def client_for(
@@ -111,8 +84,8 @@ def test_an_unknown_user_is_a_per_user_error(emulator: Emulator) -> None:
 # -- fetch_statuses -----------------------------------------------------------------------
 
 
-def test_users_are_fetched_fifty_per_batch_request(start_emulator: StartEmulator, clock: ManualClock) -> None:
-    emulator = start_emulator(users=120)
+def test_users_are_fetched_fifty_per_batch_request(make_emulator: MakeEmulator, clock: ManualClock) -> None:
+    emulator = make_emulator(clock=clock, users=120)
     client = client_for(webhook_portal(emulator), clock)
     batch = fetch_statuses(client, list(range(1, 123)))
     assert emulator.stats.requests == 3
@@ -140,9 +113,9 @@ def test_a_token_portal_batches_with_auth_in_the_body(emu: Emulator, clock: Manu
 
 
 def test_no_right_to_read_other_users_stops_after_the_first_batch(
-    start_emulator: StartEmulator, clock: ManualClock
+    make_emulator: MakeEmulator, clock: ManualClock
 ) -> None:
-    emulator = start_emulator(users=500, admin=False)
+    emulator = make_emulator(clock=clock, users=500, admin=False)
     client = client_for(webhook_portal(emulator), clock)
     batch = fetch_statuses(client, list(range(1, 501)))
     assert emulator.stats.requests == 1  # not ten batches that all fail the same way
@@ -156,8 +129,8 @@ def test_no_right_to_read_other_users_stops_after_the_first_batch(
 def test_a_refused_webhook_marks_every_user_failed_after_one_request(
     emu: Emulator, clock: ManualClock
 ) -> None:
-    portal = webhook_portal(emu, webhook_path="/rest/1/wrongsecret123/")
-    batch = fetch_statuses(client_for(portal, clock), list(range(1, 201)))
+    wrong = emu.webhook_url.replace(emu.settings.webhook_secret, "wrongsecret123")
+    batch = fetch_statuses(client_for(webhook_portal(emu, webhook_url=wrong), clock), list(range(1, 201)))
     assert emu.stats.requests == 1
     assert batch.portal_error is not None and batch.portal_error.code == "NO_AUTH_FOUND"
     assert set(batch.errors) == set(range(1, 201))
@@ -165,9 +138,9 @@ def test_a_refused_webhook_marks_every_user_failed_after_one_request(
 
 
 def test_parts_go_to_on_chunk_in_order_and_are_not_kept(
-    start_emulator: StartEmulator, clock: ManualClock
+    make_emulator: MakeEmulator, clock: ManualClock
 ) -> None:
-    emulator = start_emulator(users=1200, rate=0)
+    emulator = make_emulator(clock=clock, users=1200, rate=0)
     parts: list[StatusBatch] = []
     returned = fetch_statuses(
         client_for(webhook_portal(emulator), clock), list(range(1, 1211)), parts.append, batches_per_chunk=10
@@ -180,9 +153,9 @@ def test_parts_go_to_on_chunk_in_order_and_are_not_kept(
 
 
 def test_the_last_part_carries_the_portal_error_of_an_early_stop(
-    start_emulator: StartEmulator, clock: ManualClock
+    make_emulator: MakeEmulator, clock: ManualClock
 ) -> None:
-    emulator = start_emulator(users=120, admin=False)
+    emulator = make_emulator(clock=clock, users=120, admin=False)
     parts: list[StatusBatch] = []
     returned = fetch_statuses(client_for(webhook_portal(emulator), clock), list(range(1, 121)), parts.append)
     assert len(parts) == 1
@@ -191,9 +164,9 @@ def test_the_last_part_carries_the_portal_error_of_an_early_stop(
 
 
 def test_an_html_error_page_is_a_clear_retryable_error(
-    start_emulator: StartEmulator, clock: ManualClock
+    make_emulator: MakeEmulator, clock: ManualClock
 ) -> None:
-    emulator = start_emulator(users=5, fault_html=1.0)
+    emulator = make_emulator(clock=clock, users=5, fault_html=1.0)
     with pytest.raises(TransportError) as caught:
         client_for(webhook_portal(emulator), clock).call("timeman.status", {"USER_ID": 1})
     assert caught.value.code == "BAD_RESPONSE"
@@ -203,9 +176,9 @@ def test_an_html_error_page_is_a_clear_retryable_error(
 
 
 def test_transient_faults_are_retried_until_an_answer_comes(
-    start_emulator: StartEmulator, clock: ManualClock
+    make_emulator: MakeEmulator, clock: ManualClock
 ) -> None:
-    emulator = start_emulator(users=5, fault_500=0.5, fault_drop=0.3, seed=3)
+    emulator = make_emulator(clock=clock, users=5, fault_500=0.5, fault_drop=0.3, seed=3)
     client = client_for(webhook_portal(emulator), clock, HttpConfig(max_retries=30))
     batch = fetch_statuses(client, [1, 2, 3, 4, 5])
     assert sorted(batch.results) == [1, 2, 3, 4, 5]
@@ -213,9 +186,9 @@ def test_transient_faults_are_retried_until_an_answer_comes(
 
 
 def test_a_redirect_is_not_followed_and_names_only_the_new_host(
-    start_emulator: StartEmulator, clock: ManualClock
+    make_emulator: MakeEmulator, clock: ManualClock
 ) -> None:
-    emulator = start_emulator(users=5, moved_to="https://new-home.bitrix24.com")
+    emulator = make_emulator(clock=clock, users=5, moved_to="https://new-home.bitrix24.com")
     with pytest.raises(BitrixError) as caught:
         client_for(webhook_portal(emulator), clock).call("timeman.status", {})
     assert caught.value.code == "REDIRECT"
@@ -315,8 +288,8 @@ def test_an_expired_token_after_a_failed_refresh_stops_the_portal(emu: Emulator,
 # -- lists and REST 3.0 -------------------------------------------------------------------
 
 
-def test_active_users_are_listed_page_by_page(start_emulator: StartEmulator, clock: ManualClock) -> None:
-    emulator = start_emulator(users=120)
+def test_active_users_are_listed_page_by_page(make_emulator: MakeEmulator, clock: ManualClock) -> None:
+    emulator = make_emulator(clock=clock, users=120)
     client = client_for(webhook_portal(emulator), clock)
     every = fetch_users(client)
     active = fetch_active_user_ids(client)
@@ -339,9 +312,9 @@ def test_departments_are_listed(emu: Emulator, clock: ManualClock) -> None:
 
 
 def test_a_missing_department_scope_is_a_portal_wide_error(
-    start_emulator: StartEmulator, clock: ManualClock
+    make_emulator: MakeEmulator, clock: ManualClock
 ) -> None:
-    emulator = start_emulator(users=5, department_scope=False)
+    emulator = make_emulator(clock=clock, users=5, department_scope=False)
     with pytest.raises(BitrixError) as caught:
         fetch_departments(client_for(webhook_portal(emulator), clock))
     assert (caught.value.code, caught.value.http_status, caught.value.portal_wide) == (
@@ -363,9 +336,9 @@ def test_a_rest_3_call_goes_under_rest_api_with_a_json_body(
 
 
 def test_a_rest_3_error_object_is_raised_with_its_code(
-    start_emulator: StartEmulator, clock: ManualClock
+    make_emulator: MakeEmulator, clock: ManualClock
 ) -> None:
-    emulator = start_emulator(users=5, records_access=False)
+    emulator = make_emulator(clock=clock, users=5, records_access=False)
     with pytest.raises(BitrixError) as caught:
         client_for(webhook_portal(emulator), clock).call_v3(
             "timeman.record.list", {"filter": [["userId", 5]]}
@@ -375,9 +348,9 @@ def test_a_rest_3_error_object_is_raised_with_its_code(
 
 
 def test_a_long_cycle_reports_its_progress(
-    start_emulator: StartEmulator, clock: ManualClock, caplog: pytest.LogCaptureFixture
+    make_emulator: MakeEmulator, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    emulator = start_emulator(users=1200, rate=0)
+    emulator = make_emulator(clock=clock, users=1200, rate=0)
     client = client_for(webhook_portal(emulator, requests_per_second=1000), clock)
     with caplog.at_level("INFO", logger="poller.bitrix.methods"):
         batch = fetch_statuses(client, list(range(1, 1201)))

@@ -90,7 +90,7 @@ def test_a_cycle_stores_the_worlds_answer_as_one_whole_row_per_user(
     assert snapshot_rows(engine) == [expected_row(emulator, user, now) for user in range(1, 31)]
     assert run_rows(engine) == [
         {
-            "id": report.run_ids[0],
+            "id": report.portals[0].run_id,
             "started_at": now,
             "finished_at": now,
             "users_ok": 30,
@@ -117,7 +117,7 @@ def test_each_portal_cycle_is_its_own_run_row_with_its_replica(
         "a": (3, 0, "finished", "host-1:42"),
         "b": (1, 1, "finished", "host-1:42"),
     }
-    assert sorted(report.run_ids) == sorted(r["id"] for r in runs.values())  # type: ignore[type-var]
+    assert sorted(p.run_id for p in report.portals) == sorted(r["id"] for r in runs.values())  # type: ignore[type-var]
     with engine.connect() as connection:
         error_run = connection.execute(select(PollError.run_id)).scalar_one()
     assert error_run == runs["b"]["id"]
@@ -176,7 +176,7 @@ def test_an_unknown_user_is_an_error_row_while_the_others_are_stored(
     assert {
         k: v for k, v in error.items() if k in ("run_id", "portal", "user_id", "occurred_at", "code")
     } == {
-        "run_id": report.run_ids[0],
+        "run_id": report.portals[0].run_id,
         "portal": "emu",
         "user_id": 999,
         "occurred_at": clock.now(),

@@ -16,8 +16,11 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from datetime import UTC, datetime, timedelta
+from datetime import time as time_of_day
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import MakeEmulator, make_config, portal, wait_until
@@ -105,6 +108,45 @@ def test_a_portal_with_its_own_schedule_keeps_it(
     finally:
         daemon.stop()
     assert finished(engine, "yearly") == 1  # at start only
+
+
+def test_cron_and_the_daily_reconcile_fire_in_the_schedule_timezone_and_intervals_stay_per_portal(
+    engine: Engine, database_url: str, make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    emulator = make_emulator(users=5, rate=0)
+    config = make_config(
+        portal(emulator, [1], name="nightly", cron="0 3 * * *"),
+        portal(emulator, [2], name="own", interval_seconds=90),
+        portal(emulator, [3], name="global"),
+        database_url=database_url,
+        schedule={"interval_seconds": 600, "timezone": "Europe/Berlin"},
+        reconcile={"days": 2, "at": "03:30"},
+        directory={"refresh_hours": 0},
+    )
+    daemon = Daemon(config, engine, make_clients(config, engine), spool=Spool(tmp_path / "spool.jsonl"))
+    daemon.start()
+    try:
+        jobs = daemon.jobs()
+        reconcile_at = jobs["reconcile:global"].next_run_time
+    finally:
+        daemon.stop()
+    assert daemon.jobs() == {}
+    berlin = ZoneInfo("Europe/Berlin")
+    assert reconcile_at.astimezone(berlin).time() == time_of_day(3, 30)
+
+    def next_fire(job: str, now: datetime) -> datetime:
+        return jobs[job].trigger.get_next_fire_time(None, now)  # type: ignore[no-any-return]
+
+    winter, summer = datetime(2026, 1, 15, 12, tzinfo=UTC), datetime(2026, 7, 15, 12, tzinfo=UTC)
+    assert next_fire("poll:nightly", winter) == datetime(2026, 1, 16, 2, 0, tzinfo=UTC)  # 03:00 CET
+    assert next_fire("poll:nightly", summer) == datetime(2026, 7, 16, 1, 0, tzinfo=UTC)  # 03:00 CEST
+    spring_forward = datetime(2026, 3, 28, 12, tzinfo=UTC)  # clocks go 02:00 -> 03:00 on 29 March
+    assert next_fire("poll:nightly", spring_forward) == datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
+    for name in ("nightly", "own", "global"):
+        assert next_fire(f"reconcile:{name}", winter) == datetime(2026, 1, 16, 2, 30, tzinfo=UTC)
+        assert next_fire(f"reconcile:{name}", summer) == datetime(2026, 7, 16, 1, 30, tzinfo=UTC)
+    assert jobs["poll:own"].trigger.interval == timedelta(seconds=90)
+    assert jobs["poll:global"].trigger.interval == timedelta(seconds=600)
 
 
 @contextmanager

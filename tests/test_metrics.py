@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from poller.cycle import PollReport, PortalOutcome
 from poller.metrics import Metrics, MetricsServer
 
 T0 = 1_800_000_000.0
@@ -127,26 +125,6 @@ def test_reconcile_keeps_its_last_success_and_counts_records(metrics: Metrics, c
     metrics.reconcile_finished("acme", 420)
     assert value(metrics, "timeman_poller_reconcile_last_success_timestamp_seconds", portal="acme") == T0 + 5
     assert value(metrics, "timeman_poller_reconcile_records_total", portal="acme") == 420
-
-
-def test_record_cycle_counts_a_whole_poll_report(metrics: Metrics) -> None:
-    start = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
-    report = PollReport(
-        started_at=start,
-        finished_at=start + timedelta(seconds=4),
-        portals=(
-            PortalOutcome("acme", 43, 1, False, 1, (("USER_NOT_FOUND", 1),)),
-            PortalOutcome("globex", 0, 5, True, 1, (("NO_AUTH_FOUND", 1),)),
-        ),
-    )
-    metrics.record_cycle(report, spooled=9)
-    assert value(metrics, "timeman_poller_users_stored_total", portal="acme") == 43
-    assert value(metrics, "timeman_poller_users_failed_total", portal="globex") == 5
-    assert value(metrics, "timeman_poller_errors_total", portal="globex", code="NO_AUTH_FOUND") == 1
-    assert value(metrics, "timeman_poller_cycle_seconds_sum", portal="acme") == 4.0
-    assert value(metrics, "timeman_poller_last_success_timestamp_seconds", portal="acme") == T0
-    assert value(metrics, "timeman_poller_last_success_timestamp_seconds", portal="globex") is None
-    assert value(metrics, "timeman_poller_spool_rows") == 9
 
 
 def test_health_counts_only_the_portals_this_replica_holds(metrics: Metrics, clock: Clock) -> None:

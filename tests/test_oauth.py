@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import requests
-from conftest import oauth_portal
+from conftest import portal
 from test_transport import Behaviour, RawServer, answer, raw_server  # noqa: F401 (fixture)
 
 from poller.bitrix import PortalClient
@@ -32,7 +32,7 @@ def emu(clock: ManualClock) -> Iterator[Emulator]:
 
 
 def token_portal(emulator: Emulator, **overrides: object) -> PortalConfig:
-    entry = oauth_portal(emulator, [1], name="emu", **overrides)
+    entry = portal(emulator, [1], oauth=True, name="emu", **overrides)
     return parse_config({"portals": [entry]}, {}).portals[0]
 
 

@@ -6,15 +6,16 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
+from contextlib import closing
 from pathlib import Path
 
 import pytest
-from conftest import postgres_url, reset_postgres
+from conftest import postgres_url, reset_postgres, wait_until
 from sqlalchemy import func, select, text
 
 from poller import storage
@@ -117,7 +118,7 @@ def test_metrics_and_healthz_over_http(emulator: Emulator, engine) -> None:  # t
     server = MetricsServer(metrics, "127.0.0.1", 0, max_age_seconds=60).start()
     base = f"http://127.0.0.1:{server.port}"
     try:
-        metrics.record_cycle(poll_once(clients, engine), spooled=0)
+        poll_once(clients, engine, metrics=metrics)
         body = urllib.request.urlopen(f"{base}/metrics").read().decode()
         assert 'timeman_poller_users_stored_total{portal="emu"} 2.0' in body
         assert 'timeman_poller_errors_total{code="USER_NOT_FOUND",portal="emu"} 1.0' in body
@@ -140,6 +141,49 @@ def get(url: str) -> tuple[int, str]:
             return answer.status, answer.read().decode()
     except urllib.error.HTTPError as error:
         return error.code, error.read().decode()
+
+
+FINISHED_RUNS = "SELECT count(*) FROM poll_runs WHERE finished_at IS NOT NULL"
+UNFINISHED_RUNS = "SELECT count(*) FROM poll_runs WHERE finished_at IS NULL"
+
+
+def sqlite_count(database: Path, query: str) -> int:
+    """A count from a running daemon's SQLite file; 0 while the file or its tables are missing or busy."""
+    if not database.exists():
+        return 0
+    try:
+        with closing(sqlite3.connect(database, timeout=5)) as connection:
+            return int(connection.execute(query).fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+
+
+def metrics_of(port: int) -> str:
+    """The daemon's /metrics, or "" while it does not answer yet."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            return str(answer.read().decode())
+    except OSError:
+        return ""
+
+
+def seen_enough(emulator: Emulator, database: Path, port: int) -> bool:
+    """Whether the faulty daemon has been through what its test checks: token expiries, a
+    fault, some history, a success of each portal that can succeed, and health failing
+    (after its max age) for the one that cannot."""
+    rows = (
+        "SELECT (SELECT count(*) FROM snapshots) + (SELECT count(*) FROM poll_errors) + count(*) "
+        "FROM poll_runs"
+    )
+    if emulator.stats.token_refreshes < 2 or not sum(emulator.stats.faults.values()):
+        return False
+    if sqlite_count(database, rows) <= 100:
+        return False
+    body = metrics_of(port)
+    if not all(f'last_success_timestamp_seconds{{portal="{name}"}}' in body for name in ("hook", "oauth")):
+        return False
+    health_status, health_text = get(f"http://127.0.0.1:{port}/healthz")
+    return health_status == 503 and "wrong: no successful cycle" in health_text
 
 
 def free_port() -> int:
@@ -191,7 +235,11 @@ def test_the_daemon_with_every_fault_leaks_no_secret_and_serves_health(tmp_path:
             stderr=subprocess.STDOUT,
         )
         try:
-            time.sleep(6)  # several cycles, token expiries and faults
+            wait_until(
+                lambda: seen_enough(emulator, database, port),
+                timeout=60,
+                what="token expiries, a fault, 100 rows, successes and health failing for 'wrong'",
+            )
             health_status, health_text = get(f"http://127.0.0.1:{port}/healthz")
             metrics_text = (
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
@@ -274,11 +322,22 @@ def test_a_sigkill_mid_cycle_leaves_no_partial_or_doubled_rows(tmp_path: Path) -
     command = [sys.executable, "-m", "poller", "run", "-c", str(config)]
     try:
         killed = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(3.3)
+        wait_until(
+            lambda: (
+                sqlite_count(database, FINISHED_RUNS) >= 2 and sqlite_count(database, UNFINISHED_RUNS) >= 1
+            ),
+            timeout=60,
+            what="two finished cycles and one under way",
+        )  # a cycle under way: the kill cuts it
         killed.send_signal(signal.SIGKILL)
         killed.wait(timeout=10)
         restarted = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        time.sleep(3)
+        before = sqlite_count(database, FINISHED_RUNS)
+        wait_until(
+            lambda: sqlite_count(database, FINISHED_RUNS) >= before + 2,
+            timeout=60,
+            what="two cycles of the restarted daemon",
+        )
         restarted.send_signal(signal.SIGTERM)
         _, stderr = restarted.communicate(timeout=60)
     finally:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, select
 
 from poller import storage
@@ -80,6 +83,19 @@ def test_a_changed_record_is_updated_in_place(engine: Engine) -> None:
     assert first == record_row(duration_seconds=29000, approved=False, raw=changed, fetched_at=later)
     [day, _] = stored(engine, workdays_table)
     assert (day["worked_seconds"], day["pending_approval"]) == (29000, True)
+
+
+def test_each_save_logs_one_debug_line_with_its_counts(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="poller.storage")
+    storage.save_users(engine, PORTAL, [{"ID": "1", "NAME": "Ann"}], FETCHED)
+    storage.save_records(engine, PORTAL, [item(), item(179, id="x")], FETCHED)
+    lines = [record.getMessage() for record in caplog.records if record.levelno == logging.DEBUG]
+    assert [re.sub(r"\d+\.\d{3} s", "T s", line) for line in lines] == [
+        "portal acme: stored 1 users in T s",
+        "portal acme: stored 1 records (1 new, 0 changed, 0 unchanged, 1 skipped) in T s",
+    ]
 
 
 def test_odd_values_stay_with_their_record_and_unusable_items_are_skipped(engine: Engine) -> None:
@@ -168,6 +184,43 @@ def test_a_record_whose_start_moved_leaves_no_day_behind(engine: Engine) -> None
     assert storage.save_records(engine, PORTAL, [moved], FETCHED) == storage.RecordsSaved(0, 1, 0)
     [day] = stored(engine, workdays_table)
     assert (day["time_start"], day["source"]) == (START - timedelta(minutes=30), "record")
+
+
+def test_a_record_whose_start_was_edited_joins_the_day_polled_with_its_id(engine: Engine) -> None:
+    """A manager moved the start to 08:30; the polls (TIME_START 09:00, ID 177) saw the same day."""
+    poll(engine, START + timedelta(hours=1), "OPENED")
+    poll(engine, START + timedelta(hours=2), "OPENED")
+    edited = item(startTime="2026-11-16T08:30:00+03:00")
+    storage.save_records(engine, PORTAL, [edited], FETCHED)
+    day = {
+        "portal": PORTAL, "user_id": 1, "work_date": date(2026, 11, 16),
+        "time_start": START - timedelta(minutes=30), "time_finish": START + timedelta(hours=9),
+        "tz_offset": 10800, "status": "CLOSED", "worked_seconds": 30000, "worked_is_estimate": False,
+        "leaks_seconds": 2400, "first_seen_at": START + timedelta(hours=1),
+        "last_seen_at": START + timedelta(hours=2), "pending_approval": False, "user_name": None,
+        "department": None, "source": "record", "record_id": 177,
+    }  # fmt: skip
+    assert stored(engine, workdays_table) == [day]
+    poll(engine, START + timedelta(hours=3), "OPENED")  # the same ID, the original TIME_START
+    assert stored(engine, workdays_table) == [{**day, "last_seen_at": START + timedelta(hours=3)}]
+    poll(engine, START + timedelta(minutes=90), "OPENED")  # an answer out of order: the day is rebuilt
+    assert stored(engine, workdays_table) == [{**day, "last_seen_at": START + timedelta(hours=3)}]
+    storage.save_records(engine, PORTAL, [edited, item()], FETCHED)  # moved back to 09:00
+    assert stored(engine, workdays_table) == [
+        {**day, "time_start": START, "last_seen_at": START + timedelta(hours=3)}
+    ]
+
+
+def test_a_poll_with_the_id_of_a_record_that_came_first_joins_its_day(engine: Engine) -> None:
+    storage.save_records(engine, PORTAL, [item(startTime="2026-11-16T08:30:00+03:00")], FETCHED)
+    poll(engine, START + timedelta(hours=1), "OPENED")
+    [day] = stored(engine, workdays_table)
+    assert (day["time_start"], day["source"], day["worked_seconds"], day["first_seen_at"]) == (
+        START - timedelta(minutes=30),
+        "record",
+        30000,
+        START + timedelta(hours=1),
+    )
 
 
 def test_a_closed_day_opened_again_goes_back_to_the_polls(engine: Engine) -> None:

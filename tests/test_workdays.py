@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from poller import storage, views
+from poller import maintenance, storage, views
 from poller.emulator import SimClock, World
 from poller.emulator.world import EXPIRED_USER, Workday, shows_pause_moment
 from poller.models import workdays_table
@@ -148,7 +148,7 @@ def test_pruning_snapshots_keeps_the_days(engine: Engine) -> None:
     poll(engine, at(550), answer("CLOSED", finish=at(540), leaks="00:37:00", duration="08:23:00"))
     poll(engine, at(600), answer("CLOSED", start=at(1440), finish=at(1900), duration="07:40:00"))
     before = stored_days(engine)
-    assert storage.prune_snapshots(engine, at(10_000)) == 2
+    assert maintenance.prune_history(engine, at(10_000)).snapshots == 2
     assert stored_days(engine) == before and len(before) == 2
 
 

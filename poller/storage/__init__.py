@@ -1,6 +1,6 @@
 """Read and write the poller's tables; every function takes the Engine it works on.
 
-engine: connect and keep the schema at head; snapshots: write and prune snapshots; runs:
+engine: connect and keep the schema at head; snapshots: write snapshots; runs:
 poll_runs and poll_errors; cycles: store a portal's cycle, a refused value costing only its
 user; tokens: OAuth pairs; reads: what the commands show; directory: users and departments;
 records: the portal's workday records and backfill progress; workdays (rules in
@@ -24,7 +24,6 @@ from poller.storage.runs import ErrorRow, save_run_finished, save_run_started, w
 from poller.storage.snapshots import (
     SnapshotRow,
     StorageMode,
-    prune_snapshots,
     snapshot_values,
     storable_raw,
     write_snapshots,
@@ -51,7 +50,6 @@ __all__ = [
     "is_refused_for_data",
     "make_engine",
     "migrations_path",
-    "prune_snapshots",
     "save_backfill_done",
     "save_departments",
     "save_portal_cycle",

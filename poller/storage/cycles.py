@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -62,10 +63,12 @@ def save_portal_cycle(
     Anything else (the database down, a lost connection, a missing table) propagates: the
     caller keeps the whole cycle for later, and a replay cannot double a snapshot.
     """
+    started = time.perf_counter()
     try:
         with engine.begin() as connection:
             write_snapshots(connection, snapshots, mode)
             write_errors(connection, run_id, errors)
+        _log_write(snapshots, len(snapshots), len(errors), mode, started)
         return CycleSaved(len(snapshots), len(errors))
     except (StatementError, ValueError, OverflowError) as exc:
         if not is_refused_for_data(exc):
@@ -86,7 +89,26 @@ def save_portal_cycle(
     lost = _write_apart(engine, [*errors, *bad_values], lambda c, rows: write_errors(c, run_id, rows))
     for row, reason in lost:
         logger.error("portal %s user %s: error row %s refused: %s", row.portal, row.user_id, row.code, reason)
-    return CycleSaved(len(snapshots) - len(refused), len(errors) + len(bad_values) - len(lost), bad_values)
+    saved = CycleSaved(len(snapshots) - len(refused), len(errors) + len(bad_values) - len(lost), bad_values)
+    _log_write(snapshots, saved.snapshots, saved.errors, mode, started)
+    return saved
+
+
+def _log_write(
+    snapshots: Sequence[SnapshotRow], stored: int, errors: int, mode: StorageMode, started: float
+) -> None:
+    """One DEBUG line per cycle written (--log-level DEBUG shows each write): counts and time, no values."""
+    if snapshots and logger.isEnabledFor(logging.DEBUG):
+        days = {(row.user_id, row.parsed.values["time_start"]) for row in snapshots}
+        logger.debug(
+            "portal %s: stored %d snapshots, %d errors, %d workdays (%s mode) in %.3f s",
+            snapshots[0].portal,
+            stored,
+            errors,
+            len({day for day in days if day[1] is not None}),
+            mode,
+            time.perf_counter() - started,
+        )
 
 
 def _write_apart(

@@ -9,6 +9,7 @@ record in the same transaction (poller.storage.workdays.apply_records).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -42,6 +43,7 @@ def save_records(
     engine: Engine, portal: str, items: Sequence[Mapping[str, Any]], now: datetime
 ) -> RecordsSaved:
     """Store `timeman.record.list` items of `portal` fetched at `now`, and their workdays."""
+    started = time.perf_counter()
     parsed: dict[int, dict[str, Any]] = {}  # by id: an id repeated in the answer counts once, the last wins
     skipped = 0
     for item in items:
@@ -81,7 +83,18 @@ def save_records(
                 [{**row, "b_portal": portal, "b_record_id": row["record_id"]} for row in updates],
             )
         workdays.apply_records(connection, portal, [*inserts, *updates], moved)
-    return RecordsSaved(len(inserts), len(updates), len(parsed) - len(inserts) - len(updates), skipped)
+    saved = RecordsSaved(len(inserts), len(updates), len(parsed) - len(inserts) - len(updates), skipped)
+    logger.debug(
+        "portal %s: stored %d records (%d new, %d changed, %d unchanged, %d skipped) in %.3f s",
+        portal,
+        len(parsed),
+        saved.inserted,
+        saved.updated,
+        saved.unchanged,
+        saved.skipped,
+        time.perf_counter() - started,
+    )
+    return saved
 
 
 def parse_record(portal: str, item: object) -> dict[str, Any] | None:

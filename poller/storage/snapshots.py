@@ -1,4 +1,4 @@
-"""Write snapshots: one row per poll (mode "all") or per change (mode "changes"), and prune them.
+"""Write snapshots: one row per poll (mode "all") or per change (mode "changes").
 
 Every write moves the workdays table on in the same transaction (poller.storage.workdays).
 """
@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, bindparam, delete, func, select, update
-from sqlalchemy.orm import aliased
+from sqlalchemy import Connection, bindparam, func, select, update
 
 from poller.fields import STATUS_COLUMNS
-from poller.models import Snapshot, snapshots_table
+from poller.models import snapshots_table
 from poller.status import ParsedStatus
 from poller.storage import workdays
 from poller.storage.statements import chunks, insert_or_skip
@@ -191,23 +190,3 @@ def _newest_rows(connection: Connection, portal: str, user_ids: set[int]) -> dic
         )
         found.update((row.user_id, dict(row._mapping)) for row in connection.execute(query))
     return found
-
-
-def prune_snapshots(engine: Engine, older_than: datetime) -> int:
-    """Delete snapshots last seen before `older_than`, never a user's newest row.
-
-    The workdays table keeps its days: they were computed when the snapshots were stored.
-    """
-    newer = aliased(Snapshot)
-    has_newer = (
-        select(newer.id)
-        .where(
-            (newer.portal == Snapshot.portal)
-            & (newer.user_id == Snapshot.user_id)
-            & (newer.polled_at > Snapshot.polled_at)
-        )
-        .exists()
-    )
-    with engine.begin() as connection:
-        result = connection.execute(delete(Snapshot).where(Snapshot.last_seen_at < older_than, has_newer))
-    return int(result.rowcount or 0)

@@ -27,6 +27,7 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
+    or_,
     select,
     text,
 )
@@ -57,12 +58,20 @@ def apply_polls(
     """Move the days of `polls` (user_id, Poll; in the order they were polled) on and store them.
 
     `days` are the stored days of their keys (load_days). A poll no newer than its day's last
-    poll has the day rebuilt from the snapshots instead (they hold it by now).
+    poll has the day rebuilt from the snapshots instead (they hold it by now). A poll that
+    carries the ID of a stored record whose start differs (a manager edited it) moves the
+    record's day on, so the day is never counted twice.
     """
+    polls = list(polls)
+    carried = {(user_id, poll.record_id) for user_id, poll in polls if (user_id, poll.time_start) not in days}
+    homes = _record_homes(
+        connection, portal, {(user_id, record_id) for user_id, record_id in carried if record_id}
+    )
+    days = {**days, **load_days(connection, portal, set(homes.values()) - set(days))}
     changed: dict[WorkdayKey, Day] = {}
     late: set[WorkdayKey] = set()
     for user_id, poll in polls:
-        key = (user_id, poll.time_start)
+        key = homes.get((user_id, poll.record_id or 0), (user_id, poll.time_start))
         day = changed.get(key, days.get(key))
         if key in late or is_late(day, poll):
             late.add(key)
@@ -78,19 +87,26 @@ def apply_records(
     """Put saved records (workday_records rows) into their days; rebuild days a record left.
 
     A closed record takes the day's figures and keeps when the polls saw it; an open one joins
-    the polls' day, or stands alone as an estimate when no poll saw the day. Only a day that
-    a closed record held and that is open again, or that a record moved away from, is rebuilt
-    from its snapshots.
+    the polls' day, or stands alone as an estimate when no poll saw the day. The polls' day is
+    the one at the record's start, else the one stored with the record's ID under another start
+    (a start a manager edited): that day moves to the record's start, so one row remains. Only
+    a day that moved, that a closed record held and that is open again, or that a record moved
+    away from, is rebuilt from its snapshots.
     """
     keys = {(record["user_id"], record["start_time"]) for record in records}
     days = load_days(connection, portal, keys)
     unpolled = [record for record in records if not has_polls(days.get(_record_key(record)))]
+    elsewhere = _days_of_records(connection, portal, unpolled)
+    _delete(connection, portal, {old for olds in elsewhere.values() for old in olds})
     offsets = local_offsets(connection, portal, unpolled)
     changed: dict[WorkdayKey, Day] = {}
     rebuild = {key for key in moved if key not in keys}
     for record in records:
         key = _record_key(record)
         day = days.get(key)
+        if record["record_id"] in elsewhere:
+            rebuild.add(key)  # the day polled with its ID under another start: it moves here
+            continue
         polled = day if has_polls(day) else None
         if record["end_time"] is None and polled is not None and polled["source"] == "record":
             rebuild.add(key)  # a closed day opened again: the polls' figures come from the snapshots
@@ -104,22 +120,32 @@ def rebuild_days(connection: Connection, portal: str, keys: Collection[WorkdayKe
     """Compute the days of `keys` again from their snapshots and records; drop those with neither."""
     if not keys:
         return
-    snapshots = snapshots_table.c
-    polled: dict[WorkdayKey, Day] = {}
-    for user_id, time_start in keys:
-        query = (
-            select(snapshots_table)
-            .where(
-                snapshots.portal == portal, snapshots.user_id == user_id, snapshots.time_start == time_start
-            )
-            .order_by(snapshots.polled_at)
-        )
-        for row in connection.execute(query).mappings():
-            polled[(user_id, time_start)] = advance(polled.get((user_id, time_start)), Poll.from_row(row))
     found = {
         _record_key(row): row
         for row in _rows_by_key(connection, workday_records_table, "start_time", portal, keys)
     }
+    snapshots = snapshots_table.c
+    seen: dict[WorkdayKey, list[RowMapping]] = {}
+    for user_id, time_start in keys:
+        record = found.get((user_id, time_start))
+        belongs = snapshots.time_start == time_start
+        if record is not None:
+            belongs = or_(belongs, snapshots.record_id == record["record_id"])
+        query = (
+            select(snapshots_table)
+            .where(snapshots.portal == portal, snapshots.user_id == user_id, belongs)
+            .order_by(snapshots.polled_at)
+        )
+        seen[(user_id, time_start)] = list(connection.execute(query).mappings())
+    carried = {
+        (row["user_id"], row["record_id"]) for rows in seen.values() for row in rows if row["record_id"]
+    }
+    homes = _record_homes(connection, portal, carried)
+    polled: dict[WorkdayKey, Day] = {}
+    for key, rows in seen.items():
+        for row in rows:
+            if homes.get((row["user_id"], row["record_id"] or 0), key) == key:  # else: its record's day
+                polled[key] = advance(polled.get(key), Poll.from_row(row))
     offsets = local_offsets(connection, portal, [row for key, row in found.items() if key not in polled])
     rebuilt: dict[WorkdayKey, Day] = {}
     gone: list[WorkdayKey] = []
@@ -132,14 +158,55 @@ def rebuild_days(connection: Connection, portal: str, keys: Collection[WorkdayKe
         else:
             rebuilt[key] = day
     _store(connection, portal, rebuilt)
-    if gone:
+    _delete(connection, portal, gone)
+
+
+def _delete(connection: Connection, portal: str, keys: Collection[WorkdayKey]) -> None:
+    if keys:
         table = workdays_table.c
         connection.execute(
             delete(workdays_table).where(
                 table.portal == portal, table.user_id == bindparam("u"), table.time_start == bindparam("t")
             ),
-            [{"u": user_id, "t": time_start} for user_id, time_start in gone],
+            [{"u": user_id, "t": time_start} for user_id, time_start in keys],
         )
+
+
+def _record_homes(
+    connection: Connection, portal: str, carried: Collection[tuple[int, int]]
+) -> dict[tuple[int, int], WorkdayKey]:
+    """The day of each stored record among `carried` (user_id, record ID a poll carried): the
+    record's own start, which wins over the poll's TIME_START when a manager edited it."""
+    table = workday_records_table.c
+    homes: dict[tuple[int, int], WorkdayKey] = {}
+    for chunk in chunks(sorted({record_id for _, record_id in carried}), 1000):
+        query = select(table.record_id, table.user_id, table.start_time).where(
+            table.portal == portal, table.record_id.in_(chunk)
+        )
+        for record_id, user_id, start_time in connection.execute(query):
+            if (user_id, record_id) in carried:
+                homes[(user_id, record_id)] = (user_id, start_time)
+    return homes
+
+
+def _days_of_records(
+    connection: Connection, portal: str, records: Sequence[Mapping[str, Any]]
+) -> dict[int, list[WorkdayKey]]:
+    """The stored days that hold the ID of one of `records` under another start than the record's."""
+    wanted = {(record["user_id"], record["record_id"]): _record_key(record) for record in records}
+    table = workdays_table.c
+    found: dict[int, list[WorkdayKey]] = {}
+    for chunk in chunks(sorted(wanted), 400):
+        query = select(table.user_id, table.record_id, table.time_start).where(
+            table.portal == portal,
+            table.user_id.in_({user_id for user_id, _ in chunk}),
+            table.record_id.in_({record_id for _, record_id in chunk}),
+        )
+        for user_id, record_id, time_start in connection.execute(query):
+            home = wanted.get((user_id, record_id))
+            if home is not None and home != (user_id, time_start):
+                found.setdefault(record_id, []).append((user_id, time_start))
+    return found
 
 
 def local_offsets(
