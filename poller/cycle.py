@@ -180,6 +180,7 @@ def make_clients(
             on_tokens_refreshed=_token_saver(tokens, portal, clock, metrics),
             clock=clock,
             observe_latency=metrics.request_observer(portal.name) if metrics else None,
+            observe_wait=metrics.rate_limit_observer(portal.name) if metrics else None,
             stop=stop,
         )
         if not portal.uses_webhook:

@@ -10,11 +10,13 @@ import math
 from collections import Counter
 from datetime import timedelta
 
+import pytest
 from conftest import MakeEmulator, make_config, portal
 from sqlalchemy import Engine, func, select
 
 from poller.clock import ManualClock
 from poller.cycle import make_clients, poll_once
+from poller.metrics import Metrics
 from poller.models import PollError, Snapshot
 
 
@@ -45,10 +47,15 @@ def test_the_standard_bucket_is_used_to_its_ceiling_and_never_overflows(
 ) -> None:
     emulator = make_emulator(users=3000, rate=2, burst=50, clock=clock)
     config = make_config(portal(emulator, "all", requests_per_second=2, burst=50), database_url=database_url)
+    metrics = Metrics(["emu"])
     started = clock.now()
-    report = poll_once(make_clients(config, engine, clock=clock), engine, clock=clock.now)
+    report = poll_once(make_clients(config, engine, clock=clock, metrics=metrics), engine, clock=clock.now)
     waited = (clock.now() - started).total_seconds()
     assert emulator.stats.query_limit_exceeded == 0
+    counted = metrics.registry.get_sample_value(
+        "timeman_poller_rate_limit_wait_seconds_total", {"portal": "emu"}
+    )
+    assert counted == pytest.approx(waited, abs=1.0)  # the bucket's waits are what moved the clock
     assert report.users_ok == 3000 - 3000 // 97  # users 97, 194, ... are inactive
     assert emulator.stats.requests == 60 + 60  # user.get pages + batches
     # After the burst the 2/s drain paces it: no faster (no 503), and not much slower.

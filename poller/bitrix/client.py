@@ -48,9 +48,11 @@ class PortalClient:
         on_tokens_refreshed: TokenCallback | None = None,
         clock: Clock = SYSTEM_CLOCK,
         observe_latency: Callable[[float], None] | None = None,
+        observe_wait: Callable[[float], None] | None = None,
         stop: threading.Event | None = None,
     ) -> None:
         self.portal = portal
+        self._observe_wait = observe_wait
         self.stop = stop
         self.http = http or HttpConfig()
         self.clock = clock
@@ -137,7 +139,9 @@ class PortalClient:
         else:
             url = f"{portal.base_url}/{api}/{method}"
             payload = {**params, "auth": self.access_token}
-        self.bucket.acquire()
+        waited = self.bucket.acquire()
+        if waited > 0 and self._observe_wait is not None:
+            self._observe_wait(waited)
         self.requests_sent += 1
         if not logger.isEnabledFor(logging.DEBUG):
             return self.transport.post_json(url, payload, host=portal.host, what=method)
