@@ -46,7 +46,7 @@ from contextlib import ExitStack, suppress
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
@@ -74,6 +74,14 @@ HEALTHY = ("hook", "oauth")
 SIDE_USERS = 50  # users of the trickling and the hung portal
 READ_TIMEOUT = 10
 LONG_HEX = re.compile(r"\b[0-9a-f]{24,}\b")  # what the emulator's tokens look like, rotated ones too
+
+
+class Run(NamedTuple):
+    """One poll_runs row of a portal."""
+
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: str | None
 
 
 def rss_mib(pid: int) -> float:
@@ -186,9 +194,9 @@ def run_soak(
         config = workdir / "soak.toml"
         write_config(config, url, interval, users, main, trickle, hung, read_timeout)
         log_path = workdir / "daemon.log"
-        with log_path.open("w") as log:
+        with log_path.open("w") as log_file:
             daemon = subprocess.Popen(
-                [sys.executable, "-m", "poller", "run", "-c", str(config)], stdout=log, stderr=log
+                [sys.executable, "-m", "poller", "run", "-c", str(config)], stdout=log_file, stderr=log_file
             )
             try:
                 timeline = watch(daemon, seconds, url, server_url, method)
@@ -215,6 +223,7 @@ def run_soak(
             for phrase in ("database unavailable", "database available again", "lock connection lost")
         },
         **{k: v for k, v in figures.items() if k not in ("stored", "distinct")},
+        "hard_stop": "stopping now" in log,  # the grace ran out: something outlived its deadline
         "log": log,
         "secrets": secrets,
         "secrets_in_log": sum(s in log for s in secrets),
@@ -275,7 +284,7 @@ def read_database(url: str, spool: Path) -> dict[str, Any]:
                 )
             ).scalar_one()
             runs = connection.execute(
-                select(PollRun.portal, PollRun.started_at, PollRun.outcome).order_by(
+                select(PollRun.portal, PollRun.started_at, PollRun.finished_at, PollRun.outcome).order_by(
                     PollRun.portal, PollRun.started_at
                 )
             ).all()
@@ -294,9 +303,9 @@ def read_database(url: str, spool: Path) -> dict[str, Any]:
     dead_snapshots, dead_rows = read_dead_letters(sibling(spool, ".dead.jsonl"))
     refused = {(p, u, t.astimezone(UTC)) for p, u, t in bad_values if p in HEALTHY}
     refused |= {key for key in dead_snapshots if key[0] in HEALTHY}
-    by_portal: dict[str, list[tuple[datetime, str | None]]] = defaultdict(list)
-    for portal, started_at, outcome in runs:
-        by_portal[portal].append((started_at, outcome))
+    by_portal: dict[str, list[Run]] = defaultdict(list)
+    for row in runs:
+        by_portal[str(row.portal)].append(Run(row.started_at, row.finished_at, row.outcome))
     codes: dict[str, Counter[str]] = defaultdict(Counter)
     for portal, code, count in errors:
         codes[portal][code] = count
@@ -329,9 +338,11 @@ def read_dead_letters(path: Path) -> tuple[set[tuple[str, int, datetime]], int]:
 
 
 def achieved_intervals(
-    runs: dict[str, list[tuple[datetime, str | None]]], interval: int, outage: tuple[Any, Any]
+    runs: dict[str, list[Run]], interval: int, outage: tuple[Any, Any]
 ) -> dict[str, float]:
     """The gaps between the healthy portals' cycle starts: mean, p95 and max; and without the outage.
+
+    Also how long their cycles took (a cycle longer than the interval skips a trigger).
 
     A gap that overlaps the outage (plus one interval for the lock to come back) is left
     out of the second figure: no replica polls a portal while its lock is lost.
@@ -340,12 +351,20 @@ def achieved_intervals(
     gaps: list[float] = []
     calm: list[float] = []
     for portal in HEALTHY:
-        for (a, _), (b, _) in pairwise(runs.get(portal, [])):
+        for a, b in pairwise(run.started_at for run in runs.get(portal, [])):
             gap = (b - a).total_seconds()
             gaps.append(gap)
             if began is None or b < began or a > ended + timedelta(seconds=interval):
                 calm.append(gap)
+    seconds = [
+        (run.finished_at - run.started_at).total_seconds()
+        for portal in HEALTHY
+        for run in runs.get(portal, [])
+        if run.finished_at is not None
+    ]
     return {
+        "cycle_mean": statistics.fmean(seconds) if seconds else math.nan,
+        "cycle_p95": percentile(seconds, 0.95),
         "mean": statistics.fmean(gaps) if gaps else math.nan,
         "p95": percentile(gaps, 0.95),
         "max": max(gaps, default=math.nan),
@@ -372,6 +391,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--read-timeout", type=float, default=READ_TIMEOUT, help="[http] read_timeout_seconds"
     )
+    parser.add_argument("--keep-log", type=Path, help="write the daemon's log here")
     scratch.add_server_argument(parser, required=True)
     return parser.parse_args(argv)
 
@@ -393,12 +413,15 @@ def main(argv: Sequence[str] | None = None) -> None:
             Path(workdir),
             args.read_timeout,
         )
+    if args.keep_log:
+        args.keep_log.write_text(r["log"])
     print(
         f"{r['seconds']} s, {args.users} users on 2 portals + a trickling and a hung portal of {SIDE_USERS}, "
         f"interval {args.interval} s, PostgreSQL outage: {args.outage}"
     )
     print(
-        f"SIGTERM to exit: {r['sigterm_seconds']} s (limit {args.read_timeout + 10:g} s), exit code {r['daemon_exit']}"
+        f"SIGTERM to exit: {r['sigterm_seconds']} s (limit {args.read_timeout + 10:g} s), exit code "
+        f"{r['daemon_exit']}{', the grace ran out (stopping now)' if r['hard_stop'] else ''}"
     )
     print(
         f"cycles {r['cycles']}, HTTP requests to the main emulator {r['requests']}, faults injected {r['faults']}"
@@ -417,10 +440,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(
         f"healthy portals (hook, oauth): configured interval {args.interval} s, achieved mean "
         f"{got['mean']:.2f} s, p95 {got['p95']:.2f} s, max {got['max']:.1f} s; outside the outage mean "
-        f"{got['calm_mean']:.2f} s, p95 {got['calm_p95']:.2f} s"
+        f"{got['calm_mean']:.2f} s, p95 {got['calm_p95']:.2f} s; their cycles took {got['cycle_mean']:.2f} s "
+        f"on average, p95 {got['cycle_p95']:.2f} s"
     )
     for portal in ("trickle", "hung"):
-        outcomes = Counter(outcome or "open" for _, outcome in r["runs"].get(portal, []))
+        outcomes = Counter(run.outcome or "open" for run in r["runs"].get(portal, []))
         print(
             f"{portal} portal: {sum(outcomes.values())} cycles {dict(outcomes)}, "
             f"error rows {r['errors_by_portal'].get(portal, {})}"

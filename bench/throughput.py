@@ -70,7 +70,7 @@ class RunningEmulator:
 
     def stats(self) -> dict[str, Any]:
         with urllib.request.urlopen(f"{self.base_url}/_emulator/stats", timeout=5) as answer:
-            return json.loads(answer.read())  # type: ignore[no-any-return]
+            return json.loads(answer.read())
 
 
 @contextmanager
@@ -153,7 +153,7 @@ def wait_until_serving(base: str, seconds: float = 10) -> None:
 def emulator_stats(webhook_url: str) -> dict[str, object]:
     base = webhook_url.split("/rest/")[0]
     with urllib.request.urlopen(f"{base}/_emulator/stats", timeout=5) as answer:
-        return json.loads(answer.read())  # type: ignore[no-any-return]
+        return json.loads(answer.read())
 
 
 def poll_with_timeman_poller(
@@ -227,9 +227,9 @@ def run_limits(users: int, rate: float, burst: int) -> None:
         print(f"{'fast-bitrix24':<16} failed after {theirs.get('seconds', 0):.1f} s: {theirs['error']}")
         print(f"{'':<16} requests {stats['requests']}, QUERY_LIMIT_EXCEEDED {stats['query_limit_exceeded']}")
     else:
-        rates["fast-bitrix24"] = print_row(
-            "fast-bitrix24", theirs["stored"], stats, theirs["seconds"], ceiling
-        )  # type: ignore[arg-type]
+        stored, seconds = theirs["stored"], theirs["seconds"]
+        assert isinstance(stored, int) and isinstance(seconds, float)
+        rates["fast-bitrix24"] = print_row("fast-bitrix24", stored, stats, seconds, ceiling)
     if len(rates) == 2:
         print(
             f"timeman-poller / fast-bitrix24 users/s: {rates['timeman-poller'] / rates['fast-bitrix24']:.2f}"

@@ -45,7 +45,7 @@ def test_a_short_soak_with_faults_and_an_outage_loses_doubles_and_leaks_nothing(
     assert lines["database available again"] >= lines["database unavailable"], lines
     _, back = result["outage"]
     for portal in HEALTHY:  # polling went on after the outage, the trickling and hung portals notwithstanding
-        assert any(started > back for started, _ in result["runs"][portal]), portal
+        assert any(run.started_at > back for run in result["runs"][portal]), portal
     assert result["rss_end_mib"] <= result["rss_warm_mib"] + 25
     assert result["secrets_in_log"] == 0
     assert result["hex_in_log"] == 0
