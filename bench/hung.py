@@ -10,8 +10,9 @@ poll_runs (portal, started_at, finished_at, outcome) and prints, for the healthy
 the configured interval against the achieved one (the gaps between a portal's consecutive
 cycle starts: mean, p95, max), and what happened to the hung portal.
 
-    $ python bench/hung.py --portals 200 --interval 10 --read-timeout 5 --seconds 60 \\
+    $ python bench/hung.py --portals 200 --users 10 --interval 10 --read-timeout 5 --seconds 60 \\
           --postgres-server postgresql+psycopg://postgres@127.0.0.1/postgres
+    $ python bench/hung.py ... --no-hung     # the control: the same portals without the hung one
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from poller.models import PollError, PollRun
 
 sys.path.insert(0, str(Path(__file__).parent))
 import scratch
+from soak import percentile, rss_mib
 from throughput import RunningEmulator, run_emulator
 
 HUNG = "hung"
@@ -113,16 +115,6 @@ def run_daemon(config: Path, log_path: Path, seconds: float) -> DaemonRun:
             daemon.wait()
 
 
-def rss_mib(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
 def read_runs(database_url: str) -> tuple[list[Run], Counter[str]]:
     """Every poll_runs row (instants in UTC on both backends), and the hung portal's poll_errors by code."""
     engine = storage.make_engine(database_url)
@@ -147,11 +139,6 @@ def read_runs(database_url: str) -> tuple[list[Run], Counter[str]]:
         Run(str(r.portal), r.started_at, r.finished_at, r.outcome, r.users_ok, r.users_failed) for r in rows
     ]
     return runs, Counter({str(code): int(count) for code, count in codes})
-
-
-def percentile(values: Sequence[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(share * len(ordered)) - 1))] if ordered else 0.0
 
 
 def report(
@@ -244,7 +231,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--portals", type=int, default=200, help="healthy portals (default 200)")
-    parser.add_argument("--users", type=int, default=50, help="users per portal (default 50: one batch)")
+    parser.add_argument(
+        "--users", type=int, default=10, help="users per portal (default 10; up to 50 is one batch)"
+    )
     parser.add_argument("--interval", type=int, default=10, help="interval_seconds (default 10)")
     parser.add_argument("--read-timeout", type=float, default=5, help="read_timeout_seconds (default 5)")
     parser.add_argument("--max-retries", type=int, default=4, help="[http] max_retries (default 4)")
