@@ -361,3 +361,34 @@ def test_a_long_cycle_reports_its_progress(
         "portal emu: 1000 of 1200 users fetched",
         "portal emu: 1200 of 1200 users fetched",
     ]
+
+
+def test_a_stop_during_a_retry_backoff_ends_the_wait_and_sends_no_retry(make_emulator: MakeEmulator) -> None:
+    import threading
+    import time
+
+    emulator = make_emulator(fault_500=1.0)  # every request fails: the client backs off and retries
+    stop = threading.Event()
+    http = HttpConfig(connect_timeout_seconds=2, read_timeout_seconds=5, max_retries=8)
+    client = PortalClient(webhook_portal(emulator), requests.Session(), http, stop=stop)
+    outcome: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            client.call("timeman.status", {"USER_ID": 1})
+        except BitrixError as exc:
+            outcome.append(exc)
+
+    worker = threading.Thread(target=call)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while emulator.stats.requests < 3 and time.monotonic() < deadline:  # in its third backoff (2-6 s)
+        time.sleep(0.01)
+    sent = emulator.stats.requests
+    stop.set()
+    stopped_at = time.monotonic()
+    worker.join(timeout=10)
+    assert not worker.is_alive()
+    assert time.monotonic() - stopped_at < 1.0  # not the rest of a backoff of up to 45 s
+    assert emulator.stats.requests == sent  # the retry was not sent
+    assert [exc.code for exc in outcome] == ["INTERNAL_SERVER_ERROR"]

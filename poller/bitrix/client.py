@@ -20,7 +20,7 @@ import requests
 from poller.bitrix.limits import LeakyBucket, OperatingLimits
 from poller.bitrix.oauth import fetch_token_pair, follow_client_endpoint
 from poller.bitrix.transport import Transport
-from poller.clock import SYSTEM_CLOCK, Clock
+from poller.clock import SYSTEM_CLOCK, Clock, SystemClock
 from poller.config import HttpConfig, PortalConfig
 from poller.errors import BitrixError, OperatingTimeLimit, QueryLimitExceeded, TokenExpired
 from poller.redaction import redact
@@ -171,10 +171,18 @@ class PortalClient:
             raise exc  # shutting down: no wait, no retry
         delay = min(30.0, 0.5 * 2**attempt) * (0.5 + random.random())
         message = redact(exc.message, self.secrets())
-        if not message.startswith("portal "):
+        host_prefix = f"portal {self.portal.host}:"
+        if message.startswith(host_prefix) and self.portal.name != self.portal.host:
+            message = f"portal {self.portal.name} ({self.portal.host}):{message[len(host_prefix) :]}"
+        elif not message.startswith("portal "):
             message = f"portal {self.portal.name}: {message}"
         logger.warning("%s; retry %d of %d in %.1f s", message, attempt + 1, attempts, delay)
-        self.clock.sleep(delay)
+        if self.stop is not None and isinstance(self.clock, SystemClock):
+            self.stop.wait(delay)  # a SIGTERM during the wait ends it at once
+        else:
+            self.clock.sleep(delay)
+        if self.stop is not None and self.stop.is_set():
+            raise exc  # shutting down: the retry is not sent
 
     def refresh_tokens(self, expired: str | None = None) -> None:
         """Trade the refresh token for a new pair, hand the pair over, then use it.
