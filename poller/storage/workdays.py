@@ -40,6 +40,9 @@ from poller.storage.workday_rules import DAY_COLUMNS, Day, Poll, advance, has_po
 WorkdayKey = tuple[int, datetime]  # user_id, time_start (a UTC instant)
 
 _CHUNK = 400  # keys per statement: two parameters each, under SQLite's and PostgreSQL's limits
+# A keyed read is padded to the smallest of these sizes, so a small portal's cycle does not bind
+# 800 parameters for a handful of keys, and each size's statement is still compiled only once.
+_SIZES = (10, 50, _CHUNK)
 _KEY = ("portal", "user_id", "time_start")
 _REPLACED = (*DAY_COLUMNS, "user_name", "department")
 
@@ -196,7 +199,7 @@ def _days_of_records(
     wanted = {(record["user_id"], record["record_id"]): _record_key(record) for record in records}
     table = workdays_table.c
     found: dict[int, list[WorkdayKey]] = {}
-    for chunk in chunks(sorted(wanted), 400):
+    for chunk in chunks(sorted(wanted), _CHUNK):
         query = select(table.user_id, table.record_id, table.time_start).where(
             table.portal == portal,
             table.user_id.in_({user_id for user_id, _ in chunk}),
@@ -280,13 +283,13 @@ def _rows_by_key(
 ) -> Iterator[RowMapping]:
     """Rows of `table` whose (user_id, `time_column`) is one of `keys`, by index probes.
 
-    The keys go in as a VALUES list joined to the primary key or index; the statement is
-    built once per table and always takes _CHUNK keys (the last chunk repeats its last key),
-    so it is compiled once.
+    The keys go in as a VALUES list joined to the primary key or index; a chunk is padded to
+    the smallest of _SIZES (repeating its last key), so each statement is compiled once.
     """
-    statement = _keyed_select(table, time_column)
     for chunk in chunks(list(keys), _CHUNK):
-        padded = [*chunk, *[chunk[-1]] * (_CHUNK - len(chunk))]
+        size = next(size for size in _SIZES if size >= len(chunk))
+        statement = _keyed_select(table, time_column, size)
+        padded = [*chunk, *[chunk[-1]] * (size - len(chunk))]
         params: dict[str, Any] = {"portal": portal}
         for number, (user_id, instant) in enumerate(padded):
             params[f"u{number}"], params[f"t{number}"] = user_id, instant
@@ -298,18 +301,18 @@ def _rows_by_key(
                 yield row
 
 
-_KEYED: dict[tuple[str, str], TextualSelect] = {}
+_KEYED: dict[tuple[str, str, int], TextualSelect] = {}
 
 
-def _keyed_select(table: Table, time_column: str) -> TextualSelect:
-    if (table.name, time_column) not in _KEYED:
-        pairs = ", ".join(f"(:u{n}, :t{n})" for n in range(_CHUNK))
+def _keyed_select(table: Table, time_column: str, size: int) -> TextualSelect:
+    if (table.name, time_column, size) not in _KEYED:
+        pairs = ", ".join(f"(:u{n}, :t{n})" for n in range(size))
         columns = ", ".join(f"x.{c.name}" for c in table.columns)
         sql = (
             f"WITH wanted(u, t) AS (VALUES {pairs}) SELECT {columns} FROM {table.name} x "
             f"JOIN wanted ON x.user_id = wanted.u AND x.{time_column} = wanted.t WHERE x.portal = :portal"
         )
-        binds: list[BindParameter[Any]] = [bindparam(f"u{n}", type_=Integer()) for n in range(_CHUNK)]
-        binds += [bindparam(f"t{n}", type_=UTCDateTime()) for n in range(_CHUNK)]
-        _KEYED[(table.name, time_column)] = text(sql).bindparams(*binds).columns(*table.columns)
-    return _KEYED[(table.name, time_column)]
+        binds: list[BindParameter[Any]] = [bindparam(f"u{n}", type_=Integer()) for n in range(size)]
+        binds += [bindparam(f"t{n}", type_=UTCDateTime()) for n in range(size)]
+        _KEYED[(table.name, time_column, size)] = text(sql).bindparams(*binds).columns(*table.columns)
+    return _KEYED[(table.name, time_column, size)]
