@@ -174,6 +174,8 @@ class PollError(Base):
     __tablename__ = "poll_errors"
     __table_args__ = (
         Index("ix_poll_errors_portal_occurred_at", "portal", "occurred_at"),
+        # A user's errors since a moment: latest_status's "failed since" (revision 0006).
+        Index("ix_poll_errors_portal_user_id_occurred_at", "portal", "user_id", "occurred_at"),
         UniqueConstraint("portal", "error_key"),
     )
 

@@ -32,7 +32,15 @@ def _name_columns() -> list[Column[object]]:
     return [Column("user_name", String), Column("department", String)]
 
 
-latest_status = Table("latest_status", view_metadata, *_snapshot_columns(), *_name_columns())
+def _staleness_columns() -> list[Column[object]]:
+    """Whether the row may be out of date, and why (revision 0006): 'inactive',
+    'not_in_directory' or 'failed'; null reason and stale false when the row is current."""
+    return [Column("stale", Boolean), Column("stale_reason", String)]
+
+
+latest_status = Table(
+    "latest_status", view_metadata, *_snapshot_columns(), *_name_columns(), *_staleness_columns()
+)
 
 workdays = workdays_table
 

@@ -1,0 +1,115 @@
+"""latest_status says when a row is stale (revision 0006): the user left the directory, is not
+in it, or failed after the row was last seen."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from sqlalchemy import JSON, Engine, column, insert, inspect, select, table, text
+
+from poller import storage, views
+from poller.models import UTCDateTime
+from poller.status import parse_status
+
+POLLED = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
+OPENED = {"STATUS": "OPENED", "TIME_START": "2026-11-02T10:00:00+01:00", "TZ_OFFSET": 3600, "ID": 7}
+
+
+def _insert_rows_as_0005(engine: Engine) -> None:
+    """Users 1-5 polled; 1 current, 2 inactive, 3 not in the directory, 4 failed after its row,
+    5 failed before its row (and polled since)."""
+    values = dict(parse_status(OPENED).values)
+    snapshots = table(
+        "snapshots", *(column(name) for name in values), column("portal"), column("user_id"),
+        column("polled_at", UTCDateTime()), column("last_seen_at", UTCDateTime()), column("seen_count"),
+        column("raw", JSON()),
+    )  # fmt: skip
+    for name in ("time_start", "time_finish", "time_finish_default"):
+        snapshots.c[name].type = UTCDateTime()
+    users = table("users", column("portal"), column("user_id"), column("name"), column("active"),
+                  column("updated_at", UTCDateTime()))  # fmt: skip
+    errors = table("poll_errors", column("portal"), column("user_id"), column("occurred_at", UTCDateTime()),
+                   column("code"), column("message"), column("error_key"))  # fmt: skip
+    later = POLLED + timedelta(minutes=5)
+    with engine.begin() as connection:
+        connection.execute(
+            insert(snapshots),
+            [{**values, "portal": "acme", "user_id": user_id, "polled_at": POLLED - timedelta(minutes=1),
+              "last_seen_at": POLLED, "seen_count": 2, "raw": OPENED} for user_id in (1, 2, 3, 4, 5)],
+        )  # fmt: skip
+        connection.execute(
+            insert(users),
+            [{"portal": "acme", "user_id": user_id, "name": f"U{user_id}", "active": user_id != 2,
+              "updated_at": POLLED} for user_id in (1, 2, 4, 5)],
+        )  # fmt: skip
+        connection.execute(
+            insert(errors),
+            [{"portal": "acme", "user_id": 4, "occurred_at": later, "code": "ACCESS_DENIED", "message": "no",
+              "error_key": "k4"},
+             {"portal": "acme", "user_id": 5, "occurred_at": POLLED, "code": "TIMEOUT", "message": "slow",
+              "error_key": "k5"},
+             {"portal": "acme", "user_id": None, "occurred_at": later, "code": "TIMEOUT", "message": "all",
+              "error_key": "kp"}],
+        )  # fmt: skip
+
+
+def _staleness(engine: Engine) -> list[tuple[object, ...]]:
+    v = views.latest_status.c
+    query = select(v.user_id, v.status, v.user_name, v.stale, v.stale_reason).order_by(v.user_id)
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(query)]
+
+
+def test_revision_0006_adds_stale_and_its_reason_to_the_rows_already_stored(database_url: str) -> None:
+    engine = storage.make_engine(database_url)
+    storage.upgrade_database(engine, "0005")
+    _insert_rows_as_0005(engine)
+    with engine.connect() as connection:
+        before = connection.execute(text("SELECT * FROM latest_status ORDER BY user_id")).mappings().all()
+    storage.upgrade_database(engine, "0006")
+    with engine.connect() as connection:
+        after = connection.execute(text("SELECT * FROM latest_status ORDER BY user_id")).mappings().all()
+        indexes = {index["name"] for index in inspect(connection).get_indexes("poll_errors")}
+    # Every column the view had keeps its name and value; two are added at the end.
+    assert [dict(row) for row in before] == [{name: row[name] for name in before[0]} for row in after]
+    assert list(after[0].keys())[: len(before[0].keys())] == list(before[0].keys())
+    assert set(after[0].keys()) - set(before[0].keys()) == {"stale", "stale_reason"}
+    assert _staleness(engine) == [
+        (1, "OPENED", "U1", False, None),
+        (2, "OPENED", "U2", True, "inactive"),
+        (3, "OPENED", None, True, "not_in_directory"),
+        (4, "OPENED", "U4", True, "failed"),  # the portal-wide error alone makes nobody stale
+        (5, "OPENED", "U5", False, None),  # an error at the moment last seen is not "since"
+    ]
+    assert "ix_poll_errors_portal_user_id_occurred_at" in indexes
+    engine.dispose()
+
+
+def test_revision_0006_downgrades_to_the_view_without_staleness(database_url: str) -> None:
+    engine = storage.make_engine(database_url)
+    storage.upgrade_database(engine, "0006")
+    _insert_rows_as_0005(engine)
+    with engine.begin() as connection:
+        config = AlembicConfig()
+        config.set_main_option("script_location", str(storage.migrations_path()))
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0005")
+    with engine.connect() as connection:
+        columns = set(connection.execute(text("SELECT * FROM latest_status")).keys())
+        count = connection.execute(text("SELECT count(*) FROM latest_status")).scalar_one()
+    assert {"user_name", "department", "status"} <= columns
+    assert not columns & {"stale", "stale_reason"}
+    assert count == 5
+    engine.dispose()
+
+
+def test_a_directory_nobody_refreshed_makes_no_row_stale(database_url: str) -> None:
+    engine = storage.make_engine(database_url)
+    storage.upgrade_database(engine)
+    storage.save_portal_cycle(
+        engine, None, [storage.SnapshotRow("acme", 8, POLLED, parse_status(OPENED))], []
+    )
+    assert _staleness(engine) == [(8, "OPENED", None, False, None)]
+    engine.dispose()
