@@ -1,0 +1,116 @@
+"""The docs against the code: the command reference is the parser's, every config key is
+documented, and every SQL example in docs/ runs on a migrated database."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, text
+
+from poller import config as config_module
+from poller import storage
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+EXAMPLE = ROOT / "config.example.toml"
+
+
+def _reference() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("docs_reference", DOCS / "reference.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_command_reference_is_the_parsers_own() -> None:
+    reference = _reference()
+    assert reference.PAGE.read_text() == reference.render(), "run: python docs/reference.py"
+
+
+def test_the_command_reference_names_every_command_and_option() -> None:
+    page = (DOCS / "cli-reference.md").read_text()
+    for command in ("poll", "run", "report", "status", "prune", "check", "backfill", "db upgrade", "demo"):
+        assert f"## {command}\n" in page
+    for option in ("--migrate", "--older-than", "--dry-run", "--since", "--strict", "--fault-hang"):
+        assert f"`{option}`" in page
+
+
+def _accepted_keys(monkeypatch: pytest.MonkeyPatch) -> set[str]:
+    """Every key the config parser accepts, as `section.key`, observed while it reads the example."""
+    seen: set[str] = set()
+    original = config_module.reject_unknown
+
+    def record(table: dict[str, Any], allowed: set[str], where: str) -> None:
+        section = re.sub(r"\[.*?\]", "", where)
+        seen.update(f"{section}.{key}" if section else key for key in allowed)
+        original(table, allowed, where)
+
+    monkeypatch.setattr(config_module, "reject_unknown", record)
+    environment = {"ACME_WEBHOOK_SECRET": "s", "GLOBEX_ACCESS_TOKEN": "a"}
+    environment |= {"GLOBEX_REFRESH_TOKEN": "r", "GLOBEX_CLIENT_SECRET": "c"}
+    config_module.load_config(EXAMPLE, environment)
+    return seen
+
+
+def _documented(key: str, example: str) -> bool:
+    """A section as its `[header]`, a key as a `key =` line (commented out or not)."""
+    if "." not in key:
+        return re.search(rf"^\[\[?{re.escape(key)}\]\]?$", example, re.M) is not None
+    return re.search(rf"^#? ?{re.escape(key.split('.')[-1])} =", example, re.M) is not None
+
+
+def test_every_config_key_is_documented_in_the_example(monkeypatch: pytest.MonkeyPatch) -> None:
+    keys = _accepted_keys(monkeypatch)
+    assert "schedule.interval_seconds" in keys and "portals.webhook_url" in keys
+    example = EXAMPLE.read_text()
+    undocumented = sorted(key for key in keys if not _documented(key, example))
+    assert undocumented == [], "config keys without an entry in config.example.toml"
+    assert '--8<-- "config.example.toml"' in (DOCS / "configuration.md").read_text()
+
+
+def _sql_examples() -> list[tuple[str, str, bool]]:
+    """(page, statement, PostgreSQL only) for every statement in a ```sql block of docs/."""
+    examples = []
+    for page in sorted(DOCS.glob("*.md")):
+        for block in re.findall(r"```sql\n(.*?)```", page.read_text(), re.S):
+            comment = ""
+            for statement in block.split(";"):
+                lines = statement.strip().splitlines()
+                comments = [line for line in lines if line.lstrip().startswith("--")]
+                body = "\n".join(line for line in lines if not line.lstrip().startswith("--")).strip()
+                comment = " ".join(comments) or comment
+                if body:
+                    examples.append((page.name, body, "(PostgreSQL)" in " ".join(comments)))
+    return examples
+
+
+def test_the_docs_have_sql_examples() -> None:
+    assert len(_sql_examples()) >= 4
+
+
+@pytest.mark.parametrize("page, statement, postgres_only", _sql_examples(), ids=lambda v: str(v)[:40])
+def test_each_sql_example_runs(engine: Engine, page: str, statement: str, postgres_only: bool) -> None:
+    if postgres_only and engine.dialect.name != "postgresql":
+        pytest.skip("a PostgreSQL example")
+    with engine.connect() as connection:
+        connection.execute(text(statement)).fetchall()
+
+
+def test_sql_examples_answer_on_a_polled_database(report_database: tuple[Path, Path]) -> None:
+    database, _ = report_database
+    engine = storage.make_engine(f"sqlite:///{database}")
+    answered = 0
+    try:
+        with engine.connect() as connection:
+            for _page, statement, postgres_only in _sql_examples():
+                if not postgres_only:
+                    answered += bool(connection.execute(text(statement)).fetchall())
+    finally:
+        engine.dispose()
+    assert answered >= 2
