@@ -123,8 +123,20 @@ def _cells_lines(columns: Sequence[Column], cells: Sequence[str], widths: Sequen
 
 
 def left_out_line(headings: Sequence[str], width: int | None) -> str:
-    """The footer that names what a table left out."""
-    return f"not shown at {width} columns: {', '.join(headings)}; {WIDER}"
+    """The footer that names what a table left out, wrapped at `width` like the table above it.
+
+    Lines break between words, never inside a heading ("start (UTC)"); the lines after the
+    first are indented by two spaces. `width` None: one line.
+    """
+    glued = [heading.replace(" ", _GLUE) for heading in headings]
+    text = f"not shown at {width} columns: {', '.join(glued)}; {WIDER}"
+    if width is None:
+        return text.replace(_GLUE, " ")
+    lines = textwrap.wrap(text, width, subsequent_indent="  ", break_long_words=True, break_on_hyphens=False)
+    return "\n".join(line.replace(_GLUE, " ") for line in lines)
+
+
+_GLUE = "\u00a0"  # a space inside a heading while the footer is wrapped: textwrap keeps it
 
 
 def _longest_word(text: str) -> int:
