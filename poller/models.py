@@ -266,6 +266,100 @@ workdays_table = Table(
     Column("department", String(255), nullable=True),
     Column("source", String(8), nullable=False),
     Column("record_id", Integer, nullable=True),
+    # How many times the day's figures or its record changed after they were stored (distinct
+    # moments in workday_revisions), and how many of those came after its month was closed.
+    Column("corrections", Integer, nullable=False, default=0, server_default="0"),
+    Column("corrections_after_close", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_workdays_work_date", "work_date"),
     Index("ix_workdays_user_id_work_date", "user_id", "work_date"),
 )
+
+# Every change of a stored workday record (source "record") and of a closed past day's figures
+# in workdays (source "workday"), one row per field, kept by poller.storage.revisions. Append-only:
+# the poller never updates or deletes a row (prune past the retention floor may).
+workday_revisions_table = Table(
+    "workday_revisions",
+    Base.metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("portal", String(200), nullable=False),
+    Column("user_id", Integer, nullable=False),
+    Column("work_date", Date, nullable=True),  # the day's local date before the change
+    Column("time_start", UTCDateTime(), nullable=False),  # the day's (record's) start before the change
+    Column("record_id", Integer, nullable=True),
+    Column("source", String(8), nullable=False),
+    Column("field", String(64), nullable=False),
+    Column("old_value", Text, nullable=True),  # canonical text (poller.canonical); null: none
+    Column("new_value", Text, nullable=True),
+    Column("old_seen_at", UTCDateTime(), nullable=True),  # when the old value was stored (seen)
+    Column("changed_at", UTCDateTime(), nullable=False),  # when the new value was first seen
+    Column("after_close", Boolean, nullable=False),  # the day's month was closed when it came
+    UniqueConstraint(
+        "portal", "source", "user_id", "time_start", "field", "changed_at", name="uq_workday_revisions_change"
+    ),
+    Index("ix_workday_revisions_portal_work_date", "portal", "work_date"),
+    Index("ix_workday_revisions_portal_user_id_time_start", "portal", "user_id", "time_start"),
+    Index("ix_workday_revisions_portal_record_id", "portal", "record_id"),
+)
+
+# A month's close per portal: the digest of the canonical rendering (poller.canonical) as it
+# stood. Closing again (--force) adds a row with the next sequence; none is ever replaced.
+month_closes_table = Table(
+    "month_closes",
+    Base.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("portal", String(200), nullable=False),
+    Column("month", Date, nullable=False),  # its first day
+    Column("sequence", Integer, nullable=False),  # 1: the first close; 2, 3...: closed again
+    Column("closed_at", UTCDateTime(), nullable=False),
+    Column("digest", String(64), nullable=False),  # SHA-256, hex
+    Column("row_count", Integer, nullable=False),  # canonical lines under the digest
+    Column("canonical_version", Integer, nullable=False),
+    UniqueConstraint("portal", "month", "sequence"),
+)
+
+# The workdays of a closed month as they stood at the close: the timesheet `--as-closed`.
+closed_workdays_table = Table(
+    "closed_workdays",
+    Base.metadata,
+    Column("close_id", ForeignKey("month_closes.id"), primary_key=True),
+    Column("user_id", Integer, primary_key=True),
+    Column("time_start", UTCDateTime(), primary_key=True),
+    Column("work_date", Date, nullable=True),
+    Column("time_finish", UTCDateTime(), nullable=True),
+    Column("status", String(32), nullable=True),
+    Column("worked_seconds", Integer, nullable=True),
+    Column("worked_is_estimate", Boolean, nullable=False),
+    Column("leaks_seconds", Integer, nullable=True),
+    Column("pending_approval", Boolean, nullable=False),
+    Column("user_name", String(511), nullable=True),
+    Column("department", String(255), nullable=True),
+    Column("source", String(8), nullable=False),
+    Column("record_id", Integer, nullable=True),
+    Column("corrections", Integer, nullable=False),
+)
+
+# The canonical lines a close's digest was computed over, by row key: what `verify` compares.
+closed_rows_table = Table(
+    "closed_rows",
+    Base.metadata,
+    Column("close_id", ForeignKey("month_closes.id"), primary_key=True),
+    Column("row_key", String(400), primary_key=True),
+    Column("line", Text, nullable=False),
+)
+
+
+class PortalTask(Base):
+    """When a portal's periodic task ('directory', 'reconcile') was last tried and last done.
+
+    In the database, not in a process: `poll` under a timer, `run`, and every replica then
+    agree on when the directory refresh and the daily reconcile are due. `last_error` is the
+    last failure's one line (free of secrets), cleared when the task succeeds.
+    """
+
+    __tablename__ = "portal_tasks"
+
+    portal: Mapped[str] = mapped_column(String(200), primary_key=True)
+    task: Mapped[str] = mapped_column(String(40), primary_key=True)
+    last_tried_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)

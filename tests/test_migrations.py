@@ -213,7 +213,7 @@ def test_upgrading_a_0003_database_fills_workdays_and_names_nobody_yet(database_
         keys = connection.execute(text("SELECT error_key FROM poll_errors ORDER BY id")).scalars().all()
     common = {"portal": "acme", "work_date": date(2026, 11, 16), "time_start": start, "tz_offset": 10800,
               "pending_approval": False, "user_name": None, "department": None,
-              "source": "polls"}  # fmt: skip
+              "source": "polls", "corrections": 0, "corrections_after_close": 0}  # fmt: skip
     assert days == [
         {**common, "user_id": 1, "time_finish": start + timedelta(hours=9), "status": "CLOSED",
          "worked_seconds": 503 * 60, "worked_is_estimate": False, "leaks_seconds": 37 * 60,

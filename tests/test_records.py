@@ -143,7 +143,8 @@ def test_a_closed_record_wins_over_the_polls(engine: Engine) -> None:
             "worked_seconds": 30000,
             "worked_is_estimate": False, "leaks_seconds": 2400, "first_seen_at": START + timedelta(hours=1),
             "last_seen_at": START + timedelta(hours=10), "pending_approval": False, "user_name": None,
-            "department": None, "source": "record", "record_id": 177,
+            "department": None, "source": "record", "record_id": 177, "corrections": 0,
+                "corrections_after_close": 0,
         }
     ]  # fmt: skip
 
@@ -198,7 +199,8 @@ def test_a_record_whose_start_was_edited_joins_the_day_polled_with_its_id(engine
         "tz_offset": 10800, "status": "CLOSED", "worked_seconds": 30000, "worked_is_estimate": False,
         "leaks_seconds": 2400, "first_seen_at": START + timedelta(hours=1),
         "last_seen_at": START + timedelta(hours=2), "pending_approval": False, "user_name": None,
-        "department": None, "source": "record", "record_id": 177,
+        "department": None, "source": "record", "record_id": 177, "corrections": 0,
+        "corrections_after_close": 0,
     }  # fmt: skip
     assert stored(engine, workdays_table) == [day]
     poll(engine, START + timedelta(hours=3), "OPENED")  # the same ID, the original TIME_START
@@ -207,7 +209,7 @@ def test_a_record_whose_start_was_edited_joins_the_day_polled_with_its_id(engine
     assert stored(engine, workdays_table) == [{**day, "last_seen_at": START + timedelta(hours=3)}]
     storage.save_records(engine, PORTAL, [edited, item()], FETCHED)  # moved back to 09:00
     assert stored(engine, workdays_table) == [
-        {**day, "time_start": START, "last_seen_at": START + timedelta(hours=3)}
+        {**day, "time_start": START, "last_seen_at": START + timedelta(hours=3), "corrections": 1}
     ]
 
 

@@ -78,7 +78,7 @@ def test_a_running_pause_with_null_finish_never_counts_as_worked(engine: Engine,
             "time_finish": at(540), "tz_offset": 10800, "status": "CLOSED", "worked_seconds": 503 * 60,
             "worked_is_estimate": False, "leaks_seconds": 37 * 60, "first_seen_at": at(180),
             "last_seen_at": at(550), "pending_approval": False, "user_name": None, "department": None,
-            "source": "polls", "record_id": None,
+            "source": "polls", "record_id": None, "corrections": 0, "corrections_after_close": 0,
         }
     ]  # fmt: skip
 

@@ -1,9 +1,11 @@
 """workday_records: the portal's own workday records (`timeman.record.list`), and backfill progress.
 
 Items are taken as the portal sends them and parsed with the status parser's rules. A record
-is stored once per portal and id; a changed one is updated in place, an unchanged one is left
-alone, so saving the same answer twice adds nothing. The workdays table takes each saved
-record in the same transaction (poller.storage.workdays.apply_records).
+is stored once per portal and id; a changed one takes its newest values in place and what it
+was is kept as workday_revisions rows (poller.storage.revisions: the table keeps the history,
+this one the present); an unchanged one is left alone, so saving the same answer twice adds
+nothing. The workdays table takes each saved record in the same transaction
+(poller.storage.workdays.apply_records).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from poller.fields import RECORD_FIELDS
 from poller.models import backfill_progress_table, workday_records_table
 from poller.status import parse_fields
 from poller.storage import workdays
+from poller.storage.revisions import record_revisions, save_revisions
 from poller.storage.snapshots import storable_raw
 from poller.storage.statements import chunks, insert_or_skip, upsert
 
@@ -61,6 +64,7 @@ def save_records(
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         moved: set[tuple[int, datetime]] = set()
+        revisions: list[dict[str, Any]] = []
         for record_id, values in parsed.items():
             before = stored.get(record_id)
             row = {"portal": portal, **values, "fetched_at": now}
@@ -69,6 +73,7 @@ def save_records(
             elif any(before[column] != values[column] for column in _COMPARED):
                 updates.append(row)
                 moved.add((before["user_id"], before["start_time"]))
+                revisions += record_revisions(portal, before, values, now)
         for chunk in chunks(inserts, 1000):
             connection.execute(
                 insert_or_skip(connection, workday_records_table, ("portal", "record_id")), chunk
@@ -82,7 +87,9 @@ def save_records(
                 ),
                 [{**row, "b_portal": portal, "b_record_id": row["record_id"]} for row in updates],
             )
-        workdays.apply_records(connection, portal, [*inserts, *updates], moved)
+        save_revisions(connection, portal, revisions)
+        revised = {(row["user_id"], row["start_time"]) for row in updates}
+        workdays.apply_records(connection, portal, [*inserts, *updates], moved, revised)
     saved = RecordsSaved(len(inserts), len(updates), len(parsed) - len(inserts) - len(updates), skipped)
     logger.debug(
         "portal %s: stored %d records (%d new, %d changed, %d unchanged, %d skipped) in %.3f s",

@@ -6,6 +6,10 @@ computed again from the stored snapshots (`rebuild_days`). The rules are in work
 Days are looked up by exact key through a VALUES list joined to the primary key, so a cycle
 of N users costs N index probes whatever the history's length.
 
+A final day of a past date whose figures change, or that goes away, leaves revisions
+(poller.storage.revisions) written in the same transaction: every writer below notes what it
+stores and deletes in a DayChanges, and the apply_* functions save it at their end.
+
 Pruning snapshots never touches workdays: a day stays as it was computed when its polls were
 stored, and the table is the history the reports read. (Only a day rebuilt after its snapshots
 were pruned, by a late poll of it, is computed from what is left.)
@@ -34,6 +38,7 @@ from sqlalchemy import (
 
 from poller.models import UTCDateTime, snapshots_table, workday_records_table, workdays_table
 from poller.storage.directory import names_of, zones_of
+from poller.storage.revisions import DayChanges, save_day_changes
 from poller.storage.statements import chunks, upsert
 from poller.storage.workday_rules import DAY_COLUMNS, Day, Poll, advance, has_polls, is_late, with_record
 
@@ -71,6 +76,9 @@ def apply_polls(
         connection, portal, {(user_id, record_id) for user_id, record_id in carried if record_id}
     )
     days = {**days, **load_days(connection, portal, set(homes.values()) - set(days))}
+    changes = DayChanges()
+    changes.remember(days, [*days, *((user_id, poll.time_start) for user_id, poll in polls)])
+    changes.see(poll.last_seen_at for _, poll in polls)
     changed: dict[WorkdayKey, Day] = {}
     late: set[WorkdayKey] = set()
     for user_id, poll in polls:
@@ -80,12 +88,17 @@ def apply_polls(
             late.add(key)
             continue
         changed[key] = advance(day, poll)
-    _store(connection, portal, {key: day for key, day in changed.items() if key not in late})
-    rebuild_days(connection, portal, late)
+    _store(connection, portal, {key: day for key, day in changed.items() if key not in late}, changes)
+    rebuild_days(connection, portal, late, changes)
+    save_day_changes(connection, portal, changes)
 
 
 def apply_records(
-    connection: Connection, portal: str, records: Sequence[Mapping[str, Any]], moved: Collection[WorkdayKey]
+    connection: Connection,
+    portal: str,
+    records: Sequence[Mapping[str, Any]],
+    moved: Collection[WorkdayKey],
+    revised: Collection[WorkdayKey] = (),
 ) -> None:
     """Put saved records (workday_records rows) into their days; rebuild days a record left.
 
@@ -94,13 +107,17 @@ def apply_records(
     the one at the record's start, else the one stored with the record's ID under another start
     (a start a manager edited): that day moves to the record's start, so one row remains. Only
     a day that moved, that a closed record held and that is open again, or that a record moved
-    away from, is rebuilt from its snapshots.
+    away from, is rebuilt from its snapshots. `revised`: the days of records that changed (their
+    correction counts are recounted).
     """
     keys = {(record["user_id"], record["start_time"]) for record in records}
     days = load_days(connection, portal, keys)
+    changes = DayChanges(revised=set(revised))
+    changes.remember(days, keys)
+    changes.see(record["fetched_at"] for record in records)
     unpolled = [record for record in records if not has_polls(days.get(_record_key(record)))]
     elsewhere = _days_of_records(connection, portal, unpolled)
-    _delete(connection, portal, {old for olds in elsewhere.values() for old in olds})
+    _delete(connection, portal, {old for olds in elsewhere.values() for old in olds}, changes)
     offsets = local_offsets(connection, portal, unpolled)
     changed: dict[WorkdayKey, Day] = {}
     rebuild = {key for key in moved if key not in keys}
@@ -115,13 +132,23 @@ def apply_records(
             rebuild.add(key)  # a closed day opened again: the polls' figures come from the snapshots
         else:
             changed[key] = with_record(polled, record, offsets.get(record["record_id"]))
-    _store(connection, portal, changed)
-    rebuild_days(connection, portal, rebuild)
+    _store(connection, portal, changed, changes)
+    rebuild_days(connection, portal, rebuild, changes)
+    save_day_changes(connection, portal, changes)
 
 
-def rebuild_days(connection: Connection, portal: str, keys: Collection[WorkdayKey]) -> None:
-    """Compute the days of `keys` again from their snapshots and records; drop those with neither."""
+def rebuild_days(
+    connection: Connection, portal: str, keys: Collection[WorkdayKey], changes: DayChanges | None = None
+) -> None:
+    """Compute the days of `keys` again from their snapshots and records; drop those with neither.
+
+    Without `changes` (a rebuild of its own) no moment of change is known: no revisions."""
     if not keys:
+        return
+    if changes is None:
+        changes = DayChanges()
+        rebuild_days(connection, portal, keys, changes)
+        save_day_changes(connection, portal, changes)
         return
     found = {
         _record_key(row): row
@@ -160,12 +187,16 @@ def rebuild_days(connection: Connection, portal: str, keys: Collection[WorkdayKe
             gone.append(key)
         else:
             rebuilt[key] = day
-    _store(connection, portal, rebuilt)
-    _delete(connection, portal, gone)
+    _store(connection, portal, rebuilt, changes)
+    _delete(connection, portal, gone, changes)
 
 
-def _delete(connection: Connection, portal: str, keys: Collection[WorkdayKey]) -> None:
+def _delete(
+    connection: Connection, portal: str, keys: Collection[WorkdayKey], changes: DayChanges
+) -> None:
     if keys:
+        _note_before(connection, portal, keys, changes)
+        changes.note_deleted(keys)
         table = workdays_table.c
         connection.execute(
             delete(workdays_table).where(
@@ -258,10 +289,21 @@ def _record_key(record: Mapping[Any, Any]) -> WorkdayKey:
     return record["user_id"], record["start_time"]
 
 
-def _store(connection: Connection, portal: str, days: Mapping[WorkdayKey, Day]) -> None:
+def _note_before(
+    connection: Connection, portal: str, keys: Collection[WorkdayKey], changes: DayChanges
+) -> None:
+    """Tell `changes` what the days of `keys` are before a write (read only those it does not know)."""
+    missing = changes.unknown(keys)
+    if missing:
+        changes.remember(load_days(connection, portal, missing), missing)
+
+
+def _store(connection: Connection, portal: str, days: Mapping[WorkdayKey, Day], changes: DayChanges) -> None:
     """Insert or replace `days`, with the directory's names of their users."""
     if not days:
         return
+    _note_before(connection, portal, list(days), changes)
+    changes.note_stored(days)
     names = names_of(connection, portal, {user_id for user_id, _ in days})
     rows = [
         {
