@@ -27,9 +27,7 @@ BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
-    op.add_column(
-        "workdays", sa.Column("corrections", sa.Integer(), nullable=False, server_default="0")
-    )
+    op.add_column("workdays", sa.Column("corrections", sa.Integer(), nullable=False, server_default="0"))
     op.add_column(
         "workdays",
         sa.Column("corrections_after_close", sa.Integer(), nullable=False, server_default="0"),
@@ -102,7 +100,9 @@ def upgrade() -> None:
         sa.Column("close_id", sa.Integer(), nullable=False),
         sa.Column("row_key", sa.String(400), nullable=False),
         sa.Column("line", sa.Text(), nullable=False),
-        sa.ForeignKeyConstraint(["close_id"], ["month_closes.id"], name="fk_closed_rows_close_id_month_closes"),
+        sa.ForeignKeyConstraint(
+            ["close_id"], ["month_closes.id"], name="fk_closed_rows_close_id_month_closes"
+        ),
         sa.PrimaryKeyConstraint("close_id", "row_key", name="pk_closed_rows"),
     )
 
