@@ -157,6 +157,8 @@ class CommandLine:
             self._config(args, portal_secrets=False), args.older_than, dry_run=args.dry_run
         )
         print(result.summary())
+        if result.refused is not None:  # a dry run inside the retention floor
+            return self._fail(ConfigError(result.refused), args.log_format, EXIT_USAGE)
         return EXIT_OK
 
     def get_status(self, args: argparse.Namespace) -> int:

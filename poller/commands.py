@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from poller import maintenance, replicas, shutdown, storage, views
+from poller import maintenance, replicas, retention, shutdown, storage, views
 from poller.backfill import BackfillReport, Progress
 from poller.backfill import backfill as backfill_portals
 from poller.bitrix import get_timekeeping_status
@@ -27,6 +27,7 @@ from poller.daemon import Daemon
 from poller.demo import run_demo
 from poller.emulator import Emulator, EmulatorSettings
 from poller.errors import ConfigError
+from poller.housekeeping import PortalChores
 from poller.metrics import Metrics
 from poller.models import PollRun
 from poller.report import REPORT_NAMES, REPORTS, json_values
@@ -108,11 +109,14 @@ def db_upgrade(config: Config) -> UpgradeResult:
 def poll(config: Config, migrate: bool = False) -> PollReport:
     """Poll every configured portal and user once (for cron and systemd timers).
 
-    Exit code 0 when every user was stored, 1 when any user or portal failed (each failure
-    is a row in poll_errors), 2 for a configuration error. The database must be at the
-    newest schema revision (`db upgrade` first, or `poll --migrate`).
-    Ctrl-C (or SIGTERM) stops fetching: what came is stored, the cycle is recorded as
-    interrupted, exit code 130; a second Ctrl-C stops at once.
+    Like `run`, it refreshes each portal's user directory when due ([directory]
+    refresh_hours; `users = "all"` takes its ids from it) and runs the daily reconcile when
+    due ([reconcile]); when each last ran is kept in the database. Exit code 0 when every
+    user was stored, 1 when any user or portal failed (each failure is a row in
+    poll_errors), 2 for a configuration error. The database must be at the newest schema
+    revision (`db upgrade` first, or `poll --migrate`). Ctrl-C (or SIGTERM) stops in every
+    phase: what came is stored, the cycle is recorded as interrupted, exit code 130; a
+    second Ctrl-C stops at once.
     """
     grace = config.http.read_timeout_seconds + shutdown.EXTRA_GRACE_SECONDS
     with (
@@ -123,7 +127,10 @@ def poll(config: Config, migrate: bool = False) -> PollReport:
         tokens = TokenStore(engine, tokens_path(config.spool_path))
         tokens.replay()
         clients = make_clients(config, engine, stop=signals.event, tokens=tokens)
-        return poll_once(clients, engine, mode=config.storage_mode, spool=spool, stop=signals.event)
+        chores = PortalChores(config, engine, signals.event)
+        return poll_once(
+            clients, engine, mode=config.storage_mode, spool=spool, stop=signals.event, chores=chores
+        )
 
 
 def run(config: Config, migrate: bool = True) -> None:
@@ -160,7 +167,7 @@ class RunInfo:
     users_failed: int
     seconds: float | None  # how long it took; None when cut off
     portal: str | None = None  # None: a cycle over every portal, from before revision 0005
-    outcome: str | None = None  # "finished", "interrupted", or None while running / cut off
+    outcome: str | None = None  # "finished", "interrupted", "failed", or None while running / cut off
     replica: str | None = None
 
 
@@ -189,12 +196,15 @@ class StatusInfo:
 
     @property
     def ok(self) -> bool:
-        """Each portal's newest finished cycle stored every user (a cycle still running is skipped)."""
+        """Each portal's newest finished cycle stored every user and did not fail as a whole
+        (users not even listed, a portal-wide error); a cycle still running is skipped."""
         newest: dict[str | None, RunInfo] = {}
         for run in self.runs:  # newest first
             if run.finished_at is not None:
                 newest.setdefault(run.portal, run)
-        return bool(newest) and not any(run.users_failed for run in newest.values())
+        return bool(newest) and not any(
+            run.users_failed or run.outcome == "failed" for run in newest.values()
+        )
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON types: instants as ISO 8601 strings."""
@@ -204,8 +214,8 @@ class StatusInfo:
         lines = [f"last {len(self.runs)} cycles (UTC):"]
         for run in self.runs:
             took = f"{run.seconds:.2f} s" if run.seconds is not None else "running or cut off"
-            if run.outcome == "interrupted":
-                took += " (interrupted)"
+            if run.outcome in ("interrupted", "failed"):
+                took += f" ({run.outcome})"
             where = f"  {run.portal}" if run.portal else ""
             by = f"  by {run.replica}" if run.replica else ""
             lines.append(
@@ -302,40 +312,21 @@ def report(
         )
 
 
-@dataclass(frozen=True)
-class PruneResult:
-    """What `prune` deleted, or with `dry_run` would delete, from before `cutoff`."""
-
-    cutoff: datetime
-    dry_run: bool
-    counts: maintenance.PruneCounts
-
-    def summary(self) -> str:
-        counts = self.counts
-        return (
-            f"{'would delete' if self.dry_run else 'deleted'} {counts.snapshots} snapshots, "
-            f"{counts.poll_runs} poll runs and {counts.poll_errors} poll errors "
-            f"from before {self.cutoff:%Y-%m-%d %H:%M} UTC"
-        )
-
-
 def prune(
     config: Config, older_than: timedelta, *, dry_run: bool = False, now: datetime | None = None
-) -> PruneResult:
-    """Delete history older than --older-than (e.g. 400d): snapshots, poll runs, poll errors.
+) -> retention.PruneResult:
+    """Delete history older than --older-than (e.g. 800d): snapshots, workday records and
+    revisions, poll runs and poll errors; never inside [retention] keep_days (default 730).
 
-    Each user's newest snapshot and the newest poll run are kept whatever their age.
-    --dry-run counts what would go and deletes nothing.
+    Each user's newest snapshot and the newest poll run are kept whatever their age, and so
+    are the workdays. An age inside the floor is refused (exit 2); --dry-run counts what would
+    go and deletes nothing (inside the floor: what pruning at the floor would delete, and what
+    the floor protects, exit 2).
     """
-    try:
-        cutoff = (now or datetime.now(UTC)) - older_than
-    except OverflowError:
-        raise ConfigError(
-            f"--older-than: {older_than.days} days reaches back before the year 1; give a smaller age"
-        ) from None
+    now = now or datetime.now(UTC)
+    cutoff = retention.cutoff_before(now, older_than)  # a bad age first, before the database
     with maintenance.open_database(config.database_url) as engine:
-        counts = maintenance.prune_history(engine, cutoff, dry_run=dry_run)
-    return PruneResult(cutoff, dry_run, counts)
+        return retention.prune(engine, now, cutoff, config.retention.keep_days, dry_run=dry_run)
 
 
 def timesheet(

@@ -123,6 +123,16 @@ class ReconcileConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    """How long evidence is kept: `prune` deletes nothing younger than `keep_days` (0: no floor).
+
+    ArbZG §16(2) asks German employers to keep working-time records for two years.
+    """
+
+    keep_days: int = 730
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration of one poller.
 
@@ -139,6 +149,7 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     directory: DirectoryConfig = field(default_factory=DirectoryConfig)
     reconcile: ReconcileConfig = field(default_factory=ReconcileConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     portals: tuple[PortalConfig, ...] = ()
 
     def schedule_of(self, portal: PortalConfig) -> ScheduleConfig:
@@ -189,7 +200,17 @@ def parse_config(
     document = substitute({k: v for k, v in document.items() if k != "portals"}, environ, "")
     if portals_document is not None:
         document["portals"] = substitute(portals_document, environ, "portals", lenient=not portal_secrets)
-    top_keys = {"database", "storage", "schedule", "http", "metrics", "directory", "reconcile", "portals"}
+    top_keys = {
+        "database",
+        "storage",
+        "schedule",
+        "http",
+        "metrics",
+        "directory",
+        "reconcile",
+        "retention",
+        "portals",
+    }
     reject_unknown(document, top_keys, "")
     database = table_at(document, "database")
     reject_unknown(database, {"url"}, "database")
@@ -223,6 +244,7 @@ def parse_config(
         http=_http(table_at(document, "http")),
         directory=_directory(table_at(document, "directory")),
         reconcile=_reconcile(table_at(document, "reconcile")),
+        retention=_retention(table_at(document, "retention")),
         portals=portals,
     )
 
@@ -258,6 +280,17 @@ def _reconcile(table: dict[str, Any]) -> ReconcileConfig:
     if not match or int(match.group(1)) > 23 or int(match.group(2)) > 59:
         raise ConfigError(f"config key reconcile.at: {at!r} is not a time of day; expected HH:MM (03:30)")
     return ReconcileConfig(days=days, at=at)
+
+
+def _retention(table: dict[str, Any]) -> RetentionConfig:
+    reject_unknown(table, {"keep_days"}, "retention")
+    days = table.get("keep_days", 730)
+    if isinstance(days, bool) or not isinstance(days, int) or days < 0:
+        raise ConfigError(
+            f"config key retention.keep_days: expected whole days >= 0 (730 = two years, "
+            f"0 = no floor), got {days!r}"
+        )
+    return RetentionConfig(keep_days=days)
 
 
 def _metrics(table: dict[str, Any]) -> MetricsConfig:

@@ -2,37 +2,24 @@
 and pruning its history.
 
 Opening never leaves an empty SQLite file behind (SQLite creates one on connect), and every
-database error names the database (the SQLite file, or the URL without its password). Pruning
-covers the three tables that grow with every cycle (`snapshots`, `poll_runs`,
-`poll_errors`) in one transaction, and a dry run counts with the same conditions, so what it
-promises is what a real run deletes.
+database error names the database (the SQLite file, or the URL without its password).
+Pruning, and the retention floor it keeps to, live in poller.retention.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, Connection, Engine, delete, func, or_, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import aliased
 
 from poller import storage
 from poller.errors import StorageError
-from poller.models import PollError, PollRun, Snapshot
 from poller.redaction import redact
-
-
-@dataclass(frozen=True)
-class PruneCounts:
-    """Rows deleted (or, in a dry run, that would be deleted) per table."""
-
-    snapshots: int
-    poll_runs: int
-    poll_errors: int
+from poller.retention import PruneCounts as PruneCounts  # where callers found them before
+from poller.retention import prune_history as prune_history
 
 
 def describe_database(engine: Engine) -> str:
@@ -112,56 +99,3 @@ def get_head_revision() -> str:
     head = ScriptDirectory(str(storage.migrations_path())).get_current_head()
     assert head is not None, "the migrations directory has no revision"
     return head
-
-
-def prune_history(engine: Engine, cutoff: datetime, *, dry_run: bool = False) -> PruneCounts:
-    """Delete history older than `cutoff`; with `dry_run`, only count it.
-
-    Kept whatever their age: each user's newest snapshot (the last known status), and the
-    newest poll run (so `status` still shows when the poller last ran). Errors go with their
-    run, as poll_errors.run_id refers to it.
-    """
-    with engine.begin() as connection:
-        if dry_run:
-            return PruneCounts(
-                snapshots=_count(connection, Snapshot, _old_snapshots(cutoff)),
-                poll_runs=_count(connection, PollRun, _old_runs(cutoff)),
-                poll_errors=_count(connection, PollError, _old_errors(cutoff)),
-            )
-        errors = connection.execute(delete(PollError).where(_old_errors(cutoff))).rowcount
-        runs = connection.execute(delete(PollRun).where(_old_runs(cutoff))).rowcount
-        snapshots = connection.execute(delete(Snapshot).where(_old_snapshots(cutoff))).rowcount
-    return PruneCounts(snapshots=int(snapshots or 0), poll_runs=int(runs or 0), poll_errors=int(errors or 0))
-
-
-def _count(
-    connection: Connection, model: type[Snapshot | PollRun | PollError], condition: ColumnElement[bool]
-) -> int:
-    return int(connection.execute(select(func.count()).select_from(model).where(condition)).scalar_one())
-
-
-def _old_snapshots(cutoff: datetime) -> ColumnElement[bool]:
-    """Last seen before `cutoff`, and not the newest row of its portal and user."""
-    newer = aliased(Snapshot)
-    has_newer = (
-        select(newer.id)
-        .where(
-            (newer.portal == Snapshot.portal)
-            & (newer.user_id == Snapshot.user_id)
-            & (newer.polled_at > Snapshot.polled_at)
-        )
-        .exists()
-    )
-    return (Snapshot.last_seen_at < cutoff) & has_newer
-
-
-def _old_runs(cutoff: datetime) -> ColumnElement[bool]:
-    """Started before `cutoff`, and not the newest run."""
-    newest = select(func.max(PollRun.id)).scalar_subquery()
-    return (PollRun.started_at < cutoff) & (PollRun.id != newest)
-
-
-def _old_errors(cutoff: datetime) -> ColumnElement[bool]:
-    """Occurred before `cutoff`, or belonging to a run that goes."""
-    old_runs = select(PollRun.id).where(_old_runs(cutoff))
-    return or_(PollError.occurred_at < cutoff, PollError.run_id.in_(old_runs))

@@ -13,7 +13,7 @@ from conftest import make_config, portal
 from sqlalchemy import Engine, insert, select
 
 from poller import commands, maintenance, storage
-from poller.config import Config
+from poller.config import Config, RetentionConfig
 from poller.emulator import Emulator, EmulatorSettings
 from poller.errors import ConfigError, StorageError
 from poller.models import PollError, PollRun, Snapshot
@@ -160,7 +160,7 @@ def history(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
 
 
 def test_prune_deletes_old_history_and_a_dry_run_counts_the_same(database_url: str) -> None:
-    config = config_for(database_url)
+    config = replace(config_for(database_url), retention=RetentionConfig(keep_days=400))
     commands.db_upgrade(config)
     with maintenance.open_database(config.database_url) as engine:
         ids = add_history(engine)
@@ -168,13 +168,14 @@ def test_prune_deletes_old_history_and_a_dry_run_counts_the_same(database_url: s
     dry = commands.prune(config, timedelta(days=400), dry_run=True, now=NOW)
     assert dry.counts == maintenance.PruneCounts(snapshots=2, poll_runs=2, poll_errors=3)
     assert dry.summary() == (
-        "would delete 2 snapshots, 2 poll runs and 3 poll errors from before 2025-10-21 12:00 UTC"
+        "would delete 2 snapshots, 0 workday records, 0 workday revisions, 2 poll runs and 3 poll errors "
+        "from before 2025-10-21 12:00 UTC"
     )
     with maintenance.open_database(config.database_url) as engine:
         assert history(engine) == before
     done = commands.prune(config, timedelta(days=400), now=NOW)
     assert done.counts == dry.counts
-    assert done.summary().startswith("deleted 2 snapshots, 2 poll runs and 3 poll errors")
+    assert done.summary().startswith("deleted 2 snapshots, 0 workday records, 0 workday revisions")
     with maintenance.open_database(config.database_url) as engine:
         assert history(engine) == {
             "runs": [(ids["recent"],)],
@@ -186,7 +187,7 @@ def test_prune_deletes_old_history_and_a_dry_run_counts_the_same(database_url: s
 def test_prune_keeps_the_newest_run_and_each_users_newest_snapshot_whatever_their_age(
     database_url: str,
 ) -> None:
-    config = config_for(database_url)
+    config = replace(config_for(database_url), retention=RetentionConfig(keep_days=0))  # no floor
     commands.db_upgrade(config)
     with maintenance.open_database(config.database_url) as engine:
         ids = add_history(engine)

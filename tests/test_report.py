@@ -86,6 +86,7 @@ def test_prune_deletes_old_rows_but_keeps_each_users_newest(
     report_database: tuple[Path, Path], config: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     database = report_database[0]
+    Path(config).write_text(Path(config).read_text() + "\n[retention]\nkeep_days = 0\n")  # no floor
     before, _ = count_snapshots(database)
     age = f"{(datetime.now(UTC) - (REPORT_START + timedelta(days=1))).days}d"  # keeps half a day or less
     assert main(["prune", "-c", config, "--older-than", age, "--dry-run"]) == 0
