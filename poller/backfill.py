@@ -21,10 +21,11 @@ from typing import Any, TextIO
 from sqlalchemy import Engine
 
 from poller import storage
-from poller.bitrix import PortalClient, fetch_active_user_ids
+from poller.audience import user_ids_to_ask
+from poller.bitrix import PortalClient
 from poller.bitrix.records import RecordsFetched, RecordsUnavailable, fetch_records
 from poller.config import Config
-from poller.errors import BitrixError, ConfigError
+from poller.errors import BitrixError, ConfigError, Stopped
 from poller.redaction import redact
 
 logger = logging.getLogger(__name__)
@@ -135,8 +136,8 @@ def backfill(
 ) -> BackfillReport:
     """Copy each user's records from `since` to `until` (local dates) into workday_records.
 
-    1. The users: `users`, else each portal's configured list, else ("all") the ids of the
-       stored directory, else of `user.get`.
+    1. The users: `users`, else as for a cycle (poller.audience: the configured list, else
+       the stored directory's active users, else `user.get`'s).
     2. Users finished by an earlier run of the same range are skipped; the records of the
        users a request finished are saved together, then each user is marked finished.
     3. `progress(state)` is called as users finish. `stop` set ends the backfill after the
@@ -221,7 +222,11 @@ def _run_portal(
             progress(state)
 
     try:
-        user_ids = _user_ids(engine, client, users)
+        user_ids = user_ids_to_ask(engine, client, users)
+    except Stopped:
+        state.stopped = True
+        finish()
+        return
     except BitrixError as exc:
         state.error = f"portal {name}: users could not be listed: {redact(exc.message, client.secrets())}"
         finish()
@@ -279,17 +284,6 @@ def _note_outcome(client: PortalClient, state: PortalBackfill, fetched: RecordsF
         logger.error("%s", message)
         return
     state.failed.update((u, redact(e.message, secrets)) for u, e in fetched.failed.items())
-
-
-def _user_ids(engine: Engine, client: PortalClient, users: Sequence[int] | None) -> list[int]:
-    """The users to read: given, configured, or for "all" the directory's, else user.get's."""
-    if users is not None:
-        return list(dict.fromkeys(users))
-    configured = client.portal.users
-    if configured != "all":
-        return list(configured)
-    stored = storage.get_directory_user_ids(engine, client.portal.name)
-    return sorted(stored) if stored else fetch_active_user_ids(client)
 
 
 # -- the command line's side ----------------------------------------------------------------

@@ -23,6 +23,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
+from typing import TYPE_CHECKING
 
 import requests
 from sqlalchemy import Engine
@@ -30,14 +32,19 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from poller import clock as clocks
 from poller import storage
-from poller.bitrix import PortalClient, StatusBatch, fetch_active_user_ids, fetch_statuses
+from poller.audience import user_ids_to_ask
+from poller.bitrix import PortalClient, StatusBatch, fetch_statuses
 from poller.config import Config, PortalConfig
-from poller.errors import BitrixError
+from poller.errors import BitrixError, Stopped
 from poller.metrics import Metrics
 from poller.redaction import redact
 from poller.spool import Spool, SpoolEntry
 from poller.status import parse_status
+from poller.storage.runs import RunOutcome
 from poller.tokenstore import TokenStore, TokenStoreError
+
+if TYPE_CHECKING:
+    from poller.housekeeping import PortalChores
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +90,14 @@ class PortalOutcome:
     seconds: float = 0.0
     started_at: datetime | None = None  # the instants of its poll_runs row
     finished_at: datetime | None = None
+
+    @property
+    def run_outcome(self) -> RunOutcome:
+        """Its poll_runs outcome: cut by a stop, else failed as a whole (users not even listed,
+        or a portal-wide error), else finished."""
+        if self.interrupted:
+            return "interrupted"
+        return "failed" if self.portal_failed else "finished"
 
     def summary(self) -> str:
         return _summary(self, self.seconds, "the portal failed" if self.portal_failed else "")
@@ -219,11 +234,13 @@ def poll_once(
     stop: threading.Event | None = None,
     replica: str | None = None,
     metrics: Metrics | None = None,
+    chores: PortalChores | None = None,
 ) -> PollReport:
     """Poll every portal once, each in its own thread; return when all are done or failed.
 
     1. Write what the spool kept from earlier cycles, if the database takes it now.
-    2. Each portal: `poll_portal` (its own poll_runs row, parts stored as they arrive).
+    2. Each portal: its `chores.before` (the directory when due), `poll_portal` (its own
+       poll_runs row, parts stored as they arrive), its `chores.after` (the reconcile when due).
     3. Write what the spool kept during this cycle, if the database is back.
     `clock` None: each client's own clock. `stop` set cuts every portal's cycle after its
     batch in flight. An error a portal raised (with no spool: a database error) is raised
@@ -233,13 +250,19 @@ def poll_once(
     started = now()
     if spool is not None:
         spool.flush(engine, mode)
+    cycle = partial(
+        poll_portal,
+        engine=engine,
+        clock=clock,
+        mode=mode,
+        spool=spool,
+        stop=stop,
+        replica=replica,
+        metrics=metrics,
+    )
+    job = cycle if chores is None else partial(chores.around, cycle=cycle)
     with ThreadPoolExecutor(max_workers=max(1, len(clients)), thread_name_prefix="portal") as pool:
-        futures = [
-            pool.submit(
-                poll_portal, client, engine, clock, mode, spool, stop=stop, replica=replica, metrics=metrics
-            )
-            for client in clients
-        ]
+        futures = [pool.submit(job, client) for client in clients]
     outcomes = tuple(future.result() for future in futures)
     if spool is not None:
         spool.flush(engine, mode)
@@ -294,7 +317,9 @@ def poll_portal(
     )
     cycle.close_run(outcome)
     if metrics is not None:
-        metrics.cycle_finished(outcome.portal, outcome.seconds, succeeded=cycle.succeeded)
+        metrics.cycle_finished(
+            outcome.portal, outcome.seconds, succeeded=cycle.succeeded, outcome=outcome.run_outcome
+        )
         for _ in range(client.rate_limited - limited_before):
             metrics.count_query_limit_exceeded(outcome.portal)
     return outcome
@@ -357,7 +382,7 @@ class _Cycle:
                 outcome.finished_at or self.now(),
                 outcome.users_ok,
                 outcome.users_failed,
-                outcome="interrupted" if outcome.interrupted else "finished",
+                outcome=outcome.run_outcome,
             )
         except SQLAlchemyError as exc:
             if self.spool is None:
@@ -365,16 +390,11 @@ class _Cycle:
             self.spool.note_outage(storage.describe_db_error(exc))
 
     def list_users(self) -> list[int]:
-        """The users to poll: the config's list, else the directory, else `user.get`."""
-        portal = self.client.portal
-        if portal.users != "all":
-            return list(portal.users)
-        if self.database_ready:
-            ids = _directory_user_ids(self.engine, portal.name)
-            if ids:
-                return ids
+        """The users to poll (poller.audience); [] when a stop or a failure cut the listing."""
         try:
-            return fetch_active_user_ids(self.client)
+            return user_ids_to_ask(self.engine, self.client, directory=self.database_ready)
+        except Stopped:
+            return []  # the caller sees the stop and closes the run as interrupted
         except BitrixError as exc:
             self.stopped_early = True
             self.portal_rows.append(self._error_row(None, exc))
@@ -459,19 +479,6 @@ class _Cycle:
 def _same_failure(error: BitrixError, portal_error: BitrixError) -> bool:
     """A user's error is the portal-wide one repeated (each sub-call of a batch says it again)."""
     return not error.per_user and error.code == portal_error.code and type(error) is type(portal_error)
-
-
-def _directory_user_ids(engine: Engine, portal: str) -> list[int]:
-    """The active users the directory holds for `portal`; [] when it is empty or unreadable."""
-    try:
-        return storage.get_directory_user_ids(engine, portal)
-    except SQLAlchemyError as exc:
-        logger.warning(
-            "portal %s: user directory unreadable (%s); listing users with user.get",
-            portal,
-            storage.describe_db_error(exc),
-        )
-        return []
 
 
 def _log_errors(portal: str, errors: Sequence[storage.ErrorRow]) -> None:

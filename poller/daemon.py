@@ -310,8 +310,9 @@ class Daemon:
             self.metrics.set_owned(portal, self.locks.name, owned)
 
     def reconcile(self, client: PortalClient) -> None:
-        """Re-read the last days of records (backfill.reconcile logs its own summary)."""
-        from poller import backfill
+        """Re-read the last days of records (backfill.reconcile logs its own summary); when it
+        ran is kept in portal_tasks, where `poll` reads whether it is due."""
+        from poller.housekeeping import reconcile_portal
 
         name = client.portal.name
         if self.stopping.is_set() or not self._database_ready:
@@ -319,14 +320,7 @@ class Daemon:
         if self.locks is not None and name not in self.locks.held:
             return  # another replica polls this portal, and reconciles it
         try:
-            result = backfill.reconcile(
-                self.config,
-                self.engine,
-                client,
-                self.config.reconcile.days,
-                client.clock.now(),
-                stop=self.stopping,
-            )
+            result = reconcile_portal(self.config, self.engine, client, self.stopping)
         except PollerError as exc:
             logger.error("portal %s: reconcile failed: %s", name, exc)
             return

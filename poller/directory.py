@@ -1,15 +1,20 @@
 """Keep each portal's user directory fresh: its users and departments, read again every refresh_hours.
 
-The daemon refreshes a portal's directory inside that portal's job, before its cycle: it
-shares the portal's bucket with no cycle running beside it, and a `users = "all"` cycle
-right after already takes its ids from it. Without the `department` scope the users are
-still stored (names in the views), and that is said once per portal.
+When a refresh is due is read from the database (portal_tasks, else the newest stored user),
+so `run`, every replica and `poll` under a timer (a new process each time) agree: due when
+never done, `refresh_hours` after the last success, and after a failure again after
+RETRY_SECONDS (or refresh_hours, if shorter). The daemon refreshes a portal's directory
+inside that portal's job, and `poll` before that portal's cycle: it shares the portal's
+bucket with no cycle beside it, and a `users = "all"` cycle right after takes its ids from
+it. Without the `department` scope the users are still stored (names in the views), and
+that is said once per portal. A stop between two pages leaves the stored directory as it was.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
@@ -17,31 +22,67 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from poller import storage
 from poller.bitrix import PortalClient, fetch_departments, fetch_users
-from poller.errors import BitrixError
+from poller.errors import BitrixError, Stopped
+from poller.redaction import redact
+from poller.storage.tasks import get_task, save_task_done, save_task_failed
 
 logger = logging.getLogger(__name__)
 
+TASK = "directory"
 RETRY_SECONDS = 900.0  # a failed refresh is tried again after this long (or refresh_hours, if shorter)
 
 
+def directory_due_at(engine: Engine, portal: str, now: datetime, refresh_hours: float) -> datetime | None:
+    """When the portal's directory is next due (`now` or earlier: due); None when refreshes are off."""
+    if refresh_hours <= 0:
+        return None
+    every = timedelta(hours=refresh_hours)
+    state = get_task(engine, portal, TASK)
+    done = max(filter(None, (state.last_done_at, storage.get_directory_age(engine, portal))), default=None)
+    due = now if done is None else done + every
+    failed = state.last_tried_at
+    if failed is not None and (done is None or failed > done):
+        due = max(due, failed + min(every, timedelta(seconds=RETRY_SECONDS)))
+    return due
+
+
 class DirectoryRefresher:
-    """When each portal's directory is due (first at start), on the clients' own clocks."""
+    """Refresh a portal's directory when the database says it is due.
+
+    Between two looks at the database the next due time is kept in memory (on the client's
+    monotonic clock), so a cycle every second costs no query.
+    """
 
     def __init__(self, engine: Engine, refresh_hours: float) -> None:
         self.engine = engine
-        self.refresh_seconds = refresh_hours * 3600
-        self._due: dict[str, float] = {}
+        self.refresh_hours = refresh_hours
+        self._next_look: dict[str, float] = {}
         self._no_department_scope: set[str] = set()
         self._lock = threading.Lock()
 
     def refresh_if_due(self, client: PortalClient) -> bool:
         """Read and store the portal's users and departments when due; True when it did."""
         name = client.portal.name
-        now = client.clock.monotonic()
+        mono = client.clock.monotonic()
         with self._lock:
-            if self.refresh_seconds <= 0 or now < self._due.get(name, now):
+            if self.refresh_hours <= 0 or mono < self._next_look.get(name, mono):
                 return False
-            self._due[name] = now + min(self.refresh_seconds, RETRY_SECONDS)  # in case it fails
+            self._next_look[name] = mono + RETRY_SECONDS  # no second look while this one runs
+        now = client.clock.now()
+        try:
+            due = directory_due_at(self.engine, name, now, self.refresh_hours)
+        except SQLAlchemyError as exc:
+            logger.debug("portal %s: directory age unreadable: %s", name, storage.describe_db_error(exc))
+            self._look_again(name, mono)
+            return False
+        if due is None or due > now:
+            with self._lock:
+                self._next_look[name] = mono + ((due - now).total_seconds() if due else RETRY_SECONDS)
+            return False
+        return self._refresh(client, mono)
+
+    def _refresh(self, client: PortalClient, mono: float) -> bool:
+        name = client.portal.name
         try:
             users = fetch_users(client)
             departments = self._fetch_departments(client)
@@ -49,14 +90,22 @@ class DirectoryRefresher:
             storage.save_users(self.engine, name, users, at)
             if departments is not None:
                 storage.save_departments(self.engine, name, departments, at)
+            save_task_done(self.engine, name, TASK, at)
+        except Stopped:
+            logger.info("portal %s: user directory refresh stopped; the stored one is kept", name)
+            self._look_again(name, mono)
+            return False
         except BitrixError as exc:
-            logger.warning("portal %s: user directory not refreshed: %s", name, exc.message)
+            message = redact(exc.message, client.secrets())
+            logger.warning("portal %s: user directory not refreshed: %s", name, message)
+            self._note_failure(name, message, client.clock.now())
             return False
         except SQLAlchemyError as exc:
             logger.warning("portal %s: user directory not stored: %s", name, storage.describe_db_error(exc))
+            self._look_again(name, mono)
             return False
         with self._lock:
-            self._due[name] = now + self.refresh_seconds
+            self._next_look[name] = mono + self.refresh_hours * 3600
         logger.info(
             "portal %s: user directory refreshed: %d users%s",
             name,
@@ -64,6 +113,19 @@ class DirectoryRefresher:
             f", {len(departments)} departments" if departments is not None else "",
         )
         return True
+
+    def _look_again(self, portal: str, mono: float) -> None:
+        """Nothing was recorded: look at the database again after the retry wait at most."""
+        with self._lock:
+            self._next_look[portal] = mono + min(RETRY_SECONDS, self.refresh_hours * 3600)
+
+    def _note_failure(self, portal: str, message: str, at: datetime) -> None:
+        try:
+            save_task_failed(self.engine, portal, TASK, at, message)
+        except SQLAlchemyError as exc:
+            logger.debug(
+                "portal %s: directory failure not recorded: %s", portal, storage.describe_db_error(exc)
+            )
 
     def _fetch_departments(self, client: PortalClient) -> list[dict[str, Any]] | None:
         """The departments, or None without the `department` scope (said once per portal)."""

@@ -41,6 +41,10 @@ class StorageError(PollerError):
     """The database could not be reached or written."""
 
 
+class Stopped(PollerError):
+    """A stop (SIGTERM, Ctrl-C) came before a listing was complete: the partial list is not used."""
+
+
 class BitrixError(PollerError):
     """Bitrix24 (or the way to it) answered with an error.
 

@@ -28,6 +28,7 @@ from prometheus_client import (
 CYCLE_BUCKETS = (0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 REQUEST_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60)
 TOKEN_OUTCOMES = ("ok", "failed")
+CYCLE_OUTCOMES = ("finished", "failed", "interrupted")  # as in poll_runs.outcome
 # Why a spooled row was set aside: the database refused its data (it went to the
 # dead-letter file), or its line in the spool file could not be read.
 QUARANTINE_REASONS = ("rejected", "unreadable")
@@ -55,6 +56,13 @@ class Metrics:
             "Duration of one portal's poll cycle, from its first request to its last write",
             ["portal"],
             buckets=CYCLE_BUCKETS,
+            registry=r,
+        )
+        self.cycles = Counter(
+            "timeman_poller_cycles",
+            "Portal cycles by poll_runs outcome: finished, failed (the portal failed as a whole: "
+            "its users could not be listed, or a portal-wide error), interrupted",
+            ["portal", "outcome"],
             registry=r,
         )
         self.users_stored = Counter(
@@ -154,6 +162,8 @@ class Metrics:
                 metric.labels(portal=portal)
             for outcome in TOKEN_OUTCOMES:
                 self.token_refreshes.labels(portal=portal, outcome=outcome)
+            for outcome in CYCLE_OUTCOMES:
+                self.cycles.labels(portal=portal, outcome=outcome)
         for reason in QUARANTINE_REASONS:
             self.spool_quarantined.labels(reason=reason)
         self.spool_rows.set(0)
@@ -161,13 +171,18 @@ class Metrics:
 
     # -- cycles ----------------------------------------------------------------------------
 
-    def cycle_finished(self, portal: str, seconds: float, *, succeeded: bool) -> None:
+    def cycle_finished(
+        self, portal: str, seconds: float, *, succeeded: bool, outcome: str | None = None
+    ) -> None:
         """Observe one portal's cycle; `succeeded`: it reached the portal and stored its users.
 
         Single users may have failed in a cycle that succeeded (they are counted by
-        `count_users`); a portal-wide failure (unreachable, bad credentials) did not succeed.
+        `count_users`); a portal-wide failure (unreachable, bad credentials, users not even
+        listed) did not succeed. `outcome`: its poll_runs outcome, counted in `cycles`.
         """
         self.cycle_seconds.labels(portal=portal).observe(seconds)
+        if outcome is not None:
+            self.cycles.labels(portal=portal, outcome=outcome).inc()
         if succeeded:
             now = self._clock()
             with self._lock:

@@ -19,7 +19,7 @@ import requests
 
 from poller.bitrix.client import PortalClient
 from poller.config import HttpConfig, PortalConfig, parse_domain, parse_webhook_url
-from poller.errors import BitrixError, ConfigError, OperatingTimeLimit, TransportError
+from poller.errors import BitrixError, ConfigError, OperatingTimeLimit, Stopped, TransportError
 
 logger = logging.getLogger(__name__)
 
@@ -222,9 +222,14 @@ def _rows_with_ids(client: PortalClient, method: str, params: dict[str, Any]) ->
 
 
 def _pages(client: PortalClient, method: str, params: dict[str, Any]) -> Iterator[Any]:
-    """Every row of a paged list method, following `next` while it moves forward."""
+    """Every row of a paged list method, following `next` while it moves forward.
+
+    Once the client's `stop` is set no page is asked for: Stopped (a partial list is no list).
+    """
     start = 0
     while True:
+        if client.stop is not None and client.stop.is_set():
+            raise Stopped(f"portal {client.portal.name}: stopping: {method} not listed to its end")
         body = client.call(method, {**params, "start": start})
         page = body.get("result") or []
         if not isinstance(page, list):

@@ -29,7 +29,7 @@ class ErrorRow:
     message: str
 
 
-RunOutcome = Literal["finished", "interrupted"]
+RunOutcome = Literal["finished", "interrupted", "failed"]
 
 
 def save_run_started(
@@ -55,7 +55,8 @@ def save_run_finished(
     *,
     outcome: RunOutcome = "finished",
 ) -> None:
-    """Close a cycle's row: 'finished', or 'interrupted' when a stop cut it."""
+    """Close a cycle's row: 'finished'; 'interrupted' when a stop cut it; 'failed' when the
+    portal failed as a whole (its users could not be listed, or a portal-wide error)."""
     with engine.begin() as connection:
         connection.execute(
             update(PollRun)
