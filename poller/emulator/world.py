@@ -16,7 +16,7 @@ for the truth. Users differ on purpose, to cover the shapes real portals send:
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -115,6 +115,7 @@ class World:
         ).date() - timedelta(days=1)
         self._history_start = clock.start.date() - timedelta(days=HISTORY_DAYS)
         self._plans: dict[tuple[int, date], Workday | None] = {}  # workday() is pure: remember it
+        self._edits: dict[int, dict[str, Any]] = {}  # record id: a manager's changes (edit_record)
 
     def exists(self, user_id: int) -> bool:
         return 1 <= user_id <= self.count
@@ -280,8 +281,28 @@ class World:
             if (after is None or r.start_time >= after) and r.start_time <= high
         ]
 
+    def edit_record(self, record_id: int, **changes: Any) -> None:
+        """Serve a record changed as a manager would edit it, from now on: any of start_time,
+        end_time, break_length, duration, status, approved (Record's fields). A new end or
+        break without a duration makes the duration end - start - break, as the portal does."""
+        unknown = set(changes) - {"start_time", "end_time", "break_length", "duration", "status", "approved"}
+        if unknown:
+            raise ValueError(f"edit_record: not a field a manager edits: {', '.join(sorted(unknown))}")
+        self._edits[record_id] = {**self._edits.get(record_id, {}), **changes}
+
     def record(self, day: Workday, at: datetime) -> Record:
-        """The record of `day` as the portal holds it at `at`."""
+        """The record of `day` as the portal holds it at `at` (with a manager's edits)."""
+        record = self._planned_record(day, at)
+        edits = self._edits.get(day.record_id)
+        if not edits:
+            return record
+        record = replace(record, **edits)
+        if "duration" not in edits and record.end_time is not None:
+            worked = (record.end_time - record.start_time).total_seconds() - record.break_length
+            record = replace(record, duration=int(worked))
+        return record
+
+    def _planned_record(self, day: Workday, at: datetime) -> Record:
         state, _, leaks = self.state(day, at)
         closed = state == "CLOSED"
         offset = 0 if day.user_id % 5 == 0 else self.tz_offset(day.user_id)

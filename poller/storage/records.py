@@ -73,7 +73,8 @@ def save_records(
             elif any(before[column] != values[column] for column in _COMPARED):
                 updates.append(row)
                 moved.add((before["user_id"], before["start_time"]))
-                revisions += record_revisions(portal, before, values, now)
+                if before["end_time"] is not None:  # an open record's changes are its day going on
+                    revisions += record_revisions(portal, before, values, now)
         for chunk in chunks(inserts, 1000):
             connection.execute(
                 insert_or_skip(connection, workday_records_table, ("portal", "record_id")), chunk
