@@ -19,14 +19,14 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from poller import commands
+from poller import commands, corrections
 from poller.backfill import ProgressDisplay
 from poller.cli_parser import Handler, UsageError, build_parser
 from poller.config import Config
 from poller.emulator.settings import FAULT_KINDS
 from poller.errors import ConfigError, PollerError
 from poller.logs import PROGRAM, RedactingFilter, fatal_line, installed
-from poller.report import TIMESHEET, render, render_check, render_timesheet
+from poller.report import CORRECTIONS, TIMESHEET, render, render_check, render_timesheet
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +116,8 @@ class CommandLine:
     def report(self, args: argparse.Namespace) -> int:
         if args.report == TIMESHEET:
             return self._timesheet(args)
+        if args.report == CORRECTIONS:
+            return self._corrections(args)
         if args.month is not None or args.department is not None:
             raise ConfigError("--month and --department: only for `report timesheet`")
         rows = commands.report(
@@ -142,6 +144,22 @@ class CommandLine:
             users=args.user or (),
         )
         print(render_timesheet(sheet, args.format, table_width()))
+        return EXIT_OK
+
+    def _corrections(self, args: argparse.Namespace) -> int:
+        if args.month is None:
+            raise ConfigError("report corrections: --month is required (YYYY-MM)")
+        if args.date_from is not None or args.date_to is not None or args.department is not None:
+            raise ConfigError(
+                "report corrections: give --month (and --portal, --user), not --from/--to/--department"
+            )
+        rows = corrections.corrections(
+            self._config(args, portal_secrets=False),
+            args.month,
+            portals=args.portal or (),
+            users=args.user or (),
+        )
+        print(corrections.render_corrections(rows, args.format, table_width()))
         return EXIT_OK
 
     def check(self, args: argparse.Namespace) -> int:

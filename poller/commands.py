@@ -287,7 +287,9 @@ def report(
     latest:    each user's newest status.
     daily:     worked and break time per user and local date.
     timesheet: a month (--month YYYY-MM) for payroll: a line per person, hours per day,
-               totals per person and for everyone.
+               totals per person and for everyone (--as-closed: as its close froze it).
+    corrections: a month (--month YYYY-MM): every change of a stored record or closed day,
+               what it was and became, when, and whether it came after the month's close.
 
     Tables fit the terminal: names wrap, and columns that still do not fit are named in a
     footer line. --database URL reads that database without a config file.

@@ -30,7 +30,8 @@ REPORTS: dict[str, Table] = {
     "daily": views.daily_worktime,
 }
 TIMESHEET = "timesheet"
-REPORT_NAMES = (*REPORTS, TIMESHEET)
+CORRECTIONS = "corrections"  # poller.corrections
+REPORT_NAMES = (*REPORTS, TIMESHEET, CORRECTIONS)
 
 # The columns a terminal table shows, in order; CSV and JSON carry every column of the view.
 # Columns a view does not have (yet) are skipped.
@@ -38,7 +39,7 @@ TABLE_COLUMNS = {
     "workdays": [
         "portal", "user_id", "user_name", "department", "work_date", "status", "time_start",
         "time_finish", "worked_seconds", "leaks_seconds", "worked_is_estimate", "pending_approval",
-        "source",
+        "source", "corrections",
     ],
     "latest": [
         "portal", "user_id", "user_name", "department", "status", "time_start", "duration_seconds",
@@ -53,8 +54,8 @@ TABLE_COLUMNS = {
 KEEP_ORDER = {
     "workdays": [
         "user_id", "work_date", "worked_seconds", "user_name", "status", "leaks_seconds",
-        "worked_is_estimate", "pending_approval", "time_start", "time_finish", "source", "department",
-        "portal",
+        "worked_is_estimate", "pending_approval", "corrections", "time_start", "time_finish", "source",
+        "department", "portal",
     ],
     "latest": [
         "user_id", "status", "user_name", "time_start", "duration_seconds", "time_leaks_seconds",
@@ -118,6 +119,11 @@ def _table(report: str, rows: Sequence[dict[str, Any]], width: int | None) -> st
     return "\n".join(lines)
 
 
+def table_cell(column: str, value: Any) -> str:
+    """A value as a terminal table shows it: `-` for none, h:mm for seconds, UTC minutes."""
+    return _cell(column, value)
+
+
 def _cell(column: str, value: Any) -> str:
     if value is None:
         return "-"
@@ -141,7 +147,12 @@ def hours_minutes(seconds: int) -> str:
 
 # -- the timesheet ---------------------------------------------------------------------------
 
-TIMESHEET_TOTALS = ("worked_hours", "break_hours", "days_worked", "days_pending_approval", "days_estimated")
+TIMESHEET_TOTALS = (
+    "worked_hours", "break_hours", "days_worked", "days_pending_approval", "days_estimated",
+    "days_corrected", "days_corrected_after_close",
+)  # fmt: skip
+# Marks after a day's hours: corrected after it was stored; corrected after the month's close.
+CORRECTED, CORRECTED_AFTER_CLOSE = "*", "!"
 
 
 def render_timesheet(sheet: Timesheet, output_format: str, width: int | None = None) -> str:
@@ -167,6 +178,8 @@ def _totals_json(totals: Totals) -> dict[str, Any]:
         "days_worked": totals.days,
         "days_pending_approval": totals.days_pending_approval,
         "days_estimated": totals.days_estimated,
+        "days_corrected": totals.days_corrected,
+        "days_corrected_after_close": totals.days_corrected_after_close,
     }
 
 
@@ -177,6 +190,8 @@ def _day_json(day: Day) -> dict[str, Any]:
         "break_seconds": day.break_seconds,
         "estimate": day.estimate,
         "pending_approval": day.pending_approval,
+        "corrections": day.corrections,
+        "corrections_after_close": day.corrections_after_close,
     }
 
 
@@ -184,6 +199,7 @@ def timesheet_json(sheet: Timesheet) -> dict[str, Any]:
     """The timesheet as JSON types: days by ISO date (only days worked), hours and seconds."""
     return {
         "month": f"{sheet.month:%Y-%m}",
+        "as_closed": sheet.as_closed,
         "dates": [d.isoformat() for d in sheet.dates],
         "rows": [
             {
@@ -214,6 +230,8 @@ def _timesheet_csv(sheet: Timesheet) -> str:
             totals.days,
             totals.days_pending_approval,
             totals.days_estimated,
+            totals.days_corrected,
+            totals.days_corrected_after_close,
         ]
         return [*identity, *hours, *sums]
 
@@ -241,6 +259,9 @@ def _timesheet_table(sheet: Timesheet, width: int | None) -> str:
         Column("pending", 4, right=True),
         Column("estimated", 5, right=True),
     ]
+    corrected = sheet.totals.days_corrected > 0
+    if corrected:
+        sums.append(Column("corrected", 7, right=True))
     columns = [*identity, *day_columns, *sums]
 
     def cells(identity_cells: list[str], days: dict[date, Day], totals: Totals) -> list[str]:
@@ -251,6 +272,7 @@ def _timesheet_table(sheet: Timesheet, width: int | None) -> str:
             str(totals.days),
             str(totals.days_pending_approval),
             str(totals.days_estimated),
+            *([str(totals.days_corrected)] if corrected else []),
         ]
         return [*identity_cells, *day_cells, *sum_cells]
 
@@ -269,11 +291,17 @@ def _timesheet_table(sheet: Timesheet, width: int | None) -> str:
     portals = sorted({row.portal for row in sheet.rows})
     where = f" on portal {portals[0]}" if len(portals) == 1 else ""
     people = f"{len(sheet.rows)} {'person' if len(sheet.rows) == 1 else 'people'}"
+    closed = f", {sheet.as_closed}" if sheet.as_closed else ""
     lines = [
-        f"timesheet {sheet.month:%Y-%m}{where} (local work dates)",
+        f"timesheet {sheet.month:%Y-%m}{where} (local work dates{closed})",
         fitted.text,
         f"{people}; hours in decimals; ~ marks an estimate (day still open, or known from polls only)",
     ]
+    if corrected:
+        lines.append(
+            f"{CORRECTED} corrected after it was stored, {CORRECTED_AFTER_CLOSE} after the month was closed: "
+            f"`report corrections --month {sheet.month:%Y-%m}` lists what changed"
+        )
     if fitted.left_out:
         days = [c for c in fitted.left_out if any(c is d for d in day_columns)]
         others = [c.heading for c in fitted.left_out if not any(c is d for d in day_columns)]
@@ -284,7 +312,8 @@ def _timesheet_table(sheet: Timesheet, width: int | None) -> str:
 def _timesheet_day(day: Day | None) -> str:
     if day is None:
         return ""
-    return f"{'~' if day.estimate else ''}{decimal_hours(day.worked_seconds):.2f}"
+    mark = CORRECTED_AFTER_CLOSE if day.corrections_after_close else CORRECTED if day.corrections else ""
+    return f"{'~' if day.estimate else ''}{decimal_hours(day.worked_seconds):.2f}{mark}"
 
 
 def _day_ranges(columns: Sequence[Column]) -> list[str]:
@@ -334,6 +363,11 @@ def render_check(report: CheckReport, width: int | None = None) -> str:
 
 
 # -- plain values ----------------------------------------------------------------------------
+
+
+def csv_rows(header: Sequence[str], lines: Sequence[Sequence[Any]]) -> str:
+    """CSV text: `header`, then `lines` with spreadsheet values (csv_value)."""
+    return _csv(header, lines)
 
 
 def _csv(header: Sequence[str], lines: Sequence[Sequence[Any]]) -> str:

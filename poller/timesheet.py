@@ -22,6 +22,8 @@ class Day:
     break_seconds: int = 0
     estimate: bool = False  # the day is still open, or known from polls only
     pending_approval: bool = False  # a change awaits the supervisor's approval
+    corrections: int = 0  # times its figures or record changed after they were stored
+    corrections_after_close: int = 0  # of those, after its month was closed
 
     def __add__(self, other: Day) -> Day:
         return Day(
@@ -29,6 +31,8 @@ class Day:
             self.break_seconds + other.break_seconds,
             self.estimate or other.estimate,
             self.pending_approval or other.pending_approval,
+            self.corrections + other.corrections,
+            self.corrections_after_close + other.corrections_after_close,
         )
 
 
@@ -41,6 +45,8 @@ class Totals:
     days: int = 0
     days_pending_approval: int = 0
     days_estimated: int = 0
+    days_corrected: int = 0
+    days_corrected_after_close: int = 0
 
     @classmethod
     def of(cls, days: Iterable[Day]) -> Totals:
@@ -51,6 +57,8 @@ class Totals:
             days=len(listed),
             days_pending_approval=sum(d.pending_approval for d in listed),
             days_estimated=sum(d.estimate for d in listed),
+            days_corrected=sum(d.corrections > 0 for d in listed),
+            days_corrected_after_close=sum(d.corrections_after_close > 0 for d in listed),
         )
 
     def __add__(self, other: Totals) -> Totals:
@@ -60,6 +68,8 @@ class Totals:
             self.days + other.days,
             self.days_pending_approval + other.days_pending_approval,
             self.days_estimated + other.days_estimated,
+            self.days_corrected + other.days_corrected,
+            self.days_corrected_after_close + other.days_corrected_after_close,
         )
 
 
@@ -84,6 +94,7 @@ class Timesheet:
 
     month: date  # its first day
     rows: tuple[TimesheetRow, ...]
+    as_closed: str | None = None  # the figures a month close froze: which close (else: as they stand)
 
     @property
     def dates(self) -> tuple[date, ...]:
@@ -109,7 +120,9 @@ def month_dates(month: date) -> tuple[date, ...]:
     return tuple(first + timedelta(days=n) for n in range(length))
 
 
-def build_timesheet(month: date, workdays: Iterable[Mapping[str, Any]]) -> Timesheet:
+def build_timesheet(
+    month: date, workdays: Iterable[Mapping[str, Any]], as_closed: str | None = None
+) -> Timesheet:
     """Fold `workdays` rows of one month into a Timesheet.
 
     Rows outside the month are ignored. A day whose worked time is unknown (NULL) counts as a
@@ -129,6 +142,8 @@ def build_timesheet(month: date, workdays: Iterable[Mapping[str, Any]]) -> Times
             break_seconds=int(row.get("leaks_seconds") or 0),
             estimate=bool(row.get("worked_is_estimate")) or worked is None,
             pending_approval=bool(row.get("pending_approval")),
+            corrections=int(row.get("corrections") or 0),
+            corrections_after_close=int(row.get("corrections_after_close") or 0),
         )
         days = people.setdefault(key, {})
         days[work_date] = days.get(work_date, Day()) + day
@@ -138,4 +153,4 @@ def build_timesheet(month: date, workdays: Iterable[Mapping[str, Any]]) -> Times
         TimesheetRow(portal, user_id, names[(portal, user_id)][1], names[(portal, user_id)][2], days)
         for (portal, user_id), days in sorted(people.items())
     )
-    return Timesheet(month.replace(day=1), rows)
+    return Timesheet(month.replace(day=1), rows, as_closed)

@@ -126,7 +126,7 @@ def test_a_table_fits_the_terminal_and_names_the_columns_it_left_out(
     assert advice == "widen the terminal or use --format csv or json"
     shown = " ".join(lines[0].split())
     assert named.split(", ") == ["portal", "department", "start (UTC)", "finish (UTC)", "source"]
-    assert shown == "user name work date status worked breaks estimate pending"
+    assert shown == "user name work date status worked breaks estimate pending corrections"
     assert sorted(every.replace("work date", "work_date").replace(" (UTC)", "_").split()) == sorted(
         (
             shown.replace("work date", "work_date") + " " + " ".join(named.split(", ")).replace(" (UTC)", "_")

@@ -163,6 +163,7 @@ def test_the_csv_is_ready_for_a_spreadsheet_with_a_totals_line(
     assert header == [
         "portal", "user_id", "user_name", "department", *dates,
         "worked_hours", "break_hours", "days_worked", "days_pending_approval", "days_estimated",
+        "days_corrected", "days_corrected_after_close",
     ]  # fmt: skip
     assert [line[1] for line in people] == ["1", "4", "5", "6", "7", "8"]
     assert total[:4] == ["", "", "total", ""]

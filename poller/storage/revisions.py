@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, case, distinct, func, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, case, distinct, func, or_, select, update
 
 from poller.canonical import plain_value
 from poller.fields import RECORD_FIELDS
 from poller.models import month_closes_table, workday_revisions_table, workdays_table
+from poller.storage.directory import names_of
 from poller.storage.statements import chunks, insert_or_skip
 
 WorkdayKey = tuple[int, datetime]
@@ -54,7 +55,7 @@ _UNIQUE = ("portal", "source", "user_id", "time_start", "field", "changed_at")
 
 
 def record_revisions(
-    portal: str, before: Mapping[str, Any], after: Mapping[str, Any], changed_at: datetime
+    portal: str, before: Mapping[Any, Any], after: Mapping[str, Any], changed_at: datetime
 ) -> list[dict[str, Any]]:
     """The revisions of one stored record (`before`, a workday_records row) that came back as `after`."""
     base = {
@@ -239,3 +240,29 @@ def recount_days(connection: Connection, portal: str, keys: Collection[WorkdayKe
 
 def _month(day: date) -> date:
     return day.replace(day=1)
+
+
+def get_revisions(
+    engine: Engine, month: date, *, portals: Sequence[str] = (), users: Sequence[int] = ()
+) -> list[dict[str, Any]]:
+    """The revisions of days of `month` (by the date before the change, or a date moved into it),
+    oldest first, with the directory's user_name and department."""
+    first, last = _month(month), _month(month + timedelta(days=31)) - timedelta(days=1)
+    r = workday_revisions_table.c
+    moved_in = and_(r.field == "work_date", r.new_value.between(first.isoformat(), last.isoformat()))
+    query = select(workday_revisions_table).where(or_(r.work_date.between(first, last), moved_in))
+    if portals:
+        query = query.where(r.portal.in_(portals))
+    if users:
+        query = query.where(r.user_id.in_(users))
+    query = query.order_by(r.portal, r.user_id, r.work_date, r.changed_at, r.id)
+    with engine.connect() as connection:
+        rows = [dict(row) for row in connection.execute(query).mappings()]
+        names: dict[str, dict[int, tuple[str | None, str | None]]] = {}
+        for portal in {row["portal"] for row in rows}:
+            names[portal] = names_of(
+                connection, portal, {row["user_id"] for row in rows if row["portal"] == portal}
+            )
+    for row in rows:
+        row["user_name"], row["department"] = names[row["portal"]].get(row["user_id"], (None, None))
+    return rows
