@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from poller.fields import FIRST_YEAR, LAST_YEAR, STATUS_COLUMNS, STATUS_FIELDS, StatusField
+from poller.fields import FIRST_YEAR, LAST_YEAR, MAX_TZ_OFFSET, STATUS_COLUMNS, STATUS_FIELDS, StatusField
 
 KNOWN_STATUSES = frozenset({"OPENED", "CLOSED", "PAUSED", "EXPIRED"})
 _HMS = re.compile(r"^(\d+):([0-5]\d):([0-5]\d)$")
@@ -57,7 +57,7 @@ def parse_status(result: Any) -> ParsedStatus:
     time_start, tz_offset = parsed["time_start"], parsed["tz_offset"]
     work_date = local_date(
         time_start if isinstance(time_start, datetime) else None,
-        tz_offset if isinstance(tz_offset, int) else None,
+        start_offset(result.get("TIME_START"), tz_offset if isinstance(tz_offset, int) else None),
     )
     values = {
         spec.column: work_date if spec.kind == "date-derived" else parsed[spec.column]
@@ -86,6 +86,35 @@ def _lookup(row: Mapping[str, Any], key: str) -> object:
     head, _, rest = key.partition(".")
     value = row.get(head)
     return value.get(rest) if rest and isinstance(value, dict) else value
+
+
+def start_offset(raw_start: object, tz_offset: int | None) -> int | None:
+    """The UTC offset, in seconds, a day's local date is taken at: the one its start was written in.
+
+    TZ_OFFSET is the user's offset when the answer was made: on a day that began before a DST
+    change it is not the start's (a start at 2026-10-25 00:30+02:00 in Berlin, answered with
+    TZ_OFFSET 3600, is a day of the 25th, not the 24th). Older builds write the start in UTC
+    (+00:00) whatever the user's zone: there, and where the start has no readable offset,
+    TZ_OFFSET is the better guess.
+    """
+    own = written_offset(raw_start)
+    if own is None or (own == 0 and tz_offset):
+        return tz_offset
+    return own
+
+
+def written_offset(raw: object) -> int | None:
+    """The UTC offset an ISO 8601 timestamp was written in, in seconds; None when it has none
+    or it is not within ±14 h."""
+    if not isinstance(raw, str):
+        return None
+    try:
+        offset = datetime.fromisoformat(raw).utcoffset()
+    except ValueError:
+        return None
+    if offset is None or abs(offset.total_seconds()) > MAX_TZ_OFFSET:
+        return None
+    return int(offset.total_seconds())
 
 
 def local_date(instant: datetime | None, tz_offset: int | None) -> date | None:

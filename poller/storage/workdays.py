@@ -37,6 +37,7 @@ from sqlalchemy import (
 )
 
 from poller.models import UTCDateTime, snapshots_table, workday_records_table, workdays_table
+from poller.status import start_offset
 from poller.storage.directory import names_of, zones_of
 from poller.storage.revisions import DayChanges, save_day_changes
 from poller.storage.statements import chunks, upsert
@@ -247,7 +248,8 @@ def local_offsets(
     connection: Connection, portal: str, records: Sequence[Mapping[Any, Any]]
 ) -> dict[int, int]:
     """The user's UTC offset at each record's start, in seconds: from the directory's TIME_ZONE,
-    else the TZ_OFFSET of the user's newest snapshot; records of users with neither are left out."""
+    else the offset startTime was written in, else (written in UTC, as older builds do) the
+    TZ_OFFSET of the user's newest snapshot; records of users with none are left out."""
     users = {record["user_id"] for record in records}
     if not users:
         return {}
@@ -259,8 +261,11 @@ def local_offsets(
         if user_id in zones:
             shift = record["start_time"].astimezone(zones[user_id]).utcoffset()
             offsets[record["record_id"]] = int(shift.total_seconds()) if shift is not None else 0
-        elif user_id in newest:
-            offsets[record["record_id"]] = newest[user_id]
+        elif user_id in newest:  # today's TZ_OFFSET: across a DST change the start's own is right
+            raw = record["raw"].get("startTime") if isinstance(record["raw"], dict) else None
+            offset = start_offset(raw, newest[user_id])
+            if offset is not None:
+                offsets[record["record_id"]] = offset
     return offsets
 
 

@@ -1,0 +1,87 @@
+"""A day's local date comes from the offset its start was written in, on DST nights too.
+
+Berlin: 2026-03-29 02:00 CET -> 03:00 CEST (spring forward), 2026-10-25 03:00 CEST -> 02:00 CET
+(the clocks go back). TZ_OFFSET is the user's offset when the portal answers, not when the day
+began (issue #14, row 6b).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from conftest import make_config, portal
+from sqlalchemy import Engine, select
+
+from poller import storage
+from poller.clock import ManualClock
+from poller.cycle import make_clients, poll_once
+from poller.emulator import Emulator
+from poller.models import Snapshot, workdays_table
+from poller.status import parse_status, start_offset
+
+# (TIME_START as the portal wrote it, TZ_OFFSET when answered after the change, the local date)
+AUTUMN = ("2026-10-25T00:30:00+02:00", 3600, date(2026, 10, 25))  # began in CEST, answered in CET
+SPRING = ("2026-03-28T23:30:00+01:00", 7200, date(2026, 3, 28))  # began in CET, answered in CEST
+OLDER_BUILD = ("2026-10-24T22:30:00+00:00", 10800, date(2026, 10, 25))  # UTC start, Moscow user
+
+
+def answer(start: str, tz_offset: int) -> dict[str, Any]:
+    return {"STATUS": "OPENED", "TIME_START": start, "TIME_FINISH": None, "DURATION": "00:00:00",
+            "TIME_LEAKS": "00:00:00", "ACTIVE": True, "TZ_OFFSET": tz_offset}  # fmt: skip
+
+
+@pytest.mark.parametrize(("start", "tz_offset", "local"), [AUTUMN, SPRING, OLDER_BUILD])
+def test_the_local_date_is_the_starts_own(start: str, tz_offset: int, local: date) -> None:
+    parsed = parse_status(answer(start, tz_offset))
+    assert parsed.work_date == local
+    assert parsed.tz_offset == tz_offset  # the answer's TZ_OFFSET is kept as it came
+
+
+def test_a_start_without_a_readable_offset_falls_back_to_tz_offset() -> None:
+    assert start_offset("2026-10-25T00:30:00+02:00", 3600) == 7200
+    assert start_offset("2026-10-24T22:30:00+00:00", 10800) == 10800  # older builds: UTC
+    assert start_offset("2026-10-24T22:30:00+00:00", 0) == 0
+    assert start_offset("2026-10-24T22:30:00+00:00", None) == 0
+    assert start_offset(None, 3600) == 3600
+    assert start_offset("yesterday", 3600) == 3600
+
+
+def test_dst_nights_are_filed_under_the_day_they_began_through_the_emulator(
+    emulator: Emulator, engine: Engine
+) -> None:
+    clock = ManualClock(datetime(2026, 10, 25, 7, 0, tzinfo=UTC))  # 08:00 CET, after the change
+    for user_id, (start, tz_offset, _) in zip((1, 2, 3), (AUTUMN, SPRING, OLDER_BUILD), strict=True):
+        emulator.override_result(user_id, answer(start, tz_offset))
+    config = make_config(portal(emulator, [1, 2, 3], requests_per_second=1000))
+    report = poll_once(make_clients(config, engine, clock=clock), engine, clock=clock.now)
+    assert report.ok
+    with engine.connect() as connection:
+        polled = dict(connection.execute(select(Snapshot.user_id, Snapshot.work_date)).all())
+        days = {
+            row.user_id: (row.work_date, row.tz_offset)
+            for row in connection.execute(select(workdays_table.c.user_id, workdays_table.c.work_date,
+                                                 workdays_table.c.tz_offset))
+        }  # fmt: skip
+    assert polled == {1: AUTUMN[2], 2: SPRING[2], 3: OLDER_BUILD[2]}
+    assert days == {1: (AUTUMN[2], 3600), 2: (SPRING[2], 7200), 3: (OLDER_BUILD[2], 10800)}
+
+
+def test_a_record_of_a_dst_night_takes_its_starts_offset_not_the_newest_polls(engine: Engine) -> None:
+    """Without a directory zone, a record nobody polled used the newest poll's TZ_OFFSET."""
+    now = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    today = answer("2026-11-02T09:00:00+01:00", 3600)  # the newest poll: CET
+    storage.save_portal_cycle(engine, None, [storage.SnapshotRow("acme", 4, now, parse_status(today))], [])
+    night = {"id": 901, "userId": 4, "startTime": AUTUMN[0], "endTime": "2026-10-25T08:30:00+01:00",
+             "duration": 32400, "breakLength": 0, "state": {"status": "CLOSED"},
+             "isApproved": True}  # fmt: skip
+    spring = {**night, "id": 902, "startTime": SPRING[0], "endTime": "2026-03-29T08:00:00+02:00"}
+    storage.save_records(engine, "acme", [night, spring], now)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(workdays_table.c.record_id, workdays_table.c.work_date, workdays_table.c.source)
+            .where(workdays_table.c.record_id.is_not(None))
+            .order_by(workdays_table.c.record_id)
+        ).all()
+    assert [tuple(row) for row in rows] == [(901, AUTUMN[2], "record"), (902, SPRING[2], "record")]
