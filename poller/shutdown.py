@@ -6,6 +6,10 @@ request ends within `[http] read_timeout_seconds`, so that only happens when som
 hangs). A second signal ends the process at once with exit code 130 (or 128 + its number):
 `os._exit`, because worker threads still inside a request would otherwise hold the
 interpreter's exit, and a third Ctrl-C would print "Exception ignored" from their join.
+
+The handlers stay installed until the process exits: a signal that comes after the work
+ended (the summary is being printed, the database closed) is still a graceful stop, said on
+one line, never a KeyboardInterrupt in the middle of the exit.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class Shutdown:
         self._exit = exit
         self._signum = 0
         self._watchdog: threading.Timer | None = None
+        self.work_ended = False  # set when the block of `on_signals` is left
 
     @property
     def interrupted(self) -> bool:
@@ -56,11 +61,14 @@ class Shutdown:
             return
         self._signum = signum
         self.signal_name = signal.Signals(signum).name
-        logger.warning(
-            "%s received: finishing the cycle; Ctrl-C again to stop now (stopping within %.0f s)",
-            self.signal_name,
-            self.grace_seconds,
-        )
+        if self.work_ended:
+            logger.warning("%s received: the work had ended; exiting", self.signal_name)
+        else:
+            logger.warning(
+                "%s received: finishing the cycle; Ctrl-C again to stop now (stopping within %.0f s)",
+                self.signal_name,
+                self.grace_seconds,
+            )
         self.event.set()
         self._watchdog = threading.Timer(
             self.grace_seconds, self._stop_now, (f"not done within {self.grace_seconds:.0f} s",)
@@ -89,20 +97,22 @@ def on_signals(
     *,
     busy: Callable[[], str] = lambda: "",
 ) -> Iterator[Shutdown]:
-    """Install the handlers for SIGTERM and SIGINT while the block runs (main thread only).
+    """Install the handlers for SIGTERM and SIGINT (main thread only), for good.
 
-    `busy` describes, for the line logged on a hard stop, what is cut (the portals mid-cycle).
-    Outside the main thread (a test calling a command in a worker) nothing is installed.
+    They are not removed when the block ends: the process is about to exit, and a signal
+    then must not become a KeyboardInterrupt (see the module docstring). `busy` describes,
+    for the line logged on a hard stop, what is cut (the portals mid-cycle). Outside the main
+    thread (a test calling a command in a worker) nothing is installed.
     """
     shutdown = Shutdown(grace_seconds, event, busy=busy)
     if threading.current_thread() is not threading.main_thread():
         yield shutdown
         return
-    previous = {sig: signal.signal(sig, shutdown.handle) for sig in SIGNALS}
+    for sig in SIGNALS:
+        signal.signal(sig, shutdown.handle)
     try:
         yield shutdown
     finally:
-        shutdown.cancel()
-        if shutdown.signal_name is None:  # once stopping, a next Ctrl-C still stops at once
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
+        shutdown.work_ended = True
+        if shutdown.signal_name is not None:
+            shutdown.cancel()

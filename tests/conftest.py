@@ -208,3 +208,17 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         reasons[reason] = reasons.get(reason, 0) + 1
     for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
         terminalreporter.write_line(f"{count} skipped: {reason}")
+
+
+# -- signal handlers -------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def default_signal_handlers() -> Iterator[None]:
+    """Put back Python's SIGINT and SIGTERM handlers after each test: a command run in-process
+    installs the poller's for good (poller.shutdown), and Ctrl-C must still stop pytest."""
+    yield
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)

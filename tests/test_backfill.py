@@ -518,28 +518,35 @@ def test_the_backfill_command_exits_1_with_one_line_when_the_portal_lacks_rest_v
 def test_ctrl_c_stops_the_backfill_after_the_current_request_and_says_how_to_resume(
     make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
-    # A real process for the real signal; a slow client bucket keeps it busy long enough.
+    # A real process for the real signal; the emulator holds the fourth user's request until
+    # the backfill has seen the signal.
     emulator = make_emulator(users=60, rate=0, rest_v3_batch=False)
-    config = write_config(tmp_path, emulator, list(range(1, 61)), requests_per_second=4, burst=5)
+    config = write_config(tmp_path, emulator, list(range(1, 61)))
     command = [sys.executable, "-m", "poller", "-c", str(config), "backfill", "--since", "2026-10-01"]
     command += ["--until", "2026-10-31"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    emulator.hold("api/timeman.record.list", after=3)
+    log = tmp_path / "backfill.log"
+    with log.open("w") as errors:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, text=True)
     try:
-        wait_until(lambda: len(emulator.stats.records_answered) >= 3, timeout=30, what="backfill started")
+        assert emulator.wait_held(1, timeout=60), log.read_text()
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
+        wait_until(lambda: "SIGINT received" in log.read_text(), timeout=30, what="the signal seen")
+        emulator.release()
+        out, _ = process.communicate(timeout=60)
     finally:
+        emulator.release()
         if process.poll() is None:
             process.kill()
+    err = log.read_text()
     assert process.returncode == 130, err
-    assert out.startswith("backfill emu: 60 users, ") and "stopped with" in out
+    assert out.startswith("backfill emu: 60 users, ") and "stopped with 56 users left" in out
     resume = "to resume: timeman-poller backfill --since 2026-10-01 --until 2026-10-31\n"
     assert out.endswith(resume)
     assert "Traceback" not in err
-    assert len(emulator.stats.records_answered) < 60
+    assert len(emulator.stats.records_answered) == 4  # the request held at the signal, none after
 
     # The same command resumes where it stopped and reads no finished user again.
-    write_config(tmp_path, emulator, list(range(1, 61)), requests_per_second=1000, burst=1000)
     finished = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     assert finished.returncode == 0, finished.stderr
     assert "users already done before" in finished.stdout

@@ -9,7 +9,6 @@ conditions, with deadlines.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -289,33 +288,6 @@ def upgraded(database_url: str) -> Engine:
     return engine
 
 
-def test_poll_stops_fetching_at_ctrl_c_stores_what_came_and_exits_130(
-    database_url: str, make_emulator: MakeEmulator, tmp_path: Path
-) -> None:
-    emulator = make_emulator(users=2000, rate=0, fault_slow=1.0, slow_seconds=0.25)  # 40 batches, 10 s
-    config = write_config(tmp_path / "config.toml", database_url, [("emu", emulator, list(range(1, 2001)))])
-    engine = upgraded(database_url)
-    log = tmp_path / "poll.log"
-    process = start("poll", config, log)
-    try:
-        wait_until(lambda: count(engine) >= 500, timeout=30, what="the first part stored")
-        emulator.settings.slow_seconds = 2.0  # the rest of the cycle takes a minute: still running
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=READ_TIMEOUT + 30) == 130
-    finally:
-        process.kill()
-    output = log.read_text()
-    assert "SIGINT received: finishing the cycle; Ctrl-C again to stop now" in output
-    assert "Traceback" not in output
-    (run,) = runs(engine, "emu")
-    stored = count(engine)
-    assert (run["outcome"], run["users_ok"]) == ("interrupted", stored), output[-2000:]
-    assert 500 <= stored < 2000
-    assert sum(emulator.stats.statuses_answered.values()) == stored  # nothing fetched was dropped
-    assert f"interrupted: {2000 - stored} users not polled" in output
-    engine.dispose()
-
-
 def test_run_stops_within_the_request_deadline_with_a_hung_portal_and_a_second_ctrl_c_at_once(
     database_url: str, make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
@@ -362,29 +334,6 @@ def test_run_stops_within_the_request_deadline_with_a_hung_portal_and_a_second_c
     assert (code, took < 2) == (130, True), output[-2000:]
     assert "stopping now" in output
     assert "Traceback" not in output and "Exception ignored" not in output
-    engine.dispose()
-
-
-def test_a_sigkill_mid_cycle_loses_at_most_the_part_in_flight(
-    database_url: str, make_emulator: MakeEmulator, tmp_path: Path
-) -> None:
-    emulator = make_emulator(users=2000, rate=0, fault_slow=1.0, slow_seconds=0.1)  # 40 batches
-    config = write_config(tmp_path / "config.toml", database_url, [("emu", emulator, list(range(1, 2001)))])
-    engine = upgraded(database_url)
-    process = start("poll", config, tmp_path / "poll.log")
-    try:
-        wait_until(lambda: count(engine) >= 500, timeout=30, what="the first part stored")
-        emulator.settings.slow_seconds = 2.0  # the rest of the cycle takes a minute: still running
-        os.kill(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
-    finally:
-        process.kill()
-    stored = count(engine)
-    answered = sum(emulator.stats.statuses_answered.values())
-    assert stored % 500 == 0 and stored < 2000  # whole parts of ten batches, in order
-    assert answered - stored <= 500  # lost: at most the part in flight
-    (run,) = runs(engine, "emu")
-    assert run["outcome"] is None  # cut off: `status` shows it
     engine.dispose()
 
 

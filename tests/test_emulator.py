@@ -472,3 +472,39 @@ def test_bind_fails_on_a_busy_port_before_anything_is_served() -> None:
     assert not serving.is_alive()
     with pytest.raises(requests.ConnectionError):
         requests.get(stats, timeout=1)
+
+
+def test_the_gate_holds_chosen_methods_after_some_pass_until_released(make_emulator: MakeEmulator) -> None:
+    emulator = make_emulator(users=5, rate=0)
+    emulator.hold("user.get", "api/timeman.record.list", after=1)
+    assert call(emulator, "user.get").status_code == 200  # the one let through
+    answers: list[int] = []
+    held = threading.Thread(target=lambda: answers.append(call(emulator, "user.get").status_code))
+    held.start()
+    assert emulator.wait_held(1, timeout=10)
+    assert call(emulator, "timeman.status", {"USER_ID": 2}).status_code == 200  # not held
+    assert call(emulator, "department.get").status_code == 200
+    assert (emulator.gate.held, answers, emulator.stats.calls["user.get"]) == (1, [], 1)
+    emulator.release()
+    held.join(timeout=10)
+    assert answers == [200] and emulator.gate.held == 0
+    assert call(emulator, "user.get").status_code == 200  # released: nothing is held any more
+
+
+def test_a_held_request_is_let_go_when_the_emulator_stops(make_emulator: MakeEmulator) -> None:
+    emulator = make_emulator(users=5, rate=0)
+    emulator.hold("batch")
+    errors: list[BaseException] = []
+
+    def ask() -> None:
+        try:
+            call(emulator, "batch", {"cmd": {"a": "timeman.status?USER_ID=1"}})
+        except requests.RequestException as exc:  # the server closed under it
+            errors.append(exc)
+
+    held = threading.Thread(target=ask)
+    held.start()
+    assert emulator.wait_held(1, timeout=10)
+    emulator.stop()
+    held.join(timeout=10)
+    assert not held.is_alive() and emulator.gate.held == 0

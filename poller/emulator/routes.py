@@ -47,6 +47,7 @@ def route(
         denied = _check_token(emulator, _auth_token(params, query, authorization))
         if denied is not None:
             return *denied, method
+    emulator.gate.wait_for(f"api/{method}" if v3 else method)
     if not v3:
         status, payload = methods.call(emulator, method, params or {})
     elif method == "batch":

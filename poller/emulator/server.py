@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl
 from poller.clock import SYSTEM_CLOCK, Clock
 from poller.emulator import oauth
 from poller.emulator.faults import HOSTILE_KINDS, AnswerInstead, FaultDice, fault_answer
+from poller.emulator.gate import Gate
 from poller.emulator.handler import EmulatorServer, handler_for
 from poller.emulator.routes import route
 from poller.emulator.rules import PortalRules
@@ -42,6 +43,7 @@ class Emulator:
         self.rules = PortalRules(self.settings, clock)
         self.stats = EmulatorStats()
         self.stopping = threading.Event()
+        self.gate = Gate()
         self._faults = FaultDice(self.settings)
         self._lock = threading.Lock()
         self._overrides: dict[int, Any] = {}
@@ -81,8 +83,9 @@ class Emulator:
             server.server_close()
 
     def stop(self) -> None:
-        """Stop serving; hung and trickling connections end too."""
+        """Stop serving; hung, trickling and held connections end too."""
         self.stopping.set()
+        self.gate.release()
         server, self._server = self._server, None
         if server is None:
             return
@@ -109,6 +112,19 @@ class Emulator:
         return f"{self.base_url}/oauth/token/"
 
     # -- test controls -------------------------------------------------------------------
+
+    def hold(self, *methods: str, after: int = 0) -> None:
+        """Hold requests of `methods` ("user.get", "batch", REST 3.0 "api/batch") after `after`
+        of them passed, until `release()`: a phase of the poller held open (see gate.py)."""
+        self.gate.hold(*methods, after=after)
+
+    def release(self) -> None:
+        """Let the held requests go and hold no more."""
+        self.gate.release()
+
+    def wait_held(self, count: int = 1, timeout: float = 30.0) -> bool:
+        """Wait until `count` requests are held (False after `timeout` real seconds)."""
+        return self.gate.wait_held(count, timeout)
 
     def force_query_limit(self, requests: int) -> None:
         """Answer the next `requests` requests with QUERY_LIMIT_EXCEEDED (another app's storm)."""
