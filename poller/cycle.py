@@ -42,6 +42,7 @@ from poller.spool import Spool, SpoolEntry
 from poller.status import parse_status
 from poller.storage.runs import RunOutcome
 from poller.tokenstore import TokenStore, TokenStoreError
+from poller.undecodable import flag_rows
 
 if TYPE_CHECKING:
     from poller.housekeeping import PortalChores
@@ -422,7 +423,8 @@ class _Cycle:
         self.reached = self.reached or bool(part.results)
         self.portal_errors = self.portal_errors or not all(e.per_user for e in part.errors.values())
         failed = len([e for e in errors if e.user_id is not None]) + silent
-        self._write(snapshots, errors, failed)
+        flags = flag_rows(self.portal, part.results, part.answered_at)  # stored all the same
+        self._write(snapshots, errors + flags, failed)
 
     def flush_portal_row(self) -> None:
         """Write the error row of a portal whose users could not even be listed."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import socket
 import ssl
 import time
@@ -24,6 +25,8 @@ from poller.bitrix.deadline import Deadline, DeadlineAdapter, deadline_for
 from poller.config import HttpConfig
 from poller.errors import BitrixError, TransportError
 
+logger = logging.getLogger(__name__)
+
 MAX_BODY_BYTES = 16 * 1024 * 1024
 READ_CHUNK = 16 * 1024  # also bounds what one gzip chunk may inflate to in one step
 USER_AGENT = "timeman-poller"
@@ -34,7 +37,7 @@ class Transport:
 
     Redirects are not followed (a POST body would be lost and a moved portal should be
     noticed); bodies over 16 MB, HTML pages and hostile JSON become BAD_RESPONSE; both error
-    envelopes become the matching BitrixError.
+    envelopes become the matching BitrixError. Bytes that are not UTF-8 are read as U+FFFD.
     """
 
     def __init__(
@@ -143,7 +146,7 @@ def _read_body(response: requests.Response, deadline: Deadline, label: str) -> b
 def _parse(raw: bytes, status: int, label: str) -> dict[str, Any]:
     """The JSON object of an answer, or the error it stands for."""
     try:
-        body = json.loads(raw)
+        body = json.loads(_decode(raw, label))
     except RecursionError:
         raise _bad(label, status, "answer nests too deeply to read (hostile JSON?)", False) from None
     except ValueError as exc:
@@ -165,6 +168,27 @@ def _parse(raw: bytes, status: int, label: str) -> dict[str, Any]:
             retryable=status >= 500,
         )
     return body
+
+
+def _decode(raw: bytes, label: str) -> str:
+    """The answer as text; bytes that are not UTF-8 become U+FFFD, so that a bad byte costs
+    only the value it is in (the rest of a batch is read as usual), with a warning here.
+
+    The caller flags the users whose values hold U+FFFD (poller.undecodable).
+    """
+    encoding = json.detect_encoding(raw)
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        logger.warning(
+            "%s: answer holds bytes that are not %s (the first at byte %d of %d); "
+            "read with U+FFFD in their place",
+            label,
+            encoding.upper(),
+            exc.start,
+            len(raw),
+        )
+        return raw.decode(encoding, errors="replace")
 
 
 def _bad(label: str, status: int, problem: str, retryable: bool) -> TransportError:

@@ -7,6 +7,7 @@ earlier version (issue #9) and fit no database column or no date type.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from typing import Any
@@ -18,11 +19,22 @@ HTML_PAGE = "<html><head><title>502 Bad Gateway</title></head><body>nginx</body>
 TRUNCATED = b'{"result":{"result":{"u1":{"STATUS":"OPE'
 NESTED_DEPTH = 200_000  # 400 KB of brackets: deeper than any JSON parser's recursion
 
-HOSTILE_KINDS = ("long_ip", "nul", "huge_duration", "huge_offset", "far_date", "long_status", "nested")
+HOSTILE_KINDS = (
+    "long_ip", "nul", "huge_duration", "huge_offset", "far_date", "long_status", "nested", "bad_byte",
+)  # fmt: skip
 """`long_ip`: IP_OPEN of 100 characters; `nul`: NUL bytes in IP_OPEN and IP_CLOSE; `huge_duration`:
 DURATION 99999999:00:00; `huge_offset`: TZ_OFFSET 99999999999999; `far_date`: TIME_START
 9999-12-31T23:00:00-05:00 (year 10000 in UTC); `long_status`: STATUS of 40 characters;
-`nested`: the whole answer of any request for this user is 400 KB of nested brackets."""
+`nested`: the whole answer of any request for this user is 400 KB of nested brackets;
+`bad_byte`: IP_OPEN "10.0.0." followed by the byte 0xFF, which is not UTF-8, inside an
+answer (a batch's too) that is otherwise well formed."""
+
+BAD_BYTE_MARK = "\udcff"  # a lone surrogate no real value holds; json_bytes sends it as 0xFF
+
+
+def json_bytes(payload: Any) -> bytes:
+    """A JSON answer as the emulator sends it: every BAD_BYTE_MARK becomes the one byte 0xFF."""
+    return json.dumps(payload).encode().replace(b"\\udcff", b"\xff")
 
 
 class AnswerInstead(Exception):
@@ -94,6 +106,8 @@ def hostile_result(result: Any, kinds: tuple[str, ...]) -> Any:
             changed["TZ_OFFSET"] = 99999999999999
         elif kind == "far_date":
             changed["TIME_START"] = "9999-12-31T23:00:00-05:00"
+        elif kind == "bad_byte":
+            changed["IP_OPEN"] = "10.0.0." + BAD_BYTE_MARK
         elif kind == "long_status":
             changed["STATUS"] = "OPENED" + "_PENDING_SUPERVISOR_REVIEW_X"[:34].ljust(34, "X")
         else:

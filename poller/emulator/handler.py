@@ -6,11 +6,11 @@ about sockets. Both end when the emulator stops.
 
 from __future__ import annotations
 
-import json
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from poller.emulator.faults import json_bytes
 from poller.emulator.wire import Drop, Hang, Raw, Redirect, Trickle
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ class Handler(BaseHTTPRequestHandler):
         elif isinstance(payload, str):
             data, content_type = payload.encode(), "text/html"
         else:
-            data, content_type = json.dumps(payload).encode(), "application/json; charset=utf-8"
+            data, content_type = json_bytes(payload), "application/json; charset=utf-8"
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
