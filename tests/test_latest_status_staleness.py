@@ -7,9 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from conftest import MakeEmulator, make_config, portal
 from sqlalchemy import JSON, Engine, column, insert, inspect, select, table, text
 
 from poller import storage, views
+from poller.bitrix import fetch_users
+from poller.clock import ManualClock
+from poller.cycle import make_clients, poll_once
+from poller.emulator import Emulator
 from poller.models import UTCDateTime
 from poller.status import parse_status
 
@@ -113,3 +118,51 @@ def test_a_directory_nobody_refreshed_makes_no_row_stale(database_url: str) -> N
     )
     assert _staleness(engine) == [(8, "OPENED", None, False, None)]
     engine.dispose()
+
+
+# -- through the emulator: a user fired, a user failing ----------------------------------------
+
+
+def _poll(emulator: Emulator, engine: Engine, clock: ManualClock, users: list[int]) -> None:
+    config = make_config(portal(emulator, users, requests_per_second=1000), http={"max_retries": 0})
+    poll_once(make_clients(config, engine, clock=clock), engine, clock=clock.now)
+
+
+def _refresh_directory(emulator: Emulator, engine: Engine, clock: ManualClock) -> None:
+    config = make_config(portal(emulator, [1], requests_per_second=1000))
+    (client,) = make_clients(config, engine, clock=clock)
+    storage.save_users(engine, "emu", fetch_users(client), clock.now())
+
+
+def test_a_fired_user_and_a_failing_user_are_stale_in_latest_status(
+    engine: Engine, make_emulator: MakeEmulator, clock: ManualClock
+) -> None:
+    emulator = make_emulator(users=10, clock=clock)
+    users = [1, 2, 3, 4, 5]
+    _refresh_directory(emulator, engine, clock)
+    _poll(emulator, engine, clock, users)
+    assert {row[0]: row[3:] for row in _staleness(engine)} == {u: (False, None) for u in users}
+    emulator.fire(3)  # gone from the portal, and seen gone by the next directory refresh
+    clock.advance(3600)
+    _refresh_directory(emulator, engine, clock)
+    emulator.fire(4)  # gone since that refresh: the directory still lists them active
+    clock.advance(60)
+    _poll(emulator, engine, clock, users)  # a list of ids: 3 and 4 are still asked for, and fail
+    stale = {row[0]: row[3:] for row in _staleness(engine)}
+    assert stale == {1: (False, None), 2: (False, None), 3: (True, "inactive"), 4: (True, "failed"),
+                     5: (False, None)}  # fmt: skip
+    with engine.connect() as connection:
+        latest = connection.execute(
+            select(views.latest_status).where(views.latest_status.c.user_id == 3)
+        ).one()
+    assert latest.status is not None and latest.user_name is not None  # the old row, still shown
+    # A user whose answer cannot be read while the directory lists them: "failed".
+    emulator.set_hostile(5, "nested")
+    clock.advance(60)
+    _poll(emulator, engine, clock, [5])
+    assert {row[0]: row[3:] for row in _staleness(engine)}[5] == (True, "failed")
+    # Answered again: current again.
+    emulator.set_hostile(5)
+    clock.advance(60)
+    _poll(emulator, engine, clock, users)
+    assert {row[0]: row[3:] for row in _staleness(engine)}[5] == (False, None)

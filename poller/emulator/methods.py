@@ -39,7 +39,7 @@ def timeman_status(emulator: Emulator, params: dict[str, Any]) -> Answer:
     s = emulator.settings
     raw_user = lookup(params, "USER_ID")
     user_id = as_int(raw_user, -1) if raw_user not in (None, "") else s.webhook_user
-    if not emulator.world.exists(user_id):
+    if not emulator.world.exists(user_id) or emulator.is_fired(user_id):
         return 400, envelope("", "User not found")
     if user_id != s.webhook_user and not s.admin:
         return 400, envelope("", "User does not have access to managing other users work time")
@@ -64,12 +64,17 @@ def user_get(emulator: Emulator, params: dict[str, Any]) -> Answer:
     ids = [
         u
         for u in range(max(1, above + 1), world.count + 1)
-        if (active is None or directory.is_active(u) == truthy(active))
+        if (active is None or _is_active(emulator, u) == truthy(active))
         and (kind is None or ("extranet" if directory.is_extranet(u) else "employee") == str(kind))
     ]
     if department is not None:
         ids = [u for u in ids if as_int(department, 0) in world.user(u)["UF_DEPARTMENT"]]
-    return 200, _page([world.user(u) for u in _window(ids, params)], len(ids), params)
+    rows = [{**world.user(u), "ACTIVE": _is_active(emulator, u)} for u in _window(ids, params)]
+    return 200, _page(rows, len(ids), params)
+
+
+def _is_active(emulator: Emulator, user_id: int) -> bool:
+    return directory.is_active(user_id) and not emulator.is_fired(user_id)
 
 
 def department_get(emulator: Emulator, params: dict[str, Any]) -> Answer:

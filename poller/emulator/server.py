@@ -47,6 +47,7 @@ class Emulator:
         self._faults = FaultDice(self.settings)
         self._lock = threading.Lock()
         self._overrides: dict[int, Any] = {}
+        self._fired: set[int] = set()
         self._server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -142,6 +143,15 @@ class Emulator:
     def override_for(self, user_id: int) -> Any:
         with self._lock:
             return self._overrides.get(user_id)
+
+    def fire(self, *user_ids: int) -> None:
+        """Let `user_ids` go: `user.get` lists them inactive, `timeman.status` says "User not found"."""
+        with self._lock:
+            self._fired.update(user_ids)
+
+    def is_fired(self, user_id: int) -> bool:
+        with self._lock:
+            return user_id in self._fired
 
     def set_hostile(self, user_id: int, *kinds: str) -> None:
         """Put hostile values (`faults.HOSTILE_KINDS`) into `user_id`'s answers; none: stop."""
