@@ -9,14 +9,17 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import make_config, portal
+from conftest import MakeEmulator, make_config, portal
 from sqlalchemy import Engine, insert, select
 
-from poller import commands, maintenance, storage
+from poller import commands, maintenance, storage, views
 from poller.config import Config, RetentionConfig
+from poller.cycle import make_clients, poll_once
 from poller.emulator import Emulator, EmulatorSettings
 from poller.errors import ConfigError, StorageError
+from poller.metrics import Metrics
 from poller.models import PollError, PollRun, Snapshot
+from poller.storage.tasks import get_task
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -286,3 +289,78 @@ def test_a_database_only_config_has_no_portal_and_no_spool() -> None:
         (),
         None,
     )
+
+
+def closed_port_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/rest/1/secret0123/"
+
+
+@pytest.mark.parametrize("cause", ["a wrong webhook secret", "a closed port"])
+def test_a_cycle_that_cannot_list_users_all_is_failed_in_poll_runs_status_and_metrics(
+    database_url: str, emulator: Emulator, cause: str
+) -> None:
+    url = f"{emulator.base_url}/rest/1/wrong0123/" if "secret" in cause else closed_port_url()
+    config = make_config(
+        portal(url, "all"),
+        database_url=database_url,
+        storage={"spool_path": ""},
+        http={"max_retries": 0},
+        directory={"refresh_hours": 0},
+    )
+    commands.db_upgrade(config)
+    metrics = Metrics(["emu"])
+    with maintenance.open_database(config.database_url) as engine:
+        report = poll_once(make_clients(config, engine), engine, metrics=metrics)
+        with engine.connect() as connection:
+            (error,) = connection.execute(select(PollError.user_id, PollError.code)).all()
+    assert not report.ok and report.portals[0].portal_failed
+    assert error.user_id is None  # the portal's row: its users could not be listed
+    info = commands.status(config)
+    (run,) = info.runs
+    assert (run.users_ok, run.users_failed, run.outcome) == (0, 0, "failed")
+    assert not info.ok and "(failed)" in info.summary()
+    value = metrics.registry.get_sample_value
+    assert value("timeman_poller_cycles_total", {"portal": "emu", "outcome": "failed"}) == 1
+    assert value("timeman_poller_cycles_total", {"portal": "emu", "outcome": "finished"}) == 0
+    assert value("timeman_poller_last_success_timestamp_seconds", {"portal": "emu"}) is None  # alerts: stale
+
+
+def test_status_goes_by_each_portals_newest_cycle() -> None:
+    def run(run_id: int, outcome: str, failed: int = 0) -> commands.RunInfo:
+        return commands.RunInfo(run_id, NOW, NOW, 3, failed, 0.1, "emu", outcome)
+
+    def status(*runs: commands.RunInfo) -> commands.StatusInfo:
+        return commands.StatusInfo(runs, (), NOW, None)
+
+    assert status(run(2, "finished"), run(1, "failed")).ok  # newest first
+    assert not status(run(2, "failed"), run(1, "finished")).ok
+    assert status(run(2, "interrupted"), run(1, "failed")).ok
+    assert not status(run(2, "finished", failed=1)).ok
+
+
+def test_the_poll_command_refreshes_the_directory_and_reconciles_when_due(
+    database_url: str, make_emulator: MakeEmulator
+) -> None:
+    emulator = make_emulator(users=30, rate=0)
+    config = make_config(
+        portal(emulator, "all", requests_per_second=100),
+        database_url=database_url,
+        storage={"spool_path": ""},
+        reconcile={"days": 1},
+    )
+    commands.db_upgrade(config)
+    first = commands.poll(config)
+    assert first.ok and first.users_ok == 30  # every user, ids from the directory
+    with maintenance.open_database(config.database_url) as engine:
+        names = storage.get_view_rows(engine, views.latest_status)
+        assert all(row["user_name"] for row in names) and any(row["department"] for row in names)
+        assert get_task(engine, "emu", "directory").last_done_at is not None
+        assert get_task(engine, "emu", "reconcile").last_done_at is not None
+    listed, reads = emulator.stats.calls["user.get"], emulator.stats.calls["timeman.record.list"]
+    assert listed == 1 and reads >= 1
+    second = commands.poll(config)
+    assert second.ok and second.requests == 1  # one batch: no listing, no reconcile
+    assert (emulator.stats.calls["user.get"], emulator.stats.calls["timeman.record.list"]) == (listed, reads)
