@@ -81,7 +81,7 @@ def text_value(value: Any) -> str:
     return NULL if plain is None else plain.translate(_ESCAPES)
 
 
-def line(table: str, row: Mapping[str, Any]) -> str:
+def line(table: str, row: Mapping[Any, Any]) -> str:
     """The canonical line of one row of `table` (without its LF)."""
     return "\t".join([table, *(text_value(row[column]) for column in CANONICAL_COLUMNS[table])])
 

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from poller import commands, corrections
+from poller import closing, commands, corrections
 from poller.backfill import ProgressDisplay
 from poller.cli_parser import Handler, UsageError, build_parser
 from poller.config import Config
@@ -118,6 +118,8 @@ class CommandLine:
             return self._timesheet(args)
         if args.report == CORRECTIONS:
             return self._corrections(args)
+        if args.as_closed:
+            raise ConfigError("--as-closed: only for `report timesheet`")
         if args.month is not None or args.department is not None:
             raise ConfigError("--month and --department: only for `report timesheet`")
         rows = commands.report(
@@ -136,7 +138,8 @@ class CommandLine:
             raise ConfigError("report timesheet: --month is required (YYYY-MM)")
         if args.date_from is not None or args.date_to is not None:
             raise ConfigError("report timesheet: give --month, not --from/--to")
-        sheet = commands.timesheet(
+        timesheet = closing.closed_timesheet if args.as_closed else commands.timesheet
+        sheet = timesheet(
             self._config(args, portal_secrets=False),
             args.month,
             portals=args.portal or (),
@@ -169,6 +172,29 @@ class CommandLine:
         else:
             print(render_check(report, table_width()))
         return EXIT_OK if (report.clean if args.strict else report.ok) else EXIT_FAILED
+
+    def close(self, args: argparse.Namespace) -> int:
+        done = closing.close_month(
+            self._config(args, portal_secrets=False), args.month, portals=args.portal or (), again=args.force
+        )
+        if args.format == "json":
+            print(json.dumps(closing.close_json(done), indent=2, ensure_ascii=False))
+        else:
+            print("\n".join(closing.close_summary(close) for close in done))
+        return EXIT_OK
+
+    def verify(self, args: argparse.Namespace) -> int:
+        found = closing.verify_month(
+            self._config(args, portal_secrets=False),
+            args.month,
+            portals=args.portal or (),
+            digest=args.digest,
+        )
+        if args.format == "json":
+            print(json.dumps([result.to_json() for result in found], indent=2, ensure_ascii=False))
+        else:
+            print("\n".join(result.summary() for result in found))
+        return EXIT_OK if all(result.ok for result in found) else EXIT_FAILED
 
     def prune(self, args: argparse.Namespace) -> int:
         result = commands.prune(

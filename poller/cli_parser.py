@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from poller import __version__, commands
+from poller import __version__, closing, commands
 from poller.emulator.settings import FAULT_KINDS
 from poller.logs import LOG_LEVELS, PROGRAM
 from poller.report import REPORT_NAMES
@@ -94,7 +94,28 @@ def build_parser(cli: CommandLine) -> argparse.ArgumentParser:
     report.add_argument("--portal", action="append", help="only this portal (repeatable)")
     report.add_argument("--user", action="append", type=_positive_int, help="only this user id (repeatable)")
     report.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    report.add_argument(
+        "--as-closed", action="store_true", help="timesheet: the figures the month's newest close froze"
+    )
     _add_database_option(report)
+
+    close = add("close", closing.close_month, cli.close)
+    close.add_argument("--month", required=True, type=_month, metavar="YYYY-MM", help="the month to close")
+    close.add_argument("--portal", action="append", help="only this portal (repeatable)")
+    close.add_argument(
+        "--force", action="store_true", help="close a closed month again (the earlier close is kept)"
+    )
+    close.add_argument("--format", choices=["text", "json"], default="text")
+    _add_database_option(close)
+
+    verify = add("verify", closing.verify_month, cli.verify)
+    verify.add_argument("--month", required=True, type=_month, metavar="YYYY-MM", help="the closed month")
+    verify.add_argument("--portal", action="append", help="only this portal (repeatable)")
+    verify.add_argument(
+        "--digest", type=_sha256, metavar="SHA256", help="the digest `close` printed, kept elsewhere"
+    )
+    verify.add_argument("--format", choices=["text", "json"], default="text")
+    _add_database_option(verify)
 
     status = add("status", commands.status, cli.status)
     status.add_argument("--runs", type=_positive_int, default=10, help="cycles to show (default 10)")
@@ -201,6 +222,13 @@ def _month(text: str) -> date:
         return date.fromisoformat(f"{text}-01")
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a month (YYYY-MM)") from None
+
+
+def _sha256(text: str) -> str:
+    value = text.strip().lower()
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a SHA-256 digest (64 hexadecimal digits)")
+    return value
 
 
 def _database_url(text: str) -> str:
