@@ -34,7 +34,8 @@ def test_upgrading_a_0006_database_keeps_its_workdays_and_records(database_url: 
     )
     item = {
         "id": 177, "userId": 1, "startTime": "2026-11-13T09:00:00+02:00",
-        "endTime": "2026-11-13T18:00:00+02:00", "duration": 30000, "breakLength": 2400, "state": {"status": "CLOSED"}, "isApproved": True,
+        "endTime": "2026-11-13T18:00:00+02:00", "duration": 30000, "breakLength": 2400,
+        "state": {"status": "CLOSED"}, "isApproved": True,
     }  # fmt: skip
     record = {
         "portal": "acme", "record_id": 177, "user_id": 1, "start_time": START,
