@@ -147,8 +147,9 @@ class Snapshot(Base):
 class PollRun(Base):
     """One portal's poll cycle (rows from before revision 0005 cover every portal: portal NULL).
 
-    `outcome`: 'finished', or 'interrupted' when a stop cut the cycle; NULL while it runs (and
-    for good when its process died). `replica`: the daemon that ran it.
+    `outcome`: 'finished'; 'interrupted' when a stop cut the cycle; 'failed' when the portal
+    failed as a whole (its users could not even be listed, or a portal-wide error); NULL
+    while it runs (and for good when its process died). `replica`: the daemon that ran it.
     """
 
     __tablename__ = "poll_runs"
