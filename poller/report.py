@@ -42,8 +42,8 @@ TABLE_COLUMNS = {
         "source", "corrections",
     ],
     "latest": [
-        "portal", "user_id", "user_name", "department", "status", "time_start", "duration_seconds",
-        "time_leaks_seconds", "tz_offset", "last_seen_at",
+        "portal", "user_id", "user_name", "department", "status", "stale_reason", "time_start",
+        "duration_seconds", "time_leaks_seconds", "tz_offset", "last_seen_at",
     ],
     "daily": [
         "portal", "user_id", "user_name", "department", "work_date", "worked_seconds", "leaks_seconds",
@@ -58,8 +58,8 @@ KEEP_ORDER = {
         "department", "portal",
     ],
     "latest": [
-        "user_id", "status", "user_name", "time_start", "duration_seconds", "time_leaks_seconds",
-        "last_seen_at", "tz_offset", "department", "portal",
+        "user_id", "status", "stale_reason", "user_name", "time_start", "duration_seconds",
+        "time_leaks_seconds", "last_seen_at", "tz_offset", "department", "portal",
     ],
     "daily": [
         "user_id", "work_date", "worked_seconds", "user_name", "leaks_seconds", "has_estimate", "workdays",
@@ -71,6 +71,7 @@ WRAPPING = {"user_name", "department"}
 HEADINGS = {
     "user_id": "user",
     "user_name": "name",
+    "stale_reason": "stale",
     "worked_seconds": "worked",
     "leaks_seconds": "breaks",
     "duration_seconds": "duration",

@@ -16,6 +16,7 @@ from poller.clock import ManualClock
 from poller.cycle import make_clients, poll_once
 from poller.emulator import Emulator
 from poller.models import UTCDateTime
+from poller.report import render
 from poller.status import parse_status
 
 POLLED = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
@@ -156,6 +157,9 @@ def test_a_fired_user_and_a_failing_user_are_stale_in_latest_status(
             select(views.latest_status).where(views.latest_status.c.user_id == 3)
         ).one()
     assert latest.status is not None and latest.user_name is not None  # the old row, still shown
+    table = render("latest", storage.get_view_rows(engine, views.latest_status), "table", 80).splitlines()
+    at = table[0].index(" stale ") + 1  # `report latest` shows the reason beside the status
+    assert [line[at : at + 8].strip() for line in table[2:7]] == ["-", "-", "inactive", "failed", "-"]
     # A user whose answer cannot be read while the directory lists them: "failed".
     emulator.set_hostile(5, "nested")
     clock.advance(60)
