@@ -17,38 +17,30 @@ were pruned, by a late poll of it, is computed from what is left.)
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    BindParameter,
     Connection,
-    Integer,
     RowMapping,
-    Table,
-    TextualSelect,
     bindparam,
     delete,
     func,
     or_,
     select,
-    text,
 )
 
-from poller.models import UTCDateTime, snapshots_table, workday_records_table, workdays_table
+from poller.models import snapshots_table, workday_records_table, workdays_table
 from poller.status import start_offset
 from poller.storage.directory import names_of, zones_of
+from poller.storage.keyed import KEYS_PER_STATEMENT, rows_by_key
 from poller.storage.revisions import DayChanges, save_day_changes
 from poller.storage.statements import chunks, upsert
 from poller.storage.workday_rules import DAY_COLUMNS, Day, Poll, advance, has_polls, is_late, with_record
 
 WorkdayKey = tuple[int, datetime]  # user_id, time_start (a UTC instant)
 
-_CHUNK = 400  # keys per statement: two parameters each, under SQLite's and PostgreSQL's limits
-# A keyed read is padded to the smallest of these sizes, so a small portal's cycle does not bind
-# 800 parameters for a handful of keys, and each size's statement is still compiled only once.
-_SIZES = (10, 50, _CHUNK)
 _KEY = ("portal", "user_id", "time_start")
 _REPLACED = (*DAY_COLUMNS, "user_name", "department")
 
@@ -56,7 +48,7 @@ _REPLACED = (*DAY_COLUMNS, "user_name", "department")
 def load_days(connection: Connection, portal: str, keys: Collection[WorkdayKey]) -> dict[WorkdayKey, Day]:
     """The stored days of `keys` (those that exist), without their key and name columns."""
     found: dict[WorkdayKey, Day] = {}
-    for row in _rows_by_key(connection, workdays_table, "time_start", portal, keys):
+    for row in rows_by_key(connection, workdays_table, "time_start", portal, keys):
         found[(row["user_id"], row["time_start"])] = {name: row[name] for name in DAY_COLUMNS}
     return found
 
@@ -153,7 +145,7 @@ def rebuild_days(
         return
     found = {
         _record_key(row): row
-        for row in _rows_by_key(connection, workday_records_table, "start_time", portal, keys)
+        for row in rows_by_key(connection, workday_records_table, "start_time", portal, keys)
     }
     snapshots = snapshots_table.c
     seen: dict[WorkdayKey, list[RowMapping]] = {}
@@ -192,9 +184,7 @@ def rebuild_days(
     _delete(connection, portal, gone, changes)
 
 
-def _delete(
-    connection: Connection, portal: str, keys: Collection[WorkdayKey], changes: DayChanges
-) -> None:
+def _delete(connection: Connection, portal: str, keys: Collection[WorkdayKey], changes: DayChanges) -> None:
     if keys:
         _note_before(connection, portal, keys, changes)
         changes.note_deleted(keys)
@@ -231,7 +221,7 @@ def _days_of_records(
     wanted = {(record["user_id"], record["record_id"]): _record_key(record) for record in records}
     table = workdays_table.c
     found: dict[int, list[WorkdayKey]] = {}
-    for chunk in chunks(sorted(wanted), _CHUNK):
+    for chunk in chunks(sorted(wanted), KEYS_PER_STATEMENT):
         query = select(table.user_id, table.record_id, table.time_start).where(
             table.portal == portal,
             table.user_id.in_({user_id for user_id, _ in chunk}),
@@ -323,43 +313,3 @@ def _store(connection: Connection, portal: str, days: Mapping[WorkdayKey, Day], 
     ]
     for chunk in chunks(rows, 1000):
         connection.execute(upsert(connection, workdays_table, _KEY, _REPLACED), chunk)
-
-
-def _rows_by_key(
-    connection: Connection, table: Table, time_column: str, portal: str, keys: Collection[WorkdayKey]
-) -> Iterator[RowMapping]:
-    """Rows of `table` whose (user_id, `time_column`) is one of `keys`, by index probes.
-
-    The keys go in as a VALUES list joined to the primary key or index; a chunk is padded to
-    the smallest of _SIZES (repeating its last key), so each statement is compiled once.
-    """
-    for chunk in chunks(list(keys), _CHUNK):
-        size = next(size for size in _SIZES if size >= len(chunk))
-        statement = _keyed_select(table, time_column, size)
-        padded = [*chunk, *[chunk[-1]] * (size - len(chunk))]
-        params: dict[str, Any] = {"portal": portal}
-        for number, (user_id, instant) in enumerate(padded):
-            params[f"u{number}"], params[f"t{number}"] = user_id, instant
-        seen: set[WorkdayKey] = set()
-        for row in connection.execute(statement, params).mappings():
-            key = (row["user_id"], row[time_column])
-            if key not in seen:  # a padded key finds its row more than once
-                seen.add(key)
-                yield row
-
-
-_KEYED: dict[tuple[str, str, int], TextualSelect] = {}
-
-
-def _keyed_select(table: Table, time_column: str, size: int) -> TextualSelect:
-    if (table.name, time_column, size) not in _KEYED:
-        pairs = ", ".join(f"(:u{n}, :t{n})" for n in range(size))
-        columns = ", ".join(f"x.{c.name}" for c in table.columns)
-        sql = (
-            f"WITH wanted(u, t) AS (VALUES {pairs}) SELECT {columns} FROM {table.name} x "
-            f"JOIN wanted ON x.user_id = wanted.u AND x.{time_column} = wanted.t WHERE x.portal = :portal"
-        )
-        binds: list[BindParameter[Any]] = [bindparam(f"u{n}", type_=Integer()) for n in range(size)]
-        binds += [bindparam(f"t{n}", type_=UTCDateTime()) for n in range(size)]
-        _KEYED[(table.name, time_column, size)] = text(sql).bindparams(*binds).columns(*table.columns)
-    return _KEYED[(table.name, time_column, size)]
