@@ -26,7 +26,6 @@ from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
-import requests
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -34,14 +33,13 @@ from poller import clock as clocks
 from poller import storage
 from poller.audience import user_ids_to_ask
 from poller.bitrix import PortalClient, StatusBatch, fetch_statuses
-from poller.config import Config, PortalConfig
+from poller.clients import make_clients as make_clients  # callers import it from here
 from poller.errors import BitrixError, Stopped
 from poller.metrics import Metrics
 from poller.redaction import redact
 from poller.spool import Spool, SpoolEntry
 from poller.status import parse_status
 from poller.storage.runs import RunOutcome
-from poller.tokenstore import TokenStore, TokenStoreError
 from poller.undecodable import flag_rows
 
 if TYPE_CHECKING:
@@ -167,62 +165,6 @@ def _summary(counts: PortalOutcome | PollReport, seconds: float, failure: str) -
     if counts.interrupted:
         text += ", interrupted" + (f": {counts.not_polled} users not polled" if counts.not_polled else "")
     return text
-
-
-def make_clients(
-    config: Config,
-    engine: Engine,
-    session: requests.Session | None = None,
-    *,
-    clock: clocks.Clock = clocks.SYSTEM_CLOCK,
-    metrics: Metrics | None = None,
-    stop: threading.Event | None = None,
-    tokens: TokenStore | None = None,
-) -> list[PortalClient]:
-    """One client per portal, starting from the newest stored OAuth pair when there is one.
-
-    `clock` is the clients' waits and view of time (tests hand in a ManualClock shared
-    with the emulator, so backoffs and operating-limit resets pass without sleeping);
-    `stop` set means no more retries (shutting down); `tokens` keeps refreshed pairs (the
-    database, else a file beside the spool); without it, the database only.
-    """
-    tokens = tokens if tokens is not None else TokenStore(engine, None)
-    clients = []
-    for portal in config.portals:
-        client = PortalClient(
-            portal,
-            session or requests.Session(),  # one connection pool per portal thread
-            config.http,
-            on_tokens_refreshed=_token_saver(tokens, portal, clock, metrics),
-            clock=clock,
-            observe_latency=metrics.request_observer(portal.name) if metrics else None,
-            observe_wait=metrics.rate_limit_observer(portal.name) if metrics else None,
-            stop=stop,
-        )
-        if not portal.uses_webhook:
-            stored = tokens.load(portal.name)
-            if stored is not None:
-                client.use_tokens(*stored)
-        clients.append(client)
-    return clients
-
-
-def _token_saver(
-    tokens: TokenStore, portal: PortalConfig, clock: clocks.Clock, metrics: Metrics | None
-) -> Callable[[str, str], None]:
-    """Keep a refreshed pair before the client uses it; a pair nowhere kept is counted and raised."""
-
-    def save(access_token: str, refresh_token: str) -> None:
-        try:
-            tokens.save(portal.name, access_token, refresh_token, clock.now())
-        except TokenStoreError:
-            if metrics is not None:
-                metrics.token_refreshed(portal.name, ok=False)
-            raise
-        if metrics is not None:
-            metrics.token_refreshed(portal.name, ok=True)
-
-    return save
 
 
 def poll_once(
