@@ -227,10 +227,13 @@ def poll_portal(
     """Poll one portal: open its run, fetch and store its users part by part, close the run.
 
     `database_ready` False (the schema is not upgraded yet): no run row, every part goes to
-    the spool. `clock` None: the client's clock.
+    the spool. So too while the spool holds rows (the database is away, or the daemon's
+    database job is writing them back) and once the run row could not be written: a cycle
+    waits for the database at most once (see `Route`). `clock` None: the client's clock.
     """
     now = clock or client.clock.now
-    cycle = _Cycle(client, engine, now, mode, spool, metrics, database_ready or spool is None)
+    reachable = (database_ready and not spool) or spool is None
+    cycle = _Cycle(client, engine, now, mode, spool, metrics, reachable)
     began = time.monotonic()
     requests_before, limited_before = client.requests_sent, client.rate_limited
     started_at = now()
@@ -314,6 +317,7 @@ class _Cycle:
             if self.spool is None:
                 raise
             self.spool.note_outage(storage.describe_db_error(exc))
+            self.database_ready = False  # the rest of the cycle goes to the spool at once
 
     def close_run(self, outcome: PortalOutcome) -> None:
         if self.run_id is None:

@@ -1,17 +1,20 @@
 """The scheduler: every portal on its own APScheduler job, so a slow portal never delays another.
 
 Jobs, each never overlapping itself, each portal's in a thread of its own:
-- `poll:<portal>` on the portal's interval or cron (`config.schedule_of`): refresh the
-  portal's user directory when it is due (at start, then every `[directory] refresh_hours`),
-  then `cycle.poll_portal`.
+- `poll:<portal>` on the portal's interval (on a grid every replica shares, `triggers.py`) or
+  cron (`config.schedule_of`): refresh the portal's user directory when it is due (at start,
+  then every `[directory] refresh_hours`), then `cycle.poll_portal`.
 - `database`, at the shortest portal interval: bring the schema to head while it is not (the
-  database was down at start: cycles go to the spool meanwhile) and write what the spool kept.
+  database was down at start: cycles go to the spool meanwhile), reopen the replica's lock
+  connection if it broke (`PortalLocks.renew`), and write what the spool kept.
 - `reconcile:<portal>`, daily at `[reconcile] at` in `[schedule] timezone`: re-read the last
   days of records (`backfill.reconcile`), on a small pool of its own.
 
 Every replica schedules every portal; a portal's job polls only while this replica holds
-the portal's lock (`replicas.py`), and gives it up after the cycle when it holds more than
-its share. `run()` is `start()`, wait for SIGTERM or Ctrl-C (see `shutdown.py`), `stop()`.
+the portal's lock, or its lease while the database is away (`portal_locks.py`), and gives it
+up after the cycle when it holds more than its share. The daemon's SQLite connections wait at
+most DAEMON_BUSY_TIMEOUT_SECONDS for a lock: a locked database is an outage like any other.
+`run()` is `start()`, wait for SIGTERM or Ctrl-C (see `shutdown.py`), `stop()`.
 Tests call `start()` and `stop()` themselves, or one job (`poll`, `reconcile`) directly.
 """
 
@@ -19,8 +22,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,13 +32,15 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from poller import shutdown, storage
 from poller.bitrix import PortalClient
-from poller.config import Config, ScheduleConfig
+from poller.config import Config
 from poller.cycle import PortalOutcome, poll_portal
 from poller.directory import DirectoryRefresher
 from poller.errors import ConfigError, PollerError
 from poller.metrics import Metrics, MetricsServer
 from poller.replicas import ReplicaLocks, for_engine
 from poller.spool import Spool
+from poller.storage.cycles import get_last_cycle_start
+from poller.storage.engine import shorten_lock_waits
 from poller.tokenstore import TokenStore, tokens_path
 
 logger = logging.getLogger(__name__)
@@ -86,7 +91,7 @@ class Daemon:
         self.directory = DirectoryRefresher(engine, config.directory.refresh_hours)
         self._busy: set[str] = set()
         self._busy_lock = threading.Lock()
-        self._polling_unlocked = False  # said once: polling without the database to coordinate
+        self._undo_lock_waits: Callable[[], None] = lambda: None
         self._scheduler: Any = None
         self._server: MetricsServer | None = None
 
@@ -110,13 +115,23 @@ class Daemon:
             raise KeyboardInterrupt
 
     def start(self) -> None:
-        """Try the database once, schedule every job (each portal's first cycle at once), serve metrics."""
+        """Try the database once, schedule every job (each portal's first cycle at once), serve metrics.
+
+        After an outage the lock connections of all replicas come back within one run of their
+        database job: for two shortest intervals a replica takes no portal beyond its lease.
+        """
         from apscheduler.executors.pool import ThreadPoolExecutor as JobExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
 
+        from poller import triggers
+
+        portals = [c.portal for c in self.clients]
+        shortest = triggers.shortest_interval(self.config, portals)
         if self.locks is None:  # a second daemon on the same SQLite file stops here (ConfigError)
-            self.locks = for_engine(self.engine, [c.portal.name for c in self.clients], self.replica)
+            names = [p.name for p in portals]
+            self.locks = for_engine(self.engine, names, self.replica, settle_seconds=2 * shortest)
         self.replica = self.locks.name
+        self._undo_lock_waits = shorten_lock_waits(self.engine)
         self.ensure_database()
         reconciling = self.config.reconcile.days > 0
         scheduler = BackgroundScheduler(
@@ -133,12 +148,12 @@ class Daemon:
             schedule = self.config.schedule_of(client.portal)
             scheduler.add_job(
                 self.poll,
-                _trigger(schedule),
+                triggers.poll_trigger(schedule),
                 args=(client,),
                 id=f"poll:{name}",
                 name=f"poll {name}",
                 next_run_time=now,
-                misfire_grace_time=_grace(schedule),
+                misfire_grace_time=triggers.misfire_grace(schedule),
             )
             if reconciling:
                 hour, minute = (int(part) for part in self.config.reconcile.at.split(":"))
@@ -157,7 +172,7 @@ class Daemon:
         scheduler.add_job(
             self.maintain_database,
             "interval",
-            seconds=self._shortest_interval(),
+            seconds=shortest,
             id="database",
             name="database",
             next_run_time=now,
@@ -165,7 +180,7 @@ class Daemon:
         self._server = self._start_metrics_server()
         scheduler.start()
         self._scheduler = scheduler
-        logger.info("daemon started: %s", ", ".join(self._describe_schedules()))
+        logger.info("daemon started: %s", ", ".join(triggers.describe_schedules(self.config, portals)))
 
     def stop(self) -> None:
         """Stop scheduling; let running cycles end after their batch in flight; wait for them."""
@@ -175,6 +190,7 @@ class Daemon:
             scheduler.shutdown(wait=True)
         if self.locks is not None:
             self.locks.close()  # other replicas take the portals at once
+        self._undo_lock_waits()
         if self._server is not None:
             self._server.stop()
             self._server = None
@@ -229,9 +245,12 @@ class Daemon:
             return True
 
     def maintain_database(self) -> None:
-        """The database job: the schema at head (retried while it is not), then the spool written."""
+        """The database job: the schema at head (retried while it is not), the lock connection
+        renewed if it broke, then the spool written."""
         if self.stopping.is_set() or not self.ensure_database():
             return
+        if self.locks is not None:
+            self.locks.renew()
         try:
             self.tokens.replay()  # refreshed OAuth pairs kept in a file while the database was away
             self.spool.flush(self.engine, self.config.storage_mode)
@@ -245,7 +264,7 @@ class Daemon:
     def poll(self, client: PortalClient) -> PortalOutcome | None:
         """The portal's job: refresh its directory when due, then one cycle; None when none ran."""
         name = client.portal.name
-        if self.stopping.is_set() or not self._claim(name):
+        if self.stopping.is_set() or not self._claim(client):
             return None
         with self._busy_lock:
             self._busy.add(name)
@@ -279,26 +298,39 @@ class Daemon:
             self.metrics.set_spool_rows(self.spool.rows)
         return outcome
 
-    def _claim(self, portal: str) -> bool:
-        """Whether this replica polls `portal` now (replicas.py decides; see the module docstring).
+    def _claim(self, client: PortalClient) -> bool:
+        """Whether this replica polls the portal now (portal_locks.py decides: its lock, or its lease).
 
-        While the database has not been reached since start, no replica can be coordinated with
-        from here: the portal is polled into the spool all the same (said once), as a single
-        daemon must; several replicas started during one outage may then poll a portal twice.
+        A portal freshly taken from another replica is not polled at this trigger when its last
+        cycle started less than half an interval ago (a jittered or late trigger would repeat it);
+        this replica holds it and polls it at the next one.
         """
+        portal = client.portal.name
         locks = self.locks
         if locks is None:  # not started: a test calling poll() directly
             return True
-        if locks.claim(portal):
-            self._set_owned(portal, True)
-            return True
-        if not self._database_ready:
-            if not self._polling_unlocked:
-                self._polling_unlocked = True
-                logger.warning("database not reached yet: polling every portal into the spool meanwhile")
-            return True
-        self._set_owned(portal, False)
-        return False
+        fresh = portal not in locks.held
+        if not locks.claim(portal):
+            self._set_owned(portal, False)
+            return False
+        self._set_owned(portal, True)
+        return not (fresh and locks.coordinated and self._polled_lately(client))
+
+    def _polled_lately(self, client: PortalClient) -> bool:
+        """Whether the portal's last cycle (any replica's) started less than half an interval ago."""
+        schedule = self.config.schedule_of(client.portal)
+        since = timedelta(seconds=(schedule.interval_seconds or 60) / 2)
+        try:
+            last = get_last_cycle_start(self.engine, client.portal.name)
+        except SQLAlchemyError:
+            return False  # the database cannot say: poll (a gap is worse than a duplicate)
+        if last is None or client.clock.now() - last >= since:
+            return False
+        logger.info(
+            "portal %s: taken over just after another replica's cycle: polled from the next trigger",
+            client.portal.name,
+        )
+        return True
 
     def _rebalance(self, portal: str) -> None:
         """After a cycle: give the portal up when this replica holds more than its share."""
@@ -332,22 +364,6 @@ class Daemon:
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _shortest_interval(self) -> int:
-        intervals = [self.config.schedule_of(c.portal).interval_seconds for c in self.clients]
-        return min((i for i in intervals if i), default=60)
-
-    def _describe_schedules(self) -> list[str]:
-        described = []
-        for client in self.clients:
-            schedule = self.config.schedule_of(client.portal)
-            when = (
-                f"cron {schedule.cron!r} ({schedule.timezone})"
-                if schedule.cron
-                else f"every {schedule.interval_seconds} s"
-            )
-            described.append(f"{client.portal.name} {when}")
-        return described
-
     def _start_metrics_server(self) -> MetricsServer | None:
         settings = self.config.metrics
         if self.metrics is None or settings.port is None:
@@ -363,21 +379,3 @@ class Daemon:
             ) from None
         logger.info("metrics on http://%s:%d/metrics, health on /healthz", settings.host, server.port)
         return server
-
-
-def _trigger(schedule: ScheduleConfig) -> Any:
-    from apscheduler.triggers.cron import CronTrigger
-    from apscheduler.triggers.interval import IntervalTrigger
-
-    jitter = schedule.jitter_seconds or None
-    if schedule.cron is not None:
-        trigger = CronTrigger.from_crontab(schedule.cron, timezone=ZoneInfo(schedule.timezone))
-        trigger.jitter = jitter
-        return trigger
-    assert schedule.interval_seconds is not None
-    return IntervalTrigger(seconds=schedule.interval_seconds, jitter=jitter, timezone=UTC)
-
-
-def _grace(schedule: ScheduleConfig) -> int:
-    """How late a run may start and still count: half an interval (a minute for cron)."""
-    return max(1, schedule.interval_seconds // 2) if schedule.interval_seconds else 60

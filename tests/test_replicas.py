@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from conftest import MakeEmulator, postgres_url, reset_postgres, wait_until
 from sqlalchemy import Engine, Row, text
+from tcp_proxy import TcpProxy
 
 from poller import replicas, storage
 from poller.errors import ConfigError
@@ -162,40 +163,90 @@ def test_a_replica_counts_replicas_only_every_refresh_period(make_locks: MakeLoc
     assert first.held == set(PORTALS)
 
 
-def test_a_replica_whose_session_ends_drops_its_portals_and_claims_again_later(
+def _end_session(engine: Engine, name: str) -> None:
+    """End a replica's lock session, as a database restart or an administrator would."""
+    with engine.connect() as connection:
+        connection.execute(
+            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name"),
+            {"name": f"timeman-poller:{name}"},
+        )
+
+
+def test_a_replica_whose_session_ends_polls_its_lease_and_hands_over_what_another_took(
+    make_locks: MakeLocks, pg_engine: Engine
+) -> None:
+    first, second = make_locks("first"), make_locks("second")
+    _cycle(first)
+    _cycle(second)
+    lease = set(first.held)
+    assert len(lease) == 5
+    _end_session(pg_engine, "first")
+    assert first.claim(sorted(lease)[0]), "the lost session is noticed; the portal is still polled"
+    assert first.held == lease and not first.coordinated
+    assert not first.claim(sorted(set(PORTALS) - lease)[0]), "nothing outside the lease"
+    wait_until(lambda: _replica_sessions(pg_engine) == 1, what="the ended session gone")
+    _cycle(second)  # second can see the database, first cannot: both poll first's portals now
+    assert second.held == set(PORTALS)
+    assert all(first.claim(portal) for portal in lease)
+    assert first.renew() and first.coordinated
+    assert first.held == set(), "every leased portal handed over to the replica that took it"
+    _cycle(first)
+    assert first.held == set() and second.held == set(PORTALS)
+
+
+def test_replicas_back_from_an_outage_take_their_own_portals_again_before_any_other(
     make_locks: MakeLocks, pg_engine: Engine
 ) -> None:
     ticks = Ticks()
-    first = make_locks("first", clock=ticks, retry_seconds=5)
-    second = make_locks("second")
+    first = make_locks("first", clock=ticks, settle_seconds=5)
+    second = make_locks("second", clock=ticks, settle_seconds=5)
     _cycle(first)
-    taken = set(first.held)
-    with pg_engine.connect() as connection:  # as a database restart or an administrator would
-        connection.execute(
-            text(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                " WHERE application_name = 'timeman-poller:first'"
-            )
-        )
-    assert not first.claim(sorted(taken)[0])
-    assert first.held == set()
-    wait_until(lambda: _replica_sessions(pg_engine) == 1, what="the ended session gone")
     _cycle(second)
-    assert second.held == set(PORTALS), "the portals of the ended session are free"
-    assert not first.claim("portal-0"), "no new connection before the retry time"
-    ticks.now += 5
-    second.close()
+    leases = set(first.held), set(second.held)
+    for name in ("first", "second"):
+        _end_session(pg_engine, name)
     _cycle(first)
-    assert first.held == set(PORTALS)
+    _cycle(second)
+    assert (first.held, second.held) == leases and not first.coordinated and not second.coordinated
+    wait_until(lambda: _replica_sessions(pg_engine) == 0, what="the ended sessions gone")
+    assert first.renew()
+    assert first.held == leases[0]
+    _cycle(first)  # alone on the database, but settling: second's portals wait for second
+    assert first.held == leases[0]
+    assert second.renew()
+    assert second.held == leases[1]
+    ticks.now += 5
+    _cycle(first)
+    _cycle(second)
+    assert (first.held, second.held) == leases
+    _assert_disjoint(first, second)
 
 
-def test_a_replica_with_the_database_away_claims_nothing(pg_url: str) -> None:
-    locks = PortalLocks(storage.make_engine(pg_url).url.set(port=9), PORTALS, "away", connect_timeout=1)
-    try:
-        assert not locks.claim("portal-0")
-        assert locks.held == set()
-    finally:
-        locks.close()
+def test_a_replica_started_with_the_database_away_polls_every_portal_then_hands_over(
+    make_locks: MakeLocks, pg_engine: Engine
+) -> None:
+    """A lone daemon polls all until it reaches the database; then never a portal another holds."""
+    first = make_locks("first", PORTALS[:4])
+    _cycle(first, PORTALS[:4])
+    assert first.held == set(PORTALS[:4])
+    with TcpProxy(pg_engine.url.port or 5432, pg_engine.url.host or "127.0.0.1") as proxy:
+        proxy.cut()
+        url = pg_engine.url.set(host="127.0.0.1", port=proxy.port)
+        late = PortalLocks(url, PORTALS[:4], "late", refresh_seconds=0, connect_timeout=1)
+        try:
+            assert not late.coordinated
+            assert all(late.claim(portal) for portal in PORTALS[:4]), "polled as a lone daemon would"
+            proxy.restore()
+            assert late.renew()
+            assert late.held == set(), "every portal is held by a connected replica"
+            for _ in range(3):  # then the portals spread, one holder each at every step
+                _cycle(late, PORTALS[:4])
+                _assert_disjoint(first, late)
+                _cycle(first, PORTALS[:4])
+                _assert_disjoint(first, late)
+            assert len(first.held) == len(late.held) == 2
+        finally:
+            late.close()
 
 
 def test_holders_are_read_from_the_database(make_locks: MakeLocks, pg_engine: Engine) -> None:

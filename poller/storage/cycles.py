@@ -6,11 +6,13 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
+from poller.models import PollRun
 from poller.storage.engine import describe_db_error
 from poller.storage.runs import ErrorRow, write_errors
 from poller.storage.snapshots import SnapshotRow, StorageMode, write_snapshots
@@ -92,6 +94,13 @@ def save_portal_cycle(
     saved = CycleSaved(len(snapshots) - len(refused), len(errors) + len(bad_values) - len(lost), bad_values)
     _log_write(snapshots, saved.snapshots, saved.errors, mode, started)
     return saved
+
+
+def get_last_cycle_start(engine: Engine, portal: str) -> datetime | None:
+    """When the newest poll_runs row of `portal` started, whichever replica wrote it."""
+    with engine.connect() as connection:
+        last = connection.execute(select(func.max(PollRun.started_at)).where(PollRun.portal == portal))
+        return last.scalar_one_or_none()
 
 
 def _log_write(

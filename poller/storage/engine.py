@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from poller.errors import ConfigError, StorageError
+
+BUSY_TIMEOUT_SECONDS = 30  # how long a command waits for another SQLite writer
+DAEMON_BUSY_TIMEOUT_SECONDS = 5  # the daemon's cycles wait this long, then keep their rows in the spool
+CONNECT_TIMEOUT_SECONDS = 5  # a PostgreSQL that does not answer is an outage, not a wait
+# SQLite result codes after which a connection is opened afresh: SQLITE_IOERR, SQLITE_READONLY
+# (a connection opened while the file was read-only stays so), SQLITE_CANTOPEN.
+_REOPEN_AFTER = {10, 8, 14}
 
 
 def make_engine(url: str) -> Engine:
     """Create an Engine for `url`; SQLite waits for locks instead of failing at once.
 
-    Statement parameters are kept out of error messages: they can hold tokens.
+    Statement parameters are kept out of error messages: they can hold tokens. A SQLite
+    connection that failed to read or write its file is replaced by a new one at its next
+    use, so writes resume as soon as the file can be written again.
     """
     try:
         parsed = make_url(url)
@@ -28,11 +38,15 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     try:
-        engine = create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
+        connect_args = (
+            {"connect_timeout": CONNECT_TIMEOUT_SECONDS} if parsed.get_backend_name() == "postgresql" else {}
+        )
+        engine = create_engine(parsed, pool_pre_ping=True, hide_parameters=True, connect_args=connect_args)
     except (ArgumentError, ImportError) as exc:
         raise ConfigError(f"config key database.url: unsupported database: {exc}") from None
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _configure_sqlite)
+        event.listen(engine, "handle_error", _reopen_after_file_errors)
     elif engine.dialect.name == "postgresql":
         event.listen(engine, "connect", _configure_postgresql)
     return engine
@@ -40,9 +54,35 @@ def make_engine(url: str) -> Engine:
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout = 30000")
+    cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_SECONDS * 1000}")
     cursor.execute("PRAGMA foreign_keys = ON")
     cursor.close()
+
+
+def _reopen_after_file_errors(context: ExceptionContext) -> None:
+    """Count a SQLite file error as a lost connection: the pool then opens a new one."""
+    code = getattr(context.original_exception, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in _REOPEN_AFTER:
+        context.is_disconnect = True
+
+
+def shorten_lock_waits(engine: Engine, seconds: float = DAEMON_BUSY_TIMEOUT_SECONDS) -> Callable[[], None]:
+    """Make `engine`'s SQLite connections wait at most `seconds` for a lock; return the undo.
+
+    Set on every checkout, so connections already in the pool follow too. The daemon uses it:
+    a locked database is an outage to poll through, not a wait. No-op for other databases.
+    """
+    if engine.dialect.name != "sqlite":
+        return lambda: None
+    statement = f"PRAGMA busy_timeout = {int(seconds * 1000)}"
+
+    def on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute(statement)
+        cursor.close()
+
+    event.listen(engine, "checkout", on_checkout)
+    return lambda: event.remove(engine, "checkout", on_checkout)
 
 
 def _configure_postgresql(dbapi_connection: Any, _record: Any) -> None:
