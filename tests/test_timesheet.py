@@ -67,6 +67,29 @@ def test_days_add_up_into_rows_and_rows_into_the_totals() -> None:
     assert sheet.day_totals()[date(2026, 10, 2)] == Day(100, 1200, True, False)
 
 
+def test_corrected_days_are_counted_and_marked_after_the_close_first() -> None:
+    from poller.report import render_timesheet
+
+    rows = [
+        workday(5, 1, 3600, corrections=2),
+        workday(5, 2, 7200, corrections=1, corrections_after_close=1),
+        workday(5, 3, 1800),
+    ]
+    sheet = build_timesheet(OCTOBER, rows)
+    [row] = sheet.rows
+    assert row.days[date(2026, 10, 2)] == Day(7200, 600, corrections=1, corrections_after_close=1)
+    assert sheet.totals == Totals(12600, 1800, days=3, days_corrected=2, days_corrected_after_close=1)
+    lines = render_timesheet(sheet, "table", None).splitlines()
+    assert lines[1].split()[-1] == "corrected"
+    assert lines[3].split()[4:7] == ["1.00*", "2.00!", "0.50"]  # after user, name, department
+    assert lines[3].split()[-1] == "2"
+    assert lines[-1] == (
+        "* corrected after it was stored, ! after the month was closed: "
+        "`report corrections --month 2026-10` lists what changed"
+    )
+    assert "corrected" not in render_timesheet(build_timesheet(OCTOBER, rows[2:]), "table", None)
+
+
 def poll_october(database_url: str) -> World:
     """Poll 8 emulated users every 6 hours from 30 September to 2 November, names first."""
     clock = ManualClock(datetime(2026, 9, 30, tzinfo=UTC))

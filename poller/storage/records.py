@@ -65,6 +65,7 @@ def save_records(
         updates: list[dict[str, Any]] = []
         moved: set[tuple[int, datetime]] = set()
         revisions: list[dict[str, Any]] = []
+        revised: set[tuple[int, datetime]] = set()  # the days of records that left revisions
         for record_id, values in parsed.items():
             before = stored.get(record_id)
             row = {"portal": portal, **values, "fetched_at": now}
@@ -74,7 +75,10 @@ def save_records(
                 updates.append(row)
                 moved.add((before["user_id"], before["start_time"]))
                 if before["end_time"] is not None:  # an open record's changes are its day going on
-                    revisions += record_revisions(portal, before, values, now)
+                    found = record_revisions(portal, before, values, now)
+                    if found:
+                        revisions += found
+                        revised.add((values["user_id"], values["start_time"]))
         for chunk in chunks(inserts, 1000):
             connection.execute(
                 insert_or_skip(connection, workday_records_table, ("portal", "record_id")), chunk
@@ -89,7 +93,6 @@ def save_records(
                 [{**row, "b_portal": portal, "b_record_id": row["record_id"]} for row in updates],
             )
         save_revisions(connection, portal, revisions)
-        revised = {(row["user_id"], row["start_time"]) for row in updates}
         workdays.apply_records(connection, portal, [*inserts, *updates], moved, revised)
     saved = RecordsSaved(len(inserts), len(updates), len(parsed) - len(inserts) - len(updates), skipped)
     logger.debug(
