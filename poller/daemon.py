@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -39,8 +39,8 @@ from poller.errors import ConfigError, PollerError
 from poller.metrics import Metrics, MetricsServer
 from poller.replicas import ReplicaLocks, for_engine
 from poller.spool import Spool
-from poller.storage.cycles import get_last_cycle_start
 from poller.storage.engine import shorten_lock_waits
+from poller.takeover import take_over
 from poller.tokenstore import TokenStore, tokens_path
 
 logger = logging.getLogger(__name__)
@@ -299,12 +299,8 @@ class Daemon:
         return outcome
 
     def _claim(self, client: PortalClient) -> bool:
-        """Whether this replica polls the portal now (portal_locks.py decides: its lock, or its lease).
-
-        A portal freshly taken from another replica is not polled at this trigger when its last
-        cycle started less than half an interval ago (a jittered or late trigger would repeat it);
-        this replica holds it and polls it at the next one.
-        """
+        """Whether this replica polls the portal now (portal_locks.py decides: its lock, or its
+        lease); a portal freshly taken from another replica is prepared by `takeover.py`."""
         portal = client.portal.name
         locks = self.locks
         if locks is None:  # not started: a test calling poll() directly
@@ -314,23 +310,7 @@ class Daemon:
             self._set_owned(portal, False)
             return False
         self._set_owned(portal, True)
-        return not (fresh and locks.coordinated and self._polled_lately(client))
-
-    def _polled_lately(self, client: PortalClient) -> bool:
-        """Whether the portal's last cycle (any replica's) started less than half an interval ago."""
-        schedule = self.config.schedule_of(client.portal)
-        since = timedelta(seconds=(schedule.interval_seconds or 60) / 2)
-        try:
-            last = get_last_cycle_start(self.engine, client.portal.name)
-        except SQLAlchemyError:
-            return False  # the database cannot say: poll (a gap is worse than a duplicate)
-        if last is None or client.clock.now() - last >= since:
-            return False
-        logger.info(
-            "portal %s: taken over just after another replica's cycle: polled from the next trigger",
-            client.portal.name,
-        )
-        return True
+        return not (fresh and locks.coordinated) or take_over(self.config, self.engine, self.tokens, client)
 
     def _rebalance(self, portal: str) -> None:
         """After a cycle: give the portal up when this replica holds more than its share."""

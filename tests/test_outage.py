@@ -242,3 +242,24 @@ def test_rebalancing_to_a_new_replica_neither_repeats_nor_misses_an_interval(
         assert {run.replica for run in runs if run.portal == shop} >= {holders[shop]}
         assert min(gaps) >= INTERVAL / 2, f"{shop}: polled twice within an interval: {gaps}"
         assert max(gaps) < 2 * INTERVAL, f"{shop}: an interval missed: {gaps}"
+
+
+def test_a_replica_taking_an_oauth_portal_over_uses_the_pair_its_holder_refreshed(
+    database: Database, replicas_on: Replicas, make_emulator: MakeEmulator
+) -> None:
+    emulator = make_emulator(users=3, rate=0, operating_limit=0)
+    config = make_config(
+        portal(emulator, [1, 2], oauth=True, interval_seconds=INTERVAL),
+        directory={"refresh_hours": 0},
+        reconcile={"days": 0},
+    )
+    first = replicas_on.start("first", config)
+    wait_until(lambda: first.cycles["oauth"] >= 1, what="a cycle of the first replica")
+    second = replicas_on.start("second", config)  # loads the pair as it is now
+    emulator.expire_tokens()
+    wait_until(lambda: emulator.stats.token_refreshes == 1, what="the first replica's refresh")
+    wait_until(lambda: first.last_outcome["oauth"].users_ok == 2, what="a cycle with the new pair")
+    first.stop()  # its lock goes: the second replica takes the portal at its next trigger
+    wait_until(lambda: second.cycles["oauth"] >= 2, what="two cycles of the second replica")
+    assert second.last_outcome["oauth"].users_ok == 2
+    assert emulator.stats.token_refreshes == 1, "no refresh with a spent refresh token"
