@@ -9,9 +9,10 @@ row per field, in the transaction that makes the change:
   key of the raw item that changed without a parsed column showing it. `old_seen_at` is when
   the old values were fetched, `changed_at` when the new ones were.
 - source "workday": a day of the workdays table that was final (not an estimate) and lay in
-  the past (its work date before the local date of the change) changes its figures (DAY_REVISED)
-  or goes away (a removed day: every figure becomes null; a day that moved with its record's
-  start: field "time_start" too). `old_seen_at` is when a poll last saw the old figures.
+  the past (its work date before the local date of the change) changes its figures (DAY_REVISED;
+  not its status when a record takes over a polled day) or goes away (a removed day: every
+  figure becomes null; a day that moved with its record's start: field "time_start" too).
+  `old_seen_at` is when a poll last saw the old figures.
 
 Revisions are never updated or deleted here. A revision whose day's month was closed (a
 month_closes row) when it came is `after_close`. workdays.corrections counts the distinct
@@ -187,7 +188,12 @@ def day_revisions(
     rows = []
     if after is None or moved_to is not None:
         rows.append(_row(base, "time_start", time_start, moved_to[1] if moved_to is not None else None))
+    # The first record of a polled day says its status in the record's words (REST 3.0 leaves the
+    # values undocumented): only its figures are compared then.
+    handover = after is not None and after["source"] != before["source"]
     for column in DAY_REVISED:
+        if handover and column == "status":
+            continue
         new = after[column] if after is not None else None
         if before[column] != new:
             rows.append(_row(base, column, before[column], new))
