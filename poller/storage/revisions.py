@@ -5,8 +5,8 @@ row per field, in the transaction that makes the change:
 
 - source "record": a closed workday_records row (one with an end) comes back with other values
   (a manager edited the day in Bitrix24, or approved it). An open record's changes are its day
-  going on (the snapshots hold them), not corrections. Every parsed column that differs, and `raw.<key>` for a
-  key of the raw item that changed without a parsed column showing it. `old_seen_at` is when
+  going on (the snapshots hold them), not corrections. Every parsed column that differs, and
+  `raw.<key>` for a key of the raw item that changed without a parsed column showing it. `old_seen_at` is when
   the old values were fetched, `changed_at` when the new ones were.
 - source "workday": a day of the workdays table that was final (not an estimate) and lay in
   the past (its work date before the local date of the change) changes its figures (DAY_REVISED;
