@@ -12,20 +12,26 @@ of their own:
 - a trickling portal (every answer announces 100,000 bytes and sends one a second);
 - a hung portal (every connection accepted, never answered).
 
-PostgreSQL is taken away in the middle and given back; then SIGTERM. It prints: cycles,
-snapshots the main emulator answered, stored, lost and duplicated; quarantined (BAD_VALUE
+`--replicas N` runs N daemons sharing the portals (each with its own spool). PostgreSQL is
+taken away in the middle and given back; then SIGTERM. It prints: cycles, snapshots the main
+emulator answered, stored, lost and duplicated; gaps (polls missed): the intervals of the
+shared trigger grid in which a healthy portal got no answer stored, between its first and last
+one (must be 0: the holders poll through the outage into their spools); quarantined (BAD_VALUE
 and BAD_RESPONSE error rows, values nulled or cut with a warning, dead-lettered spool rows);
 the healthy portals' achieved interval against the configured one; what the trickling and
-hung portals got; the time SIGTERM took; the daemon's RSS (at start, before the outage, 10 s
-after it, at the end, at most); and secrets found in its log (must be 0).
+hung portals got; the time SIGTERM took; the daemons' RSS (the largest of them at start,
+before the outage, 10 s after it, at the end, at most); and secrets found in their logs
+(must be 0).
 
-    $ python bench/soak.py --seconds 180 --users 2000 --outage block \\
+    $ python bench/soak.py --seconds 180 --users 2000 --replicas 3 --outage proxy \\
           --postgres-server postgresql+psycopg://postgres@127.0.0.1/postgres
 
 Needs a PostgreSQL server (--postgres-server): the soak creates its own database there and
-drops it at the end. `--outage restart` stops and starts the whole cluster with pg_ctlcluster
-(root; every database on it goes away for a while); `--outage block` refuses connections to
-the soak's own database only.
+drops it at the end. `--outage proxy` (the default) connects the daemons through a loopback
+proxy in this process and cuts it: every connection closed, new ones refused, nothing else on
+the server touched; `--outage block` refuses connections to the soak's own database only;
+`--outage restart` stops and starts the whole cluster with pg_ctlcluster (root; every
+database on it goes away for a while).
 """
 
 from __future__ import annotations
@@ -55,9 +61,12 @@ from poller import storage
 from poller.models import PollError, PollRun
 from poller.spool_files import sibling
 from poller.spool_lines import read_line
+from poller.triggers import GRID_ORIGIN
 
 sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(1, str(Path(__file__).parent.parent / "tests"))
 import scratch
+from tcp_proxy import TcpProxy
 from throughput import RunningEmulator, run_emulator
 
 FAULTS = {
@@ -94,8 +103,13 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def outage(url: str, server_url: str, method: str, seconds: float) -> None:
-    """Take PostgreSQL away for `seconds`: stop the cluster, or refuse the soak's own database."""
+def outage(url: str, server_url: str, method: str, seconds: float, proxy: TcpProxy | None) -> None:
+    """Take PostgreSQL away for `seconds`: cut the proxy, stop the cluster, or refuse the soak's database."""
+    if proxy is not None:
+        proxy.cut()
+        time.sleep(seconds)
+        proxy.restore()
+        return
     if method == "restart":
         version = sorted(os.listdir("/etc/postgresql"))[-1]
         subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "stop"], check=True)
@@ -143,13 +157,14 @@ def write_config(
     trickle: RunningEmulator,
     hung: RunningEmulator,
     read_timeout: float,
+    spool: Path,
 ) -> None:
     half = users // 2
     side = list(range(1, SIDE_USERS + 1))
     path.write_text(
         f'[database]\nurl = "{url}"\n[schedule]\ninterval_seconds = {interval}\n'
         f"[http]\nmax_retries = 6\nread_timeout_seconds = {read_timeout}\n"
-        f'[storage]\nspool_path = "{path.parent / "spool.jsonl"}"\n[reconcile]\ndays = 0\n'
+        f'[storage]\nspool_path = "{spool}"\n[reconcile]\ndays = 0\n'
         f'[[portals]]\nname = "hook"\nwebhook_url = "{main.webhook_url}"\nusers = {list(range(1, half + 1))}\n'
         f"requests_per_second = 10\nburst = 50\n"
         f'[[portals]]\nname = "oauth"\ndomain = "{main.base_url}"\naccess_token = "{main.access_token}"\n'
@@ -171,6 +186,7 @@ def run_soak(
     method: str,
     workdir: Path,
     read_timeout: float = READ_TIMEOUT,
+    replicas: int = 1,
 ) -> dict[str, Any]:
     """Run the scenario on `url`, an empty scratch database on `server_url`; return the figures."""
     with ExitStack() as stack:
@@ -191,22 +207,36 @@ def run_soak(
             )
         )
         hung = stack.enter_context(run_emulator(users=SIDE_USERS, rate=0, fault_hang=1.0))
-        config = workdir / "soak.toml"
-        write_config(config, url, interval, users, main, trickle, hung, read_timeout)
-        log_path = workdir / "daemon.log"
-        with log_path.open("w") as log_file:
-            daemon = subprocess.Popen(
-                [sys.executable, "-m", "poller", "run", "-c", str(config)], stdout=log_file, stderr=log_file
-            )
-            try:
-                timeline = watch(daemon, seconds, url, server_url, method)
-            finally:
+        proxy = None
+        daemon_url = url
+        if method == "proxy":
+            target = make_url(url)
+            proxy = stack.enter_context(TcpProxy(target.port or 5432, target.host or "127.0.0.1"))
+            daemon_url = target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        spools = [workdir / f"spool-{n}.jsonl" for n in range(replicas)]
+        log_paths = [workdir / f"daemon-{n}.log" for n in range(replicas)]
+        daemons = []
+        for n, (spool, log_path) in enumerate(zip(spools, log_paths, strict=True)):
+            config = workdir / f"soak-{n}.toml"
+            write_config(config, daemon_url, interval, users, main, trickle, hung, read_timeout, spool)
+            with log_path.open("w") as log_file:
+                daemons.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "poller", "run", "-c", str(config)],
+                        stdout=log_file,
+                        stderr=log_file,
+                    )
+                )
+        try:
+            timeline = watch(daemons, seconds, url, server_url, method, proxy)
+        finally:
+            for daemon in daemons:
                 daemon.kill()
                 daemon.wait()
         stats = main.stats()
         secrets = [s for emulator in (main, trickle, hung) for s in emulator.secrets]
-    log = log_path.read_text()
-    figures = read_database(url, workdir / "spool.jsonl")
+    log = "".join(path.read_text() for path in log_paths)
+    figures = read_database(url, spools)
     answered = stats["statuses_answered"]
     stored, distinct = figures["stored"], figures["distinct"]
     return {
@@ -217,12 +247,19 @@ def run_soak(
         "stored": stored,
         "lost": answered - distinct - figures["quarantined_snapshots"],
         "duplicates": stored - distinct,
+        "gaps": missed_polls(figures["answer_times"], interval, timeline["outage"]),
         "values_warned": len(re.findall(r"WARNING poller\.cycle: portal \w+ user \d+:", log)),
         "outage_lines": {
             phrase: log.count(phrase)
-            for phrase in ("database unavailable", "database available again", "lock connection lost")
+            for phrase in (
+                "database unavailable",
+                "database available again",
+                "lock connection lost",
+                "lock connection open again",
+                "handed over",
+            )
         },
-        **{k: v for k, v in figures.items() if k not in ("stored", "distinct")},
+        **{k: v for k, v in figures.items() if k not in ("stored", "distinct", "answer_times")},
         "hard_stop": "stopping now" in log,  # the grace ran out: something outlived its deadline
         "log": log,
         "secrets": secrets,
@@ -232,32 +269,40 @@ def run_soak(
 
 
 def watch(
-    daemon: subprocess.Popen[bytes], seconds: float, url: str, server_url: str, method: str
+    daemons: list[subprocess.Popen[bytes]],
+    seconds: float,
+    url: str,
+    server_url: str,
+    method: str,
+    proxy: TcpProxy | None,
 ) -> dict[str, Any]:
-    """Sample the daemon's RSS each second, cause the outage half-way, SIGTERM it at the end."""
+    """Sample the daemons' RSS each second, cause the outage half-way, SIGTERM them at the end."""
     started = time.monotonic()
     samples: list[float] = []
     rss_before = rss_after = 0.0
     outage_from = outage_to = None
     back_at = 0.0
-    while time.monotonic() - started < seconds and daemon.poll() is None:
+    while time.monotonic() - started < seconds and all(d.poll() is None for d in daemons):
         time.sleep(1)
-        samples.append(rss_mib(daemon.pid))
+        samples.append(max(rss_mib(daemon.pid) for daemon in daemons))
         if outage_from is None and time.monotonic() - started > seconds / 2:
             rss_before = samples[-1]
             outage_from = datetime.now(UTC)
-            outage(url, server_url, method, seconds=min(10.0, seconds / 6))
+            outage(url, server_url, method, min(10.0, seconds / 6), proxy)
             wait_for_postgres(url, time.monotonic() + 60)
             outage_to, back_at = datetime.now(UTC), time.monotonic()
         if back_at and not rss_after and time.monotonic() - back_at > 10:
             rss_after = samples[-1]  # the spool written back
     signalled = time.monotonic()
-    daemon.send_signal(signal.SIGTERM)
-    with suppress(subprocess.TimeoutExpired):
-        daemon.wait(timeout=120)
+    for daemon in daemons:
+        daemon.send_signal(signal.SIGTERM)
+    for daemon in daemons:
+        with suppress(subprocess.TimeoutExpired):
+            daemon.wait(timeout=120)
+    exits = [daemon.poll() for daemon in daemons]
     return {
         "seconds": round(signalled - started, 1),
-        "daemon_exit": daemon.poll(),
+        "daemon_exit": exits[0] if len(set(exits)) == 1 else exits,
         "sigterm_seconds": round(time.monotonic() - signalled, 1),
         "outage": (outage_from, outage_to),
         "rss_start_mib": round(samples[0] if samples else 0.0, 1),
@@ -269,8 +314,37 @@ def watch(
     }
 
 
-def read_database(url: str, spool: Path) -> dict[str, Any]:
-    """What the database and the dead-letter file hold after the run."""
+def missed_polls(
+    answer_times: dict[str, list[datetime]], interval: int, outage: tuple[Any, Any]
+) -> dict[str, int]:
+    """Intervals of the trigger grid with no stored answer of a healthy portal, between its first
+    and last answer: overall and in the outage (from its start to one interval after its end).
+
+    Every replica fires a portal's poll at GRID_ORIGIN + k × interval, so each cycle's answers
+    fall in its own slot (a cycle longer than an interval fills the next slot too: not counted).
+    """
+    began, ended = outage
+    missed = during = 0
+    for times in answer_times.values():
+        slots = {int((t - GRID_ORIGIN).total_seconds() // interval) for t in times}
+        if not slots:
+            continue
+        for slot in range(min(slots), max(slots) + 1):
+            if slot in slots:
+                continue
+            missed += 1
+            at = GRID_ORIGIN + timedelta(seconds=slot * interval)
+            if (
+                began is not None
+                and began <= at + timedelta(seconds=interval)
+                and at <= ended + timedelta(seconds=interval)
+            ):
+                during += 1
+    return {"all": missed, "outage": during}
+
+
+def read_database(url: str, spools: list[Path]) -> dict[str, Any]:
+    """What the database and the dead-letter files hold after the run."""
     engine = storage.make_engine(url)
     try:
         with engine.connect() as connection:
@@ -293,6 +367,9 @@ def read_database(url: str, spool: Path) -> dict[str, Any]:
                     PollError.portal, PollError.code
                 )
             ).all()
+            answers = connection.execute(
+                text("SELECT DISTINCT portal, polled_at FROM snapshots WHERE portal IN ('hook', 'oauth')")
+            ).all()
             bad_values = connection.execute(
                 select(PollError.portal, PollError.user_id, PollError.occurred_at).where(
                     PollError.code == storage.BAD_VALUE
@@ -300,7 +377,15 @@ def read_database(url: str, spool: Path) -> dict[str, Any]:
             ).all()
     finally:
         engine.dispose()
-    dead_snapshots, dead_rows = read_dead_letters(sibling(spool, ".dead.jsonl"))
+    dead_snapshots: set[tuple[str, int, datetime]] = set()
+    dead_rows = 0
+    for spool in spools:
+        snapshots, rows = read_dead_letters(sibling(spool, ".dead.jsonl"))
+        dead_snapshots |= snapshots
+        dead_rows += rows
+    answer_times: dict[str, list[datetime]] = defaultdict(list)
+    for portal, polled_at in answers:
+        answer_times[str(portal)].append(polled_at.astimezone(UTC))
     refused = {(p, u, t.astimezone(UTC)) for p, u, t in bad_values if p in HEALTHY}
     refused |= {key for key in dead_snapshots if key[0] in HEALTHY}
     by_portal: dict[str, list[Run]] = defaultdict(list)
@@ -320,6 +405,7 @@ def read_database(url: str, spool: Path) -> dict[str, Any]:
         "bad_response_rows": sum(counter["BAD_RESPONSE"] for counter in codes.values()),
         "dead_lettered_rows": dead_rows,
         "quarantined_snapshots": len(refused),
+        "answer_times": dict(answer_times),
     }
 
 
@@ -344,8 +430,9 @@ def achieved_intervals(
 
     Also how long their cycles took (a cycle longer than the interval skips a trigger).
 
-    A gap that overlaps the outage (plus one interval for the lock to come back) is left
-    out of the second figure: no replica polls a portal while its lock is lost.
+    A gap that overlaps the outage (plus one interval) is left out of the second figure: the
+    cycles polled into the spool while the database was away have no poll_runs row (their
+    answers are in `missed_polls`).
     """
     began, ended = outage
     gaps: list[float] = []
@@ -387,11 +474,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=180)
     parser.add_argument("--users", type=int, default=2000)
     parser.add_argument("--interval", type=int, default=5)
-    parser.add_argument("--outage", choices=["restart", "block"], default="restart")
+    parser.add_argument("--outage", choices=["proxy", "restart", "block"], default="proxy")
+    parser.add_argument("--replicas", type=int, default=1, help="daemons sharing the portals")
     parser.add_argument(
         "--read-timeout", type=float, default=READ_TIMEOUT, help="[http] read_timeout_seconds"
     )
-    parser.add_argument("--keep-log", type=Path, help="write the daemon's log here")
+    parser.add_argument("--keep-log", type=Path, help="write the daemons' logs here")
     scratch.add_server_argument(parser, required=True)
     return parser.parse_args(argv)
 
@@ -412,12 +500,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             args.outage,
             Path(workdir),
             args.read_timeout,
+            args.replicas,
         )
     if args.keep_log:
         args.keep_log.write_text(r["log"])
     print(
         f"{r['seconds']} s, {args.users} users on 2 portals + a trickling and a hung portal of {SIDE_USERS}, "
-        f"interval {args.interval} s, PostgreSQL outage: {args.outage}"
+        f"interval {args.interval} s, {args.replicas} replica{'s' * (args.replicas > 1)}, "
+        f"PostgreSQL outage: {args.outage}"
     )
     print(
         f"SIGTERM to exit: {r['sigterm_seconds']} s (limit {args.read_timeout + 10:g} s), exit code "
@@ -429,6 +519,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(
         f"snapshots answered {r['expected']}, stored {r['stored']}, lost {r['lost']}, "
         f"duplicated {r['duplicates']}"
+    )
+    print(
+        f"gaps (polls missed) of the healthy portals: {r['gaps']['all']}, "
+        f"of which around the outage {r['gaps']['outage']}"
     )
     print(
         f"quarantined: {r['bad_value_rows']} BAD_VALUE rows, {r['bad_response_rows']} BAD_RESPONSE rows, "

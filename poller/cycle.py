@@ -227,13 +227,14 @@ def poll_portal(
     """Poll one portal: open its run, fetch and store its users part by part, close the run.
 
     `database_ready` False (the schema is not upgraded yet): no run row, every part goes to
-    the spool. So too while the spool holds rows (the database is away, or the daemon's
-    database job is writing them back) and once the run row could not be written: a cycle
-    waits for the database at most once (see `Route`). `clock` None: the client's clock.
+    the spool. A cycle that begins while the spool holds rows (the database is away, or the
+    daemon's database job is writing them back) has no run row and reads no directory, and
+    once its run row could not be written the rest goes to the spool: a cycle waits for the
+    database at most once. `clock` None: the client's clock.
     """
     now = clock or client.clock.now
-    reachable = (database_ready and not spool) or spool is None
-    cycle = _Cycle(client, engine, now, mode, spool, metrics, reachable)
+    cycle = _Cycle(client, engine, now, mode, spool, metrics, database_ready or spool is None)
+    cycle.spool_waiting = bool(spool)
     began = time.monotonic()
     requests_before, limited_before = client.requests_sent, client.rate_limited
     started_at = now()
@@ -282,6 +283,7 @@ class _Cycle:
     spool: Spool | None
     metrics: Metrics | None
     database_ready: bool = True
+    spool_waiting: bool = False  # the spool held rows when the cycle began: the database is away
     run_id: int | None = None
     stored: int = 0
     kept: int = 0
@@ -307,7 +309,7 @@ class _Cycle:
         return self.reached and not self.portal_failed
 
     def open_run(self, started_at: datetime, replica: str | None) -> None:
-        if not self.database_ready:
+        if not self.database_ready or self.spool_waiting:
             return
         try:
             self.run_id = storage.save_run_started(
@@ -339,7 +341,9 @@ class _Cycle:
     def list_users(self) -> list[int]:
         """The users to poll (poller.audience); [] when a stop or a failure cut the listing."""
         try:
-            return user_ids_to_ask(self.engine, self.client, directory=self.database_ready)
+            return user_ids_to_ask(
+                self.engine, self.client, directory=self.database_ready and not self.spool_waiting
+            )
         except Stopped:
             return []  # the caller sees the stop and closes the run as interrupted
         except BitrixError as exc:
