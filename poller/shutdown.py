@@ -10,6 +10,14 @@ interpreter's exit, and a third Ctrl-C would print "Exception ignored" from thei
 The handlers stay installed until the process exits: a signal that comes after the work
 ended (the summary is being printed, the database closed) is still a graceful stop, said on
 one line, never a KeyboardInterrupt in the middle of the exit.
+
+Python runs a signal handler in the main thread only, and only once that thread is back in
+Python code. The kernel may deliver the signal to any thread: to a worker inside a request,
+while the main thread waits (unwakeably) for the workers to end, and the stop would then be
+seen only when the phase is over. So the handler that Python calls does nothing, and the
+signals reach us another way: `signal.set_wakeup_fd` makes every signal, in whichever
+thread it lands, write its number to a pipe, and a thread of ours (`_Relay`) reads it and
+calls `Shutdown.handle` at once.
 """
 
 from __future__ import annotations
@@ -69,12 +77,12 @@ class Shutdown:
                 self.signal_name,
                 self.grace_seconds,
             )
-        self.event.set()
         self._watchdog = threading.Timer(
             self.grace_seconds, self._stop_now, (f"not done within {self.grace_seconds:.0f} s",)
         )
         self._watchdog.daemon = True
         self._watchdog.start()
+        self.event.set()  # last: whoever sees it can `cancel()` the watchdog
 
     def cancel(self) -> None:
         """The work ended in time: no watchdog."""
@@ -90,6 +98,55 @@ class Shutdown:
         self._exit(128 + (self._signum or signal.SIGINT))
 
 
+class _Relay:
+    """Read the signals' wakeup pipe in a thread of its own and hand each to `current`."""
+
+    def __init__(self) -> None:
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)  # the C-level handler must never block
+        self.current: Shutdown | None = None
+        signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        threading.Thread(target=self._run, name="signals", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                received = os.read(self._read, 64)
+            except OSError:
+                return
+            if not received:
+                return  # closed: uninstalled
+            for signum in received:
+                current = self.current
+                if current is not None and signum in SIGNALS:
+                    current.handle(signum)
+
+    def close(self) -> None:
+        signal.set_wakeup_fd(-1)
+        self.current = None
+        os.close(self._write)  # the thread reads the end of the pipe and returns
+
+
+_relay: _Relay | None = None
+
+
+def _noted_by_the_relay(_signum: int, _frame: FrameType | None) -> None:
+    """The handler Python calls (late, in the main thread): the relay has handled the signal."""
+
+
+def uninstall() -> None:
+    """Give SIGINT and SIGTERM back to Python's default handlers (tests that ran a command
+    in-process, so that Ctrl-C stops pytest again)."""
+    global _relay
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if _relay is not None:
+        _relay.close()
+        _relay = None
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 @contextmanager
 def on_signals(
     grace_seconds: float,
@@ -97,19 +154,23 @@ def on_signals(
     *,
     busy: Callable[[], str] = lambda: "",
 ) -> Iterator[Shutdown]:
-    """Install the handlers for SIGTERM and SIGINT (main thread only), for good.
+    """Route SIGTERM and SIGINT to a new Shutdown (main thread only), for good.
 
-    They are not removed when the block ends: the process is about to exit, and a signal
+    They are not given back when the block ends: the process is about to exit, and a signal
     then must not become a KeyboardInterrupt (see the module docstring). `busy` describes,
     for the line logged on a hard stop, what is cut (the portals mid-cycle). Outside the main
     thread (a test calling a command in a worker) nothing is installed.
     """
+    global _relay
     shutdown = Shutdown(grace_seconds, event, busy=busy)
     if threading.current_thread() is not threading.main_thread():
         yield shutdown
         return
+    if _relay is None:
+        _relay = _Relay()
+    _relay.current = shutdown
     for sig in SIGNALS:
-        signal.signal(sig, shutdown.handle)
+        signal.signal(sig, _noted_by_the_relay)
     try:
         yield shutdown
     finally:

@@ -218,7 +218,6 @@ def default_signal_handlers() -> Iterator[None]:
     """Put back Python's SIGINT and SIGTERM handlers after each test: a command run in-process
     installs the poller's for good (poller.shutdown), and Ctrl-C must still stop pytest."""
     yield
-    import signal
+    from poller import shutdown
 
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    shutdown.uninstall()

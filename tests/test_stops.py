@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -209,17 +210,24 @@ def test_a_sigkill_mid_cycle_loses_at_most_the_part_in_flight(
     engine.dispose()
 
 
-def test_the_signal_handlers_stay_installed_after_the_work_ended(caplog: pytest.LogCaptureFixture) -> None:
-    try:
-        with shutdown.on_signals(60) as stopper:
-            pass
-        assert signal.getsignal(signal.SIGINT) == stopper.handle
-        assert signal.getsignal(signal.SIGTERM) == stopper.handle
-        assert stopper.work_ended and not stopper.event.is_set()
-        stopper.handle(signal.SIGINT, None)  # a late Ctrl-C: said, and no KeyboardInterrupt
+def test_a_signal_that_lands_in_a_busy_worker_thread_is_seen_while_the_main_thread_waits() -> None:
+    with shutdown.on_signals(60) as stopper:
+        seen: list[bool] = []
+        worker = threading.Thread(target=lambda: seen.append(stopper.event.wait(30)))
+        worker.start()
+        assert worker.ident is not None
+        signal.pthread_kill(worker.ident, signal.SIGTERM)  # not the main thread
+        worker.join()  # the main thread cannot run a Python handler while it waits here
         stopper.cancel()
-        assert stopper.event.is_set() and stopper.interrupted
-        assert "SIGINT received: the work had ended; exiting" in caplog.text
-    finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    assert seen == [True] and stopper.signal_name == "SIGTERM"  # seen during the wait
+
+
+def test_the_signal_handlers_stay_installed_after_the_work_ended(caplog: pytest.LogCaptureFixture) -> None:
+    with shutdown.on_signals(60) as stopper:
+        pass
+    assert stopper.work_ended
+    os.kill(os.getpid(), signal.SIGINT)  # a late Ctrl-C: said, and no KeyboardInterrupt
+    assert stopper.event.wait(30)
+    stopper.cancel()
+    assert stopper.interrupted
+    assert "SIGINT received: the work had ended; exiting" in caplog.text
