@@ -22,6 +22,7 @@ from poller.bitrix import get_timekeeping_status
 from poller.check import CheckReport, check_config
 from poller.config import Config, config_path
 from poller.config import load_config as read_config_file
+from poller.config_paths import database_url
 from poller.cycle import PollReport, make_clients, poll_once
 from poller.daemon import Daemon
 from poller.demo import run_demo
@@ -53,8 +54,12 @@ def load_config(path: str | Path | None = None, *, portal_secrets: bool = True) 
 
 
 def database_only(url: str) -> Config:
-    """A config of just a database (`--database URL`), for commands that only read it."""
-    return Config(database_url=url, spool_path=None)
+    """A config of just a database (`--database URL`), for commands that only read it.
+
+    Checked as the config's [database] url is: a relative SQLite path is the working
+    directory's, its directory must exist, `postgres://` gets psycopg 3.
+    """
+    return Config(database_url=database_url(url, "--database", None), spool_path=None)
 
 
 def _holds_secrets(path: Path, config: Config) -> bool:

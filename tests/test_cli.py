@@ -142,16 +142,17 @@ def test_db_upgrade_says_created_then_up_to_date(
     assert "schema already up to date" in capsys.readouterr().out
 
 
-def test_a_database_error_names_the_sqlite_file(
+def test_a_database_in_a_missing_directory_is_a_config_error(
     tmp_path: Path, emulator: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = tmp_path / "config.toml"
     write_config(config, emulator, [1])
     missing = tmp_path / "no-such-dir" / "db.sqlite3"
     config.write_text(config.read_text().replace(str(tmp_path / "poller.sqlite3"), str(missing)))
-    assert main(["db", "upgrade", "-c", str(config)]) == 1
+    assert main(["db", "upgrade", "-c", str(config)]) == 2  # more in test_config_paths.py
     assert capsys.readouterr().err.splitlines() == [
-        f"timeman-poller: error: SQLite file {missing}: directory {missing.parent} does not exist"
+        f"timeman-poller: error: config key database.url: directory {missing.parent} does not exist; "
+        "create it or give another path"
     ]
 
 

@@ -256,7 +256,7 @@ def test_load_config_leaves_unset_portal_variables_as_written_when_asked(
     )
     path.chmod(0o600)
     config = commands.load_config(path, portal_secrets=False)
-    assert config.database_url == "sqlite:///x.sqlite3"
+    assert config.database_url == f"sqlite:///{tmp_path / 'x.sqlite3'}"  # the config file's directory
     assert config.portals[0].webhook_path == "/rest/1/${ACME_SECRET}/"
     with pytest.raises(ConfigError, match="environment variable ACME_SECRET is not set"):
         commands.load_config(path)

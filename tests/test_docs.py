@@ -7,13 +7,12 @@ import importlib.util
 import re
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 
-from poller import config as config_module
 from poller import storage
+from poller.config import sections
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -41,21 +40,11 @@ def test_the_command_reference_names_every_command_and_option() -> None:
         assert f"`{option}`" in page
 
 
-def _accepted_keys(monkeypatch: pytest.MonkeyPatch) -> set[str]:
-    """Every key the config parser accepts, as `section.key`, observed while it reads the example."""
-    seen: set[str] = set()
-    original = config_module.reject_unknown
-
-    def record(table: dict[str, Any], allowed: set[str], where: str) -> None:
-        section = re.sub(r"\[.*?\]", "", where)
-        seen.update(f"{section}.{key}" if section else key for key in allowed)
-        original(table, allowed, where)
-
-    monkeypatch.setattr(config_module, "reject_unknown", record)
-    environment = {"ACME_WEBHOOK_SECRET": "s", "GLOBEX_ACCESS_TOKEN": "a"}
-    environment |= {"GLOBEX_REFRESH_TOKEN": "r", "GLOBEX_CLIENT_SECRET": "c"}
-    config_module.load_config(EXAMPLE, environment)
-    return seen
+def _declared_keys() -> set[str]:
+    """Every section and every key the config accepts, as `section.key`, from their declarations."""
+    keys = {part.name for part in sections()}
+    keys |= {f"{part.name}.{key.name}" for part in sections() for key in part.keys}
+    return keys
 
 
 def _documented(key: str, example: str) -> bool:
@@ -65,13 +54,31 @@ def _documented(key: str, example: str) -> bool:
     return re.search(rf"^#? ?{re.escape(key.split('.')[-1])} =", example, re.M) is not None
 
 
-def test_every_config_key_is_documented_in_the_example(monkeypatch: pytest.MonkeyPatch) -> None:
-    keys = _accepted_keys(monkeypatch)
+def test_every_config_key_is_documented_in_the_example() -> None:
+    keys = _declared_keys()
     assert "schedule.interval_seconds" in keys and "portals.webhook_url" in keys
     example = EXAMPLE.read_text()
     undocumented = sorted(key for key in keys if not _documented(key, example))
     assert undocumented == [], "config keys without an entry in config.example.toml"
     assert '--8<-- "config.example.toml"' in (DOCS / "configuration.md").read_text()
+
+
+def test_the_config_reference_is_the_declarations_own() -> None:
+    reference = _reference()
+    assert reference.CONFIG_PAGE.read_text() == reference.render_config(), "run: python docs/reference.py"
+
+
+def test_the_config_reference_gives_every_key_its_type_default_and_meaning() -> None:
+    page = (DOCS / "config-reference.md").read_text()
+    chapters = dict(re.findall(r"^## \[\[?(\w+)\]\]?\n(.*?)(?=^## |\Z)", page, re.M | re.S))
+    assert list(chapters) == [part.name for part in sections()]
+    for part in sections():
+        for key in part.keys:
+            (row,) = re.findall(rf"^\| `{key.name}` \|(.*)\|$", chapters[part.name], re.M)
+            kind, default, meaning = (cell.strip() for cell in row.split(" | "))
+            assert kind and default and meaning, f"{part.name}.{key.name}"
+    assert "| `spool_max_rows` | integer >= 1 | `200000` |" in chapters["storage"]
+    assert '| `at` | time of day, HH:MM | `"03:30"` |' in chapters["reconcile"]
 
 
 def _sql_examples() -> list[tuple[str, str, bool]]:
