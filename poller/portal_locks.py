@@ -28,27 +28,16 @@ import time
 from collections.abc import Callable, Collection
 from typing import Any
 
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Connection, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import NullPool
 from sqlalchemy.sql.elements import TextClause
 
-from poller.replica_names import APPLICATION_PREFIX, clean_replica_name, like_prefix, portal_lock_key
+from poller.lock_session import COUNT_REPLICAS, end_old_session, lock_engine
+from poller.replica_names import clean_replica_name, like_prefix, portal_lock_key
 from poller.storage import describe_db_error
 
 logger = logging.getLogger(__name__)
-
-_COUNT_REPLICAS = text(
-    "SELECT count(*) FROM pg_stat_activity"
-    " WHERE datname = current_database() AND application_name LIKE :prefix"
-)
-_SESSION_LEFT = text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid AND application_name = :name")
-_END_SESSION = text(
-    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-    " WHERE pid = :pid AND application_name = :name"
-)
-OLD_SESSION_WAIT_SECONDS = 3.0  # pg_terminate_backend returns before the session's locks go
 
 
 class PortalLocks:
@@ -76,22 +65,7 @@ class PortalLocks:
         self._refresh_seconds = refresh_seconds
         self._settle_seconds = settle_seconds
         self._clock = clock
-        self._engine = create_engine(
-            url,
-            poolclass=NullPool,
-            isolation_level="AUTOCOMMIT",
-            hide_parameters=True,
-            connect_args={
-                "application_name": APPLICATION_PREFIX + self.name,
-                "connect_timeout": connect_timeout,
-                # Notice a vanished database within ~20 s instead of the system's 2 hours.
-                "keepalives": 1,
-                "keepalives_idle": 10,
-                "keepalives_interval": 5,
-                "keepalives_count": 2,
-                "tcp_user_timeout": 20_000,
-            },
-        )
+        self._engine = lock_engine(url, self.name, connect_timeout)
         self._mutex = threading.Lock()
         self._renewing = threading.Lock()
         self._connection: Connection | None = None
@@ -180,16 +154,23 @@ class PortalLocks:
             return self._connection is not None
         if not self._renewing.acquire(blocking=False):
             return False
+        connection: Connection | None = None
         try:
             try:
                 connection = self._engine.connect()
-                self._end_old_session(connection)
+                end_old_session(connection, self._backend_pid, self.name)
                 pid = int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
             except SQLAlchemyError as exc:
+                if connection is not None:
+                    with contextlib.suppress(SQLAlchemyError):
+                        connection.close()
                 with self._mutex:
                     self._cannot_connect(exc)
                 return False
             with self._mutex:
+                if self._closed:  # closed while connecting
+                    connection.close()
+                    return False
                 self._connection, self._backend_pid = connection, pid
                 self._counted_at = -math.inf
                 self._settle_lease()
@@ -271,22 +252,10 @@ class PortalLocks:
         """Count the live replicas when the count is stale (a lost session shows here)."""
         if self._clock() - self._counted_at < self._refresh_seconds:
             return
-        count = self._execute(_COUNT_REPLICAS, prefix=like_prefix())
+        count = self._execute(COUNT_REPLICAS, prefix=like_prefix())
         if count is not None:
             self._replicas = max(1, int(count))
             self._counted_at = self._clock()
-
-    def _end_old_session(self, connection: Connection) -> None:
-        """End the session of our previous connection if the database still has it, and wait
-        until it is gone: its locks must be free before they are taken again."""
-        if self._backend_pid is None:
-            return
-        session = {"pid": self._backend_pid, "name": APPLICATION_PREFIX + self.name}
-        if not connection.execute(_END_SESSION, session).scalar_one():
-            return
-        deadline = time.monotonic() + OLD_SESSION_WAIT_SECONDS
-        while connection.execute(_SESSION_LEFT, session).scalar_one() and time.monotonic() < deadline:
-            time.sleep(0.05)
 
     def _cannot_connect(self, exc: SQLAlchemyError) -> None:
         if self._complained:

@@ -381,3 +381,28 @@ def test_a_stop_that_overruns_its_grace_ends_the_process_and_a_second_signal_at_
     lines = [r.getMessage() for r in caplog.records if r.name == "poller.shutdown"]
     assert "stopping now (not done within 0 s): cycles of acme cut" in lines
     assert "stopping now (SIGINT again)" in lines
+
+
+def test_the_daemon_waits_briefly_for_a_sqlite_lock_and_the_other_commands_as_before(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    """The daemon's cycles spool after DAEMON_BUSY_TIMEOUT_SECONDS; other users of the engine wait longer."""
+    from poller.storage.engine import BUSY_TIMEOUT_SECONDS, DAEMON_BUSY_TIMEOUT_SECONDS
+
+    engine = storage.make_engine(f"sqlite:///{tmp_path / 'poller.sqlite3'}")
+    storage.upgrade_database(engine)
+
+    def busy_timeout() -> int:
+        with engine.connect() as connection:
+            return int(connection.exec_driver_sql("PRAGMA busy_timeout").scalar_one())
+
+    config = make_config(portal(make_emulator(users=3, rate=0), [1], interval_seconds=60))
+    daemon = Daemon(config, engine, make_clients(config, engine), spool=Spool(tmp_path / "spool.jsonl"))
+    assert busy_timeout() == BUSY_TIMEOUT_SECONDS * 1000
+    daemon.start()
+    try:
+        assert busy_timeout() == DAEMON_BUSY_TIMEOUT_SECONDS * 1000
+    finally:
+        daemon.stop()
+    assert busy_timeout() == BUSY_TIMEOUT_SECONDS * 1000
+    engine.dispose()

@@ -81,8 +81,12 @@ def shorten_lock_waits(engine: Engine, seconds: float = DAEMON_BUSY_TIMEOUT_SECO
         cursor.execute(statement)
         cursor.close()
 
+    def undo() -> None:
+        event.remove(engine, "checkout", on_checkout)
+        engine.dispose()  # the pooled connections keep their timeout: new ones get the default
+
     event.listen(engine, "checkout", on_checkout)
-    return lambda: event.remove(engine, "checkout", on_checkout)
+    return undo
 
 
 def _configure_postgresql(dbapi_connection: Any, _record: Any) -> None:
