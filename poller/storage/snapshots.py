@@ -18,7 +18,8 @@ from poller.fields import STATUS_COLUMNS
 from poller.models import snapshots_table
 from poller.status import ParsedStatus
 from poller.storage import workdays
-from poller.storage.statements import chunks, insert_or_skip
+from poller.storage.bulk import insert_rows
+from poller.storage.statements import chunks
 from poller.storage.workday_rules import Poll, is_late
 
 StorageMode = Literal["all", "changes"]
@@ -60,6 +61,8 @@ def storable_raw(value: Any, depth: int = 0) -> Any:
     "Infinity", "-Infinity" (not JSON: PostgreSQL refuses the whole row), and anything nested
     deeper than 32 levels becomes the string "<nested too deep>".
     """
+    if depth == 0 and type(value) is dict and _plain(value):
+        return value  # the usual answer: flat, finite, clean text; kept as it is
     if isinstance(value, str):
         return _UNSTORABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", value)
     if isinstance(value, float) and not math.isfinite(value):
@@ -71,6 +74,24 @@ def storable_raw(value: Any, depth: int = 0) -> Any:
     if isinstance(value, list):
         return [storable_raw(item, depth + 1) for item in value]
     return value
+
+
+def _plain(item: dict[Any, Any]) -> bool:
+    """Whether `item` is a flat object that storable_raw would keep unchanged (checked at C speed)."""
+    texts: list[str] = []
+    for key, value in item.items():
+        kind = type(value)
+        if type(key) is not str:
+            return False
+        texts.append(key)
+        if kind is str:
+            texts.append(value)
+        elif kind is float:
+            if not math.isfinite(value):
+                return False
+        elif value is not None and kind is not int and kind is not bool:
+            return False
+    return _UNSTORABLE.search("".join(texts)) is None
 
 
 def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: StorageMode) -> None:
@@ -91,8 +112,7 @@ def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: S
         else:
             kept = _not_stored_yet(connection, portal, ordered, days)
             inserts = [snapshot_values(row) for row in kept]
-        for chunk in chunks(inserts, 1000):
-            connection.execute(insert_or_skip(connection, snapshots_table, _SNAPSHOT_KEY), chunk)
+        insert_rows(connection, snapshots_table, inserts, keys=_SNAPSHOT_KEY)
         workdays.apply_polls(
             connection, portal, days, [(row.user_id, _poll(row)) for row in kept if _has_day(row)]
         )

@@ -33,16 +33,16 @@ from sqlalchemy import (
 
 from poller.models import snapshots_table, workday_records_table, workdays_table
 from poller.status import start_offset
+from poller.storage.bulk import insert_rows
 from poller.storage.directory import names_of, zones_of
 from poller.storage.keyed import KEYS_PER_STATEMENT, rows_by_key
 from poller.storage.revisions import DayChanges, save_day_changes
-from poller.storage.statements import chunks, upsert
+from poller.storage.statements import chunks
 from poller.storage.workday_rules import DAY_COLUMNS, Day, Poll, advance, has_polls, is_late, with_record
 
 WorkdayKey = tuple[int, datetime]  # user_id, time_start (a UTC instant)
 
 _KEY = ("portal", "user_id", "time_start")
-_REPLACED = (*DAY_COLUMNS, "user_name", "department")
 
 
 def load_days(connection: Connection, portal: str, keys: Collection[WorkdayKey]) -> dict[WorkdayKey, Day]:
@@ -294,12 +294,18 @@ def _note_before(
 
 
 def _store(connection: Connection, portal: str, days: Mapping[WorkdayKey, Day], changes: DayChanges) -> None:
-    """Insert or replace `days`, with the directory's names of their users."""
+    """Insert or replace `days`; a new one takes the directory's names of its user.
+
+    A stored day keeps its names: the directory's writes (storage.directory) rename every
+    stored day of a user whose names change, so they are the directory's already.
+    """
     if not days:
         return
     _note_before(connection, portal, list(days), changes)
+    stored = {key for key in days if key in changes.before and key not in changes.deleted}
     changes.note_stored(days)
-    names = names_of(connection, portal, {user_id for user_id, _ in days})
+    new_users = {user_id for user_id, time_start in days if (user_id, time_start) not in stored}
+    names = names_of(connection, portal, new_users) if new_users else {}
     rows = [
         {
             "portal": portal,
@@ -311,5 +317,4 @@ def _store(connection: Connection, portal: str, days: Mapping[WorkdayKey, Day], 
         }
         for (user_id, time_start), day in days.items()
     ]
-    for chunk in chunks(rows, 1000):
-        connection.execute(upsert(connection, workdays_table, _KEY, _REPLACED), chunk)
+    insert_rows(connection, workdays_table, rows, keys=_KEY, replaced=DAY_COLUMNS)

@@ -1,0 +1,100 @@
+"""storage.bulk writes the values SQLAlchemy would have written, and refuses what it would refuse."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, insert, select, text
+
+from poller.models import snapshots_table, workdays_table
+from poller.storage.bulk import insert_rows
+
+SNAPSHOT_COLUMNS = [c.name for c in snapshots_table.c if c.name != "id"]
+WORKDAY_KEY = ("portal", "user_id", "time_start")
+
+
+def snapshot(user_id: int, **values: Any) -> dict[str, Any]:
+    polled = datetime(2026, 11, 16, 9, 30, 0, 123456, tzinfo=UTC)
+    row: dict[str, Any] = dict.fromkeys(SNAPSHOT_COLUMNS)
+    row.update(
+        portal="p",
+        user_id=user_id,
+        polled_at=polled,
+        status="PAUSED",
+        time_start=datetime(2026, 11, 16, 11, 0, tzinfo=timezone(timedelta(hours=3))),  # 08:00 UTC
+        work_date=date(2026, 11, 16),
+        duration_seconds=0,
+        active=False,
+        lat_open=53.548841,
+        ip_open="10.0.0.1",
+        raw={"STATUS": "PAUSED", "LAT": 53.5, "nested": {"a": [1, None]}, "text": "é"},
+        last_seen_at=polled,
+        seen_count=1,
+    )
+    row.update(values)
+    return row
+
+
+def stored_text(engine: Engine, user_id: int) -> tuple[Any, ...]:
+    """Every column but user_id of the snapshot of `user_id` as the database holds it, as text."""
+    columns = ", ".join(f"CAST({name} AS TEXT)" for name in SNAPSHOT_COLUMNS if name != "user_id")
+    with engine.connect() as connection:
+        return tuple(
+            connection.execute(text(f"SELECT {columns} FROM snapshots WHERE user_id = {user_id}")).one()
+        )
+
+
+def test_rows_are_stored_exactly_as_sqlalchemy_stores_them(engine: Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(insert(snapshots_table), [snapshot(1), snapshot(3, status=None, raw=[1, "x"])])
+        insert_rows(connection, snapshots_table, [snapshot(2), snapshot(4, status=None, raw=[1, "x"])])
+
+    assert stored_text(engine, 2) == stored_text(engine, 1)
+    assert stored_text(engine, 4) == stored_text(engine, 3)
+    with engine.connect() as connection:
+        read = (
+            connection.execute(select(snapshots_table).where(snapshots_table.c.user_id == 2)).mappings().one()
+        )
+    assert read["time_start"] == datetime(2026, 11, 16, 8, 0, tzinfo=UTC)
+    assert read["raw"] == {"STATUS": "PAUSED", "LAT": 53.5, "nested": {"a": [1, None]}, "text": "é"}
+
+
+def test_a_stored_key_is_skipped_or_has_only_the_replaced_columns_changed(engine: Engine) -> None:
+    start = datetime(2026, 11, 16, 8, 0, tzinfo=UTC)
+    day = {
+        "portal": "p",
+        "user_id": 1,
+        "time_start": start,
+        "work_date": date(2026, 11, 16),
+        "status": "OPENED",
+        "worked_is_estimate": True,
+        "pending_approval": False,
+        "source": "polls",
+        "user_name": "Ann",
+    }
+    with engine.begin() as connection:
+        insert_rows(connection, snapshots_table, [snapshot(1)], keys=("portal", "user_id", "polled_at"))
+        insert_rows(
+            connection,
+            snapshots_table,
+            [snapshot(1, status="CLOSED")],
+            keys=("portal", "user_id", "polled_at"),
+        )
+        insert_rows(connection, workdays_table, [day], keys=WORKDAY_KEY, replaced=("status",))
+        changed = {**day, "status": "CLOSED", "user_name": "Bob"}
+        insert_rows(connection, workdays_table, [changed], keys=WORKDAY_KEY, replaced=("status",))
+
+    with engine.connect() as connection:
+        statuses = connection.execute(select(snapshots_table.c.status)).scalars().all()
+        days = connection.execute(select(workdays_table)).mappings().all()
+    assert statuses == ["PAUSED"]
+    assert [(d["status"], d["user_name"], d["corrections"], d["time_start"]) for d in days] == [
+        ("CLOSED", "Ann", 0, start)
+    ]
+
+
+def test_a_naive_instant_is_refused_with_a_value_error(engine: Engine) -> None:
+    with pytest.raises(ValueError, match="naive datetime"), engine.begin() as connection:
+        insert_rows(connection, snapshots_table, [snapshot(1, polled_at=datetime(2026, 11, 16, 9, 30))])
