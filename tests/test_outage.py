@@ -74,9 +74,10 @@ class Replicas:
         self.daemons: list[Daemon] = []
         self.engines: list[Engine] = []
 
-    def start(self, name: str, config: Config) -> Daemon:
+    def start(self, name: str, config: Config, spool_path: Path | None = None) -> Daemon:
+        """Start replica `name`; its spool (and OAuth file beside it) in tmp_path unless given."""
         engine = storage.make_engine(self.database.proxied_url)
-        spool_path = self.tmp_path / f"{name}.spool.jsonl"
+        spool_path = spool_path or self.tmp_path / f"{name}.spool.jsonl"
         tokens = TokenStore(engine, tokens_path(spool_path))
         daemon = Daemon(
             config,
@@ -140,11 +141,17 @@ def _polled_during(replicas_on: Replicas, shops: list[str], cycles: int) -> Call
     return lambda: all(sum(replicas_on.cycles(shop).values()) >= before[shop] + cycles for shop in shops)
 
 
+@pytest.mark.parametrize("spool_file", ["writable", "unwritable"])
 def test_one_daemon_polls_through_a_cut_refreshes_oauth_and_stores_every_answer_once(
-    database: Database, replicas_on: Replicas, make_emulator: MakeEmulator
+    database: Database, replicas_on: Replicas, make_emulator: MakeEmulator, tmp_path: Path, spool_file: str
 ) -> None:
+    """Row 1, and row 2 with a spool file (and OAuth file) that cannot be written: kept in memory."""
     emulator = make_emulator(users=5, rate=0, operating_limit=0)
-    daemon = replicas_on.start("solo", _config(emulator, ["hook"], oauth=True))
+    spool_path = None
+    if spool_file == "unwritable":
+        (tmp_path / "a-file").write_text("")
+        spool_path = tmp_path / "a-file" / "spool.jsonl"  # under a regular file: never writable
+    daemon = replicas_on.start("solo", _config(emulator, ["hook"], oauth=True), spool_path)
     wait_until(lambda: min(daemon.cycles.values()) >= 2, what="two cycles of each portal")
     assert daemon.locks is not None and daemon.locks.held == {"hook", "oauth"}
 
