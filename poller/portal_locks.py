@@ -119,8 +119,9 @@ class PortalLocks:
             return True
 
     def release(self, portal: str) -> None:
-        """Give `portal` up now, so that another replica can take it."""
+        """Give `portal` up now (its lock, or its lease), so that another replica can take it."""
         with self._mutex:
+            self._leased.discard(portal)
             self._release(portal)
 
     def rebalance(self, portal: str) -> bool:
