@@ -34,8 +34,11 @@ from poller.config_sections import (
 from poller.config_values import parse_domain, parse_webhook_url, substitute, table_at
 from poller.errors import ConfigError
 
-__all__ = [  # the sections' objects and address parsers, where callers find them
+__all__ = [  # with the sections' objects and the address parsers, where callers find them
+    "CONFIG_ENV_VAR",
+    "DEFAULT_DATABASE_URL",
     "DEFAULT_OAUTH_URL",
+    "DEFAULT_SPOOL_PATH",
     "Config",
     "DirectoryConfig",
     "HttpConfig",
@@ -49,6 +52,7 @@ __all__ = [  # the sections' objects and address parsers, where callers find the
     "parse_config",
     "parse_domain",
     "parse_webhook_url",
+    "sections",
 ]
 
 DEFAULT_DATABASE_URL = "sqlite:///timeman.sqlite3"
@@ -241,10 +245,10 @@ def _portals(value: Any, part: Section, base: Path | None) -> tuple[PortalConfig
 def _portal(item: Any, where: str, part: Section, base: Path | None) -> PortalConfig:
     if not isinstance(item, dict):
         raise ConfigError(f"config key {where}: expected a [[portals]] table")
-    (name_key,) = (key for key in part.keys if key.name == "name")
-    if not item.get("name"):
-        raise ConfigError(f"config key {where}.name: missing; {name_key.missing}")
-    where = f"portals[{name_key.kind.read(item['name'], f'{where}.name', base)!r}]"
+    (name,) = (key for key in part.keys if key.name == "name")
+    if not item.get("name"):  # before anything else: the other errors name the portal by it
+        raise ConfigError(f"config key {where}.name: missing; {name.missing}")
+    where = f"portals[{name.kind.read(item['name'], f'{where}.name', base)!r}]"
     reject_unknown(item, part.names(), where)
     values = read_keys(item, part.keys, where, base)
     webhook, domain = values.pop("webhook_url"), values.pop("domain")

@@ -1,7 +1,7 @@
-"""Read one value of the config and name its key when it is wrong; expand `${NAME}` references.
+"""Check one value of the config and name its key when it is wrong; expand `${NAME}` references.
 
-Shared by poller.config's sections and by command-line options (`--url`), which is why the
-key is a parameter of every helper.
+Shared by the kinds of config values (poller.config_kinds) and by command-line options
+(`--url`), which is why the key is a parameter of every helper.
 """
 
 from __future__ import annotations
@@ -109,38 +109,8 @@ def substitute(value: Any, environ: Mapping[str, str], where: str, *, lenient: b
     return value
 
 
-def reject_unknown(table: dict[str, Any], allowed: set[str], where: str) -> None:
-    for key in table:
-        if key not in allowed:
-            place = f"{where}.{key}" if where else key
-            raise ConfigError(
-                f"config key {place}: unknown key; expected one of {', '.join(sorted(allowed))}"
-            )
-
-
 def table_at(document: dict[str, Any], key: str) -> dict[str, Any]:
     value = document.get(key, {})
     if not isinstance(value, dict):
         raise ConfigError(f"config key {key}: expected a [{key}] table")
     return value
-
-
-def string_at(table: dict[str, Any], key: str, where: str, default: str | None) -> Any:
-    value = table.get(key, default)
-    if value is not None and not isinstance(value, str):
-        raise ConfigError(f"config key {where}.{key}: expected a string, got {value!r}")
-    return value
-
-
-def integer_at(table: dict[str, Any], key: str, where: str, default: int, *, minimum: int) -> int:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"config key {where}.{key}: expected an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def number_at(table: dict[str, Any], key: str, where: str, default: float) -> float:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ConfigError(f"config key {where}.{key}: expected a number > 0, got {value!r}")
-    return float(value)
