@@ -4,9 +4,9 @@ Jobs, each never overlapping itself, each portal's in a thread of its own:
 - `poll:<portal>` on the portal's interval (on a grid every replica shares, `triggers.py`) or
   cron (`config.schedule_of`): refresh the portal's user directory when it is due (at start,
   then every `[directory] refresh_hours`), then `cycle.poll_portal`.
-- `database`, at the shortest portal interval: bring the schema to head while it is not (the
-  database was down at start: cycles go to the spool meanwhile), reopen the replica's lock
-  connection if it broke (`PortalLocks.renew`), and write what the spool kept.
+- `database`, at the shortest portal interval (at most every 10 s): bring the schema to head
+  while it is not (the database was down at start: cycles go to the spool meanwhile), reopen
+  the replica's lock connection if it broke (`PortalLocks.renew`), write what the spool kept.
 - `reconcile:<portal>`, daily at `[reconcile] at` in `[schedule] timezone`: re-read the last
   days of records (`backfill.reconcile`), on a small pool of its own.
 
@@ -46,6 +46,7 @@ from poller.tokenstore import TokenStore, tokens_path
 logger = logging.getLogger(__name__)
 
 RECONCILE_THREADS = 4  # reconciles are long and rare: a few at a time, never taking a poll's thread
+DATABASE_JOB_MAX_SECONDS = 10  # the spool is written, and the lock connection reopened, this soon
 
 
 class Daemon:
@@ -118,7 +119,7 @@ class Daemon:
         """Try the database once, schedule every job (each portal's first cycle at once), serve metrics.
 
         After an outage the lock connections of all replicas come back within one run of their
-        database job: for two shortest intervals a replica takes no portal beyond its lease.
+        database job: for two periods of that job a replica takes no portal beyond its lease.
         """
         from apscheduler.executors.pool import ThreadPoolExecutor as JobExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
@@ -126,10 +127,10 @@ class Daemon:
         from poller import triggers
 
         portals = [c.portal for c in self.clients]
-        shortest = triggers.shortest_interval(self.config, portals)
+        period = min(triggers.shortest_interval(self.config, portals), DATABASE_JOB_MAX_SECONDS)
         if self.locks is None:  # a second daemon on the same SQLite file stops here (ConfigError)
             names = [p.name for p in portals]
-            self.locks = for_engine(self.engine, names, self.replica, settle_seconds=2 * shortest)
+            self.locks = for_engine(self.engine, names, self.replica, settle_seconds=2 * period)
         self.replica = self.locks.name
         self._undo_lock_waits = shorten_lock_waits(self.engine)
         self.ensure_database()
@@ -172,7 +173,7 @@ class Daemon:
         scheduler.add_job(
             self.maintain_database,
             "interval",
-            seconds=shortest,
+            seconds=period,
             id="database",
             name="database",
             next_run_time=now,
