@@ -28,6 +28,7 @@ from poller.daemon import Daemon
 from poller.demo import run_demo
 from poller.emulator import Emulator, EmulatorSettings
 from poller.errors import ConfigError
+from poller.housekeeping import PortalChores
 from poller.metrics import Metrics
 from poller.models import PollRun
 from poller.report import REPORT_NAMES, REPORTS, json_values
@@ -113,11 +114,14 @@ def db_upgrade(config: Config) -> UpgradeResult:
 def poll(config: Config, migrate: bool = False) -> PollReport:
     """Poll every configured portal and user once (for cron and systemd timers).
 
-    Exit code 0 when every user was stored, 1 when any user or portal failed (each failure
-    is a row in poll_errors), 2 for a configuration error. The database must be at the
-    newest schema revision (`db upgrade` first, or `poll --migrate`).
-    Ctrl-C (or SIGTERM) stops fetching: what came is stored, the cycle is recorded as
-    interrupted, exit code 130; a second Ctrl-C stops at once.
+    Like `run`, it refreshes each portal's user directory when due ([directory]
+    refresh_hours; `users = "all"` takes its ids from it) and runs the daily reconcile when
+    due ([reconcile]); when each last ran is kept in the database. Exit code 0 when every
+    user was stored, 1 when any user or portal failed (each failure is a row in
+    poll_errors), 2 for a configuration error. The database must be at the newest schema
+    revision (`db upgrade` first, or `poll --migrate`). Ctrl-C (or SIGTERM) stops in every
+    phase: what came is stored, the cycle is recorded as interrupted, exit code 130; a
+    second Ctrl-C stops at once.
     """
     grace = config.http.read_timeout_seconds + shutdown.EXTRA_GRACE_SECONDS
     with (
@@ -128,7 +132,10 @@ def poll(config: Config, migrate: bool = False) -> PollReport:
         tokens = TokenStore(engine, tokens_path(config.spool_path))
         tokens.replay()
         clients = make_clients(config, engine, stop=signals.event, tokens=tokens)
-        return poll_once(clients, engine, mode=config.storage_mode, spool=spool, stop=signals.event)
+        chores = PortalChores(config, engine, signals.event)
+        return poll_once(
+            clients, engine, mode=config.storage_mode, spool=spool, stop=signals.event, chores=chores
+        )
 
 
 def run(config: Config, migrate: bool = True) -> None:
@@ -165,7 +172,7 @@ class RunInfo:
     users_failed: int
     seconds: float | None  # how long it took; None when cut off
     portal: str | None = None  # None: a cycle over every portal, from before revision 0005
-    outcome: str | None = None  # "finished", "interrupted", or None while running / cut off
+    outcome: str | None = None  # "finished", "interrupted", "failed", or None while running / cut off
     replica: str | None = None
 
 
@@ -194,12 +201,15 @@ class StatusInfo:
 
     @property
     def ok(self) -> bool:
-        """Each portal's newest finished cycle stored every user (a cycle still running is skipped)."""
+        """Each portal's newest finished cycle stored every user and did not fail as a whole
+        (users not even listed, a portal-wide error); a cycle still running is skipped."""
         newest: dict[str | None, RunInfo] = {}
         for run in self.runs:  # newest first
             if run.finished_at is not None:
                 newest.setdefault(run.portal, run)
-        return bool(newest) and not any(run.users_failed for run in newest.values())
+        return bool(newest) and not any(
+            run.users_failed or run.outcome == "failed" for run in newest.values()
+        )
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON types: instants as ISO 8601 strings."""
@@ -209,8 +219,8 @@ class StatusInfo:
         lines = [f"last {len(self.runs)} cycles (UTC):"]
         for run in self.runs:
             took = f"{run.seconds:.2f} s" if run.seconds is not None else "running or cut off"
-            if run.outcome == "interrupted":
-                took += " (interrupted)"
+            if run.outcome in ("interrupted", "failed"):
+                took += f" ({run.outcome})"
             where = f"  {run.portal}" if run.portal else ""
             by = f"  by {run.replica}" if run.replica else ""
             lines.append(
