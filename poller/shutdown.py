@@ -69,6 +69,14 @@ class Shutdown:
             return
         self._signum = signum
         self.signal_name = signal.Signals(signum).name
+        # In this order: whoever sees the event can cancel the watchdog, and whoever reads
+        # the line knows that the work has been told to stop.
+        self._watchdog = threading.Timer(
+            self.grace_seconds, self._stop_now, (f"not done within {self.grace_seconds:.0f} s",)
+        )
+        self._watchdog.daemon = True
+        self._watchdog.start()
+        self.event.set()
         if self.work_ended:
             logger.warning("%s received: the work had ended; exiting", self.signal_name)
         else:
@@ -77,12 +85,6 @@ class Shutdown:
                 self.signal_name,
                 self.grace_seconds,
             )
-        self._watchdog = threading.Timer(
-            self.grace_seconds, self._stop_now, (f"not done within {self.grace_seconds:.0f} s",)
-        )
-        self._watchdog.daemon = True
-        self._watchdog.start()
-        self.event.set()  # last: whoever sees it can `cancel()` the watchdog
 
     def cancel(self) -> None:
         """The work ended in time: no watchdog."""
