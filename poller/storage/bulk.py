@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Table
@@ -45,14 +47,15 @@ def insert_rows(
     sql, converters = _statement(
         connection, table, columns, tuple(keys), tuple(replaced) if replaced else None
     )
-    pairs = list(zip(columns, converters, strict=True))
-    if all(convert is None for convert in converters):
-        values = [tuple(row[name] for name in columns) for row in rows]
-    else:
-        values = [
-            tuple(row[name] if convert is None else convert(row[name]) for name, convert in pairs)
-            for row in rows
-        ]
+    converted = [(index, convert) for index, convert in enumerate(converters) if convert is not None]
+    get = itemgetter(*columns)
+    values: list[Any] = [get(row) for row in rows] if len(columns) > 1 else [(get(row),) for row in rows]
+    if converted:
+        for number, row_values in enumerate(values):
+            listed = list(row_values)
+            for index, convert in converted:
+                listed[index] = convert(listed[index])
+            values[number] = tuple(listed)
     connection.exec_driver_sql(sql, values)
 
 
@@ -87,9 +90,14 @@ def _statement(
 def converter(column_type: Any, dialect_name: str, dialect: Any) -> Convert | None:
     """How a value of `column_type` becomes the driver's parameter (None: as it is)."""
     if isinstance(column_type, UTCDateTime):
-        return _sqlite_instant if dialect_name == "sqlite" else _aware_instant
+        return instant_parameter(dialect_name)
     process: Convert | None = column_type._cached_bind_processor(dialect)
     return process
+
+
+def instant_parameter(dialect_name: str) -> Convert:
+    """How a UTC instant becomes the driver's parameter on `dialect_name`."""
+    return _sqlite_instant if dialect_name == "sqlite" else _aware_instant
 
 
 def _aware_instant(value: datetime | None) -> datetime | None:
@@ -99,6 +107,7 @@ def _aware_instant(value: datetime | None) -> datetime | None:
     return value
 
 
+@lru_cache(maxsize=65_536)  # a cycle repeats its instants (polled_at, a day's start in its row and its day's)
 def _sqlite_instant(value: datetime | None) -> str | None:
     """The text SQLAlchemy's SQLite DATETIME stores for a UTC instant (naive UTC, microseconds)."""
     if value is None:
@@ -107,7 +116,4 @@ def _sqlite_instant(value: datetime | None) -> str | None:
         raise ValueError("naive datetime given where a UTC instant is required")
     if value.tzinfo is not UTC:
         value = value.astimezone(UTC)
-    return (
-        f"{value.year:04d}-{value.month:02d}-{value.day:02d} "
-        f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}.{value.microsecond:06d}"
-    )
+    return value.isoformat(" ", "microseconds")[:26]  # without "+00:00"; years have four digits

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, select, update
 from poller.fields import DEPARTMENT_FIELDS, USER_FIELDS, StatusField
 from poller.models import departments_table, users_table, workdays_table
 from poller.status import parse_fields
-from poller.storage.statements import chunks, upsert
+from poller.storage.statements import chunks, one_of, upsert
 
 logger = logging.getLogger(__name__)
 
@@ -128,13 +128,14 @@ def names_of(
         found = list(connection.execute(query))
     else:
         for chunk in chunks(sorted(user_ids), 1000):
-            found += connection.execute(query.where(users.user_id.in_(chunk))).all()
+            found += connection.execute(query.where(one_of(connection, users.user_id, chunk))).all()
     firsts = {_first(row.department_ids) for row in found} - {None}
     titles = (
         dict(
             connection.execute(
                 select(departments.department_id, departments.name).where(
-                    departments.portal == portal, departments.department_id.in_(sorted(firsts))
+                    departments.portal == portal,
+                    one_of(connection, departments.department_id, sorted(firsts)),
                 )
             ).all()
         )
@@ -152,7 +153,9 @@ def zones_of(connection: Connection, portal: str, user_ids: Collection[int]) -> 
     table = users_table.c
     zones: dict[int, ZoneInfo] = {}
     for chunk in chunks(sorted(user_ids), 1000):
-        query = select(table.user_id, table.time_zone).where(table.portal == portal, table.user_id.in_(chunk))
+        query = select(table.user_id, table.time_zone).where(
+            table.portal == portal, one_of(connection, table.user_id, chunk)
+        )
         for user_id, name in connection.execute(query):
             try:
                 zones[user_id] = ZoneInfo(name)

@@ -1,24 +1,36 @@
 """Rows of a table by (user_id, instant) keys, read by index probes: a cycle of N users costs N
-probes whatever the history's length.
+probes whatever the history's length, and the plan does not depend on the table's statistics.
 
-The keys go in as a VALUES list joined to the primary key or index; a chunk is padded to the
-smallest of _SIZES (repeating its last key), so a small portal's cycle does not bind 800
-parameters for a handful of keys, and each size's statement is still compiled only once.
+PostgreSQL: the keys go in as two arrays joined through `unnest` (three parameters whatever
+the count: one short statement the driver prepares once; the planner knows the arrays' length
+and probes the primary key or index, analyzed table or not). SQLite: as a VALUES list, a chunk
+padded to the smallest of _SIZES (repeating its last key) so that each size's text is parsed
+once. Both run at the driver's level (storage.bulk's conversions for the parameters, and the
+column types' result conversions, done once per column), which keeps a cycle's reads of
+thousands of days off SQLAlchemy's per-value path.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
-from datetime import datetime
+import sqlite3
+from collections.abc import Callable, Collection, Iterator, Sequence
+from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import BindParameter, Connection, Integer, RowMapping, Table, TextualSelect, bindparam, text
+from sqlalchemy import Connection, Table
 
 from poller.models import UTCDateTime
+from poller.storage.bulk import instant_parameter
 from poller.storage.statements import chunks
 
-KEYS_PER_STATEMENT = 400  # two parameters each, under SQLite's and PostgreSQL's limits
-_SIZES = (10, 50, KEYS_PER_STATEMENT)
+# Two parameters per key: under the 999 of SQLite before 3.32, far under its 32,766 since.
+KEYS_PER_STATEMENT = 1000 if sqlite3.sqlite_version_info >= (3, 32, 0) else 400
+_ARRAY_KEYS = 10_000  # keys per PostgreSQL statement (two arrays)
+_SIZES = (10, 50, 200, KEYS_PER_STATEMENT)
+
+_Read = Callable[[Any], Any]
+_READERS: dict[tuple[str, str, tuple[str, ...]], tuple[tuple[str, ...], tuple[_Read | None, ...]]] = {}
 
 
 def rows_by_key(
@@ -27,35 +39,86 @@ def rows_by_key(
     time_column: str,
     portal: str,
     keys: Collection[tuple[int, datetime]],
-) -> Iterator[RowMapping]:
-    """Rows of `table` of `portal` whose (user_id, `time_column`) is one of `keys`."""
-    for chunk in chunks(list(keys), KEYS_PER_STATEMENT):
-        size = next(size for size in _SIZES if size >= len(chunk))
-        statement = _keyed_select(table, time_column, size)
-        padded = [*chunk, *[chunk[-1]] * (size - len(chunk))]
-        params: dict[str, Any] = {"portal": portal}
-        for number, (user_id, instant) in enumerate(padded):
-            params[f"u{number}"], params[f"t{number}"] = user_id, instant
-        seen: set[tuple[int, datetime]] = set()
-        for row in connection.execute(statement, params).mappings():
+    columns: Sequence[str] = (),
+) -> Iterator[dict[str, Any]]:
+    """Rows of `table` of `portal` whose (user_id, `time_column`) is one of `keys` (each once):
+    their `columns` (default: all), user_id and `time_column` always included."""
+    if not keys:
+        return
+    names, readers = _reader(connection, table, ("user_id", time_column, *columns) if columns else ())
+    listed = ", ".join(f"x.{name}" for name in names)
+    seen: set[tuple[int, datetime]] = set()
+    for sql, params in _statements(connection, table.name, time_column, listed, portal, list(keys)):
+        for raw in connection.exec_driver_sql(sql, params).fetchall():
+            row = {
+                name: value if read is None or value is None else read(value)
+                for name, read, value in zip(names, readers, raw, strict=True)
+            }
             key = (row["user_id"], row[time_column])
             if key not in seen:  # a padded key finds its row more than once
                 seen.add(key)
                 yield row
 
 
-_KEYED: dict[tuple[str, str, int], TextualSelect] = {}
-
-
-def _keyed_select(table: Table, time_column: str, size: int) -> TextualSelect:
-    if (table.name, time_column, size) not in _KEYED:
-        pairs = ", ".join(f"(:u{n}, :t{n})" for n in range(size))
-        columns = ", ".join(f"x.{c.name}" for c in table.columns)
+def _statements(
+    connection: Connection,
+    table: str,
+    time_column: str,
+    columns: str,
+    portal: str,
+    keys: list[tuple[int, datetime]],
+) -> Iterator[tuple[str, Any]]:
+    """The statements (text, parameters) that read `keys`."""
+    if connection.dialect.name == "postgresql":
         sql = (
-            f"WITH wanted(u, t) AS (VALUES {pairs}) SELECT {columns} FROM {table.name} x "
-            f"JOIN wanted ON x.user_id = wanted.u AND x.{time_column} = wanted.t WHERE x.portal = :portal"
+            f"SELECT {columns} FROM {table} x JOIN unnest(%s::integer[], %s::timestamptz[]) AS wanted(u, t)"
+            f" ON x.user_id = wanted.u AND x.{time_column} = wanted.t WHERE x.portal = %s"
         )
-        binds: list[BindParameter[Any]] = [bindparam(f"u{n}", type_=Integer()) for n in range(size)]
-        binds += [bindparam(f"t{n}", type_=UTCDateTime()) for n in range(size)]
-        _KEYED[(table.name, time_column, size)] = text(sql).bindparams(*binds).columns(*table.columns)
-    return _KEYED[(table.name, time_column, size)]
+        to_instant = instant_parameter("postgresql")
+        for chunk in chunks(keys, _ARRAY_KEYS):
+            yield sql, ([user_id for user_id, _ in chunk], [to_instant(t) for _, t in chunk], portal)
+        return
+    to_text = instant_parameter(connection.dialect.name)
+    for chunk in chunks(keys, KEYS_PER_STATEMENT):
+        size = next(size for size in _SIZES if size >= len(chunk))
+        pairs = ", ".join(["(?, ?)"] * size)
+        sql = (
+            f"WITH wanted(u, t) AS (VALUES {pairs}) SELECT {columns} FROM {table} x "
+            f"JOIN wanted ON x.user_id = wanted.u AND x.{time_column} = wanted.t WHERE x.portal = ?"
+        )
+        params: list[Any] = []
+        for user_id, instant in [*chunk, *[chunk[-1]] * (size - len(chunk))]:
+            params += (user_id, to_text(instant))
+        params.append(portal)
+        yield sql, tuple(params)
+
+
+def _reader(
+    connection: Connection, table: Table, wanted: tuple[str, ...]
+) -> tuple[tuple[str, ...], tuple[_Read | None, ...]]:
+    """The columns read (`wanted`, or all) and how each driver value becomes what SQLAlchemy
+    would return."""
+    dialect = connection.dialect
+    cache_key = (dialect.name, table.name, wanted)
+    if cache_key not in _READERS:
+        chosen = [column for column in table.columns if not wanted or column.name in wanted]
+        readers = tuple(
+            _read_instant
+            if isinstance(column.type, UTCDateTime)
+            else column.type._cached_result_processor(dialect, None)
+            for column in chosen
+        )
+        _READERS[cache_key] = (tuple(column.name for column in chosen), readers)
+    return _READERS[cache_key]
+
+
+def _read_instant(value: Any) -> datetime:
+    """A stored instant as UTCDateTime returns it (SQLite keeps naive UTC text)."""
+    if isinstance(value, str):
+        return _read_text(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@lru_cache(maxsize=65_536)
+def _read_text(value: str) -> datetime:
+    return datetime.fromisoformat(value).replace(tzinfo=UTC)

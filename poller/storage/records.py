@@ -25,7 +25,7 @@ from poller.status import parse_fields
 from poller.storage import workdays
 from poller.storage.revisions import record_revisions, save_revisions
 from poller.storage.snapshots import storable_raw
-from poller.storage.statements import chunks, insert_or_skip, upsert
+from poller.storage.statements import chunks, insert_or_skip, one_of, upsert
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,9 @@ def save_records(
     with engine.begin() as connection:
         stored: dict[int, RowMapping] = {}
         for ids in chunks(sorted(parsed), 1000):
-            query = select(workday_records_table).where(table.portal == portal, table.record_id.in_(ids))
+            query = select(workday_records_table).where(
+                table.portal == portal, one_of(connection, table.record_id, ids)
+            )
             stored.update((row["record_id"], row) for row in connection.execute(query).mappings())
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []

@@ -19,7 +19,7 @@ from poller.models import snapshots_table
 from poller.status import ParsedStatus
 from poller.storage import workdays
 from poller.storage.bulk import insert_rows
-from poller.storage.statements import chunks
+from poller.storage.statements import chunks, one_of
 from poller.storage.workday_rules import Poll, is_late
 
 StorageMode = Literal["all", "changes"]
@@ -27,6 +27,7 @@ StorageMode = Literal["all", "changes"]
 _SNAPSHOT_KEY = ("portal", "user_id", "polled_at")  # unique: a replayed snapshot is skipped
 _RAW_DEPTH = 32  # a timeman.status result is flat; deeper nesting is hostile
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+_SCALARS = {str, int, bool, float, type(None)}
 
 
 @dataclass(frozen=True)
@@ -78,20 +79,14 @@ def storable_raw(value: Any, depth: int = 0) -> Any:
 
 def _plain(item: dict[Any, Any]) -> bool:
     """Whether `item` is a flat object that storable_raw would keep unchanged (checked at C speed)."""
-    texts: list[str] = []
-    for key, value in item.items():
-        kind = type(value)
-        if type(key) is not str:
-            return False
-        texts.append(key)
-        if kind is str:
-            texts.append(value)
-        elif kind is float:
-            if not math.isfinite(value):
-                return False
-        elif value is not None and kind is not int and kind is not bool:
-            return False
-    return _UNSTORABLE.search("".join(texts)) is None
+    values = item.values()
+    kinds = set(map(type, values))
+    if not kinds <= _SCALARS or not set(map(type, item)) <= {str}:
+        return False
+    if float in kinds and not all(math.isfinite(value) for value in values if type(value) is float):
+        return False
+    texts = "".join(item) + "".join([value for value in values if type(value) is str])
+    return _UNSTORABLE.search(texts) is None
 
 
 def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: StorageMode) -> None:
@@ -106,15 +101,19 @@ def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: S
         ordered = sorted(
             (row for row in rows if row.portal == portal), key=lambda r: (r.user_id, r.polled_at)
         )
+        polls = {id(row): _poll(row) for row in ordered if _has_day(row)}  # each parsed once
         days = workdays.load_days(connection, portal, {_day_key(row) for row in ordered if _has_day(row)})
         if mode == "changes":
             kept, inserts = _changes(connection, portal, ordered)
         else:
-            kept = _not_stored_yet(connection, portal, ordered, days)
+            kept = _not_stored_yet(connection, portal, ordered, days, polls)
             inserts = [snapshot_values(row) for row in kept]
         insert_rows(connection, snapshots_table, inserts, keys=_SNAPSHOT_KEY)
         workdays.apply_polls(
-            connection, portal, days, [(row.user_id, _poll(row)) for row in kept if _has_day(row)]
+            connection,
+            portal,
+            days,
+            [(row.user_id, polls[id(row)]) for row in kept if _has_day(row)],
         )
 
 
@@ -132,10 +131,18 @@ def _poll(row: SnapshotRow) -> Poll:
 
 
 def _not_stored_yet(
-    connection: Connection, portal: str, rows: Sequence[SnapshotRow], days: Mapping[tuple[int, datetime], Any]
+    connection: Connection,
+    portal: str,
+    rows: Sequence[SnapshotRow],
+    days: Mapping[tuple[int, datetime], Any],
+    polls: Mapping[int, Poll],
 ) -> list[SnapshotRow]:
     """Mode "all": `rows` less those already stored (a replayed spool), found among the late ones."""
-    late = [row for row in rows if _has_day(row) and is_late(days.get(_day_key(row)), _poll(row))]
+    late = [
+        row
+        for row in rows
+        if _has_day(row) and is_late(days.get(_day_key(row)), polls[id(row)])
+    ]
     if not late:
         return list(rows)
     table = snapshots_table.c
@@ -143,8 +150,8 @@ def _not_stored_yet(
     for chunk in chunks(late, 400):
         query = select(table.user_id, table.polled_at).where(
             table.portal == portal,
-            table.user_id.in_({row.user_id for row in chunk}),
-            table.polled_at.in_({row.polled_at for row in chunk}),
+            one_of(connection, table.user_id, {row.user_id for row in chunk}),
+            one_of(connection, table.polled_at, {row.polled_at for row in chunk}),
         )
         stored.update((user_id, polled_at) for user_id, polled_at in connection.execute(query))
     return [row for row in rows if (row.user_id, row.polled_at) not in stored]
@@ -198,7 +205,7 @@ def _newest_rows(connection: Connection, portal: str, user_ids: set[int]) -> dic
     for chunk in chunks(sorted(user_ids), 1000):
         newest = (
             select(table.user_id, func.max(table.polled_at).label("polled_at"))
-            .where(table.portal == portal, table.user_id.in_(chunk))
+            .where(table.portal == portal, one_of(connection, table.user_id, chunk))
             .group_by(table.user_id)
             .subquery()
         )

@@ -37,7 +37,7 @@ from poller.storage.bulk import insert_rows
 from poller.storage.directory import names_of, zones_of
 from poller.storage.keyed import KEYS_PER_STATEMENT, rows_by_key
 from poller.storage.revisions import DayChanges, save_day_changes
-from poller.storage.statements import chunks
+from poller.storage.statements import chunks, one_of
 from poller.storage.workday_rules import DAY_COLUMNS, Day, Poll, advance, has_polls, is_late, with_record
 
 WorkdayKey = tuple[int, datetime]  # user_id, time_start (a UTC instant)
@@ -48,7 +48,7 @@ _KEY = ("portal", "user_id", "time_start")
 def load_days(connection: Connection, portal: str, keys: Collection[WorkdayKey]) -> dict[WorkdayKey, Day]:
     """The stored days of `keys` (those that exist), without their key and name columns."""
     found: dict[WorkdayKey, Day] = {}
-    for row in rows_by_key(connection, workdays_table, "time_start", portal, keys):
+    for row in rows_by_key(connection, workdays_table, "time_start", portal, keys, DAY_COLUMNS):
         found[(row["user_id"], row["time_start"])] = {name: row[name] for name in DAY_COLUMNS}
     return found
 
@@ -206,7 +206,7 @@ def _record_homes(
     homes: dict[tuple[int, int], WorkdayKey] = {}
     for chunk in chunks(sorted({record_id for _, record_id in carried}), 1000):
         query = select(table.record_id, table.user_id, table.start_time).where(
-            table.portal == portal, table.record_id.in_(chunk)
+            table.portal == portal, one_of(connection, table.record_id, chunk)
         )
         for record_id, user_id, start_time in connection.execute(query):
             if (user_id, record_id) in carried:
@@ -224,8 +224,8 @@ def _days_of_records(
     for chunk in chunks(sorted(wanted), KEYS_PER_STATEMENT):
         query = select(table.user_id, table.record_id, table.time_start).where(
             table.portal == portal,
-            table.user_id.in_({user_id for user_id, _ in chunk}),
-            table.record_id.in_({record_id for _, record_id in chunk}),
+            one_of(connection, table.user_id, {user_id for user_id, _ in chunk}),
+            one_of(connection, table.record_id, {record_id for _, record_id in chunk}),
         )
         for user_id, record_id, time_start in connection.execute(query):
             home = wanted.get((user_id, record_id))
@@ -266,7 +266,9 @@ def _newest_offsets(connection: Connection, portal: str, user_ids: Collection[in
     for chunk in chunks(sorted(user_ids), 1000):
         newest = (
             select(table.user_id, func.max(table.polled_at).label("polled_at"))
-            .where(table.portal == portal, table.user_id.in_(chunk), table.tz_offset.is_not(None))
+            .where(
+                table.portal == portal, one_of(connection, table.user_id, chunk), table.tz_offset.is_not(None)
+            )
             .group_by(table.user_id)
             .subquery()
         )
