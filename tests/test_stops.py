@@ -230,4 +230,4 @@ def test_the_signal_handlers_stay_installed_after_the_work_ended(caplog: pytest.
     assert stopper.event.wait(30)
     stopper.cancel()
     assert stopper.interrupted
-    assert "SIGINT received: the work had ended; exiting" in caplog.text
+    wait_until(lambda: "SIGINT received: the work had ended; exiting" in caplog.text, what="the line")
