@@ -286,7 +286,8 @@ def test_a_portal_wide_error_is_one_row_and_the_other_users_count_as_failed(
         errors = connection.execute(select(PollError.user_id, PollError.code, PollError.run_id)).all()
     assert errors == [(None, "NO_ACCESS_TO_USER", outcome.run_id)]
     (run,) = run_rows(engine)
-    assert (run["users_ok"], run["users_failed"], run["outcome"]) == (1, 299, "failed")  # the portal failed as a whole
+    # The portal failed as a whole, though its own webhook user answered.
+    assert (run["users_ok"], run["users_failed"], run["outcome"]) == (1, 299, "failed")
 
 
 # -- where the rows go --------------------------------------------------------------------
