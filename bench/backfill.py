@@ -12,8 +12,17 @@ database (SQLite, and with --postgres-server a PostgreSQL database made and drop
 - reconcile share: single calls paced as the daemon paces them (80% of the rate).
 QUERY_LIMIT_EXCEEDED answers are counted for each (target 0).
 
+`--days N` backfills the N days up to the month's end instead (`--days 365`: a year); `--modes
+batch` runs only the batch run. The writes are timed too: `floor` is the bucket's floor in
+seconds (requests / rate), `wall` the real seconds the run took (the writes, the fetches and
+the emulator's answers; the bucket's waits are simulated, so they are not in it), and the
+first and last three requests' writes (save_records, ms per 1,000 records) show whether a
+write slows as the tables grow.
+Goal: wall within 1.5 x the floor, the last write as fast as the first.
+
     $ python bench/backfill.py                      # 1,000 users, October 2026, SQLite
     $ python bench/backfill.py --postgres-server postgresql+psycopg://postgres@127.0.0.1/postgres
+    $ python bench/backfill.py --days 365 --modes batch --postgres-server postgresql+psycopg://postgres@127.0.0.1/postgres
 """
 
 from __future__ import annotations
@@ -44,8 +53,25 @@ NOW = datetime(2026, 11, 16, 9, 30, tzinfo=UTC)
 RATE, BURST = 2.0, 50
 
 
-def run_mode(mode: str, users: int, month: date, database_url: str) -> dict[str, float]:
-    """One backfill of `month` for `users` users on a fresh emulator; its figures."""
+class WriteTimes(logging.Handler):
+    """The seconds of each save_records per 1,000 records, read from its DEBUG line (the
+    records stored are its second argument, the seconds its last)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.seconds: list[float] = []
+        self.per_thousand: list[float] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args
+        if isinstance(args, tuple) and len(args) > 2 and isinstance(args[-1], float) and args[1]:
+            self.seconds.append(args[-1])
+            self.per_thousand.append(args[-1] / args[1] * 1000)
+
+
+def run_mode(mode: str, users: int, month: date, until: date, database_url: str) -> dict[str, float]:
+    """One backfill of `month` (its first day) to `until` for `users` users on a fresh emulator;
+    its figures."""
     clock = ManualClock(NOW)
     settings = EmulatorSettings(users=users, rate=RATE, burst=BURST, rest_v3_batch=mode == "batch")
     emulator = Emulator(settings, clock=clock).start()
@@ -61,7 +87,11 @@ def run_mode(mode: str, users: int, month: date, database_url: str) -> dict[str,
             {},
         )
         client = PortalClient(config.portals[0], requests.Session(), config.http, clock=clock)
-        until = _month_end(month)
+        writes = WriteTimes()
+        records_logger = logging.getLogger("poller.storage.records")
+        records_logger.addHandler(writes)
+        records_logger.setLevel(logging.DEBUG)
+        records_logger.propagate = False  # the DEBUG lines are read, not shown
         started_wall, started_portal = time.perf_counter(), clock.monotonic()
         if mode == "reconcile share":
             fetched = fetch_records(client, list(range(1, users + 1)), month, until, rate_share=DAEMON_SHARE)
@@ -74,6 +104,9 @@ def run_mode(mode: str, users: int, month: date, database_url: str) -> dict[str,
         wall = time.perf_counter() - started_wall
         extra_pages = _extra_pages(emulator, users, month, until)
     finally:
+        records_logger.removeHandler(writes)
+        records_logger.setLevel(logging.NOTSET)
+        records_logger.propagate = True
         engine.dispose()
         emulator.stop()
     sent = client.requests_sent
@@ -81,16 +114,24 @@ def run_mode(mode: str, users: int, month: date, database_url: str) -> dict[str,
         "users done": state.done,
         "records": state.records,
         "requests": sent,
-        "batch floor": math.ceil(users / 50) + extra_pages,
+        "batch floor": math.ceil((users + extra_pages) / 50),
         "portal seconds": portal_seconds,
         "ceiling share": sent / (BURST + RATE * portal_seconds),
         "query limit exceeded": emulator.stats.query_limit_exceeded,
         "wall seconds": wall,
+        "writes": len(writes.seconds),
+        "write seconds": sum(writes.seconds),
+        "first write": _mean(writes.per_thousand[:3]),
+        "last write": _mean(writes.per_thousand[-3:]),
     }
 
 
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
 def _extra_pages(emulator: Emulator, users: int, first: date, last: date) -> int:
-    """Pages beyond the first one that the month's users need (users with 50 records or more)."""
+    """Pages beyond the first one that the users need (users with 50 records or more)."""
     start, end = record_window(first, last)
     extra = 0
     for user_id in range(1, users + 1):
@@ -108,6 +149,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
     parser.add_argument("--users", type=int, default=1000, help="users of the portal (default 1000)")
     parser.add_argument("--month", default="2026-10", help="month to backfill, YYYY-MM (default 2026-10)")
+    parser.add_argument(
+        "--days",
+        type=int,
+        default=None,
+        help="backfill the N days up to the month's end instead (365: a year)",
+    )
+    parser.add_argument(
+        "--modes",
+        default="batch,single,reconcile share",
+        help="runs to make, comma-separated (default: batch,single,reconcile share)",
+    )
     scratch.add_server_argument(parser)
     return parser.parse_args(argv)
 
@@ -118,23 +170,40 @@ def main(argv: Sequence[str] | None = None) -> None:
         scratch.check_server(args.postgres_server)  # refuse before any work
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("poller.bitrix.client").setLevel(logging.ERROR)  # plain http:// to loopback
-    month = date.fromisoformat(f"{args.month}-01")
-    print(f"backfill of {month:%Y-%m} for {args.users:,} users; bucket {RATE:g}/s after a burst of {BURST}")
-    header = f"{'backend':<11} {'mode':<16} {'requests':>8} {'floor':>6} {'records':>8} {'ceiling':>8} {'QLE':>4} {'portal s':>9} {'wall s':>7}"
+    until = _month_end(date.fromisoformat(f"{args.month}-01"))
+    since = until - timedelta(days=args.days - 1) if args.days else until.replace(day=1)
+    modes = [mode.strip() for mode in args.modes.split(",") if mode.strip()]
+    unknown = set(modes) - {"batch", "single", "reconcile share"}
+    if unknown:
+        raise scratch.ScratchError(
+            f"--modes: unknown {', '.join(sorted(unknown))}; use batch, single, reconcile share"
+        )
+    print(
+        f"backfill of {since} .. {until} for {args.users:,} users; bucket {RATE:g}/s after a burst of {BURST} "
+        "(simulated: a manual clock moves through the bucket's waits)"
+    )
+    header = (
+        f"{'backend':<11} {'mode':<16} {'requests':>8} {'floor':>6} {'records':>8} {'ceiling':>8} {'QLE':>4} "
+        f"{'portal s':>9} {'floor s':>8} {'wall s':>7} {'wall/floor':>10} {'write s':>8} {'first ms/k':>10} {'last ms/k':>9}"
+    )
     print(header)
     for backend, server in scratch.servers(args.postgres_server):
-        for mode in ("batch", "single", "reconcile share"):
+        for mode in modes:
             with scratch.scratch_database(server, "backfill") as url:
-                figures = run_mode(mode, args.users, month, url)
+                figures = run_mode(mode, args.users, since, until, url)
             floor = f"{figures['batch floor']:.0f}" if mode == "batch" else "-"
             ceiling = "-" if mode == "batch" else f"{figures['ceiling share']:.1%}"
+            floor_seconds = figures["requests"] / RATE
             print(
                 f"{backend:<11} {mode:<16} {figures['requests']:>8.0f} {floor:>6} {figures['records']:>8,.0f} "
-                f"{ceiling:>8} {figures['query limit exceeded']:>4.0f} "
-                f"{figures['portal seconds']:>9.1f} {figures['wall seconds']:>7.1f}",
+                f"{ceiling:>8} {figures['query limit exceeded']:>4.0f} {figures['portal seconds']:>9.1f} "
+                f"{floor_seconds:>8.1f} {figures['wall seconds']:>7.1f} "
+                f"{figures['wall seconds'] / floor_seconds:>10.2f} {figures['write seconds']:>8.1f} "
+                f"{figures['first write'] * 1000:>10.0f} {figures['last write'] * 1000:>9.0f}",
                 flush=True,
             )
-    print("targets: batch requests <= 25 (1,000 users), single ceiling >= 90%, QLE 0; reconcile leaves ~20%")
+    print("targets: batch requests <= 25 (1,000 users, a month), single ceiling >= 90% (simulated), QLE 0;")
+    print("         reconcile leaves ~20%; wall/floor <= 1.5 (floor s = requests / rate); last write ~ first")
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ BENCH_ARGS = {
     "backfill": ["--users", "5"],
     "replicas": ["--portals", "2", "--replicas", "1"],
     "hung": ["--portals", "2", "--users", "5", "--seconds", "1"],
+    "write_ratio": ["--users", "20", "--cycles", "1", "--part", "10"],
 }
 
 
@@ -145,6 +146,47 @@ def test_a_bench_refuses_a_postgres_database_holding_a_table_and_creates_nothing
     assert [tuple(row) for row in rows] == [(1, 8.5), (2, 7.25)]
     assert [name for (name,) in tables] == ["payroll"]
     assert database_names(server_url, "timeman_bench_%") == scratch_before
+
+
+def write_ratio_rows(out: str) -> dict[str, list[float]]:
+    """The figures of each database's line of bench/write_ratio.py: raw s, poller s, raw/poller."""
+    lines = [line.split() for line in out.splitlines() if line.startswith(("sqlite ", "postgresql "))]
+    return {words[0]: [float(word) for word in words[1:]] for words in lines}
+
+
+def test_the_write_ratio_bench_prints_the_ratio_on_sqlite(
+    bench_modules: dict[str, ModuleType], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = run_bench(bench_modules["write_ratio"], bench_modules["scratch"], BENCH_ARGS["write_ratio"])
+
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "one cycle of 20 users in parts of 10, median of 1 cycles" in out
+    rows = write_ratio_rows(out)
+    assert list(rows) == ["sqlite"]
+    assert len(rows["sqlite"]) == 3 and rows["sqlite"][1] > 0
+    assert "postgresql: skipped (give --postgres-server)" in out
+    assert "goal raw/poller >= 0.35:" in out
+
+
+def test_the_write_ratio_bench_prints_the_ratio_on_both_databases_and_drops_its_own(
+    bench_modules: dict[str, ModuleType], own_postgres_database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scratch_before = database_names(own_postgres_database, "timeman_bench_%")
+
+    code = run_bench(
+        bench_modules["write_ratio"],
+        bench_modules["scratch"],
+        [*BENCH_ARGS["write_ratio"], "--postgres-server", own_postgres_database],
+    )
+
+    out = capsys.readouterr().out
+    assert code == 0
+    rows = write_ratio_rows(out)
+    assert list(rows) == ["sqlite", "postgresql"]
+    assert all(len(figures) == 3 and figures[1] > 0 for figures in rows.values())
+    assert "goal raw/poller >= 0.35:" in out
+    assert database_names(own_postgres_database, "timeman_bench_%") == scratch_before
 
 
 def test_the_benches_never_take_the_test_database_variable_as_a_target(

@@ -26,6 +26,7 @@ from poller.storage import workdays
 from poller.storage.revisions import record_revisions, save_revisions
 from poller.storage.snapshots import storable_raw
 from poller.storage.statements import chunks, insert_or_skip, one_of, upsert
+from poller.storage.statistics import note_rows_added
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ def save_records(
             connection.execute(
                 insert_or_skip(connection, workday_records_table, ("portal", "record_id")), chunk
             )
+        note_rows_added(connection, "workday_records", len(inserts))
         if updates:
             connection.execute(
                 update(workday_records_table)

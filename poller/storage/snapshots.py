@@ -20,6 +20,7 @@ from poller.status import ParsedStatus
 from poller.storage import workdays
 from poller.storage.bulk import insert_rows
 from poller.storage.statements import chunks, one_of
+from poller.storage.statistics import note_rows_added
 from poller.storage.workday_rules import Poll, is_late
 
 StorageMode = Literal["all", "changes"]
@@ -109,6 +110,7 @@ def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: S
             kept = _not_stored_yet(connection, portal, ordered, days, polls)
             inserts = [snapshot_values(row) for row in kept]
         insert_rows(connection, snapshots_table, inserts, keys=_SNAPSHOT_KEY)
+        note_rows_added(connection, "snapshots", len(inserts))
         workdays.apply_polls(
             connection,
             portal,

@@ -38,6 +38,7 @@ from poller.storage.directory import names_of, zones_of
 from poller.storage.keyed import KEYS_PER_STATEMENT, rows_by_key
 from poller.storage.revisions import DayChanges, save_day_changes
 from poller.storage.statements import chunks, one_of
+from poller.storage.statistics import note_rows_added
 from poller.storage.workday_rules import DAY_COLUMNS, Day, Poll, advance, has_polls, is_late, with_record
 
 WorkdayKey = tuple[int, datetime]  # user_id, time_start (a UTC instant)
@@ -320,3 +321,4 @@ def _store(connection: Connection, portal: str, days: Mapping[WorkdayKey, Day], 
         for (user_id, time_start), day in days.items()
     ]
     insert_rows(connection, workdays_table, rows, keys=_KEY, replaced=DAY_COLUMNS)
+    note_rows_added(connection, "workdays", len(days) - len(stored))
