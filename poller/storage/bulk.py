@@ -44,12 +44,28 @@ def insert_rows(
     if not rows:
         return
     columns = tuple(rows[0])
+    get = itemgetter(*columns)
+    values = [get(row) for row in rows] if len(columns) > 1 else [(get(row),) for row in rows]
+    insert_tuples(connection, table, columns, values, keys=keys, replaced=replaced)
+
+
+def insert_tuples(
+    connection: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    keys: Sequence[str] = (),
+    replaced: Sequence[str] | None = None,
+) -> None:
+    """insert_rows of rows given as tuples of the values of `columns`."""
+    if not rows:
+        return
     sql, converters = _statement(
-        connection, table, columns, tuple(keys), tuple(replaced) if replaced else None
+        connection, table, tuple(columns), tuple(keys), tuple(replaced) if replaced else None
     )
     converted = [(index, convert) for index, convert in enumerate(converters) if convert is not None]
-    get = itemgetter(*columns)
-    values: list[Any] = [get(row) for row in rows] if len(columns) > 1 else [(get(row),) for row in rows]
+    values = list(rows)
     if converted:
         for number, row_values in enumerate(values):
             listed = list(row_values)

@@ -27,7 +27,7 @@ from poller.storage.statements import chunks
 # Two parameters per key: under the 999 of SQLite before 3.32, far under its 32,766 since.
 KEYS_PER_STATEMENT = 1000 if sqlite3.sqlite_version_info >= (3, 32, 0) else 400
 _ARRAY_KEYS = 10_000  # keys per PostgreSQL statement (two arrays)
-_SIZES = (10, 50, 200, KEYS_PER_STATEMENT)
+_SIZES = (10, 50, 200, *((500, 1000) if KEYS_PER_STATEMENT == 1000 else (KEYS_PER_STATEMENT,)))
 
 _Read = Callable[[Any], Any]
 _READERS: dict[tuple[str, str, tuple[str, ...]], tuple[tuple[str, ...], tuple[_Read | None, ...]]] = {}

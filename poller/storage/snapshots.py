@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, Literal
 
 from sqlalchemy import Connection, bindparam, func, select, update
@@ -18,7 +19,7 @@ from poller.fields import STATUS_COLUMNS
 from poller.models import snapshots_table
 from poller.status import ParsedStatus
 from poller.storage import workdays
-from poller.storage.bulk import insert_rows
+from poller.storage.bulk import insert_tuples
 from poller.storage.statements import chunks, one_of
 from poller.storage.statistics import note_rows_added
 from poller.storage.workday_rules import Poll, is_late
@@ -43,15 +44,24 @@ class SnapshotRow:
 
 def snapshot_values(row: SnapshotRow) -> dict[str, object]:
     """The snapshots row of `row`: its key, the status fields, the raw JSON as it can be stored."""
-    return {
-        "portal": row.portal,
-        "user_id": row.user_id,
-        "polled_at": row.polled_at,
-        **{column: row.parsed.values[column] for column in STATUS_COLUMNS},
-        "raw": storable_raw(row.parsed.raw),
-        "last_seen_at": row.polled_at,
-        "seen_count": 1,
-    }
+    return dict(zip(_COLUMNS, snapshot_tuple(row), strict=True))
+
+
+_COLUMNS = ("portal", "user_id", "polled_at", *STATUS_COLUMNS, "raw", "last_seen_at", "seen_count")
+_STATUS_VALUES = itemgetter(*STATUS_COLUMNS)
+
+
+def snapshot_tuple(row: SnapshotRow) -> tuple[Any, ...]:
+    """snapshot_values(row) as a tuple of the values of _COLUMNS."""
+    return (
+        row.portal,
+        row.user_id,
+        row.polled_at,
+        *_STATUS_VALUES(row.parsed.values),
+        storable_raw(row.parsed.raw),
+        row.polled_at,
+        1,
+    )
 
 
 def storable_raw(value: Any, depth: int = 0) -> Any:
@@ -105,11 +115,12 @@ def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: S
         polls = {id(row): _poll(row) for row in ordered if _has_day(row)}  # each parsed once
         days = workdays.load_days(connection, portal, {_day_key(row) for row in ordered if _has_day(row)})
         if mode == "changes":
-            kept, inserts = _changes(connection, portal, ordered)
+            kept, changed = _changes(connection, portal, ordered)
+            inserts = [tuple(values[column] for column in _COLUMNS) for values in changed]
         else:
             kept = _not_stored_yet(connection, portal, ordered, days, polls)
-            inserts = [snapshot_values(row) for row in kept]
-        insert_rows(connection, snapshots_table, inserts, keys=_SNAPSHOT_KEY)
+            inserts = [snapshot_tuple(row) for row in kept]
+        insert_tuples(connection, snapshots_table, _COLUMNS, inserts, keys=_SNAPSHOT_KEY)
         note_rows_added(connection, "snapshots", len(inserts))
         workdays.apply_polls(
             connection,

@@ -33,7 +33,7 @@ from sqlalchemy import (
 
 from poller.models import snapshots_table, workday_records_table, workdays_table
 from poller.status import start_offset
-from poller.storage.bulk import insert_rows
+from poller.storage.bulk import insert_tuples
 from poller.storage.directory import names_of, zones_of
 from poller.storage.keyed import KEYS_PER_STATEMENT, rows_by_key
 from poller.storage.revisions import DayChanges, save_day_changes
@@ -44,13 +44,14 @@ from poller.storage.workday_rules import DAY_COLUMNS, Day, Poll, advance, has_po
 WorkdayKey = tuple[int, datetime]  # user_id, time_start (a UTC instant)
 
 _KEY = ("portal", "user_id", "time_start")
+_COLUMNS = (*_KEY, *DAY_COLUMNS, "user_name", "department")
 
 
 def load_days(connection: Connection, portal: str, keys: Collection[WorkdayKey]) -> dict[WorkdayKey, Day]:
     """The stored days of `keys` (those that exist), without their key and name columns."""
     found: dict[WorkdayKey, Day] = {}
     for row in rows_by_key(connection, workdays_table, "time_start", portal, keys, DAY_COLUMNS):
-        found[(row["user_id"], row["time_start"])] = {name: row[name] for name in DAY_COLUMNS}
+        found[(row.pop("user_id"), row.pop("time_start"))] = row  # the DAY_COLUMNS left
     return found
 
 
@@ -309,16 +310,10 @@ def _store(connection: Connection, portal: str, days: Mapping[WorkdayKey, Day], 
     changes.note_stored(days)
     new_users = {user_id for user_id, time_start in days if (user_id, time_start) not in stored}
     names = names_of(connection, portal, new_users) if new_users else {}
+    unnamed = (None, None)
     rows = [
-        {
-            "portal": portal,
-            "user_id": user_id,
-            "time_start": time_start,
-            **day,
-            "user_name": names.get(user_id, (None, None))[0],
-            "department": names.get(user_id, (None, None))[1],
-        }
+        (portal, user_id, time_start, *[day[c] for c in DAY_COLUMNS], *names.get(user_id, unnamed))
         for (user_id, time_start), day in days.items()
     ]
-    insert_rows(connection, workdays_table, rows, keys=_KEY, replaced=DAY_COLUMNS)
+    insert_tuples(connection, workdays_table, _COLUMNS, rows, keys=_KEY, replaced=DAY_COLUMNS)
     note_rows_added(connection, "workdays", len(days) - len(stored))
