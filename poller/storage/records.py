@@ -3,9 +3,9 @@
 Items are taken as the portal sends them and parsed with the status parser's rules. A record
 is stored once per portal and id; a changed one takes its newest values in place and what it
 was is kept as workday_revisions rows (poller.storage.revisions: the table keeps the history,
-this one the present); an unchanged one is left alone, so saving the same answer twice adds
-nothing. The workdays table takes each saved record in the same transaction
-(poller.storage.workdays.apply_records).
+this one the present; only an open day of today going on leaves none); an unchanged one is
+left alone, so saving the same answer twice adds nothing. The workdays table takes each saved
+record in the same transaction (poller.storage.workdays.apply_records).
 """
 
 from __future__ import annotations
@@ -77,11 +77,10 @@ def save_records(
             elif any(before[column] != values[column] for column in _COMPARED):
                 updates.append(row)
                 moved.add((before["user_id"], before["start_time"]))
-                if before["end_time"] is not None:  # an open record's changes are its day going on
-                    found = record_revisions(portal, before, values, now)
-                    if found:
-                        revisions += found
-                        revised.add((values["user_id"], values["start_time"]))
+                found = record_revisions(portal, before, values, now)  # not a day going on
+                if found:
+                    revisions += found
+                    revised.add((values["user_id"], values["start_time"]))
         for chunk in chunks(inserts, 1000):
             connection.execute(
                 insert_or_skip(connection, workday_records_table, ("portal", "record_id")), chunk

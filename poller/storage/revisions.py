@@ -3,10 +3,13 @@
 Nothing the portal answered is overwritten without a trace. Two kinds of change are kept, one
 row per field, in the transaction that makes the change:
 
-- source "record": a closed workday_records row (one with an end) comes back with other values
-  (a manager edited the day in Bitrix24, or approved it). An open record's changes are its day
-  going on (the snapshots hold them), not corrections. Every parsed column that differs, and
-  `raw.<key>` for a key of the raw item that changed without a parsed column showing it. `old_seen_at` is when
+- source "record": a stored workday_records row comes back with other values (a manager edited
+  the day in Bitrix24, or approved it). Every parsed column that differs, and `raw.<key>` for a
+  key of the raw item that changed without a parsed column showing it; except, while a record
+  is open and its work date is not yet past (in startTime's own offset), the fields that move
+  as a day goes on (GOING_ON: end, duration, breaks, status; the snapshots hold them). Its
+  start, approval and work date are always kept, and so is any change once its date is past
+  (a day left open and set right by a manager days later). `old_seen_at` is when
   the old values were fetched, `changed_at` when the new ones were.
 - source "workday": a day of the workdays table that was final (not an estimate) and lay in
   the past (its work date before the local date of the change) changes its figures (DAY_REVISED;
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, case, distinct, func, or_, select, update
@@ -47,6 +50,8 @@ DAY_REVISED = (
     "leaks_seconds",
     "pending_approval",
 )
+# What an open record's day changes as it goes on: no correction while its date is today or later.
+GOING_ON = frozenset({"end_time", "duration_seconds", "break_seconds", "status"})
 # The raw item's keys that parsed columns show ("state.status" is read from "state").
 _SHOWN_BY: dict[str, set[str]] = {}
 for _spec in RECORD_FIELDS:
@@ -55,10 +60,27 @@ for _spec in RECORD_FIELDS:
 _UNIQUE = ("portal", "source", "user_id", "time_start", "field", "changed_at")
 
 
+def is_going_on(before: Mapping[Any, Any], now: datetime) -> bool:
+    """Whether a stored record is an open day not yet past at `now`: its end, duration, breaks
+    and status still move on their own. Its date is startTime's in the offset it was written in
+    (as workday_records.work_date), so today is taken in that offset too."""
+    if before["end_time"] is not None or before["work_date"] is None:
+        return False
+    raw = before["raw"].get("startTime") if isinstance(before["raw"], dict) else None
+    try:
+        written = datetime.fromisoformat(raw).tzinfo if isinstance(raw, str) else None
+    except ValueError:
+        written = None
+    today = now.astimezone(written or UTC).date()
+    return bool(before["work_date"] >= today)
+
+
 def record_revisions(
     portal: str, before: Mapping[Any, Any], after: Mapping[str, Any], changed_at: datetime
 ) -> list[dict[str, Any]]:
-    """The revisions of one stored record (`before`, a workday_records row) that came back as `after`."""
+    """The revisions of one stored record (`before`, a workday_records row) that came back as
+    `after`; while the record is an open day not yet past (is_going_on), not those of GOING_ON."""
+    skipped = GOING_ON if is_going_on(before, changed_at) else frozenset()
     base = {
         "portal": portal,
         "user_id": before["user_id"],
@@ -70,7 +92,7 @@ def record_revisions(
         "changed_at": changed_at,
     }
     changed = [column for column in RECORD_REVISED if before[column] != after[column]]
-    rows = [_row(base, column, before[column], after[column]) for column in changed]
+    rows = [_row(base, column, before[column], after[column]) for column in changed if column not in skipped]
     old_raw, new_raw = before["raw"], after["raw"]
     if not isinstance(old_raw, dict) or not isinstance(new_raw, dict):
         if old_raw != new_raw:
@@ -78,6 +100,8 @@ def record_revisions(
         return rows
     for key in sorted(set(old_raw) | set(new_raw)):
         shown = _SHOWN_BY.get(key, set())
+        if shown and shown <= skipped:
+            continue
         if old_raw.get(key) != new_raw.get(key) and not shown & set(changed):
             rows.append(_row(base, f"raw.{key}", old_raw.get(key), new_raw.get(key)))
     return rows
