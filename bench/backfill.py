@@ -13,7 +13,8 @@ database (SQLite, and with --postgres-server a PostgreSQL database made and drop
 QUERY_LIMIT_EXCEEDED answers are counted for each (target 0).
 
 `--days N` backfills the N days up to the month's end instead (`--days 365`: a year); `--modes
-batch` runs only the batch run. The writes are timed too: `floor` is the bucket's floor in
+batch` runs only the batch run; `--autovacuum off` keeps PostgreSQL's autovacuum off the scratch
+tables (a server without it: only the poller's own ANALYZE updates the planner's statistics). The writes are timed too: `floor` is the bucket's floor in
 seconds (requests / rate), `wall` the real seconds the run took (the writes, the fetches and
 the emulator's answers; the bucket's waits are simulated, so they are not in it), and the
 first and last three requests' writes (save_records, ms per 1,000 records) show whether a
@@ -22,7 +23,8 @@ Goal: wall within 1.5 x the floor, the last write as fast as the first.
 
     $ python bench/backfill.py                      # 1,000 users, October 2026, SQLite
     $ python bench/backfill.py --postgres-server postgresql+psycopg://postgres@127.0.0.1/postgres
-    $ python bench/backfill.py --days 365 --modes batch --postgres-server postgresql+psycopg://postgres@127.0.0.1/postgres
+    $ python bench/backfill.py --days 365 --modes batch --autovacuum off \
+          --postgres-server postgresql+psycopg://postgres@127.0.0.1/postgres
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import requests
+from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).parent))
 import scratch
@@ -48,6 +51,7 @@ from poller.bitrix.records import PAGE_SIZE, fetch_records, record_window
 from poller.clock import ManualClock
 from poller.config import parse_config
 from poller.emulator import Emulator, EmulatorSettings
+from poller.models import Base
 
 NOW = datetime(2026, 11, 16, 9, 30, tzinfo=UTC)
 RATE, BURST = 2.0, 50
@@ -69,15 +73,22 @@ class WriteTimes(logging.Handler):
             self.per_thousand.append(args[-1] / args[1] * 1000)
 
 
-def run_mode(mode: str, users: int, month: date, until: date, database_url: str) -> dict[str, float]:
+def run_mode(
+    mode: str, users: int, month: date, until: date, database_url: str, autovacuum: bool = True
+) -> dict[str, float]:
     """One backfill of `month` (its first day) to `until` for `users` users on a fresh emulator;
-    its figures."""
+    its figures. `autovacuum` False: the scratch tables are left out of autovacuum (and its
+    ANALYZE), as on a server that runs without it."""
     clock = ManualClock(NOW)
     settings = EmulatorSettings(users=users, rate=RATE, burst=BURST, rest_v3_batch=mode == "batch")
     emulator = Emulator(settings, clock=clock).start()
     engine = storage.make_engine(database_url)
     try:
         storage.upgrade_database(engine)
+        if not autovacuum and engine.dialect.name == "postgresql":
+            with engine.begin() as connection:
+                for table in Base.metadata.sorted_tables:
+                    connection.execute(text(f'ALTER TABLE "{table.name}" SET (autovacuum_enabled = false)'))
         config = parse_config(
             {
                 "portals": [
@@ -160,6 +171,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default="batch,single,reconcile share",
         help="runs to make, comma-separated (default: batch,single,reconcile share)",
     )
+    parser.add_argument(
+        "--autovacuum",
+        choices=["on", "off"],
+        default="on",
+        help="off: PostgreSQL's autovacuum (and its ANALYZE) left out for the scratch tables (default on)",
+    )
     scratch.add_server_argument(parser)
     return parser.parse_args(argv)
 
@@ -190,7 +207,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     for backend, server in scratch.servers(args.postgres_server):
         for mode in modes:
             with scratch.scratch_database(server, "backfill") as url:
-                figures = run_mode(mode, args.users, since, until, url)
+                figures = run_mode(mode, args.users, since, until, url, args.autovacuum == "on")
             floor = f"{figures['batch floor']:.0f}" if mode == "batch" else "-"
             ceiling = "-" if mode == "batch" else f"{figures['ceiling share']:.1%}"
             floor_seconds = figures["requests"] / RATE

@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, insert, select, text
+from sqlalchemy.exc import DataError
 
 from poller.models import snapshots_table, workdays_table
+from poller.storage import copy_in
 from poller.storage.bulk import insert_rows
 
 SNAPSHOT_COLUMNS = [c.name for c in snapshots_table.c if c.name != "id"]
@@ -98,3 +100,56 @@ def test_a_stored_key_is_skipped_or_has_only_the_replaced_columns_changed(engine
 def test_a_naive_instant_is_refused_with_a_value_error(engine: Engine) -> None:
     with pytest.raises(ValueError, match="naive datetime"), engine.begin() as connection:
         insert_rows(connection, snapshots_table, [snapshot(1, polled_at=datetime(2026, 11, 16, 9, 30))])
+
+
+def test_many_rows_are_stored_as_sqlalchemy_stores_them_and_a_stored_key_is_skipped_or_replaced(
+    engine: Engine,
+) -> None:
+    many = copy_in.MIN_ROWS + 10  # PostgreSQL: through COPY and the staging table
+    start = datetime(2026, 11, 16, 8, 0, tzinfo=UTC)
+    days = [
+        {
+            "portal": "p",
+            "user_id": user_id,
+            "time_start": start,
+            "status": "OPENED",
+            "worked_is_estimate": True,
+            "pending_approval": False,
+            "source": "polls",
+            "user_name": f"user {user_id}",
+        }
+        for user_id in range(many)
+    ]
+    with engine.begin() as connection:
+        connection.execute(insert(snapshots_table), [snapshot(user_id) for user_id in range(many)])
+        insert_rows(connection, snapshots_table, [snapshot(user_id) for user_id in range(many, 2 * many)])
+        insert_rows(connection, workdays_table, days, keys=WORKDAY_KEY, replaced=("status",))
+    with engine.begin() as connection:  # again, in a transaction of its own: the stage is empty
+        again = [snapshot(user_id, status="CLOSED") for user_id in range(2 * many)]
+        insert_rows(connection, snapshots_table, again, keys=("portal", "user_id", "polled_at"))
+        closed = [{**day, "status": "CLOSED", "user_name": "renamed"} for day in days]
+        insert_rows(connection, workdays_table, closed[:-1], keys=WORKDAY_KEY, replaced=("status",))
+
+    for user_id in range(many):
+        assert stored_text(engine, many + user_id) == stored_text(engine, user_id)
+    with engine.connect() as connection:
+        statuses = connection.execute(select(snapshots_table.c.status).distinct()).scalars().all()
+        stored = connection.execute(
+            select(workdays_table.c.user_id, workdays_table.c.status, workdays_table.c.user_name)
+        ).all()
+    assert statuses == ["PAUSED"]
+    assert sorted(stored) == [(u, "CLOSED", f"user {u}") for u in range(many - 1)] + [
+        (many - 1, "OPENED", f"user {many - 1}")
+    ]
+
+
+def test_a_refused_value_among_many_rows_is_the_database_error_sqlalchemy_raises(engine: Engine) -> None:
+    rows = [snapshot(user_id) for user_id in range(copy_in.MIN_ROWS + 10)]
+    rows[7]["tz_offset"] = 2**70  # past the integer column (and past SQLite's 64 bits)
+
+    refused = DataError if engine.dialect.name == "postgresql" else OverflowError
+    with pytest.raises(refused), engine.begin() as connection:
+        insert_rows(connection, snapshots_table, rows, keys=("portal", "user_id", "polled_at"))
+
+    with engine.connect() as connection:
+        assert connection.execute(select(snapshots_table.c.id)).all() == []

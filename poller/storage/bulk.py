@@ -5,8 +5,9 @@ types' bind processors and builds a parameter dict per row; for the thousands of
 workdays of a cycle that costs more than the database's own work. Here each table's INSERT
 text (plain, skipping a stored key, or replacing some columns of it) is built once per
 dialect, each column's conversion is chosen once (SQLAlchemy's own processor, or a faster one
-that gives the same value for the UTC instants), and the rows go to the driver's executemany
-as tuples. Values stored are the same as through SQLAlchemy: tests/test_bulk.py compares them.
+that gives the same value for the UTC instants), and the rows go to the driver as tuples: by
+executemany, or on PostgreSQL by COPY through a staging table (storage.copy_in) when there are
+enough of them. Values stored are the same as through SQLAlchemy: tests/test_bulk.py compares them.
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from typing import Any
 from sqlalchemy import Connection, Table
 
 from poller.models import UTCDateTime
+from poller.storage.copy_in import copy_allowed, copy_rows
 
 Convert = Callable[[Any], Any]
-_Statement = tuple[str, tuple[Convert | None, ...]]
+_Statement = tuple[str, tuple[Convert | None, ...], str]  # INSERT, conversions, its ON CONFLICT
 _STATEMENTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...] | None, tuple[str, ...]], _Statement] = {}
 
 
@@ -61,7 +63,7 @@ def insert_tuples(
     """insert_rows of rows given as tuples of the values of `columns`."""
     if not rows:
         return
-    sql, converters = _statement(
+    sql, converters, conflict = _statement(
         connection, table, tuple(columns), tuple(keys), tuple(replaced) if replaced else None
     )
     converted = [(index, convert) for index, convert in enumerate(converters) if convert is not None]
@@ -72,7 +74,10 @@ def insert_tuples(
             for index, convert in converted:
                 listed[index] = convert(listed[index])
             values[number] = tuple(listed)
-    connection.exec_driver_sql(sql, values)
+    if copy_allowed(connection, len(values)):
+        copy_rows(connection, table.name, columns, values, conflict)
+    else:
+        connection.exec_driver_sql(sql, values)
 
 
 def _statement(
@@ -87,19 +92,20 @@ def _statement(
     if cache_key not in _STATEMENTS:
         quote = dialect.identifier_preparer.quote
         mark = "?" if dialect.paramstyle == "qmark" else "%s"
-        sql = (
-            f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in columns)}) "
-            f"VALUES ({', '.join([mark] * len(columns))})"
-        )
+        conflict = ""
         if keys:
             conflict = f" ON CONFLICT ({', '.join(quote(name) for name in keys)})"
             if replaced:
                 sets = ", ".join(f"{quote(name)} = excluded.{quote(name)}" for name in replaced)
-                sql += f"{conflict} DO UPDATE SET {sets}"
+                conflict += f" DO UPDATE SET {sets}"
             else:
-                sql += f"{conflict} DO NOTHING"
+                conflict += " DO NOTHING"
+        sql = (
+            f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in columns)}) "
+            f"VALUES ({', '.join([mark] * len(columns))}){conflict}"
+        )
         converters = tuple(converter(table.c[name].type, dialect.name, dialect) for name in columns)
-        _STATEMENTS[cache_key] = (sql, converters)
+        _STATEMENTS[cache_key] = (sql, converters, conflict)
     return _STATEMENTS[cache_key]
 
 
