@@ -34,7 +34,9 @@ def _name_columns() -> list[Column[object]]:
 
 def _staleness_columns() -> list[Column[object]]:
     """Whether the row may be out of date, and why (revision 0006): 'inactive',
-    'not_in_directory' or 'failed'; null reason and stale false when the row is current."""
+    'not_in_directory' or 'failed'; since revision 0009 also 'portal_failed' (a cycle of the
+    whole portal failed after the row was last seen). Null reason and stale false when the row
+    is current."""
     return [Column("stale", Boolean), Column("stale_reason", String)]
 
 

@@ -170,3 +170,24 @@ def test_a_fired_user_and_a_failing_user_are_stale_in_latest_status(
     clock.advance(60)
     _poll(emulator, engine, clock, users)
     assert {row[0]: row[3:] for row in _staleness(engine)}[5] == (False, None)
+
+
+def test_rows_of_a_portal_whose_polls_all_fail_are_stale_until_it_answers_again(
+    engine: Engine, make_emulator: MakeEmulator, clock: ManualClock
+) -> None:
+    emulator = make_emulator(users=3, clock=clock)
+    users = [1, 2, 3]
+    _poll(emulator, engine, clock, users)
+    assert {row[0]: row[3:] for row in _staleness(engine)} == {u: (False, None) for u in users}
+    entry = portal(emulator, users, requests_per_second=1000)
+    entry["webhook_url"] = entry["webhook_url"].rstrip("/").rsplit("/", 1)[0] + "/wrongsecret/"
+    clock.advance(60)
+    bad = make_config(entry, http={"max_retries": 0})
+    poll_once(make_clients(bad, engine, clock=clock), engine, clock=clock.now)
+    with engine.connect() as connection:
+        errors = connection.execute(text("SELECT user_id, code FROM poll_errors")).all()
+    assert [tuple(row) for row in errors] == [(None, "NO_AUTH_FOUND")]  # one error, of no user
+    assert {row[0]: row[3:] for row in _staleness(engine)} == {u: (True, "portal_failed") for u in users}
+    clock.advance(60)
+    _poll(emulator, engine, clock, users)
+    assert {row[0]: row[3:] for row in _staleness(engine)} == {u: (False, None) for u in users}
