@@ -1,10 +1,12 @@
 """Flag the users whose answer held bytes that were not UTF-8.
 
-The transport reads such bytes as U+FFFD (poller.bitrix.transport), so a bad byte costs only
-the value it is in: the user's snapshot is stored as usual, with U+FFFD in that value (and
-in the raw JSON), and a BAD_ENCODING row in poll_errors names the user and the keys. The row
+The transport reads such bytes as U+FFFD and hands the texts that lost bytes over as
+ReplacedText (poller.bitrix.lenient_text), so a bad byte costs only the value it is in: the
+user's snapshot is stored as usual, with U+FFFD in that value (and in the raw JSON), and a
+BAD_ENCODING row in poll_errors names the user and the keys. The row
 is a flag, not a failure: the user counts as stored, and the row carries the moment of the
-answer, so latest_status does not call the stored row stale for it.
+answer, so latest_status does not call the stored row stale for it. A U+FFFD that came as
+valid UTF-8 (a user typed it) is text like any other, never flagged.
 """
 
 from __future__ import annotations
@@ -13,22 +15,22 @@ from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
+from poller.bitrix.lenient_text import ReplacedText
 from poller.storage import ErrorRow
 
 BAD_ENCODING = "BAD_ENCODING"
-REPLACEMENT = "\ufffd"
 MAX_KEYS_NAMED = 5
 
 
 def undecodable_keys(value: Any, path: str = "") -> Iterator[str]:
-    """The keys (dotted inside objects, [i] inside lists) whose text holds U+FFFD."""
+    """The keys (dotted inside objects, [i] inside lists) whose text lost bytes (ReplacedText)."""
     if isinstance(value, str):
-        if REPLACEMENT in value:
+        if isinstance(value, ReplacedText):
             yield path or "(the value)"
     elif isinstance(value, dict):
         for key, item in value.items():
             name = f"{path}.{key}" if path else str(key)
-            if REPLACEMENT in str(key):
+            if isinstance(key, ReplacedText):
                 yield name
             else:
                 yield from undecodable_keys(item, name)

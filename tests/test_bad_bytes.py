@@ -15,6 +15,7 @@ from conftest import MakeEmulator, make_config, portal
 from sqlalchemy import Engine, select
 
 from poller import views
+from poller.bitrix.lenient_text import ReplacedText, mark_replacements
 from poller.clock import ManualClock
 from poller.cycle import make_clients, poll_once
 from poller.emulator import Emulator
@@ -92,14 +93,59 @@ def test_a_single_users_answer_with_a_bad_byte_is_stored_and_flagged(
     assert (ip_open, codes) == ("10.0.0.\ufffd", ["BAD_ENCODING"])
 
 
+def test_a_ufffd_a_user_typed_is_not_flagged_and_a_bad_byte_beside_it_is(
+    engine: Engine, make_emulator: MakeEmulator, clock: ManualClock
+) -> None:
+    emulator = make_emulator(users=20, clock=clock)
+    typed = BAD_USER + 1
+    emulator.set_hostile(typed, "typed_fffd")
+    assert "\ufffd".encode() in json_bytes({"IP_CLOSE": "10.0.0.\ufffd"})  # EF BF BD, valid UTF-8
+    assert poll(emulator, engine, [typed], clock).users_ok == 1  # an answer that is all UTF-8
+    emulator.set_hostile(BAD_USER, "bad_byte", "typed_fffd")
+    clock.advance(60)
+    assert poll(emulator, engine, [BAD_USER, typed], clock).users_ok == 2  # one batch holds both
+    with engine.connect() as connection:
+        flags = [tuple(row) for row in connection.execute(select(PollError.user_id, PollError.message))]
+        stored = connection.execute(
+            select(Snapshot.user_id, Snapshot.ip_open, Snapshot.ip_close).order_by(Snapshot.id)
+        ).all()
+    assert [tuple(row) for row in stored if row.user_id == BAD_USER] == [
+        (BAD_USER, "10.0.0.\ufffd", "10.0.0.\ufffd")
+    ]
+    assert {row.ip_close for row in stored if row.user_id == typed} == {"10.0.0.\ufffd"}
+    assert flags == [
+        (
+            BAD_USER,
+            f"portal emu user {BAD_USER}: IP_OPEN held bytes that are not UTF-8; "
+            "stored with U+FFFD in their place, the rest of the answer as it came",
+        )
+    ]
+
+
 def test_undecodable_keys_are_named_inside_objects_and_lists() -> None:
-    result = {"STATUS": "OPENED", "A": {"B": ["ok", "x\ufffd"]}, "K\ufffd": 1, "IP_OPEN": "\ufffd"}
+    lost = ReplacedText("x\ufffd")
+    result = {"STATUS": "OPENED", "A": {"B": ["ok", lost]}, ReplacedText("K\ufffd"): 1, "IP_OPEN": lost,
+              "IP_CLOSE": "typed \ufffd"}  # fmt: skip
     assert list(undecodable_keys(result)) == ["A.B[1]", "K\ufffd", "IP_OPEN"]
-    assert flag_row("acme", 1, clock_now(), {"STATUS": "OPENED"}) is None
-    many = {f"F{n}": "\ufffd" for n in range(7)}
+    assert flag_row("acme", 1, clock_now(), {"STATUS": "OPENED", "IP_OPEN": "\ufffd"}) is None
+    many = {f"F{n}": lost for n in range(7)}
     row = flag_row("acme", 1, clock_now(), many)
     assert row is not None and "F0, F1, F2, F3, F4 and 2 more held bytes" in row.message
 
 
 def clock_now() -> Any:
     return ManualClock().now()
+
+
+def test_marking_replacements_reaches_keys_and_deep_lists_without_recursion() -> None:
+    deep: list[object] = ["a\udcff"]
+    for _ in range(5000):
+        deep = [deep]
+    tree = mark_replacements({"k\udcfe": deep, "typed": "\ufffd"})
+    (key,) = [k for k in tree if k != "typed"]
+    assert isinstance(key, ReplacedText) and key == "k\ufffd"
+    assert not isinstance(tree["typed"], ReplacedText)
+    inner = tree[key]
+    while isinstance(inner, list) and not isinstance(inner[0], str):
+        inner = inner[0]
+    assert isinstance(inner[0], ReplacedText) and inner[0] == "a\ufffd"

@@ -22,6 +22,7 @@ import requests
 import urllib3
 
 from poller.bitrix.deadline import Deadline, DeadlineAdapter, deadline_for
+from poller.bitrix.lenient_text import REPLACEMENTS, escaped_text, loads_marked, mark_replacements
 from poller.config import HttpConfig
 from poller.errors import BitrixError, TransportError
 
@@ -146,7 +147,7 @@ def _read_body(response: requests.Response, deadline: Deadline, label: str) -> b
 def _parse(raw: bytes, status: int, label: str) -> dict[str, Any]:
     """The JSON object of an answer, or the error it stands for."""
     try:
-        body = json.loads(_decode(raw, label))
+        body = _loads(raw, label)
     except RecursionError:
         raise _bad(label, status, "answer nests too deeply to read (hostile JSON?)", False) from None
     except ValueError as exc:
@@ -170,15 +171,16 @@ def _parse(raw: bytes, status: int, label: str) -> dict[str, Any]:
     return body
 
 
-def _decode(raw: bytes, label: str) -> str:
-    """The answer as text; bytes that are not UTF-8 become U+FFFD, so that a bad byte costs
-    only the value it is in (the rest of a batch is read as usual), with a warning here.
+def _loads(raw: bytes, label: str) -> Any:
+    """The answer's JSON; bytes that are not UTF-8 become U+FFFD, so that a bad byte costs only
+    the value it is in (the rest of a batch is read as usual), with a warning here.
 
-    The caller flags the users whose values hold U+FFFD (poller.undecodable).
+    The texts that lost bytes are ReplacedText (poller.bitrix.lenient_text): the caller flags
+    their users (poller.undecodable), and never a U+FFFD that came as valid UTF-8.
     """
     encoding = json.detect_encoding(raw)
     try:
-        return raw.decode(encoding)
+        return json.loads(raw.decode(encoding))
     except UnicodeDecodeError as exc:
         logger.warning(
             "%s: answer holds bytes that are not %s (the first at byte %d of %d); "
@@ -188,7 +190,10 @@ def _decode(raw: bytes, label: str) -> str:
             exc.start,
             len(raw),
         )
-        return raw.decode(encoding, errors="replace")
+    escaped = escaped_text(raw, encoding)
+    if escaped is None:
+        return mark_replacements(json.loads(raw.decode(encoding, errors="replace")), REPLACEMENTS)
+    return loads_marked(escaped)
 
 
 def _bad(label: str, status: int, problem: str, retryable: bool) -> TransportError:

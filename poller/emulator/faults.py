@@ -21,20 +21,23 @@ NESTED_DEPTH = 200_000  # 400 KB of brackets: deeper than any JSON parser's recu
 
 HOSTILE_KINDS = (
     "long_ip", "nul", "huge_duration", "huge_offset", "far_date", "long_status", "nested", "bad_byte",
+    "typed_fffd",
 )  # fmt: skip
 """`long_ip`: IP_OPEN of 100 characters; `nul`: NUL bytes in IP_OPEN and IP_CLOSE; `huge_duration`:
 DURATION 99999999:00:00; `huge_offset`: TZ_OFFSET 99999999999999; `far_date`: TIME_START
 9999-12-31T23:00:00-05:00 (year 10000 in UTC); `long_status`: STATUS of 40 characters;
 `nested`: the whole answer of any request for this user is 400 KB of nested brackets;
 `bad_byte`: IP_OPEN "10.0.0." followed by the byte 0xFF, which is not UTF-8, inside an
-answer (a batch's too) that is otherwise well formed."""
+answer (a batch's too) that is otherwise well formed; `typed_fffd`: IP_CLOSE "10.0.0." followed
+by U+FFFD as valid UTF-8 (EF BF BD): text a user could type, not a bad byte."""
 
 BAD_BYTE_MARK = "\udcff"  # a lone surrogate no real value holds; json_bytes sends it as 0xFF
 
 
 def json_bytes(payload: Any) -> bytes:
-    """A JSON answer as the emulator sends it: every BAD_BYTE_MARK becomes the one byte 0xFF."""
-    return json.dumps(payload).encode().replace(b"\\udcff", b"\xff")
+    """A JSON answer as the emulator sends it: every BAD_BYTE_MARK becomes the one byte 0xFF,
+    every U+FFFD its UTF-8 bytes (EF BF BD) rather than an escape."""
+    return json.dumps(payload).encode().replace(b"\\udcff", b"\xff").replace(b"\\ufffd", "\ufffd".encode())
 
 
 class AnswerInstead(Exception):
@@ -108,6 +111,8 @@ def hostile_result(result: Any, kinds: tuple[str, ...]) -> Any:
             changed["TIME_START"] = "9999-12-31T23:00:00-05:00"
         elif kind == "bad_byte":
             changed["IP_OPEN"] = "10.0.0." + BAD_BYTE_MARK
+        elif kind == "typed_fffd":
+            changed["IP_CLOSE"] = "10.0.0.\ufffd"
         elif kind == "long_status":
             changed["STATUS"] = "OPENED" + "_PENDING_SUPERVISOR_REVIEW_X"[:34].ljust(34, "X")
         else:
