@@ -95,7 +95,9 @@ def start_offset(raw_start: object, tz_offset: int | None) -> int | None:
     change it is not the start's (a start at 2026-10-25 00:30+02:00 in Berlin, answered with
     TZ_OFFSET 3600, is a day of the 25th, not the 24th). Older builds write the start in UTC
     (+00:00) whatever the user's zone: there, and where the start has no readable offset,
-    TZ_OFFSET is the better guess.
+    TZ_OFFSET is the better guess from the answer alone. Where the directory names the user's
+    zone, storage takes the date in it instead (poller.storage.local_dates): the rule is zone,
+    else the start's own offset when not zero, else TZ_OFFSET.
     """
     own = written_offset(raw_start)
     if own is None or (own == 0 and tz_offset):

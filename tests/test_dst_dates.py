@@ -1,4 +1,5 @@
-"""A day's local date comes from the offset its start was written in, on DST nights too.
+"""A day's local date comes from the user's zone (the directory's TIME_ZONE) where it is known,
+else from the offset its start was written in, on DST nights too.
 
 Berlin: 2026-03-29 02:00 CET -> 03:00 CEST (spring forward), 2026-10-25 03:00 CEST -> 02:00 CET
 (the clocks go back). TZ_OFFSET is the user's offset when the portal answers, not when the day
@@ -15,6 +16,7 @@ from conftest import make_config, portal
 from sqlalchemy import Engine, select
 
 from poller import storage
+from poller.bitrix import fetch_users
 from poller.clock import ManualClock
 from poller.cycle import make_clients, poll_once
 from poller.emulator import Emulator
@@ -85,3 +87,64 @@ def test_a_record_of_a_dst_night_takes_its_starts_offset_not_the_newest_polls(en
             .order_by(workdays_table.c.record_id)
         ).all()
     assert [tuple(row) for row in rows] == [(901, AUTUMN[2], "record"), (902, SPRING[2], "record")]
+
+
+# Starts written in UTC (older builds, and the reference's own example) on both DST nights.
+BERLIN_AUTUMN = ("2026-10-24T22:30:00+00:00", 3600, date(2026, 10, 25))  # 00:30 CEST on the 25th
+LONDON_SPRING = ("2026-03-28T23:30:00+00:00", 3600, date(2026, 3, 28))  # 23:30 GMT on the 28th
+NO_ZONE_USER = 10  # the emulator's directory names no zone for users whose offset is 0
+
+
+def test_starts_written_in_utc_take_the_date_of_the_directorys_zone_through_the_emulator(
+    emulator: Emulator, engine: Engine
+) -> None:
+    clock = ManualClock(datetime(2026, 10, 25, 7, 0, tzinfo=UTC))
+    emulator.set_time_zone(1, "Europe/Berlin")
+    emulator.set_time_zone(2, "Europe/London")
+    config = make_config(portal(emulator, [1, 2, NO_ZONE_USER], requests_per_second=1000))
+    (client,) = make_clients(config, engine, clock=clock)
+    storage.save_users(engine, "emu", fetch_users(client), clock.now())
+    for user_id, (start, tz_offset, _) in (
+        (1, BERLIN_AUTUMN),
+        (2, LONDON_SPRING),
+        (NO_ZONE_USER, BERLIN_AUTUMN),
+    ):
+        emulator.override_result(user_id, answer(start, tz_offset))
+    assert poll_once(make_clients(config, engine, clock=clock), engine, clock=clock.now).ok
+    with engine.connect() as connection:
+        polled = dict(connection.execute(select(Snapshot.user_id, Snapshot.work_date)).all())
+        offsets = dict(connection.execute(select(Snapshot.user_id, Snapshot.tz_offset)).all())
+        days = dict(connection.execute(select(workdays_table.c.user_id, workdays_table.c.work_date)).all())
+    expected = {
+        1: BERLIN_AUTUMN[2],
+        2: LONDON_SPRING[2],
+        NO_ZONE_USER: date(2026, 10, 24),
+    }  # no zone: TZ_OFFSET
+    assert polled == expected
+    assert days == expected
+    assert offsets == {1: 3600, 2: 3600, NO_ZONE_USER: 3600}  # TZ_OFFSET is kept as it came
+
+
+def test_a_record_written_in_utc_takes_the_date_of_the_directorys_zone(engine: Engine) -> None:
+    now = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    users = [{"ID": str(user_id), "NAME": "N", "TIME_ZONE": zone, "ACTIVE": True}
+             for user_id, zone in ((4, "Europe/Berlin"), (5, "Europe/London"))]  # fmt: skip
+    storage.save_users(engine, "acme", users, now)
+    night = {"id": 911, "userId": 4, "startTime": BERLIN_AUTUMN[0], "endTime": "2026-10-25T07:30:00+00:00",
+             "duration": 32400, "breakLength": 0, "state": {"status": "CLOSED"},
+             "isApproved": True}  # fmt: skip
+    spring = {
+        **night,
+        "id": 912,
+        "userId": 5,
+        "startTime": LONDON_SPRING[0],
+        "endTime": "2026-03-29T07:00:00+00:00",
+    }
+    storage.save_records(engine, "acme", [night, spring], now)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                workdays_table.c.record_id, workdays_table.c.work_date, workdays_table.c.tz_offset
+            ).order_by(workdays_table.c.record_id)
+        ).all()
+    assert [tuple(row) for row in rows] == [(911, BERLIN_AUTUMN[2], 7200), (912, LONDON_SPRING[2], 0)]

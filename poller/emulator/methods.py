@@ -69,8 +69,17 @@ def user_get(emulator: Emulator, params: dict[str, Any]) -> Answer:
     ]
     if department is not None:
         ids = [u for u in ids if as_int(department, 0) in world.user(u)["UF_DEPARTMENT"]]
-    rows = [{**world.user(u), "ACTIVE": _is_active(emulator, u)} for u in _window(ids, params)]
+    rows = [_user_row(emulator, u) for u in _window(ids, params)]
     return 200, _page(rows, len(ids), params)
+
+
+def _user_row(emulator: Emulator, user_id: int) -> dict[str, Any]:
+    """The world's row, fired users inactive, a zone set by Emulator.set_time_zone named."""
+    row = {**emulator.world.user(user_id), "ACTIVE": _is_active(emulator, user_id)}
+    zone = emulator.time_zone_for(user_id)
+    if zone is not None:
+        row["TIME_ZONE"] = zone
+    return row
 
 
 def _is_active(emulator: Emulator, user_id: int) -> bool:

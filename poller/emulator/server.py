@@ -48,6 +48,7 @@ class Emulator:
         self._lock = threading.Lock()
         self._overrides: dict[int, Any] = {}
         self._fired: set[int] = set()
+        self._zones: dict[int, str] = {}  # user id: the TIME_ZONE user.get names instead of the world's
         self._server: EmulatorServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -143,6 +144,15 @@ class Emulator:
     def override_for(self, user_id: int) -> Any:
         with self._lock:
             return self._overrides.get(user_id)
+
+    def set_time_zone(self, user_id: int, zone: str) -> None:
+        """Let `user.get` name `zone` (an IANA name, e.g. one with DST) as `user_id`'s TIME_ZONE."""
+        with self._lock:
+            self._zones[user_id] = zone
+
+    def time_zone_for(self, user_id: int) -> str | None:
+        with self._lock:
+            return self._zones.get(user_id)
 
     def fire(self, *user_ids: int) -> None:
         """Let `user_ids` go: `user.get` lists them inactive, `timeman.status` says "User not found"."""

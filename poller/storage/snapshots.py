@@ -20,6 +20,7 @@ from poller.models import snapshots_table
 from poller.status import ParsedStatus
 from poller.storage import workdays
 from poller.storage.bulk import insert_tuples
+from poller.storage.local_dates import dated_in_zones
 from poller.storage.statements import chunks, one_of
 from poller.storage.statistics import note_rows_added
 from poller.storage.workday_rules import Poll, is_late
@@ -112,6 +113,7 @@ def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: S
         ordered = sorted(
             (row for row in rows if row.portal == portal), key=lambda r: (r.user_id, r.polled_at)
         )
+        ordered = dated_in_zones(connection, portal, ordered)  # work_date in the directory's zone
         polls = {id(row): _poll(row) for row in ordered if _has_day(row)}  # each parsed once
         days = workdays.load_days(connection, portal, {_day_key(row) for row in ordered if _has_day(row)})
         if mode == "changes":
