@@ -50,8 +50,9 @@ def stored_text(engine: Engine, user_id: int) -> tuple[Any, ...]:
 
 def test_rows_are_stored_exactly_as_sqlalchemy_stores_them(engine: Engine) -> None:
     with engine.begin() as connection:
-        connection.execute(insert(snapshots_table), [snapshot(1), snapshot(3, status=None, raw=[1, "x"])])
-        insert_rows(connection, snapshots_table, [snapshot(2), snapshot(4, status=None, raw=[1, "x"])])
+        integral = {"status": None, "raw": [1, "x"], "lat_open": 0, "lon_open": -9}  # ints in REAL columns
+        connection.execute(insert(snapshots_table), [snapshot(1), snapshot(3, **integral)])
+        insert_rows(connection, snapshots_table, [snapshot(2), snapshot(4, **integral)])
 
     assert stored_text(engine, 2) == stored_text(engine, 1)
     assert stored_text(engine, 4) == stored_text(engine, 3)

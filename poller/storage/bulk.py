@@ -18,13 +18,13 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, Float, Table
 
 from poller.models import UTCDateTime
 from poller.storage.copy_in import copy_allowed, copy_rows
 
 Convert = Callable[[Any], Any]
-_Statement = tuple[str, tuple[Convert | None, ...], str]  # INSERT, conversions, its ON CONFLICT
+_Statement = tuple[str, Convert | None, str]  # INSERT, a row's conversion, its ON CONFLICT
 _STATEMENTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...] | None, tuple[str, ...]], _Statement] = {}
 
 
@@ -63,17 +63,10 @@ def insert_tuples(
     """insert_rows of rows given as tuples of the values of `columns`."""
     if not rows:
         return
-    sql, converters, conflict = _statement(
+    sql, convert, conflict = _statement(
         connection, table, tuple(columns), tuple(keys), tuple(replaced) if replaced else None
     )
-    converted = [(index, convert) for index, convert in enumerate(converters) if convert is not None]
-    values = list(rows)
-    if converted:
-        for number, row_values in enumerate(values):
-            listed = list(row_values)
-            for index, convert in converted:
-                listed[index] = convert(listed[index])
-            values[number] = tuple(listed)
+    values = list(rows) if convert is None else list(map(convert, rows))
     if copy_allowed(connection, len(values)):
         copy_rows(connection, table.name, columns, values, conflict)
     else:
@@ -104,15 +97,33 @@ def _statement(
             f"INSERT INTO {quote(table.name)} ({', '.join(quote(name) for name in columns)}) "
             f"VALUES ({', '.join([mark] * len(columns))}){conflict}"
         )
-        converters = tuple(converter(table.c[name].type, dialect.name, dialect) for name in columns)
-        _STATEMENTS[cache_key] = (sql, converters, conflict)
+        converters = [converter(table.c[name].type, dialect.name, dialect) for name in columns]
+        _STATEMENTS[cache_key] = (sql, _row_converter(converters), conflict)
     return _STATEMENTS[cache_key]
+
+
+def _row_converter(converters: Sequence[Convert | None]) -> Convert | None:
+    """One function that converts a row's tuple column by column (None: the row as it is).
+
+    Generated once per statement (a tuple display of `c3(row[3])` and `row[4]`): a loop over
+    the columns would cost more than the conversions themselves.
+    """
+    if all(convert is None for convert in converters):
+        return None
+    names = {f"c{index}": convert for index, convert in enumerate(converters) if convert is not None}
+    items = [
+        f"c{index}(row[{index}])" if convert else f"row[{index}]" for index, convert in enumerate(converters)
+    ]
+    made: Convert = eval(f"lambda row: ({', '.join(items)},)", names)  # built from indexes only
+    return made
 
 
 def converter(column_type: Any, dialect_name: str, dialect: Any) -> Convert | None:
     """How a value of `column_type` becomes the driver's parameter (None: as it is)."""
     if isinstance(column_type, UTCDateTime):
         return instant_parameter(dialect_name)
+    if isinstance(column_type, Float) and dialect_name == "sqlite":
+        return None  # float() of an int: the REAL column stores the same
     process: Convert | None = column_type._cached_bind_processor(dialect)
     return process
 
@@ -129,7 +140,7 @@ def _aware_instant(value: datetime | None) -> datetime | None:
     return value
 
 
-@lru_cache(maxsize=65_536)  # a cycle repeats its instants (polled_at, a day's start in its row and its day's)
+@lru_cache(maxsize=4096)  # a part repeats its instants (polled_at; a start in its snapshot and its day)
 def _sqlite_instant(value: datetime | None) -> str | None:
     """The text SQLAlchemy's SQLite DATETIME stores for a UTC instant (naive UTC, microseconds)."""
     if value is None:

@@ -21,6 +21,7 @@ from poller.fields import DEPARTMENT_FIELDS, USER_FIELDS, StatusField
 from poller.models import departments_table, users_table, workdays_table
 from poller.status import parse_fields
 from poller.storage.statements import chunks, one_of, upsert
+from poller.storage.statistics import note_rows_added
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ def save_users(
                 upsert(connection, users_table, ["portal", "user_id"]),
                 [{"portal": portal, **row, "updated_at": now} for row in rows],
             )
+            note_rows_added(connection, "users", len({row["user_id"] for row in rows} - set(before)))
         missing = set(before) - {row["user_id"] for row in rows}
         if full and rows and missing:
             table = users_table.c

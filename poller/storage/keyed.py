@@ -119,6 +119,6 @@ def _read_instant(value: Any) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-@lru_cache(maxsize=65_536)
+@lru_cache(maxsize=4096)
 def _read_text(value: str) -> datetime:
     return datetime.fromisoformat(value).replace(tzinfo=UTC)
