@@ -23,9 +23,10 @@ from poller.fields import RECORD_FIELDS
 from poller.models import backfill_progress_table, workday_records_table
 from poller.status import parse_fields
 from poller.storage import workdays
+from poller.storage.bulk import insert_rows
 from poller.storage.revisions import record_revisions, save_revisions
 from poller.storage.snapshots import storable_raw
-from poller.storage.statements import chunks, insert_or_skip, one_of, upsert
+from poller.storage.statements import chunks, one_of, upsert
 from poller.storage.statistics import note_rows_added
 
 logger = logging.getLogger(__name__)
@@ -81,10 +82,7 @@ def save_records(
                 if found:
                     revisions += found
                     revised.add((values["user_id"], values["start_time"]))
-        for chunk in chunks(inserts, 1000):
-            connection.execute(
-                insert_or_skip(connection, workday_records_table, ("portal", "record_id")), chunk
-            )
+        insert_rows(connection, workday_records_table, inserts, keys=("portal", "record_id"))
         note_rows_added(connection, "workday_records", len(inserts))
         if updates:
             connection.execute(
