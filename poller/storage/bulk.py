@@ -98,12 +98,13 @@ def _statement(
             f"VALUES ({', '.join([mark] * len(columns))}){conflict}"
         )
         converters = [converter(table.c[name].type, dialect.name, dialect) for name in columns]
-        _STATEMENTS[cache_key] = (sql, _row_converter(converters), conflict)
+        _STATEMENTS[cache_key] = (sql, row_converter(converters), conflict)
     return _STATEMENTS[cache_key]
 
 
-def _row_converter(converters: Sequence[Convert | None]) -> Convert | None:
-    """One function that converts a row's tuple column by column (None: the row as it is).
+def row_converter(converters: Sequence[Convert | None], *, none_as_is: bool = False) -> Convert | None:
+    """One function that converts a row's tuple column by column (None: the row as it is);
+    with `none_as_is`, a None value is not converted.
 
     Generated once per statement (a tuple display of `c3(row[3])` and `row[4]`): a loop over
     the columns would cost more than the conversions themselves.
@@ -112,7 +113,14 @@ def _row_converter(converters: Sequence[Convert | None]) -> Convert | None:
         return None
     names = {f"c{index}": convert for index, convert in enumerate(converters) if convert is not None}
     items = [
-        f"c{index}(row[{index}])" if convert else f"row[{index}]" for index, convert in enumerate(converters)
+        (
+            f"row[{index}]"
+            if convert is None
+            else f"(None if row[{index}] is None else c{index}(row[{index}]))"
+            if none_as_is
+            else f"c{index}(row[{index}])"
+        )
+        for index, convert in enumerate(converters)
     ]
     made: Convert = eval(f"lambda row: ({', '.join(items)},)", names)  # built from indexes only
     return made

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, Table
 
 from poller.models import UTCDateTime
-from poller.storage.bulk import instant_parameter
+from poller.storage.bulk import instant_parameter, row_converter
 from poller.storage.statements import chunks
 
 # Two parameters per key: under the 999 of SQLite before 3.32, far under its 32,766 since.
@@ -30,7 +30,7 @@ _ARRAY_KEYS = 10_000  # keys per PostgreSQL statement (two arrays)
 _SIZES = (10, 50, 200, *((500, 1000) if KEYS_PER_STATEMENT == 1000 else (KEYS_PER_STATEMENT,)))
 
 _Read = Callable[[Any], Any]
-_READERS: dict[tuple[str, str, tuple[str, ...]], tuple[tuple[str, ...], tuple[_Read | None, ...]]] = {}
+_READERS: dict[tuple[str, str, tuple[str, ...]], tuple[tuple[str, ...], _Read | None]] = {}
 
 
 def rows_by_key(
@@ -45,15 +45,12 @@ def rows_by_key(
     their `columns` (default: all), user_id and `time_column` always included."""
     if not keys:
         return
-    names, readers = _reader(connection, table, ("user_id", time_column, *columns) if columns else ())
+    names, read = _reader(connection, table, ("user_id", time_column, *columns) if columns else ())
     listed = ", ".join(f"x.{name}" for name in names)
     seen: set[tuple[int, datetime]] = set()
     for sql, params in _statements(connection, table.name, time_column, listed, portal, list(keys)):
         for raw in connection.exec_driver_sql(sql, params).fetchall():
-            row = {
-                name: value if read is None or value is None else read(value)
-                for name, read, value in zip(names, readers, raw, strict=True)
-            }
+            row = dict(zip(names, raw if read is None else read(raw), strict=True))
             key = (row["user_id"], row[time_column])
             if key not in seen:  # a padded key finds its row more than once
                 seen.add(key)
@@ -95,20 +92,23 @@ def _statements(
 
 def _reader(
     connection: Connection, table: Table, wanted: tuple[str, ...]
-) -> tuple[tuple[str, ...], tuple[_Read | None, ...]]:
-    """The columns read (`wanted`, or all) and how each driver value becomes what SQLAlchemy
-    would return."""
+) -> tuple[tuple[str, ...], _Read | None]:
+    """The columns read (`wanted`, or all) and how a row of driver values becomes the values
+    SQLAlchemy would return (None: as they are)."""
     dialect = connection.dialect
     cache_key = (dialect.name, table.name, wanted)
     if cache_key not in _READERS:
         chosen = [column for column in table.columns if not wanted or column.name in wanted]
-        readers = tuple(
+        readers = [
             _read_instant
             if isinstance(column.type, UTCDateTime)
             else column.type._cached_result_processor(dialect, None)
             for column in chosen
+        ]
+        _READERS[cache_key] = (
+            tuple(column.name for column in chosen),
+            row_converter(readers, none_as_is=True),
         )
-        _READERS[cache_key] = (tuple(column.name for column in chosen), readers)
     return _READERS[cache_key]
 
 
