@@ -33,6 +33,7 @@ from poller.metrics import Metrics
 from poller.models import PollRun
 from poller.report import REPORT_NAMES, REPORTS, json_values
 from poller.spool import Spool
+from poller.storage.engine import shorten_lock_waits
 from poller.timesheet import Timesheet, build_timesheet, month_dates
 from poller.tokenstore import TokenStore, tokens_path
 
@@ -129,6 +130,7 @@ def poll(config: Config, migrate: bool = False) -> PollReport:
         Spool(config.spool_path, config.spool_max_rows) as spool,
         shutdown.on_signals(grace) as signals,
     ):
+        shorten_lock_waits(engine)  # a SQLite file another writer holds: into the spool after 5 s
         tokens = TokenStore(engine, tokens_path(config.spool_path))
         tokens.replay()
         clients = make_clients(config, engine, stop=signals.event, tokens=tokens)

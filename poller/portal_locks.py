@@ -16,6 +16,12 @@ meanwhile (it could see the database while this one could not) is handed over: t
 polling it. For `settle_seconds` after such a return the replica takes no portal outside its lease,
 so that the others, still reconnecting, find their own portals free. So two replicas poll one
 portal only while they cannot both see the database.
+
+A portal that no replica held at the last count (free, or just given up by a rebalance) joins the
+lease of every replica that loses the database before it is taken: else nobody would poll it
+through the outage. A lock statement unanswered for `statement_seconds` counts as a lost
+connection, and a portal's job waits at most half a second for another's: then it decides from
+what is known.
 """
 
 from __future__ import annotations
@@ -26,27 +32,39 @@ import math
 import threading
 import time
 from collections.abc import Callable, Collection
-from typing import Any
+from typing import TypeVar
 
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.sql.elements import TextClause
 
-from poller.lock_session import COUNT_REPLICAS, end_old_session, lock_engine
+from poller.lock_session import (
+    OLD_SESSION_WAIT_SECONDS,
+    STATEMENT_SECONDS,
+    end_old_session,
+    lock_engine,
+    read_replicas,
+    statement_deadline,
+)
 from poller.replica_names import clean_replica_name, like_prefix, portal_lock_key
 from poller.storage import describe_db_error
 
 logger = logging.getLogger(__name__)
 
+T = TypeVar("T")
+
+CLAIM_WAIT_SECONDS = 0.5  # a statement of another portal's job takes milliseconds, a hung one 10 s
+
 
 class PortalLocks:
     """The portals this replica polls: advisory locks while connected, a lease while not.
 
-    Thread-safe: the daemon's portal jobs call `claim` and `rebalance` from several threads;
-    they never open a connection (only `renew` does), so a database that hangs holds up no
-    poll for longer than one statement. The live replica count is read at most every
-    `refresh_seconds`; that read is also the check that the session, and every lock, is there.
+    Thread-safe: the daemon's portal jobs call `claim` and `rebalance` from several threads.
+    `_mutex` guards the state and is never held across a statement; `_statements` lets one
+    statement at a time use the connection, and a claim that finds it busy for longer than
+    CLAIM_WAIT_SECONDS decides from the state. Only `renew` opens a connection. The live
+    replicas (and the free portals) are read at most every `refresh_seconds`; that read is
+    also the check that the session, and every lock, is there.
     """
 
     def __init__(
@@ -58,20 +76,24 @@ class PortalLocks:
         refresh_seconds: float = 0.5,
         settle_seconds: float = 10.0,
         connect_timeout: int = 5,
+        statement_seconds: float = STATEMENT_SECONDS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = clean_replica_name(replica_name)
         self._portals = set(portals)
         self._refresh_seconds = refresh_seconds
         self._settle_seconds = settle_seconds
+        self._statement_seconds = statement_seconds
         self._clock = clock
         self._engine = lock_engine(url, self.name, connect_timeout)
         self._mutex = threading.Lock()
+        self._statements = threading.Lock()
         self._renewing = threading.Lock()
         self._connection: Connection | None = None
         self._backend_pid: int | None = None  # the session that held our locks, ended on reconnect
         self._held: dict[str, int] = {}  # portal -> lock key, on the open session
         self._leased: set[str] = set()  # polled without a lock while the database is away
+        self._unheld: set[str] = set()  # no replica held these at the last count
         self._reached = False  # the database was reached once: else every portal is leased
         self._closed = False
         self._complained = False  # the failing connection was logged (once per outage)
@@ -105,24 +127,38 @@ class PortalLocks:
         """True when this replica polls `portal` now (taking its lock if free and under its share)."""
         with self._mutex:
             self._portals.add(portal)
-            if self._connection is not None:
-                self._refresh()
             if self._connection is None:
                 return self._lease(portal)
-            if portal in self._held:
-                return True
-            if self._clock() < self._settled_at or len(self._held) >= self.share:
-                return False
-            if not self._try_lock(portal):
-                return False
-            logger.debug("replica %s: took portal %s", self.name, portal)
-            return True
+        if not self._statements.acquire(timeout=CLAIM_WAIT_SECONDS):  # another job's statement hangs
+            with self._mutex:
+                if self._connection is None:
+                    return self._lease(portal)
+                return portal in self._held or portal in self._leased  # leased: being settled
+        try:
+            self._refresh()
+            with self._mutex:
+                if self._connection is None:
+                    return self._lease(portal)
+                if portal in self._held:
+                    return True
+                if self._clock() < self._settled_at or len(self._held) >= self.share:
+                    return False
+            taken = self._try_lock(portal)
+            if taken is None:  # the connection broke meanwhile
+                with self._mutex:
+                    return self._lease(portal)
+            if taken:
+                logger.debug("replica %s: took portal %s", self.name, portal)
+            return taken
+        finally:
+            self._statements.release()
 
     def release(self, portal: str) -> None:
         """Give `portal` up now (its lock, or its lease), so that another replica can take it."""
-        with self._mutex:
-            self._leased.discard(portal)
-            self._release(portal)
+        with self._statements:
+            with self._mutex:
+                self._leased.discard(portal)
+            self._unlock(portal)
 
     def rebalance(self, portal: str) -> bool:
         """After `portal`'s cycle: give it up if this replica holds more than its share.
@@ -132,24 +168,30 @@ class PortalLocks:
         with self._mutex:
             if portal not in self._held or self._connection is None:
                 return False
+        if not self._statements.acquire(timeout=self._statement_seconds):
+            return False  # given up after a later cycle
+        try:
             self._refresh()
-            if self._connection is None or len(self._held) <= self.share:
-                return False
-            self._release(portal)
-            logger.info(
-                "replica %s: gave portal %s up (%d live replicas, share %d)",
-                self.name,
-                portal,
-                self._replicas,
-                self.share,
-            )
-            return True
+            with self._mutex:
+                if self._connection is None or len(self._held) <= self.share:
+                    return False
+            self._unlock(portal)
+        finally:
+            self._statements.release()
+        logger.info(
+            "replica %s: gave portal %s up (%d live replicas, share %d)",
+            self.name,
+            portal,
+            self._replicas,
+            self.share,
+        )
+        return True
 
     def renew(self) -> bool:
         """Open the lock connection if it is closed, and settle the lease; True when connected.
 
-        Called at start and by the daemon's database job; never raises. Connecting happens
-        outside the mutex, so the portal jobs go on polling their lease meanwhile.
+        Called at start and by the daemon's database job; never raises. The portal jobs go on
+        polling their lease while it connects and settles.
         """
         if self._closed or self._connection is not None:
             return self._connection is not None
@@ -159,8 +201,9 @@ class PortalLocks:
         try:
             try:
                 connection = self._engine.connect()
-                end_old_session(connection, self._backend_pid, self.name)
-                pid = int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
+                with statement_deadline(connection, self._statement_seconds + OLD_SESSION_WAIT_SECONDS):
+                    end_old_session(connection, self._backend_pid, self.name)
+                    pid = int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
             except SQLAlchemyError as exc:
                 if connection is not None:
                     with contextlib.suppress(SQLAlchemyError):
@@ -168,95 +211,58 @@ class PortalLocks:
                 with self._mutex:
                     self._cannot_connect(exc)
                 return False
-            with self._mutex:
-                if self._closed:  # closed while connecting
-                    connection.close()
-                    return False
-                self._connection, self._backend_pid = connection, pid
-                self._counted_at = -math.inf
+            with self._statements:
+                with self._mutex:
+                    if self._closed:  # closed while connecting
+                        connection.close()
+                        return False
+                    self._connection, self._backend_pid = connection, pid
+                    self._counted_at = -math.inf
                 self._settle_lease()
-            return True
+            return self._connection is not None
         finally:
             self._renewing.release()
 
     def close(self) -> None:
         """Give every portal up and close the lock connection (at shutdown)."""
-        with self._mutex:
-            self._closed = True
-            self._held.clear()
-            self._leased.clear()
-            if self._connection is not None:
+        with self._statements:
+            with self._mutex:
+                self._closed = True
+                self._held.clear()
+                self._leased.clear()
+                connection, self._connection = self._connection, None
+            if connection is not None:
                 try:
-                    self._connection.execute(text("SELECT pg_advisory_unlock_all()"))
-                    self._connection.close()
+                    with statement_deadline(connection, self._statement_seconds):
+                        connection.execute(text("SELECT pg_advisory_unlock_all()"))
+                    connection.close()
                 except SQLAlchemyError:
                     pass  # the session is gone, and its locks with it
-                self._connection = None
             self._engine.dispose()
 
     # -- under self._mutex -------------------------------------------------------------------
 
     def _lease(self, portal: str) -> bool:
-        """Disconnected: poll what was held; before the database was ever reached, everything."""
-        if not self._reached and portal not in self._leased:
+        """Disconnected: poll what was held or free; before the database was ever reached, all."""
+        if portal in self._leased:
+            return True
+        if not self._reached:
             if not self._leased:
                 logger.warning(
                     "replica %s: database not reached yet: polling every portal into the spool meanwhile",
                     self.name,
                 )
-            self._leased.add(portal)
-        return portal in self._leased
-
-    def _settle_lease(self) -> None:
-        """Connected again: take the leased portals' locks; hand over those taken meanwhile."""
-        leased, self._leased = sorted(self._leased), set()
-        handed = []
-        for portal in leased:
-            if self._connection is None:  # lost again: the rest stays leased
-                self._leased.add(portal)
-            elif not self._try_lock(portal) and self._connection is not None:
-                handed.append(portal)
-        kept = [portal for portal in leased if portal in self._held]
-        self._complained = False
-        if self._reached and leased:
-            self._settled_at = self._clock() + self._settle_seconds
-        self._reached = True
-        if handed:
+        elif portal in self._unheld:
             logger.warning(
-                "replica %s: lock connection open: kept %d portals; handed over %s, taken by another "
-                "replica meanwhile",
+                "replica %s: portal %s had no holder when the lock connection broke: polled into the "
+                "spool too until the database is back",
                 self.name,
-                len(kept),
-                ", ".join(handed),
+                portal,
             )
-        elif kept:
-            logger.info("replica %s: lock connection open again: kept its %d portals", self.name, len(kept))
         else:
-            logger.info("replica %s: lock connection open", self.name)
-
-    def _try_lock(self, portal: str) -> bool:
-        key = portal_lock_key(portal)
-        if key not in self._held.values():  # two names of one hash share the lock
-            got = self._execute("SELECT pg_try_advisory_lock(:key)", key=key)
-            if not got:
-                return False
-        self._held[portal] = key
+            return False
+        self._leased.add(portal)
         return True
-
-    def _release(self, portal: str) -> None:
-        key = self._held.pop(portal, None)
-        if key is not None and key not in self._held.values():
-            self._execute("SELECT pg_advisory_unlock(:key)", key=key)
-            logger.debug("replica %s: gave portal %s up", self.name, portal)
-
-    def _refresh(self) -> None:
-        """Count the live replicas when the count is stale (a lost session shows here)."""
-        if self._clock() - self._counted_at < self._refresh_seconds:
-            return
-        count = self._execute(COUNT_REPLICAS, prefix=like_prefix())
-        if count is not None:
-            self._replicas = max(1, int(count))
-            self._counted_at = self._clock()
 
     def _cannot_connect(self, exc: SQLAlchemyError) -> None:
         if self._complained:
@@ -271,24 +277,108 @@ class PortalLocks:
             else "polling every portal meanwhile",
         )
 
-    def _execute(self, statement: str | TextClause, **parameters: object) -> Any:
-        """Run one statement and return its scalar; None after turning the locks into a lease."""
-        assert self._connection is not None
-        query = text(statement) if isinstance(statement, str) else statement
-        try:
-            return self._connection.execute(query, parameters).scalar_one()
-        except SQLAlchemyError as exc:
-            self._leased |= set(self._held)
+    # -- under self._statements (the connection is ours) -----------------------------------------
+
+    def _settle_lease(self) -> None:
+        """Connected again: take the leased portals' locks; hand over those taken meanwhile.
+
+        A portal stays leased until its lock is taken or found taken: a connection lost again
+        meanwhile leaves the rest leased.
+        """
+        with self._mutex:
+            leased = sorted(self._leased)
+        handed = []
+        for portal in leased:
+            taken = self._try_lock(portal)
+            if taken is None:
+                break
+            if not taken:
+                with self._mutex:
+                    self._leased.discard(portal)
+                handed.append(portal)
+        with self._mutex:
+            if self._connection is None:
+                return
+            kept = [portal for portal in leased if portal in self._held]
+            self._complained = False
+            if self._reached and leased:
+                self._settled_at = self._clock() + self._settle_seconds
+            self._reached = True
+        if handed:
             logger.warning(
-                "replica %s: lock connection lost (%s): polling the %d portals it held into the spool "
-                "until the database is back",
+                "replica %s: lock connection open: kept %d portals; handed over %s, taken by another "
+                "replica meanwhile",
                 self.name,
-                describe_db_error(exc),
-                len(self._leased),
+                len(kept),
+                ", ".join(handed),
             )
-            self._held.clear()
-            self._complained = True  # said here; said again after the next connection
+        elif kept:
+            logger.info("replica %s: lock connection open again: kept its %d portals", self.name, len(kept))
+        else:
+            logger.info("replica %s: lock connection open", self.name)
+
+    def _try_lock(self, portal: str) -> bool | None:
+        """Take `portal`'s lock: True when taken, False when another session holds it, None when
+        the connection broke (the portal is then left as it was)."""
+        key = portal_lock_key(portal)
+        with self._mutex:
+            shared = key in self._held.values()  # two names of one hash share the lock
+        if not shared:
+            got = self._run(
+                lambda c: bool(
+                    c.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar_one()
+                )
+            )
+            if not got:
+                return got
+        with self._mutex:
+            self._held[portal] = key
+            self._leased.discard(portal)
+            self._unheld.discard(portal)
+        return True
+
+    def _unlock(self, portal: str) -> None:
+        with self._mutex:
+            key = self._held.pop(portal, None)
+            shared = key in self._held.values()
+            if key is not None:
+                self._unheld.add(portal)  # free until the next count shows who took it
+        if key is not None and not shared:
+            self._run(lambda c: c.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key}))
+            logger.debug("replica %s: gave portal %s up", self.name, portal)
+
+    def _refresh(self) -> None:
+        """Count the live replicas, and see which portals are free, when the last count is stale."""
+        if self._clock() - self._counted_at < self._refresh_seconds:
+            return
+        read = self._run(lambda c: read_replicas(c, like_prefix()))
+        if read is not None:
+            with self._mutex:
+                self._replicas = max(1, read[0])
+                self._unheld = {p for p in self._portals if portal_lock_key(p) not in read[1]}
+                self._counted_at = self._clock()
+
+    def _run(self, statements: Callable[[Connection], T]) -> T | None:
+        """Run `statements` on the connection; None after turning the locks into a lease."""
+        connection = self._connection
+        if connection is None:
+            return None
+        try:
+            with statement_deadline(connection, self._statement_seconds):
+                return statements(connection)
+        except SQLAlchemyError as exc:
+            with self._mutex:
+                self._leased |= set(self._held)
+                self._held.clear()
+                self._complained = True  # said here; said again after the next connection
+                self._connection = None
+                logger.warning(
+                    "replica %s: lock connection lost (%s): polling the %d portals it held into the "
+                    "spool until the database is back",
+                    self.name,
+                    describe_db_error(exc),
+                    len(self._leased),
+                )
             with contextlib.suppress(SQLAlchemyError):
-                self._connection.close()
-            self._connection = None
+                connection.close()
             return None

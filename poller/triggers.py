@@ -31,14 +31,26 @@ CRON_INTERVAL_SECONDS = 60  # what a cron schedule counts as, for the shortest i
 class GridTrigger(IntervalTrigger):
     """An interval trigger on the grid GRID_ORIGIN + k × interval (see the module docstring)."""
 
+    _fired: tuple[float, float] | None = None  # (a fire time returned, its instant before jitter)
+
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime:
         step = self.interval_length
-        after = now.timestamp() if previous_fire_time is None else previous_fire_time.timestamp() + step / 2
         origin = self.start_date.timestamp()
-        fire = origin + step * math.ceil((max(after, now.timestamp()) - origin) / step)
-        if self.jitter is not None:
-            fire += random.uniform(0, self.jitter)
+        if previous_fire_time is None:
+            after = now.timestamp()
+        else:  # half an interval after the previous instant, not after its jittered time
+            after = self._instant_of(previous_fire_time.timestamp()) + step / 2
+        instant = origin + step * math.ceil((max(after, now.timestamp()) - origin) / step)
+        fire = instant + (random.uniform(0, self.jitter) if self.jitter is not None else 0)
+        self._fired = (fire, instant)
         return datetime.fromtimestamp(fire, tz=self.timezone)
+
+    def _instant_of(self, fired: float) -> float:
+        """The grid instant this trigger jittered `fired` from; a time it did not return (the
+        run at once at start) is its own instant."""
+        if self._fired is not None and abs(self._fired[0] - fired) < 1e-3:
+            return self._fired[1]
+        return fired
 
 
 def poll_trigger(schedule: ScheduleConfig) -> Any:

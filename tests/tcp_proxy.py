@@ -3,9 +3,15 @@
     proxy = TcpProxy(5432).start()      # 127.0.0.1:<proxy.port> -> 127.0.0.1:5432
     proxy.cut()                         # every live connection closed, new ones closed at once
     proxy.restore()                     # connections pass again
+    proxy.freeze()                      # nothing forwarded, every socket kept open
+    proxy.thaw()                        # bytes held meanwhile pass on
 
 Both ends of a cut connection are closed, so PostgreSQL ends the session at once (its advisory
-locks with it), as a restart of the server would. Used by the outage tests and bench/soak.py.
+locks with it), as a restart of the server would. A frozen proxy is a database that stops
+answering: a statement sent meanwhile waits, neither answered nor failed, and a new connection
+gets no further than its TCP handshake. (The proxy's kernel still acknowledges every packet, so
+TCP keepalives do not notice a freeze: only a time limit of the client's own does.) Used by the
+outage tests and bench/soak.py.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ class TcpProxy:
         self._live: set[socket.socket] = set()
         self._cut = False
         self._closed = False
+        self._flowing = threading.Event()
+        self._flowing.set()
         self.accepted = 0  # connections accepted while not cut
         self.refused = 0  # connections closed at once because of a cut
 
@@ -49,10 +57,19 @@ class TcpProxy:
     def restore(self) -> None:
         with self._lock:
             self._cut = False
+        self.thaw()
+
+    def freeze(self) -> None:
+        """Stop forwarding bytes, either way, on every connection; keep every socket open."""
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        self._flowing.set()
 
     def close(self) -> None:
         self._closed = True
         self.cut()
+        self.thaw()
         _close(self._listener)
 
     def __enter__(self) -> TcpProxy:
@@ -94,6 +111,9 @@ class TcpProxy:
         """Copy bytes one way; when either side ends, end both."""
         try:
             while data := source.recv(65536):
+                while not self._flowing.wait(0.1):
+                    if self._closed:
+                        raise ConnectionAbortedError
                 sink.sendall(data)
         except OSError:
             pass

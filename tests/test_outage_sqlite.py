@@ -132,3 +132,39 @@ def test_a_read_only_database_file_is_written_to_once_writable_again_without_a_r
         assert daemon.wait(timeout=30) == 0, log.read_text()
     rows, distinct = _snapshots(database)
     assert rows == distinct == _answered(emulator), log.read_text()
+
+
+def test_poll_on_a_database_another_writer_holds_keeps_the_rows_in_the_spool_and_exits_1(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    """`poll` waits 5 s for a SQLite lock, as the daemon does, not 30 s per write; the next
+    `poll` writes what the spool kept."""
+    emulator = make_emulator(users=3, rate=0, operating_limit=0)
+    database = tmp_path / "poller.sqlite3"
+    engine = storage.make_engine(f"sqlite:///{database}")
+    storage.upgrade_database(engine)
+    engine.dispose()
+    spool = tmp_path / "spool.jsonl"
+    config = tmp_path / "poller.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{database}"\n'
+        "[directory]\nrefresh_hours = 0\n[reconcile]\ndays = 0\n"
+        f'[storage]\nspool_path = "{spool}"\n'
+        f'[[portals]]\nname = "emu"\nwebhook_url = "{emulator.webhook_url}"\nusers = [1, 2, 3]\n'
+    )
+    poll = [sys.executable, "-m", "poller", "poll", "-c", str(config)]
+    writer = sqlite3.connect(database, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # another program writes: reads go on, writes wait
+        # Waiting 30 s per write, the poll would outlive this timeout.
+        locked = subprocess.run(poll, capture_output=True, text=True, timeout=28, cwd=tmp_path)
+    finally:
+        writer.close()
+    assert locked.returncode == 1, locked.stderr
+    assert "database is locked" in locked.stderr
+    assert spool.exists() and spool.stat().st_size > 0, "the answers kept in the spool"
+    assert _snapshots(database) == (0, 0)
+    unlocked = subprocess.run(poll, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert unlocked.returncode == 0, unlocked.stderr
+    rows, distinct = _snapshots(database)
+    assert rows == distinct == _answered(emulator) == 6, "both polls stored, once each"

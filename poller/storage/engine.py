@@ -16,6 +16,16 @@ from poller.errors import ConfigError, StorageError
 BUSY_TIMEOUT_SECONDS = 30  # how long a command waits for another SQLite writer
 DAEMON_BUSY_TIMEOUT_SECONDS = 5  # the daemon's cycles wait this long, then keep their rows in the spool
 CONNECT_TIMEOUT_SECONDS = 5  # a PostgreSQL that does not answer is an outage, not a wait
+# A PostgreSQL whose host or network vanishes (no FIN, no RST): a write waits ~10 s for its
+# packets to be acknowledged, an idle connection is probed after 5 s, then the cycle spools.
+POSTGRESQL_CONNECT_ARGS = {
+    "connect_timeout": CONNECT_TIMEOUT_SECONDS,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,
+}
 # SQLite result codes after which a connection is opened afresh: SQLITE_IOERR, SQLITE_READONLY
 # (a connection opened while the file was read-only stays so), SQLITE_CANTOPEN.
 _REOPEN_AFTER = {10, 8, 14}
@@ -38,9 +48,7 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     try:
-        connect_args = (
-            {"connect_timeout": CONNECT_TIMEOUT_SECONDS} if parsed.get_backend_name() == "postgresql" else {}
-        )
+        connect_args = dict(POSTGRESQL_CONNECT_ARGS) if parsed.get_backend_name() == "postgresql" else {}
         engine = create_engine(parsed, pool_pre_ping=True, hide_parameters=True, connect_args=connect_args)
     except (ArgumentError, ImportError) as exc:
         raise ConfigError(f"config key database.url: unsupported database: {exc}") from None
