@@ -7,21 +7,16 @@ dies, even by SIGKILL, frees its portals at once and the others take them at the
 Each takes at most its fair share (portals / live replicas, rounded up) and gives back what is
 over it after that portal's cycle.
 
-The lease: when the lock connection breaks, the replica keeps polling the portals it held (into
-the spool) instead of dropping them, for a gap in the history is worse than a duplicate. A replica
-that never reached the database polls every portal it is asked about, as a lone daemon would.
-`renew()` (the daemon's database job) reconnects; it ends the old session if the database has
-not noticed it is gone, then takes each leased portal's lock again. A portal another replica took
-meanwhile (it could see the database while this one could not) is handed over: this replica stops
-polling it. For `settle_seconds` after such a return the replica takes no portal outside its lease,
-so that the others, still reconnecting, find their own portals free. So two replicas poll one
-portal only while they cannot both see the database.
+The lease (`lock_lease.py`): when the lock connection breaks, the replica polls the portals it
+held, and those no replica held at its last count, into the spool, for a gap in the history is
+worse than a duplicate. `renew()` (the daemon's database job) reconnects, ends the old session if
+the database has not noticed it is gone, and takes each leased portal's lock again; one another
+replica took meanwhile is handed over. For `settle_seconds` after such a return the replica takes
+no portal outside its lease, so that the others, still reconnecting, find their own portals free.
+So two replicas poll one portal only while they cannot both see the database.
 
-A portal that no replica held at the last count (free, or just given up by a rebalance) joins the
-lease of every replica that loses the database before it is taken: else nobody would poll it
-through the outage. A lock statement unanswered for `statement_seconds` counts as a lost
-connection, and a portal's job waits at most half a second for another's: then it decides from
-what is known.
+A lock statement unanswered for `statement_seconds` counts as a lost connection, and a portal's
+job waits at most half a second for another's statement: then it decides from what is known.
 """
 
 from __future__ import annotations
@@ -38,6 +33,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
 
+from poller.lock_lease import Lease
 from poller.lock_session import (
     OLD_SESSION_WAIT_SECONDS,
     STATEMENT_SECONDS,
@@ -47,7 +43,6 @@ from poller.lock_session import (
     statement_deadline,
 )
 from poller.replica_names import clean_replica_name, like_prefix, portal_lock_key
-from poller.storage import describe_db_error
 
 logger = logging.getLogger(__name__)
 
@@ -92,11 +87,8 @@ class PortalLocks:
         self._connection: Connection | None = None
         self._backend_pid: int | None = None  # the session that held our locks, ended on reconnect
         self._held: dict[str, int] = {}  # portal -> lock key, on the open session
-        self._leased: set[str] = set()  # polled without a lock while the database is away
-        self._unheld: set[str] = set()  # no replica held these at the last count
-        self._reached = False  # the database was reached once: else every portal is leased
+        self._lease = Lease(self.name)  # what is polled while the database is away
         self._closed = False
-        self._complained = False  # the failing connection was logged (once per outage)
         self._replicas = 1
         self._counted_at = -math.inf
         self._settled_at = -math.inf  # until then, no portal outside the lease is taken
@@ -106,7 +98,7 @@ class PortalLocks:
     def held(self) -> frozenset[str]:
         """The portals this replica may poll now: locked, or leased while the database is away."""
         with self._mutex:
-            return frozenset(self._held) | frozenset(self._leased)
+            return frozenset(self._held) | frozenset(self._lease.portals)
 
     @property
     def coordinated(self) -> bool:
@@ -128,17 +120,17 @@ class PortalLocks:
         with self._mutex:
             self._portals.add(portal)
             if self._connection is None:
-                return self._lease(portal)
+                return self._lease.poll(portal)
         if not self._statements.acquire(timeout=CLAIM_WAIT_SECONDS):  # another job's statement hangs
             with self._mutex:
                 if self._connection is None:
-                    return self._lease(portal)
-                return portal in self._held or portal in self._leased  # leased: being settled
+                    return self._lease.poll(portal)
+                return portal in self._held or portal in self._lease.portals  # being settled
         try:
             self._refresh()
             with self._mutex:
                 if self._connection is None:
-                    return self._lease(portal)
+                    return self._lease.poll(portal)
                 if portal in self._held:
                     return True
                 if self._clock() < self._settled_at or len(self._held) >= self.share:
@@ -146,7 +138,7 @@ class PortalLocks:
             taken = self._try_lock(portal)
             if taken is None:  # the connection broke meanwhile
                 with self._mutex:
-                    return self._lease(portal)
+                    return self._lease.poll(portal)
             if taken:
                 logger.debug("replica %s: took portal %s", self.name, portal)
             return taken
@@ -157,7 +149,7 @@ class PortalLocks:
         """Give `portal` up now (its lock, or its lease), so that another replica can take it."""
         with self._statements:
             with self._mutex:
-                self._leased.discard(portal)
+                self._lease.portals.discard(portal)
             self._unlock(portal)
 
     def rebalance(self, portal: str) -> bool:
@@ -209,7 +201,7 @@ class PortalLocks:
                     with contextlib.suppress(SQLAlchemyError):
                         connection.close()
                 with self._mutex:
-                    self._cannot_connect(exc)
+                    self._lease.cannot_connect(exc)
                 return False
             with self._statements:
                 with self._mutex:
@@ -229,7 +221,7 @@ class PortalLocks:
             with self._mutex:
                 self._closed = True
                 self._held.clear()
-                self._leased.clear()
+                self._lease.portals.clear()
                 connection, self._connection = self._connection, None
             if connection is not None:
                 try:
@@ -240,43 +232,6 @@ class PortalLocks:
                     pass  # the session is gone, and its locks with it
             self._engine.dispose()
 
-    # -- under self._mutex -------------------------------------------------------------------
-
-    def _lease(self, portal: str) -> bool:
-        """Disconnected: poll what was held or free; before the database was ever reached, all."""
-        if portal in self._leased:
-            return True
-        if not self._reached:
-            if not self._leased:
-                logger.warning(
-                    "replica %s: database not reached yet: polling every portal into the spool meanwhile",
-                    self.name,
-                )
-        elif portal in self._unheld:
-            logger.warning(
-                "replica %s: portal %s had no holder when the lock connection broke: polled into the "
-                "spool too until the database is back",
-                self.name,
-                portal,
-            )
-        else:
-            return False
-        self._leased.add(portal)
-        return True
-
-    def _cannot_connect(self, exc: SQLAlchemyError) -> None:
-        if self._complained:
-            return
-        self._complained = True
-        logger.warning(
-            "replica %s: cannot open the lock connection (%s); %s",
-            self.name,
-            describe_db_error(exc),
-            f"polling the {len(self._leased)} portals it held meanwhile"
-            if self._reached
-            else "polling every portal meanwhile",
-        )
-
     # -- under self._statements (the connection is ours) -----------------------------------------
 
     def _settle_lease(self) -> None:
@@ -286,7 +241,7 @@ class PortalLocks:
         meanwhile leaves the rest leased.
         """
         with self._mutex:
-            leased = sorted(self._leased)
+            leased = sorted(self._lease.portals)
         handed = []
         for portal in leased:
             taken = self._try_lock(portal)
@@ -294,28 +249,15 @@ class PortalLocks:
                 break
             if not taken:
                 with self._mutex:
-                    self._leased.discard(portal)
+                    self._lease.portals.discard(portal)
                 handed.append(portal)
         with self._mutex:
             if self._connection is None:
                 return
             kept = [portal for portal in leased if portal in self._held]
-            self._complained = False
-            if self._reached and leased:
+            if self._lease.reached and leased:
                 self._settled_at = self._clock() + self._settle_seconds
-            self._reached = True
-        if handed:
-            logger.warning(
-                "replica %s: lock connection open: kept %d portals; handed over %s, taken by another "
-                "replica meanwhile",
-                self.name,
-                len(kept),
-                ", ".join(handed),
-            )
-        elif kept:
-            logger.info("replica %s: lock connection open again: kept its %d portals", self.name, len(kept))
-        else:
-            logger.info("replica %s: lock connection open", self.name)
+            self._lease.settled(kept, handed)
 
     def _try_lock(self, portal: str) -> bool | None:
         """Take `portal`'s lock: True when taken, False when another session holds it, None when
@@ -333,8 +275,8 @@ class PortalLocks:
                 return got
         with self._mutex:
             self._held[portal] = key
-            self._leased.discard(portal)
-            self._unheld.discard(portal)
+            self._lease.portals.discard(portal)
+            self._lease.unheld.discard(portal)
         return True
 
     def _unlock(self, portal: str) -> None:
@@ -342,7 +284,7 @@ class PortalLocks:
             key = self._held.pop(portal, None)
             shared = key in self._held.values()
             if key is not None:
-                self._unheld.add(portal)  # free until the next count shows who took it
+                self._lease.unheld.add(portal)  # free until the next count shows who took it
         if key is not None and not shared:
             self._run(lambda c: c.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key}))
             logger.debug("replica %s: gave portal %s up", self.name, portal)
@@ -355,7 +297,7 @@ class PortalLocks:
         if read is not None:
             with self._mutex:
                 self._replicas = max(1, read[0])
-                self._unheld = {p for p in self._portals if portal_lock_key(p) not in read[1]}
+                self._lease.unheld = {p for p in self._portals if portal_lock_key(p) not in read[1]}
                 self._counted_at = self._clock()
 
     def _run(self, statements: Callable[[Connection], T]) -> T | None:
@@ -368,17 +310,9 @@ class PortalLocks:
                 return statements(connection)
         except SQLAlchemyError as exc:
             with self._mutex:
-                self._leased |= set(self._held)
+                self._lease.keep(self._held, exc)
                 self._held.clear()
-                self._complained = True  # said here; said again after the next connection
                 self._connection = None
-                logger.warning(
-                    "replica %s: lock connection lost (%s): polling the %d portals it held into the "
-                    "spool until the database is back",
-                    self.name,
-                    describe_db_error(exc),
-                    len(self._leased),
-                )
             with contextlib.suppress(SQLAlchemyError):
                 connection.close()
             return None

@@ -1,6 +1,7 @@
 """Portal locks when the database misbehaves under them: a statement that hangs, a portal nobody
 held when the connection broke, a connection lost while the lease is settled, a host that
-vanishes (the keepalives of both sides). On real PostgreSQL, through the loopback proxy."""
+vanishes (the keepalives of both sides), and the statement time limit of the main engine. On real
+PostgreSQL, through the loopback proxy."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from typing import Any
 import pytest
 from conftest import postgres_url, wait_until
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 from tcp_proxy import TcpProxy
 
 from poller import storage
 from poller.replicas import PortalLocks
+from poller.storage.deadline import limit_statement_time, no_time_limit
 
 MakeLocks = Callable[..., PortalLocks]
 
@@ -120,7 +123,7 @@ def test_a_connection_lost_while_the_lease_is_settled_keeps_every_leased_portal(
     locks = make_locks("settle", ["x", "y", "z"])
     assert locks.coordinated
     with locks._statements:  # what renew does after connecting: settle what was polled meanwhile
-        locks._leased = {"x", "y", "z"}
+        locks._lease.portals = {"x", "y", "z"}
         with pg_engine.connect() as connection:  # the new session ends before the first lock
             connection.execute(
                 text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :n"),
@@ -157,3 +160,18 @@ def test_the_main_engine_notices_a_vanished_database_host_within_seconds(pg_engi
         "keepalives_idle": "5",
         "tcp_user_timeout": "10000",
     }
+
+
+def test_a_statement_past_the_time_limit_fails_but_a_migration_may_take_its_time(pg_engine: Engine) -> None:
+    engine = storage.make_engine(pg_engine.url.render_as_string(hide_password=False))
+    undo = limit_statement_time(engine, 0.5)
+    try:
+        with pytest.raises(OperationalError), engine.connect() as connection:
+            connection.execute(text("SELECT pg_sleep(3)"))
+        with no_time_limit(), engine.connect() as connection:
+            connection.execute(text("SELECT pg_sleep(1)"))
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT 1")).scalar_one() == 1, "a new connection"
+    finally:
+        undo()
+        engine.dispose()

@@ -10,6 +10,7 @@ engine, spool and replica name, as separate processes would.
 from __future__ import annotations
 
 import itertools
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,10 +23,11 @@ from tcp_proxy import TcpProxy
 
 from poller import replicas, storage
 from poller.config import Config
-from poller.cycle import make_clients
+from poller.cycle import PortalOutcome, make_clients, poll_portal
 from poller.daemon import Daemon
 from poller.emulator import Emulator
 from poller.spool import Spool
+from poller.storage.deadline import limit_statement_time
 from poller.tokenstore import TokenStore, tokens_path
 
 INTERVAL = 1
@@ -273,3 +275,33 @@ def test_a_replica_taking_an_oauth_portal_over_uses_the_pair_its_holder_refreshe
     wait_until(lambda: second.cycles["oauth"] >= 2, what="two cycles of the second replica")
     assert second.last_outcome["oauth"].users_ok == 2
     assert emulator.stats.token_refreshes == 1, "no refresh with a spent refresh token"
+
+
+def test_a_cycle_on_a_database_that_stops_answering_keeps_its_rows_in_the_spool(
+    database: Database, make_emulator: MakeEmulator
+) -> None:
+    """A server that acknowledges every packet but answers nothing: the cycle's statement fails
+    past its time limit (as the daemon and `poll` set it), and the rows wait in the spool."""
+    emulator = make_emulator(users=3, rate=0, operating_limit=0)
+    config = _config(emulator, SHOPS[:1])
+    engine = storage.make_engine(database.proxied_url)
+    undo = limit_statement_time(engine, 2)
+    (client,) = make_clients(config, engine)
+    spool = Spool(None)
+    try:
+        assert poll_portal(client, engine, spool=spool).users_ok == 3
+        database.proxy.freeze()
+        frozen: list[PortalOutcome] = []
+        cycle = threading.Thread(target=lambda: frozen.append(poll_portal(client, engine, spool=spool)))
+        cycle.start()
+        cycle.join(60)  # a bound for the test only: without the limit the cycle waits for hours
+        assert frozen and frozen[0].kept == 3, "the cycle ended with its answers in the spool"
+        database.proxy.thaw()
+        spool.flush(engine, config.storage_mode)
+        assert not spool, "the spool written once the database answers again"
+    finally:
+        database.proxy.thaw()
+        undo()
+        engine.dispose()
+    rows, distinct = _stored(database.direct)
+    assert rows == distinct == _answered(emulator) == 6

@@ -12,6 +12,7 @@ from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from poller.errors import ConfigError, StorageError
+from poller.storage.deadline import limit_statement_time, no_time_limit
 
 BUSY_TIMEOUT_SECONDS = 30  # how long a command waits for another SQLite writer
 DAEMON_BUSY_TIMEOUT_SECONDS = 5  # the daemon's cycles wait this long, then keep their rows in the spool
@@ -77,9 +78,12 @@ def _reopen_after_file_errors(context: ExceptionContext) -> None:
 def shorten_lock_waits(engine: Engine, seconds: float = DAEMON_BUSY_TIMEOUT_SECONDS) -> Callable[[], None]:
     """Make `engine`'s SQLite connections wait at most `seconds` for a lock; return the undo.
 
-    Set on every checkout, so connections already in the pool follow too. The daemon uses it:
-    a locked database is an outage to poll through, not a wait. No-op for other databases.
+    Set on every checkout, so connections already in the pool follow too. The daemon and `poll`
+    use it: a locked database is an outage to poll through, not a wait. On PostgreSQL a statement
+    unanswered for STATEMENT_SECONDS fails instead (storage/deadline.py).
     """
+    if engine.dialect.name == "postgresql":
+        return limit_statement_time(engine)
     if engine.dialect.name != "sqlite":
         return lambda: None
     statement = f"PRAGMA busy_timeout = {int(seconds * 1000)}"
@@ -119,7 +123,7 @@ def upgrade_database(engine: Engine, revision: str = "head") -> None:
     alembic_config = AlembicConfig()
     alembic_config.set_main_option("script_location", str(migrations_path()))
     try:
-        with engine.begin() as connection:
+        with no_time_limit(), engine.begin() as connection:
             alembic_config.attributes["connection"] = connection
             if connection.dialect.name == "postgresql":  # replicas upgrading at once take turns
                 connection.execute(text("SELECT pg_advisory_xact_lock(7466544745363010561)"))
