@@ -215,7 +215,21 @@ def parse_config(
         else:
             assert part.cls is not None
             values[part.attr] = part.cls(**read)
-    return Config(**values)
+    config = Config(**values)
+    _check_jitter(config)
+    return config
+
+
+def _check_jitter(config: Config) -> None:
+    """Jitter under half of every interval: more would let a jittered fire skip its grid instant."""
+    jitter = config.schedule.jitter_seconds
+    for portal in config.portals:
+        interval = config.schedule_of(portal).interval_seconds
+        if jitter and interval and 2 * jitter >= interval:
+            raise ConfigError(
+                f"config key schedule.jitter_seconds: {jitter} s is not below half of portal "
+                f"{portal.name!r}'s interval of {interval} s; lower it or lengthen the interval"
+            )
 
 
 def _schedule(values: dict[str, Any], table: dict[str, Any], where: str) -> ScheduleConfig:
