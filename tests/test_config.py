@@ -166,6 +166,7 @@ def test_a_ca_bundle_must_exist_and_replaces_the_trusted_cas(tmp_path: Path) -> 
 
 def test_a_jitter_of_half_a_portals_interval_or_more_is_refused_naming_the_key_and_portal() -> None:
     document = {"schedule": {"jitter_seconds": 30}, "portals": [acme(interval_seconds=60)]}
-    with pytest.raises(ConfigError, match=r"schedule\.jitter_seconds: 30 s is not below half of portal 'acme'"):
+    refused = r"schedule\.jitter_seconds: 30 s is not below half of portal 'acme'"
+    with pytest.raises(ConfigError, match=refused):
         parse(document)
     assert parse({"schedule": {"jitter_seconds": 29}, "portals": [acme(interval_seconds=60)]})
