@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
@@ -9,7 +10,9 @@ import pytest
 from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.exc import DataError
 
+from poller import storage
 from poller.models import snapshots_table, workdays_table
+from poller.status import parse_status
 from poller.storage import copy_in
 from poller.storage.bulk import insert_rows
 
@@ -154,3 +157,20 @@ def test_a_refused_value_among_many_rows_is_the_database_error_sqlalchemy_raises
 
     with engine.connect() as connection:
         assert connection.execute(select(snapshots_table.c.id)).all() == []
+
+
+def test_a_refused_row_among_a_cycles_many_costs_only_its_user(engine: Engine) -> None:
+    opened = {"STATUS": "OPENED", "TIME_START": "2026-11-16T09:00:00+03:00", "TZ_OFFSET": 10800}
+    polled = datetime(2026, 11, 16, 7, 30, tzinfo=UTC)
+    rows = [storage.SnapshotRow("acme", user_id, polled, parse_status(opened)) for user_id in range(1, 81)]
+    bad = rows[40].parsed
+    rows[40] = replace(rows[40], parsed=replace(bad, values={**bad.values, "duration_seconds": 2**70}))
+
+    saved = storage.save_portal_cycle(engine, None, rows, [])
+
+    assert (saved.snapshots, [row.user_id for row in saved.refused]) == (79, [41])
+    with engine.connect() as connection:
+        users = connection.execute(select(snapshots_table.c.user_id).order_by(snapshots_table.c.user_id))
+        days = connection.execute(select(workdays_table.c.user_id).order_by(workdays_table.c.user_id))
+        assert list(users.scalars()) == [u for u in range(1, 81) if u != 41]
+        assert list(days.scalars()) == [u for u in range(1, 81) if u != 41]
