@@ -175,3 +175,27 @@ def test_a_statement_past_the_time_limit_fails_but_a_migration_may_take_its_time
     finally:
         undo()
         engine.dispose()
+
+
+def test_driver_work_that_bypasses_the_dialect_is_held_to_the_same_limit_when_guarded(
+    pg_engine: Engine,
+) -> None:
+    """COPY goes to psycopg directly (storage/copy_in.py): `guarded` arms the same watch for it."""
+    from poller.storage.deadline import guarded
+
+    engine = storage.make_engine(pg_engine.url.render_as_string(hide_password=False))
+    undo = limit_statement_time(engine, 0.5)
+    try:
+        with engine.connect() as connection:
+            raw = connection.connection.dbapi_connection
+            assert raw is not None
+            with raw.cursor() as cursor:  # unguarded: the limit does not see it
+                cursor.execute("SELECT pg_sleep(1)")
+            lost = r"(?i)connection|closed|server|socket"
+            with pytest.raises(Exception, match=lost), guarded(connection), raw.cursor() as cursor:
+                cursor.execute("SELECT pg_sleep(3)")
+        with engine.connect() as connection:
+            assert connection.execute(text("SELECT 1")).scalar_one() == 1, "a new connection"
+    finally:
+        undo()
+        engine.dispose()

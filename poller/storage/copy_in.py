@@ -25,6 +25,8 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
+from poller.storage.deadline import guarded
+
 logger = logging.getLogger(__name__)
 
 MIN_ROWS = 50  # fewer rows: one pipelined executemany costs fewer round trips than stage + insert
@@ -57,7 +59,7 @@ def copy_rows(
     copy_sql = f"COPY {stage} ({listed}) FROM STDIN"
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        with cursor.copy(copy_sql) as copy:
+        with guarded(connection), cursor.copy(copy_sql) as copy:
             for row in rows:
                 copy.write_row(row)
     except Exception as exc:

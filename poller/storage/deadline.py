@@ -101,6 +101,7 @@ def limit_statement_time(engine: Engine, seconds: float = STATEMENT_SECONDS) -> 
         return lambda: None
     watch = _Watch(seconds)
     dialect: Any = engine.dialect
+    dialect.timeman_statement_watch = watch  # for what bypasses the dialect: `guarded`
 
     def wrap(name: str) -> None:
         original = getattr(dialect, name)
@@ -118,8 +119,20 @@ def limit_statement_time(engine: Engine, seconds: float = STATEMENT_SECONDS) -> 
         wrap(name)
 
     def undo() -> None:
-        for name in _WRAPPED:
+        for name in (*_WRAPPED, "timeman_statement_watch"):
             with contextlib.suppress(AttributeError):
                 delattr(dialect, name)
 
     return undo
+
+
+@contextlib.contextmanager
+def guarded(connection: Any) -> Iterator[None]:
+    """Hold the driver work of this block (on a SQLAlchemy `connection`) to the engine's statement
+    time limit, for calls that bypass the dialect, such as psycopg's COPY; nothing without a limit."""
+    watch = getattr(connection.dialect, "timeman_statement_watch", None)
+    if watch is None or _UNLIMITED.get():
+        yield
+        return
+    with watch.arm(connection.connection.dbapi_connection):
+        yield
