@@ -4,7 +4,11 @@ engine: connect and keep the schema at head; snapshots: write snapshots; runs:
 poll_runs and poll_errors; cycles: store a portal's cycle, a refused value costing only its
 user; tokens: OAuth pairs; reads: what the commands show; directory: users and departments;
 records: the portal's workday records and backfill progress; workdays (rules in
-workday_rules): the workdays table, kept up to date by every write of snapshots or records.
+workday_rules, offsets and local_dates for a day's local date): the workdays table, kept up to
+date by every write of snapshots or records; revisions: what a later change replaced; closes:
+closed months; tasks: when a portal's chores last ran. The fast path: bulk (rows to the driver
+as tuples), copy_in (COPY on PostgreSQL), keyed (index probes by key), statistics (ANALYZE a
+table that grew), deadline (a statement time limit for a database that stops answering).
 """
 
 from __future__ import annotations
