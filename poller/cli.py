@@ -17,6 +17,7 @@ import shutil
 import sys
 import threading
 from collections.abc import Sequence
+from datetime import date
 from pathlib import Path
 
 from poller import closing, commands, corrections
@@ -26,7 +27,8 @@ from poller.config import Config
 from poller.emulator.settings import FAULT_KINDS
 from poller.errors import ConfigError, PollerError
 from poller.logs import PROGRAM, RedactingFilter, fatal_line, installed
-from poller.report import CORRECTIONS, TIMESHEET, render, render_check, render_timesheet
+from poller.report import CORRECTIONS, TIMESHEET, render, render_check
+from poller.timesheet_render import render_timesheet
 
 logger = logging.getLogger(__name__)
 
@@ -134,14 +136,12 @@ class CommandLine:
         return EXIT_OK
 
     def _timesheet(self, args: argparse.Namespace) -> int:
-        if args.month is None:
-            raise ConfigError("report timesheet: --month is required (YYYY-MM)")
         if args.date_from is not None or args.date_to is not None:
             raise ConfigError("report timesheet: give --month, not --from/--to")
         timesheet = closing.closed_timesheet if args.as_closed else commands.timesheet
         sheet = timesheet(
             self._config(args, portal_secrets=False),
-            args.month,
+            args.month or date.today().replace(day=1),  # by default the month this machine is in
             portals=args.portal or (),
             department=args.department,
             users=args.user or (),

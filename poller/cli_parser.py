@@ -85,7 +85,7 @@ def build_parser(cli: CommandLine) -> argparse.ArgumentParser:
 
     report = add("report", commands.report, cli.report)
     report.add_argument("report", nargs="?", default="workdays", choices=list(REPORT_NAMES))
-    report.add_argument("--month", type=_month, metavar="YYYY-MM", help="timesheet: the month")
+    report.add_argument("--month", type=_month, metavar="YYYY-MM", help="timesheet (default: this month), corrections: the month")
     report.add_argument(
         "--department", metavar="NAME", help="timesheet: only this department (name, any case)"
     )

@@ -340,7 +340,7 @@ def test_run_stops_within_the_request_deadline_with_a_hung_portal_and_a_second_c
 def test_the_daemon_api_for_tests_and_replicas(
     engine: Engine, make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
-    """Start, inspect and stop a Daemon from a test, as /work/notes/DAEMON_READY describes."""
+    """Start a Daemon from a test, wait for its cycles, stop it, and read its counters and metrics."""
     emulator = make_emulator(users=5, rate=0)
     config: Config = make_config(
         portal(emulator, [1, 999], interval_seconds=1), directory={"refresh_hours": 0}

@@ -21,7 +21,9 @@ from poller.clock import ManualClock
 from poller.cycle import make_clients, poll_portal
 from poller.emulator import Emulator, EmulatorSettings
 from poller.emulator.world import World
+from poller.storage.workday_rules import Poll, advance
 from poller.timesheet import Day, Timesheet, Totals, build_timesheet, month_dates
+from poller.timesheet_render import ESTIMATE_LEGEND, render_timesheet, timesheet_json
 
 OCTOBER = date(2026, 10, 1)
 USERS = list(range(1, 9))
@@ -68,8 +70,6 @@ def test_days_add_up_into_rows_and_rows_into_the_totals() -> None:
 
 
 def test_corrected_days_are_counted_and_marked_after_the_close_first() -> None:
-    from poller.report import render_timesheet
-
     rows = [
         workday(5, 1, 3600, corrections=2),
         workday(5, 2, 7200, corrections=1, corrections_after_close=1),
@@ -147,8 +147,6 @@ def test_a_timesheet_adds_up_to_the_sum_of_its_days_and_to_the_truth(database_ur
 
 
 def report_json(sheet: Timesheet) -> dict[str, Any]:
-    from poller.report import timesheet_json
-
     return timesheet_json(sheet)
 
 
@@ -214,31 +212,46 @@ def test_a_department_keeps_its_people_whatever_the_case(
 def test_the_table_fits_the_terminal_and_names_the_days_it_left_out(
     october: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    worked = sorted(
+        int(d[-2:]) for d in json.loads(timesheet(capsys, october, "--format", "json"))["totals"]["days"]
+    )
+    assert 0 < len(worked) < 31  # weekends: nobody works
     monkeypatch.setenv("COLUMNS", "100")
     lines = timesheet(capsys, october).splitlines()
     assert lines[0] == "timesheet 2026-10 on portal emu (local work dates)"
-    assert all(len(line) <= 100 for line in lines[:-1])
+    assert all(len(line) <= 100 for line in lines)
     heading = lines[1].split()
-    assert heading[:3] == ["user", "name", "1"]
+    assert heading[:2] == ["user", "name"]
     assert heading[-5:] == ["worked", "breaks", "days", "pending", "estimated"]
     shown_days = [int(word) for word in heading[2:-5]]
-    assert shown_days == list(range(1, len(shown_days) + 1))
-    assert lines[-1] == (
-        f"not shown at 100 columns: days {shown_days[-1] + 1}-31, department; "
-        "widen the terminal or use --format csv or json"
+    assert shown_days == worked[: len(shown_days)]  # the days with work, from the first
+    at = next(n for n, line in enumerate(lines) if line.startswith("not shown"))
+    footer = " ".join(line.strip() for line in lines[at:])
+    hidden = [day for day in worked if day not in shown_days]
+    assert footer == (
+        f"not shown at 100 columns: {', '.join(day_ranges(hidden))}, department, "
+        f"{31 - len(worked)} days without work; widen the terminal or use --format csv or json"
     )
-    assert lines[-3].split()[0] == "total"
+    legend = next(n for n, line in enumerate(lines) if line.startswith("6 people; hours in decimals; ~"))
+    assert lines[legend - 1].split()[0] == "total"
     monkeypatch.setenv("COLUMNS", "400")
     wide = timesheet(capsys, october).splitlines()
     assert "not shown" not in wide[-1]
     assert wide[1].split()[:4] == ["user", "name", "department", "1"]
 
 
+def day_ranges(days: list[int]) -> list[str]:
+    """`days 5-9`, `day 12`: consecutive days as one range."""
+    ranges: list[list[int]] = []
+    for day in days:
+        if ranges and ranges[-1][-1] == day - 1:
+            ranges[-1].append(day)
+        else:
+            ranges.append([day])
+    return [f"day {r[0]}" if len(r) == 1 else f"days {r[0]}-{r[-1]}" for r in ranges]
+
+
 def test_timesheet_options_are_checked(october: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["report", "timesheet", "--database", october]) == 2
-    assert capsys.readouterr().err.splitlines() == [
-        "timeman-poller: error: report timesheet: --month is required (YYYY-MM)"
-    ]
     assert (
         main(["report", "timesheet", "--month", "2026-10", "--from", "2026-10-02", "--database", october])
         == 2
@@ -248,3 +261,56 @@ def test_timesheet_options_are_checked(october: str, capsys: pytest.CaptureFixtu
     assert "--month and --department: only for `report timesheet`" in capsys.readouterr().err
     assert main(["report", "timesheet", "--month", "2026-13", "--database", october]) == 2
     assert "'2026-13' is not a month (YYYY-MM)" in capsys.readouterr().err
+
+
+def test_at_80_columns_the_days_with_work_are_shown_and_the_empty_ones_counted() -> None:
+    rows = [workday(5, day, 8 * 3600) for day in (4, 5, 6, 7, 8, 11, 12, 25)]
+    lines = render_timesheet(build_timesheet(OCTOBER, rows), "table", 80).splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    shown = [int(word) for word in lines[1].split()[2:-5]]
+    assert shown and shown == [4, 5, 6, 7, 8, 11, 12, 25][: len(shown)]  # never an empty day first
+    at = next(n for n, line in enumerate(lines) if line.startswith("not shown"))
+    footer = " ".join(line.strip() for line in lines[at:])
+    assert footer.endswith("widen the terminal or use --format csv or json")
+    assert "23 days without work" in footer and "days 1-3" not in footer
+
+
+def test_with_several_portals_the_portal_column_stays_at_80_columns() -> None:
+    rows = [workday(5, 4, 3600), workday(5, 4, 7200) | {"portal": "other"}]
+    lines = render_timesheet(build_timesheet(OCTOBER, rows), "table", 80).splitlines()
+    assert lines[0] == "timesheet 2026-10 on 2 portals (local work dates)"
+    assert lines[1].split()[:3] == ["portal", "user", "name"]
+    assert [line.split()[:2] for line in lines[3:5]] == [["emu", "5"], ["other", "5"]]
+
+
+def test_without_month_the_timesheet_is_of_the_current_month(
+    october: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", "timesheet", "--database", october]) == 0
+    assert capsys.readouterr().out.startswith(f"timesheet {date.today():%Y-%m}")
+
+
+def test_the_legend_marks_what_the_workday_rules_call_an_estimate() -> None:
+    """`~` is on a day not closed when last seen (its hours counted up to then), and not on a
+    closed day even when only polls saw it: the legend says so."""
+    start = datetime(2026, 10, 5, 6, tzinfo=UTC)
+
+    def polled(status: str) -> dict[str, Any]:
+        poll = Poll(
+            polled_at=start + timedelta(hours=9), last_seen_at=start + timedelta(hours=9), status=status,
+            time_start=start, time_finish=start + timedelta(hours=8) if status == "CLOSED" else None,
+            time_finish_default=None, work_date=date(2026, 10, 5), duration_seconds=7 * 3600,
+            leaks_seconds=600, active=True,
+        )  # fmt: skip
+        day = advance(None, poll)
+        return workday(1, 5, day["worked_seconds"], worked_is_estimate=day["worked_is_estimate"])
+
+    closed, opened = polled("CLOSED"), polled("OPENED") | {"user_id": 2}
+    lines = render_timesheet(build_timesheet(OCTOBER, [closed, opened]), "table", None).splitlines()
+    assert lines[3].split()[4] == "7.00"  # user 1: closed, from polls only: the portal's DURATION
+    assert lines[4].split()[4] == "~8.83"  # user 2: still open, 9 hours less the break, so far
+    assert (
+        ESTIMATE_LEGEND
+        == "~ marks an estimate (the day was not closed when last seen: hours counted up to then)"
+    )
+    assert lines[-1] == f"2 people; hours in decimals; {ESTIMATE_LEGEND}"
