@@ -110,6 +110,41 @@ def test_a_token_portal_batches_with_auth_in_the_body(emu: Emulator, clock: Manu
     batch = fetch_statuses(client_for(token_portal(emu), clock), [1, 2, 3])
     assert sorted(batch.results) == [1, 2, 3]
     assert batch.results[3]["STATUS"] == "EXPIRED"
+    assert emu.stats.auth_placements == {"body": 1}  # not the query string, not a header
+
+
+def test_a_token_portal_sends_rest_3_auth_in_the_body_and_a_batch_s_as_a_bearer_header(
+    emu: Emulator, clock: ManualClock
+) -> None:
+    client = client_for(token_portal(emu), clock)
+    query = {"filter": [["userId", 5]], "select": ["id"]}
+    assert client.call_v3("timeman.record.list", query)["result"]["items"]
+    assert emu.stats.auth_placements == {"body": 1}
+    results = client.call_v3("batch", [{"method": "timeman.record.list", "query": query}])["result"]
+    assert results[0]["items"]
+    assert emu.stats.auth_placements == {"body": 1, "header": 1}  # the array has no room for auth
+
+
+@pytest.mark.parametrize(
+    ("url", "warned"),
+    [
+        ("http://acme.example.com/rest/1/s3cretw3bhook/", True),
+        ("https://acme.example.com/rest/1/s3cretw3bhook/", False),
+        ("http://127.0.0.1:8080/rest/1/s3cretw3bhook/", False),
+        ("http://localhost:8080/rest/1/s3cretw3bhook/", False),
+    ],
+)
+def test_plain_http_to_a_portal_off_this_machine_is_warned_about_without_the_secret(
+    url: str, warned: bool, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("WARNING", logger="poller.bitrix.client"):
+        client_for(make_config(portal(url, [1])).portals[0], clock)
+    lines = [r.getMessage() for r in caplog.records if r.name == "poller.bitrix.client"]
+    if warned:
+        assert lines == ["portal emu: plain http:// to acme.example.com; use https:// outside local tests"]
+    else:
+        assert lines == []
+    assert "s3cretw3bhook" not in caplog.text
 
 
 def test_no_right_to_read_other_users_stops_after_the_first_batch(

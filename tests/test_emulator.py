@@ -335,6 +335,24 @@ def test_record_list_lives_only_under_rest_api_and_takes_oauth_in_the_body(emula
     assert token.status_code == 200 and token.json()["result"]["items"]
     no_token = requests.post(url, json=record_query(1), timeout=10)
     assert (no_token.status_code, no_token.json()["error"]) == (401, "invalid_token")
+    in_query = requests.post(
+        url, params={"auth": emulator.settings.access_token}, json=record_query(1), timeout=10
+    )
+    assert (in_query.status_code, in_query.json()["error"]) == (401, "invalid_token")
+    assert emulator.stats.auth_placements == {"body": 1, "none": 1, "ignored query": 1}
+
+
+def test_the_rest_3_batch_takes_its_token_from_a_bearer_header_not_the_query_string(
+    emulator: Emulator,
+) -> None:
+    url = f"{emulator.base_url}/rest/api/batch"
+    body = [{"method": "timeman.record.list", "query": record_query(1)}]
+    token = emulator.settings.access_token
+    bearer = requests.post(url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert bearer.status_code == 200 and bearer.json()["result"][0]["items"]
+    in_query = requests.post(url, params={"auth": token}, json=body, timeout=10)
+    assert (in_query.status_code, in_query.json()["error"]) == (401, "invalid_token")
+    assert emulator.stats.auth_placements == {"header": 1, "ignored query": 1}
 
 
 def test_a_portal_without_rest_3_or_without_the_right_says_so(make_emulator: MakeEmulator) -> None:

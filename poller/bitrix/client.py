@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlencode
 
 import requests
 
@@ -85,8 +84,10 @@ class PortalClient:
     def call_v3(self, method: str, body: dict[str, Any] | list[Any]) -> dict[str, Any]:
         """Call a REST 3.0 `method` (`/rest/api/...`, JSON body only) and return the whole answer.
 
-        The REST 3.0 `batch` takes an array as its body: with OAuth, its token then goes in
-        the query string, as nothing in the body can hold it (inferred; not documented).
+        With OAuth, `auth` goes in the JSON body (REST 3.0 reads no query string for
+        parameters). The REST 3.0 `batch` takes a bare array, which has no room for `auth`:
+        its token goes in an `Authorization: Bearer` header, which portals read before body
+        and query (the way Bitrix24's own JS SDK sends a server-side REST 3.0 batch).
         """
         return self._call(method, body, api="rest/api")
 
@@ -132,10 +133,11 @@ class PortalClient:
     def _send(self, method: str, params: dict[str, Any] | list[Any], api: str) -> dict[str, Any]:
         portal = self.portal
         payload: dict[str, Any] | list[Any] = params
+        bearer: str | None = None
         if portal.webhook_path is not None:
             url = f"{portal.base_url}/{api}{portal.webhook_path.removeprefix('/rest')}{method}"
         elif isinstance(params, list):
-            url = f"{portal.base_url}/{api}/{method}?{urlencode({'auth': self.access_token or ''})}"
+            url, bearer = f"{portal.base_url}/{api}/{method}", self.access_token or ""
         else:
             url = f"{portal.base_url}/{api}/{method}"
             payload = {**params, "auth": self.access_token}
@@ -144,11 +146,11 @@ class PortalClient:
             self._observe_wait(waited)
         self.requests_sent += 1
         if not logger.isEnabledFor(logging.DEBUG):
-            return self.transport.post_json(url, payload, host=portal.host, what=method)
+            return self.transport.post_json(url, payload, host=portal.host, what=method, bearer=bearer)
         started = time.perf_counter()
         outcome = "HTTP 200"
         try:
-            return self.transport.post_json(url, payload, host=portal.host, what=method)
+            return self.transport.post_json(url, payload, host=portal.host, what=method, bearer=bearer)
         except BitrixError as exc:
             outcome = f"HTTP {exc.http_status} {exc.code}" if exc.http_status else f"no answer ({exc.code})"
             raise

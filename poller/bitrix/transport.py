@@ -57,10 +57,18 @@ class Transport:
             if not isinstance(session.get_adapter(prefix), DeadlineAdapter):
                 session.mount(prefix, DeadlineAdapter())
 
-    def post_json(self, url: str, payload: Any, *, host: str, what: str) -> dict[str, Any]:
-        """POST `payload` as JSON to `url`; `host` and `what` name the call in messages."""
+    def post_json(
+        self, url: str, payload: Any, *, host: str, what: str, bearer: str | None = None
+    ) -> dict[str, Any]:
+        """POST `payload` as JSON to `url`; `host` and `what` name the call in messages.
+
+        `bearer` goes in an `Authorization: Bearer` header, for bodies that cannot hold `auth`;
+        redirects are refused, so the header never follows one to another host.
+        """
         data = json.dumps(payload)
         headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT}
+        if bearer is not None:
+            headers["Authorization"] = f"Bearer {bearer}"
         return self._exchange(
             lambda timeout: self.session.post(
                 url, data=data, headers=headers, timeout=timeout, allow_redirects=False, stream=True

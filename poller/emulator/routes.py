@@ -2,8 +2,11 @@
 
 - `/rest/{user}/{secret}/{method}` and `/rest/{method}` (token in `auth`): classic methods,
   parameters from the query string and a JSON or form body;
-- `/rest/api/{user}/{secret}/{method}` and `/rest/api/{method}`: REST 3.0, JSON body only
-  (the REST 3.0 batch body is an array, so its token may also come as `?auth=` or Bearer).
+- `/rest/api/{user}/{secret}/{method}` and `/rest/api/{method}`: REST 3.0, JSON body only.
+  Its token is `auth` in the JSON object body (the documented way) or an `Authorization:
+  Bearer` header (what Bitrix24's JS SDK sends for the REST 3.0 batch, whose body is a bare
+  array); `?auth=` in the query string is refused here, stricter than some portals, so the
+  poller never leans on a token in a URL (where proxies and access logs keep it).
 """
 
 from __future__ import annotations
@@ -44,7 +47,11 @@ def route(
             return 401, envelope("NO_AUTH_FOUND", "Wrong authorization data"), method
     else:
         method = matched.group(2).lower()
-        denied = _check_token(emulator, _auth_token(params, query, authorization))
+        token, placement = _auth_token(
+            params if v3 else merge_params("", body, content_type), query, authorization, v3
+        )
+        emulator.stats.add_auth(placement)
+        denied = _check_token(emulator, token)
         if denied is not None:
             return *denied, method
     emulator.gate.wait_for(f"api/{method}" if v3 else method)
@@ -66,9 +73,18 @@ def _check_token(emulator: Emulator, token: Any) -> tuple[int, Any] | None:
     return None
 
 
-def _auth_token(params: Any, query: str, authorization: str) -> Any:
-    """The access token: `auth` in the body or the query string, or a Bearer header."""
-    token = lookup(params, "auth") or dict(parse_qsl(query)).get("auth")
-    if not token and authorization.lower().startswith("bearer "):
-        token = authorization[7:].strip()
-    return token
+def _auth_token(body_params: Any, query: str, authorization: str, v3: bool) -> tuple[Any, str]:
+    """The access token and where it was found: "header", "body", "query" or "none".
+
+    A Bearer header comes first (portals prefer it); then `auth` in the body; classic REST
+    also reads the query string, REST 3.0 does not.
+    """
+    if authorization.lower().startswith("bearer "):
+        return authorization[7:].strip(), "header"
+    token = lookup(body_params, "auth")
+    if token:
+        return token, "body"
+    token = dict(parse_qsl(query)).get("auth")
+    if token:
+        return (None, "ignored query") if v3 else (token, "query")
+    return None, "none"

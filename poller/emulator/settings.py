@@ -73,6 +73,7 @@ class EmulatorStats:
     records_answered: Counter[int] = field(default_factory=Counter)  # record.list calls per user
     calls: Counter[str] = field(default_factory=Counter)  # method calls, batch sub-calls included
     token_refreshes: int = 0
+    auth_placements: Counter[str] = field(default_factory=Counter)  # where OAuth tokens were read
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def add_request(self) -> None:
@@ -107,6 +108,10 @@ class EmulatorStats:
         with self._lock:
             self.records_answered[user_id] += 1
 
+    def add_auth(self, placement: str) -> None:
+        with self._lock:
+            self.auth_placements[placement] += 1
+
     def add_token_refresh(self) -> None:
         with self._lock:
             self.token_refreshes += 1
@@ -125,4 +130,5 @@ class EmulatorStats:
                 "records_answered": sum(self.records_answered.values()),
                 "calls": dict(self.calls),
                 "token_refreshes": self.token_refreshes,
+                "auth_placements": dict(self.auth_placements),
             }
