@@ -18,7 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from head_databases import HeadPostgres
 from sqlalchemy import Engine, text
+from tiers import mark
 
 from poller import storage
 from poller.clock import SYSTEM_CLOCK, Clock, ManualClock
@@ -131,11 +133,40 @@ def reset_postgres(url: str) -> None:
     engine.dispose()
 
 
+@pytest.fixture(scope="session")
+def head_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file upgraded to head once per session; `engine` tests start from a copy."""
+    path = tmp_path_factory.mktemp("head") / "head.sqlite3"
+    built = storage.make_engine(f"sqlite:///{path}")
+    storage.upgrade_database(built)
+    built.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def head_postgres() -> Iterator[HeadPostgres | None]:
+    """A database upgraded to head once per session beside the scratch one, copied for each
+    `engine` test; None (each test upgrades) when the server refuses to create databases."""
+    url = postgres_url()
+    if not url:
+        yield None
+        return
+    head = HeadPostgres.create(url)
+    yield head
+    if head is not None:
+        head.drop()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty database URL: a SQLite file in tmp_path, or the scratch PostgreSQL database."""
+    """A database URL: a SQLite file in tmp_path, or the scratch PostgreSQL database. Empty,
+    unless the test also takes `engine`: then already at head (a copy of the session's head)."""
+    at_head = "engine" in request.fixturenames
     if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'test.sqlite3'}"
+        path = tmp_path / "test.sqlite3"
+        if at_head:
+            shutil.copyfile(request.getfixturevalue("head_sqlite_file"), path)
+        return f"sqlite:///{path}"
     url = postgres_url()
     if not url and os.environ.get("TIMEMAN_POLLER_REQUIRE_POSTGRES"):
         pytest.fail(f"TIMEMAN_POLLER_REQUIRE_POSTGRES is set but {POSTGRES_ENV} is not")
@@ -143,15 +174,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         pytest.skip(
             f"PostgreSQL tests need {POSTGRES_ENV} (e.g. postgresql+psycopg://postgres@127.0.0.1/test)"
         )
+    head: HeadPostgres | None = request.getfixturevalue("head_postgres") if at_head else None
+    if head is not None:
+        return head.copy()
     reset_postgres(url)
+    if at_head:
+        upgraded = storage.make_engine(url)
+        storage.upgrade_database(upgraded)
+        upgraded.dispose()
     return url
 
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
-    """An Engine on an empty database upgraded to head."""
+    """An Engine on a database upgraded to head and holding no rows."""
     created = storage.make_engine(database_url)
-    storage.upgrade_database(created)
     yield created
     created.dispose()
 
@@ -193,7 +230,12 @@ def report_database(report_database_template: Path, tmp_path: Path) -> tuple[Pat
     return database, config_file
 
 
-# -- the summary -----------------------------------------------------------------------
+# -- tiers and the summary ------------------------------------------------------------
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Markers for the tiers (`postgres`, `process`, `slow`): see tests/tiers.py."""
+    mark(items)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
