@@ -17,14 +17,14 @@ import shutil
 import sys
 import threading
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from poller import closing, commands, corrections
 from poller.backfill import ProgressDisplay
 from poller.cli_parser import Handler, UsageError, build_parser
 from poller.config import Config
-from poller.emulator.settings import FAULT_KINDS
+from poller.emulator.settings import FAULT_KINDS, EmulatorSettings
 from poller.errors import ConfigError, PollerError
 from poller.logs import PROGRAM, RedactingFilter, fatal_line, installed
 from poller.report import CORRECTIONS, TIMESHEET, render, render_check
@@ -212,8 +212,6 @@ class CommandLine:
         return EXIT_OK
 
     def emulator(self, args: argparse.Namespace) -> int:
-        from poller.emulator import EmulatorSettings
-
         settings = EmulatorSettings(
             users=args.users,
             speed=args.speed,
@@ -226,10 +224,11 @@ class CommandLine:
             settings.webhook_secret = args.secret
         if args.token:
             settings.access_token = args.token
+        replayed(settings, datetime.now(UTC))
         emulator = commands.start_emulator(settings, args.host, args.port)  # fails before the banner
         try:
             base = emulator.base_url
-            print(f"Emulated Bitrix24 portal with {args.users} users (clock x{args.speed:g})")
+            print(f"Emulated Bitrix24 portal with {args.users} users ({clock_words(settings.speed)})")
             print(f'  webhook_url   = "{emulator.webhook_url}"')
             print(f'  domain        = "{base}"  access_token = "{settings.access_token}"')
             print(f'  refresh_token = "{settings.refresh_token}"  client_id = "{settings.client_id}"')
@@ -279,6 +278,28 @@ class CommandLine:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command line (`sys.argv[1:]` by default) and return its exit code."""
     return CommandLine().main(sys.argv[1:] if argv is None else list(argv))
+
+
+REPLAY = timedelta(days=1)  # `emulator --speed N` (N > 1) replays this much of the past
+
+
+def replayed(settings: EmulatorSettings, now: datetime) -> EmulatorSettings:
+    """The world of `emulator --speed N` on a clock never ahead of `now` (a poller's real time).
+
+    N > 1 starts it a day (REPLAY) back and runs it N times faster until it reaches now, then
+    on real time: a world that ran ahead would open days in the poller's future (0 worked).
+    """
+    settings.catch_up = True
+    if settings.speed > 1:
+        settings.start = now - REPLAY
+    return settings
+
+
+def clock_words(speed: float) -> str:
+    if speed <= 1:
+        return "real time" if speed == 1 else f"clock x{speed:g}"
+    minutes = REPLAY.total_seconds() / (speed - 1) / 60
+    return f"the last day replayed x{speed:g} in {minutes:.0f} min, then real time"
 
 
 def table_width() -> int | None:

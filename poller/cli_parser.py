@@ -85,7 +85,12 @@ def build_parser(cli: CommandLine) -> argparse.ArgumentParser:
 
     report = add("report", commands.report, cli.report)
     report.add_argument("report", nargs="?", default="workdays", choices=list(REPORT_NAMES))
-    report.add_argument("--month", type=_month, metavar="YYYY-MM", help="timesheet (default: this month), corrections: the month")
+    report.add_argument(
+        "--month",
+        type=_month,
+        metavar="YYYY-MM",
+        help="timesheet (default: this month), corrections: the month",
+    )
     report.add_argument(
         "--department", metavar="NAME", help="timesheet: only this department (name, any case)"
     )
@@ -142,7 +147,12 @@ def build_parser(cli: CommandLine) -> argparse.ArgumentParser:
     emulator.add_argument("--host", default="127.0.0.1")
     emulator.add_argument("--port", type=_port, default=8765, help="0 picks a free port (default 8765)")
     emulator.add_argument("--users", type=_positive_int, default=25, help="simulated users (default 25)")
-    emulator.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second")
+    emulator.add_argument(
+        "--speed",
+        type=float,
+        default=1.0,
+        help="above 1: replay the last day this many times faster, then run on real time",
+    )
     emulator.add_argument("--secret", help="webhook secret (default: random)")
     emulator.add_argument("--token", help="OAuth access token (default: random)")
     emulator.add_argument(

@@ -39,7 +39,8 @@ class Emulator:
     def __init__(self, settings: EmulatorSettings | None = None, clock: Clock = SYSTEM_CLOCK) -> None:
         self.settings = settings or EmulatorSettings()
         self.clock = clock
-        self.world = World(self.settings.users, SimClock(self.settings.start, self.settings.speed, clock))
+        s = self.settings
+        self.world = World(s.users, SimClock(s.start, s.speed, clock, catch_up=s.catch_up))
         self.rules = PortalRules(self.settings, clock)
         self.stats = EmulatorStats()
         self.stopping = threading.Event()

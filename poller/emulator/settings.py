@@ -23,6 +23,7 @@ class EmulatorSettings:
     users: int = 25
     speed: float = 1.0
     start: datetime | None = None  # the simulation's start; default: the clock's now
+    catch_up: bool = False  # True: `speed` only until the world reaches the clock's now (SimClock)
     webhook_user: int = 1
     webhook_secret: str = field(default_factory=lambda: secrets.token_hex(8))
     access_token: str = field(default_factory=lambda: secrets.token_hex(16))
