@@ -526,3 +526,31 @@ def test_a_held_request_is_let_go_when_the_emulator_stops(make_emulator: MakeEmu
     emulator.stop()
     held.join(timeout=10)
     assert not held.is_alive() and emulator.gate.held == 0
+
+
+def test_named_portal_errors_come_in_the_portal_s_shapes_and_for_as_long_as_asked(
+    emulator: Emulator,
+) -> None:
+    emulator.fail_requests("OVERLOAD_LIMIT", times=1)
+    blocked = call(emulator, "timeman.status", {"USER_ID": 5})
+    assert (blocked.status_code, blocked.json()) == (
+        503,
+        {"error": "OVERLOAD_LIMIT", "error_description": "REST API is blocked due to overload"},
+    )
+    assert call(emulator, "timeman.status", {"USER_ID": 5}).status_code == 200
+    emulator.fail_requests("GATEWAY_TIMEOUT", times=1)
+    page = call(emulator, "timeman.status", {"USER_ID": 5})
+    assert page.status_code == 504 and page.headers["Content-Type"] == "text/html"
+    assert "504 Gateway Time-out" in page.text
+    emulator.fail_calls("ACCESS_DENIED", "timeman.status")
+    cmd = {"u1": "timeman.status?USER_ID=1", "u5": "timeman.status?USER_ID=5"}
+    answer = call(emulator, "batch", {"halt": 0, "cmd": cmd})
+    assert answer.status_code == 200
+    assert list(answer.json()["result"]["result"]) == ["u1"]  # the caller's own day still answers
+    assert answer.json()["result"]["result_error"] == {
+        "u5": {"error": "ACCESS_DENIED", "error_description": "Access denied"}
+    }
+    emulator.stop_failing()
+    assert call(emulator, "timeman.status", {"USER_ID": 5}).status_code == 200
+    with pytest.raises(ValueError, match="unknown portal error 'OVERLOAD'"):
+        emulator.fail_requests("OVERLOAD")

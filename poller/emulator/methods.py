@@ -29,6 +29,9 @@ def call(emulator: Emulator, method: str, params: dict[str, Any]) -> Answer:
     if handler is None:
         return 404, NOT_FOUND
     emulator.stats.add_call(method)
+    forced = emulator.errors.for_call(method, lookup(params, "USER_ID"), emulator.settings.webhook_user)
+    if forced is not None:
+        return forced
     if not emulator.rules.spend(method):
         emulator.stats.add_operating_limit()
         return 429, OPERATION_TIME_LIMIT

@@ -19,6 +19,7 @@ from poller.emulator import oauth
 from poller.emulator.faults import HOSTILE_KINDS, AnswerInstead, FaultDice, fault_answer
 from poller.emulator.gate import Gate
 from poller.emulator.handler import EmulatorServer, handler_for
+from poller.emulator.portal_errors import PortalErrors
 from poller.emulator.routes import route
 from poller.emulator.rules import PortalRules
 from poller.emulator.settings import EmulatorSettings, EmulatorStats
@@ -46,6 +47,7 @@ class Emulator:
         self.stopping = threading.Event()
         self.gate = Gate()
         self._faults = FaultDice(self.settings)
+        self.errors = PortalErrors()
         self._lock = threading.Lock()
         self._overrides: dict[int, Any] = {}
         self._fired: set[int] = set()
@@ -173,6 +175,21 @@ class Emulator:
         with self._lock:
             self.settings.hostile = {**self.settings.hostile, user_id: tuple(kinds)}
 
+    def fail_requests(self, kind: str, times: int | None = None, status: int | None = None) -> None:
+        """Answer the next `times` requests (None: all, until `stop_failing`) with a named error
+        of `portal_errors.REQUEST_ERRORS` (a block, a deleted portal, a 504 page...)."""
+        self.errors.fail_requests(kind, times, status)
+
+    def fail_calls(
+        self, kind: str, method: str = "timeman.status", times: int | None = None, status: int | None = None
+    ) -> None:
+        """Answer calls of `method`, alone or inside a batch (its `result_error`), with a named
+        error of `portal_errors.CALL_ERRORS` (insufficient_scope, an auth error...)."""
+        self.errors.fail_calls(kind, method, times, status)
+
+    def stop_failing(self) -> None:
+        self.errors.clear()
+
     def expire_tokens(self) -> None:
         """Make every access token issued so far expired."""
         self.rules.expire_tokens()
@@ -197,6 +214,10 @@ class Emulator:
         if not self.rules.admit():
             self.stats.add_query_limit()
             return 503, QUERY_LIMIT_EXCEEDED
+        forced = self.errors.for_request()
+        if forced is not None:
+            self.stats.add_fault("asked")
+            return forced
         fault = self._faults.roll()
         if fault is not None:
             self.stats.add_fault(fault)
