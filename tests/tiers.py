@@ -8,7 +8,7 @@ place rather than by hand in every module:
 - `process`: tests whose code (the test, a fixture it takes, or a helper of its module that either
   calls) starts a process: found by reading the module's syntax tree for `subprocess`, `Popen`
   or `sys.executable`;
-- `slow`: the tests in `SLOW`, measured over ~3 s with `pytest --durations=60`.
+- `slow`: the tests in `SLOW`, measured over ~1 s with `pytest --durations=100`.
 
 The quick tier is `pytest -m "not slow and not process"`.
 """
@@ -37,8 +37,35 @@ POSTGRES = frozenset(
     }
 )
 
-# "module" or "module::test": tests that took over ~3 s on a 2-core machine.
-SLOW: frozenset[str] = frozenset()
+# "module::test" (parameters left off): tests that took over ~1 s in a full run on a shared
+# 2-core machine (`pytest --durations=100`). A renamed test only falls back into the quick tier.
+SLOW = frozenset(
+    {
+        "test_outage_sqlite.py::test_poll_on_a_database_another_writer_holds_keeps_the_rows_in_the_spool_and_exits_1",
+        "test_outage_sqlite.py::test_a_locked_database_is_polled_through_and_written_when_the_lock_goes",
+        "test_outage_sqlite.py::test_a_read_only_database_file_is_written_to_once_writable_again_without_a_restart",
+        "test_deploy.py::test_the_images_install_and_entry_commands_work_in_a_fresh_virtualenv",
+        "test_backfill.py::test_ctrl_c_stops_the_backfill_after_the_current_request_and_says_how_to_resume",
+        "test_backfill.py::test_single_calls_within_a_strict_bucket_never_hit_query_limit_exceeded",
+        "test_operations.py::test_the_daemon_with_every_fault_leaks_no_secret_and_serves_health",
+        "test_operations.py::test_a_sigkill_mid_cycle_leaves_no_partial_or_doubled_rows",
+        "test_views.py::test_a_simulated_week_polled_every_30_minutes_matches_the_truth",
+        "test_stops.py::test_poll_stops_the_reconcile_at_ctrl_c_and_does_it_again_next_time",
+        "test_daemon.py::test_run_stops_within_the_request_deadline_with_a_hung_portal_and_a_second_ctrl_c_at_once",
+        "test_daemon.py::test_a_hung_portal_delays_neither_a_healthy_one_nor_the_stop",
+        "test_daemon.py::test_a_portal_with_its_own_schedule_keeps_it",
+        "test_daemon.py::test_a_database_down_at_start_is_waited_for_while_polling_into_the_spool",
+        "test_daemon.py::test_the_daemon_api_for_tests_and_replicas",
+        "test_client.py::test_a_stop_during_a_retry_backoff_ends_the_wait_and_sends_no_retry",
+        "test_workdays.py::test_a_polled_week_matches_the_worlds_truth_in_both_modes_and_a_rebuild",
+        "test_transport.py::test_a_client_gives_up_on_a_hung_portal_after_its_retries",
+        "test_transport.py::test_a_misbehaving_portal_ends_with_a_timeout_at_the_deadline",
+        "test_replicas.py::test_a_second_daemon_on_one_sqlite_file_exits_2_with_one_line",
+        "test_cli.py::test_run_polls_on_schedule_and_exits_0_on_sigterm",
+        "test_cli.py::test_the_demo_polls_and_prints_real_seconds",
+        "test_timesheet.py::test_a_timesheet_adds_up_to_the_sum_of_its_days_and_to_the_truth",
+    }
+)
 
 
 def _key(item: pytest.Item) -> tuple[str, str]:
