@@ -27,6 +27,7 @@ from poller.bitrix.records import RecordsFetched, RecordsUnavailable, fetch_reco
 from poller.config import Config
 from poller.errors import BitrixError, ConfigError, Stopped
 from poller.redaction import redact
+from poller.status_render import counted
 
 logger = logging.getLogger(__name__)
 
@@ -75,8 +76,9 @@ class PortalBackfill:
     def summary(self, what: str = "backfill") -> str:
         """One line: `backfill acme: 1000 users, 21,345 records (21,000 new, 345 updated), ...`."""
         line = (
-            f"{what} {self.portal}: {self.users} users, {self.records:,} records "
-            f"({self.inserted:,} new, {self.updated:,} updated), {self.requests:,} requests, "
+            f"{what} {self.portal}: {self.users} user{'' if self.users == 1 else 's'}, "
+            f"{self.records:,} records "
+            f"({self.inserted:,} new, {self.updated:,} updated), {counted(self.requests, 'request')}, "
             f"{self.seconds:.1f} s"
         )
         if self.skipped:
@@ -358,12 +360,12 @@ class ProgressDisplay:
         if 0 < processed < state.to_do:
             eta = f", about {_duration((now - started) / processed * (state.to_do - processed))} left"
         logger.info(
-            "backfill %s: %d of %d users, %d records, %d requests%s",
+            "backfill %s: %d of %d users, %d records, %s%s",
             state.portal,
             processed,
             state.to_do,
             state.records,
-            state.requests,
+            counted(state.requests, "request"),
             eta,
         )
 

@@ -33,6 +33,7 @@ from poller.metrics import Metrics
 from poller.models import PollRun
 from poller.report import REPORT_NAMES, REPORTS, json_values
 from poller.spool import Spool
+from poller.status_render import status_summary
 from poller.storage.engine import shorten_lock_waits
 from poller.timesheet import Timesheet, build_timesheet, month_dates
 from poller.tokenstore import TokenStore, tokens_path
@@ -218,33 +219,7 @@ class StatusInfo:
         return json_values({"ok": self.ok, **asdict(self)})
 
     def summary(self) -> str:
-        lines = [f"last {len(self.runs)} cycles (UTC):"]
-        for run in self.runs:
-            took = f"{run.seconds:.2f} s" if run.seconds is not None else "running or cut off"
-            if run.outcome in ("interrupted", "failed"):
-                took += f" ({run.outcome})"
-            where = f"  {run.portal}" if run.portal else ""
-            by = f"  by {run.replica}" if run.replica else ""
-            lines.append(
-                f"  #{run.id:<6} {run.started_at:%Y-%m-%d %H:%M:%S}{where}  {run.users_ok:>6} ok  "
-                f"{run.users_failed:>6} failed  {took}{by}"
-            )
-        if not self.runs:
-            lines.append("  none yet: run `timeman-poller poll` or `timeman-poller run`")
-        lines.append("errors in the last 24 hours:" if self.errors else "no errors in the last 24 hours")
-        for error in self.errors:
-            last = f"{error.last_at:%Y-%m-%d %H:%M:%S}" if error.last_at else "?"
-            lines.append(
-                f"  {error.portal}: {error.code} x{error.count} ({error.users} users), "
-                f"last {last}: {error.last_message}"
-            )
-        if self.spool_waiting is not None:
-            lines.append(f"spool {self.spool_waiting} holds snapshots waiting for the database")
-        if self.holders:
-            lines.append("portals by replica (live locks):")
-            for portal, replica in self.holders.items():
-                lines.append(f"  {portal}: {replica or 'not held (no live replica has taken it)'}")
-        return "\n".join(lines)
+        return status_summary(self)
 
 
 def status(config: Config, runs: int = 10, *, now: datetime | None = None) -> StatusInfo:

@@ -5,9 +5,10 @@ It reports through a `progress` callback and a result; the CLI does the printing
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from datetime import UTC, timedelta
 from pathlib import Path
@@ -19,6 +20,10 @@ from poller.config import Config, HttpConfig, PortalConfig, ScheduleConfig, pars
 from poller.cycle import make_clients, poll_once
 from poller.emulator import Emulator, EmulatorSettings, SimClock
 from poller.errors import ConfigError
+
+# PRAGMA application_id of a database the demo made ("tmdo"): the one file it may remove.
+DEMO_APPLICATION_ID = int.from_bytes(b"tmdo", "big")
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,8 @@ def run_demo(
         raise ConfigError("--duration and --interval: expected seconds > 0")
     if not database.absolute().parent.is_dir():
         raise ConfigError(f"--database: directory {database.absolute().parent} does not exist")
+    if fresh_database(database):
+        progress(f"Removed the previous demo's {database}: every demo starts from an empty database")
     # One simulated clock for the whole portal (its world, bucket, operating window) and the
     # poller, so poll times and workday times are instants of one clock; it runs `speed`
     # times faster than real time.
@@ -94,6 +101,38 @@ def run_demo(
                 break
             time.sleep(min(interval, remaining))
         return DemoResult(database, cycle, all_ok, latest_table(engine))
+
+
+def fresh_database(database: Path) -> bool:
+    """Make `database` an empty SQLite file marked as the demo's; True if an earlier demo's
+    database was removed first. Any other existing file is refused, never removed."""
+    removed = database.exists() or database.is_symlink()
+    if removed:
+        if database.is_symlink() or not is_demo_database(database):
+            raise ConfigError(
+                f"--database {database}: the file exists and was not made by `timeman-poller demo`; "
+                "the demo starts from an empty file: give another --database"
+            )
+        for path in (database, *(database.with_name(database.name + end) for end in SQLITE_COMPANIONS)):
+            path.unlink(missing_ok=True)
+    with closing(sqlite3.connect(database)) as marking:
+        marking.execute(f"PRAGMA application_id = {DEMO_APPLICATION_ID}")
+        marking.commit()
+    return removed
+
+
+def is_demo_database(path: Path) -> bool:
+    """Whether `path` is a SQLite file that carries the demo's application id (its header)."""
+    try:
+        with path.open("rb") as file:
+            header = file.read(100)
+    except OSError:  # a directory, unreadable
+        return False
+    return (
+        len(header) == 100
+        and header.startswith(b"SQLite format 3\x00")
+        and int.from_bytes(header[68:72], "big") == DEMO_APPLICATION_ID
+    )
 
 
 def latest_table(engine: Engine) -> str:

@@ -80,9 +80,11 @@ class Shutdown:
         if self.work_ended:
             logger.warning("%s received: the work had ended; exiting", self.signal_name)
         else:
+            again = "Ctrl-C again" if signum == signal.SIGINT else f"another {self.signal_name}"
             logger.warning(
-                "%s received: finishing the cycle; Ctrl-C again to stop now (stopping within %.0f s)",
+                "%s received: finishing the cycle; %s to stop now (stopping within %.0f s)",
                 self.signal_name,
+                again,
                 self.grace_seconds,
             )
 

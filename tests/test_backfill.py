@@ -476,7 +476,7 @@ def test_the_backfill_command_prints_the_summary_and_exits_0(
 
     out = capsys.readouterr().out
     assert code == 0
-    assert out.startswith("backfill emu: 3 users, ") and "1 requests" in out
+    assert out.startswith("backfill emu: 3 users, ") and ", 1 request, " in out
 
 
 @pytest.mark.parametrize(

@@ -294,9 +294,9 @@ def test_status_shows_cycles_and_errors(
     capsys.readouterr()
     assert main(["status", "-c", str(config)]) == 1
     out = capsys.readouterr().out
-    assert "last 1 cycles (UTC):" in out
+    assert "last 1 cycle (UTC):" in out
     assert "2 ok       1 failed" in out
-    assert "emu: USER_NOT_FOUND x1 (1 users)" in out
+    assert "emu: USER_NOT_FOUND x1 (1 user)" in out
     assert "User not found" in out
     assert main(["status", "-c", str(config), "--format", "json"]) == 1
     as_json = json.loads(capsys.readouterr().out)

@@ -1,0 +1,63 @@
+"""`demo` starts from an empty database each time, and never removes a file it did not make."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from poller import storage
+from poller.cli import main
+from poller.demo import DEMO_APPLICATION_ID
+
+DEMO = ["demo", "--duration", "0.1", "--interval", "0.1", "--users", "3"]
+
+
+def query(database: Path, sql: str) -> list[tuple[object, ...]]:
+    with sqlite3.connect(database) as connection:
+        return connection.execute(sql).fetchall()
+
+
+def test_a_second_demo_starts_from_an_empty_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = tmp_path / "timeman-demo.sqlite3"
+    assert main([*DEMO, "--database", str(database)]) == 0
+    first = capsys.readouterr().out
+    assert "Removed the previous demo" not in first
+    assert query(database, "PRAGMA application_id") == [(DEMO_APPLICATION_ID,)]  # kept by the schema
+    assert query(database, "SELECT count(*) FROM poll_runs") == [
+        (len(re.findall(r"^cycle \d+", first, re.M)),)
+    ]
+
+    assert main([*DEMO, "--database", str(database)]) == 0
+    second = capsys.readouterr().out
+    assert second.splitlines()[0] == (
+        f"Removed the previous demo's {database}: every demo starts from an empty database"
+    )
+    cycles = len(re.findall(r"^cycle \d+", second, re.M))
+    assert query(database, "SELECT count(*) FROM poll_runs") == [(cycles,)]  # this demo's cycles only
+    assert query(database, "SELECT count(DISTINCT polled_at) FROM snapshots") == [(cycles,)]
+
+
+def test_a_file_the_demo_did_not_make_is_refused_and_kept(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("my notes\n")
+    poller_database = tmp_path / "timeman.sqlite3"
+    engine = storage.make_engine(f"sqlite:///{poller_database}")
+    storage.upgrade_database(engine)
+    engine.dispose()
+    before = poller_database.read_bytes()
+    capsys.readouterr()
+    for path in (notes, poller_database, tmp_path):
+        assert main([*DEMO, "--database", str(path)]) == 2
+        assert capsys.readouterr().err.splitlines() == [
+            f"timeman-poller: error: --database {path}: the file exists and was not made by "
+            "`timeman-poller demo`; the demo starts from an empty file: give another --database"
+        ]
+    assert notes.read_text() == "my notes\n"
+    assert poller_database.read_bytes() == before
