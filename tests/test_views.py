@@ -71,11 +71,7 @@ def simulate(
 
 def worked_at(day: Workday, at: datetime) -> int:
     """The truth: seconds worked on `day` up to `at`, breaks excluded."""
-    end = min(at, day.closed) if day.closed else at
-    worked = (end - day.opened).total_seconds()
-    if day.pause_start and day.pause_end and end > day.pause_start:
-        worked -= (min(end, day.pause_end) - day.pause_start).total_seconds()
-    return int(worked)
+    return day.worked_until(at)  # every pause of the day excluded
 
 
 def check_open_days(engine: Engine, sim: Simulation, step_seconds: int) -> None:
@@ -85,6 +81,8 @@ def check_open_days(engine: Engine, sim: Simulation, step_seconds: int) -> None:
     for user in USERS:
         day = sim.emulator.world.last_workday(user, at)
         if day is None or user == EXPIRED_USER or (day.closed is not None and day.closed <= at):
+            continue
+        if sim.emulator.world.state(day, at)[0] == "EXPIRED":  # turned EXPIRED during the run
             continue
         row = rows[(user, day.opened)]
         truth = worked_at(day, at)
@@ -119,7 +117,7 @@ def check_against_truth(engine: Engine, sim: Simulation, step_seconds: int) -> i
         row = rows.pop((user, day.opened))
         assert row["work_date"] == day.work_date
         assert row["pending_approval"] is (user % 7 == 0)
-        if user == EXPIRED_USER:
+        if user == EXPIRED_USER or sim.emulator.world.state(day, sim.last_poll)[0] == "EXPIRED":
             assert row["status"] == "EXPIRED" and row["worked_is_estimate"] is True
             assert row["leaks_seconds"] == day.leaks_seconds
             continue

@@ -176,11 +176,9 @@ def simulate(engine: Engine, days: float) -> tuple[World, datetime, dict[str, in
 
 
 def truth(day: Workday, when: datetime) -> int:
-    end = min(when, day.closed) if day.closed else when
-    seconds = (end - day.opened).total_seconds()
-    if day.pause_start and day.pause_end and end > day.pause_start:
-        seconds -= (min(end, day.pause_end) - day.pause_start).total_seconds()
-    return int(seconds)
+    """Worked up to `when`, every pause excluded; a closed day: the portal's DURATION."""
+    closed = day.closed is not None and when >= day.closed
+    return (day.worked_seconds() or 0) if closed else day.worked_until(when)
 
 
 def check_open_days(
@@ -191,6 +189,8 @@ def check_open_days(
     for user in USERS:
         day = world.last_workday(user, now)
         if day is None or user == EXPIRED_USER or (day.closed is not None and day.closed <= now):
+            continue
+        if world.state(day, now)[0] == "EXPIRED":  # turned EXPIRED during the week (user 11)
             continue
         row = by_key[(user, day.opened)]
         assert row["worked_is_estimate"] is True

@@ -10,7 +10,12 @@ for the truth. Users differ on purpose, to cover the shapes real portals send:
   others answer `TIME_FINISH: null` while paused (current builds);
 - odd users' answers carry the workday record `ID` (newest builds);
 - every 5th user's times are rendered in UTC while TZ_OFFSET says otherwise (older builds);
-- every 7th user's days await approval (ACTIVE false).
+- every 7th user's days await approval (ACTIVE false);
+- every 6th user's DURATION is less than finish - start - breaks, as real records can be;
+- users 7, 13, 19, ... (every 6th from 7) pause three times a day, so their PAUSED answers
+  carry TIME_LEAKS > 0 from the second pause on;
+- user 11 opens a day on the simulation's first local day and never closes it: OPENED
+  during that day, EXPIRED from the local midnight on (a day turning EXPIRED during a run).
 """
 
 from __future__ import annotations
@@ -22,19 +27,17 @@ from typing import Any
 
 from poller.emulator import directory
 from poller.emulator.simclock import SimClock
+from poller.emulator.workday import Workday, plan_pauses, record_id
+
+__all__ = ["Record", "Workday", "World", "record_id"]
 
 TZ_OFFSETS = (10800, 7200, 0, -18000, 19800, 32400, 3600, -28800)
 NO_RECORDS_USER = 2
 EXPIRED_USER = 3
 NIGHT_SHIFT_USER = 4
+EXPIRING_USER = 11
 HISTORY_DAYS = 400  # no record is older than this many days before the simulation's start
-_RECORD_EPOCH = date(2020, 1, 1)
 PLANS_KEPT = 400_000
-
-
-def record_id(user_id: int, work_date: date) -> int:
-    """The workday record's id: stable per user and day, growing with the date, fits 32 bits."""
-    return (work_date - _RECORD_EPOCH).days * 200_000 + user_id
 
 
 def shows_pause_moment(user_id: int) -> bool:
@@ -47,32 +50,14 @@ def shows_record_id(user_id: int) -> bool:
     return user_id % 2 == 1
 
 
-@dataclass(frozen=True)
-class Workday:
-    """One planned workday; instants are UTC, `pause_*` None when the day has no break."""
+def irregular_duration(user_id: int) -> bool:
+    """Whether this user's closed days have a DURATION short of finish - start - breaks."""
+    return user_id % 6 == 0
 
-    user_id: int
-    work_date: date
-    opened: datetime
-    pause_start: datetime | None
-    pause_end: datetime | None
-    closed: datetime | None
 
-    @property
-    def record_id(self) -> int:
-        return record_id(self.user_id, self.work_date)
-
-    @property
-    def leaks_seconds(self) -> int:
-        if self.pause_start is None or self.pause_end is None:
-            return 0
-        return int((self.pause_end - self.pause_start).total_seconds())
-
-    def worked_seconds(self) -> int | None:
-        """DURATION of a closed day: finish − start − breaks."""
-        if self.closed is None:
-            return None
-        return int((self.closed - self.opened).total_seconds()) - self.leaks_seconds
+def pauses_several_times(user_id: int) -> bool:
+    """Whether this user pauses three times a day (7, 13, 19, ...)."""
+    return user_id % 6 == 1 and user_id > 1
 
 
 @dataclass(frozen=True)
@@ -113,6 +98,7 @@ class World:
         self._expired_day = (
             clock.start + timedelta(seconds=self.tz_offset(EXPIRED_USER))
         ).date() - timedelta(days=1)
+        self._expiring_day = (clock.start + timedelta(seconds=self.tz_offset(EXPIRING_USER))).date()
         self._history_start = clock.start.date() - timedelta(days=HISTORY_DAYS)
         self._plans: dict[tuple[int, date], Workday | None] = {}  # workday() is pure: remember it
         self._edits: dict[int, dict[str, Any]] = {}  # record id: a manager's changes (edit_record)
@@ -159,14 +145,14 @@ class World:
             if local_day != self._expired_day:
                 return None
             opened = datetime.combine(local_day, datetime.min.time(), UTC) + timedelta(hours=8) - offset
-            return Workday(
-                user_id,
-                local_day,
-                opened,
-                opened + timedelta(hours=3),
-                opened + timedelta(hours=3, minutes=17, seconds=53),
-                None,
-            )
+            pause = (opened + timedelta(hours=3), opened + timedelta(hours=3, minutes=17, seconds=53))
+            return Workday(user_id, local_day, opened, (pause,), None)
+        if user_id == EXPIRING_USER and local_day >= self._expiring_day:
+            if local_day > self._expiring_day:
+                return None  # the EXPIRED day must be closed before another opens
+            opened = datetime.combine(local_day, datetime.min.time(), UTC) + timedelta(hours=8) - offset
+            pause = (opened + timedelta(hours=2), opened + timedelta(hours=2, minutes=11, seconds=7))
+            return Workday(user_id, local_day, opened, (pause,), None)
         if local_day.weekday() >= 5:
             return None
         rnd = random.Random(user_id * 1_000_003 + local_day.toordinal())
@@ -175,14 +161,11 @@ class World:
             hours=start_hour, minutes=rnd.randint(0, 90), seconds=rnd.randint(0, 59)
         )
         opened = local_open - offset
-        pause_start = opened + timedelta(minutes=rnd.randint(180, 270), seconds=rnd.randint(0, 59))
-        pause_end = pause_start + timedelta(minutes=rnd.randint(15, 60), seconds=rnd.randint(0, 59))
-        closed = (
-            opened
-            + timedelta(minutes=rnd.randint(480, 540), seconds=rnd.randint(0, 59))
-            + (pause_end - pause_start)
-        )
-        return Workday(user_id, local_day, opened, pause_start, pause_end, closed)
+        pauses = plan_pauses(rnd, opened, pauses_several_times(user_id))
+        breaks = sum((end - start for start, end in pauses), timedelta())
+        closed = opened + timedelta(minutes=rnd.randint(480, 540), seconds=rnd.randint(0, 59)) + breaks
+        cut = rnd.randint(60, 900) if irregular_duration(user_id) else 0
+        return Workday(user_id, local_day, opened, pauses, closed, cut)
 
     def last_workday(self, user_id: int, at: datetime) -> Workday | None:
         """The newest workday opened at or before `at` (looking back two weeks)."""
@@ -195,22 +178,8 @@ class World:
 
     def state(self, day: Workday, at: datetime) -> tuple[str, datetime | None, int]:
         """The day's STATUS at `at`, the moment it was paused or closed, and breaks so far."""
-        if day.closed is None:
-            local_today = (at + timedelta(seconds=self.tz_offset(day.user_id))).date()
-            ended = day.pause_end is not None and at >= day.pause_end
-            paused = day.pause_start is not None and day.pause_start <= at and not ended
-            if local_today > day.work_date:
-                return "EXPIRED", None, day.leaks_seconds if ended else 0
-            if paused:
-                return "PAUSED", day.pause_start, 0
-            return "OPENED", None, day.leaks_seconds if ended else 0
-        if day.pause_start is None or day.pause_end is None or at < day.pause_start:
-            return ("OPENED", None, 0) if at < day.closed else ("CLOSED", day.closed, day.leaks_seconds)
-        if at < day.pause_end:
-            return "PAUSED", day.pause_start, 0
-        if at < day.closed:
-            return "OPENED", None, day.leaks_seconds
-        return "CLOSED", day.closed, day.leaks_seconds
+        local_today = (at + timedelta(seconds=self.tz_offset(day.user_id))).date()
+        return day.state(at, local_today)
 
     def status(self, user_id: int, at: datetime | None = None) -> dict[str, Any]:
         """The `timeman.status` result of `user_id` at `at` (default: now), as Bitrix24 sends it."""
