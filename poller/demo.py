@@ -113,7 +113,13 @@ def fresh_database(database: Path) -> bool:
                 f"--database {database}: the file exists and was not made by `timeman-poller demo`; "
                 "the demo starts from an empty file: give another --database"
             )
-        for path in (database, *(database.with_name(database.name + end) for end in SQLITE_COMPANIONS)):
+        companions = [database.with_name(database.name + end) for end in SQLITE_COMPANIONS]
+        odd = [path for path in companions if path.exists() and not path.is_file() and not path.is_symlink()]
+        if odd:  # checked before anything is removed, so a refusal leaves the old demo whole
+            raise ConfigError(
+                f"--database {database}: {odd[0]} is not a file; remove it or give another --database"
+            )
+        for path in (database, *companions):
             path.unlink(missing_ok=True)
     with closing(sqlite3.connect(database)) as marking:
         marking.execute(f"PRAGMA application_id = {DEMO_APPLICATION_ID}")

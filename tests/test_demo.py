@@ -10,7 +10,7 @@ import pytest
 
 from poller import storage
 from poller.cli import main
-from poller.demo import DEMO_APPLICATION_ID
+from poller.demo import DEMO_APPLICATION_ID, is_demo_database
 
 DEMO = ["demo", "--duration", "0.1", "--interval", "0.1", "--users", "3"]
 
@@ -61,3 +61,19 @@ def test_a_file_the_demo_did_not_make_is_refused_and_kept(
         ]
     assert notes.read_text() == "my notes\n"
     assert poller_database.read_bytes() == before
+
+
+def test_a_companion_that_is_not_a_file_is_refused_before_anything_is_removed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    database = tmp_path / "timeman-demo.sqlite3"
+    assert main([*DEMO, "--database", str(database)]) == 0
+    journal = tmp_path / "timeman-demo.sqlite3-journal"
+    journal.mkdir()
+    capsys.readouterr()
+    assert main([*DEMO, "--database", str(database)]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        f"timeman-poller: error: --database {database}: {journal} is not a file; "
+        "remove it or give another --database"
+    ]
+    assert is_demo_database(database), "the old demo kept"
