@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from head_databases import HeadPostgres
+from postgres_head import PostgresHead
 from sqlalchemy import Engine, text
 from tiers import mark
 
@@ -144,23 +144,17 @@ def head_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def head_postgres() -> Iterator[HeadPostgres | None]:
-    """A database upgraded to head once per session beside the scratch one, copied for each
-    `engine` test; None (each test upgrades) when the server refuses to create databases."""
+def postgres_head() -> PostgresHead | None:
+    """Brings the scratch PostgreSQL database to an empty head schema for `engine` tests
+    (truncating the tables when the schema is intact); None without PostgreSQL."""
     url = postgres_url()
-    if not url:
-        yield None
-        return
-    head = HeadPostgres.create(url)
-    yield head
-    if head is not None:
-        head.drop()
+    return PostgresHead(url) if url else None
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A database URL: a SQLite file in tmp_path, or the scratch PostgreSQL database. Empty,
-    unless the test also takes `engine`: then already at head (a copy of the session's head)."""
+    unless the test also takes `engine`: then at head with no rows (see `engine`)."""
     at_head = "engine" in request.fixturenames
     if request.param == "sqlite":
         path = tmp_path / "test.sqlite3"
@@ -174,20 +168,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         pytest.skip(
             f"PostgreSQL tests need {POSTGRES_ENV} (e.g. postgresql+psycopg://postgres@127.0.0.1/test)"
         )
-    head: HeadPostgres | None = request.getfixturevalue("head_postgres") if at_head else None
-    if head is not None:
-        return head.copy()
-    reset_postgres(url)
     if at_head:
-        upgraded = storage.make_engine(url)
-        storage.upgrade_database(upgraded)
-        upgraded.dispose()
+        request.getfixturevalue("postgres_head").prepare()
+    else:
+        reset_postgres(url)
     return url
 
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
-    """An Engine on a database upgraded to head and holding no rows."""
+    """An Engine on a database upgraded to head and holding no rows: on SQLite a copy of a file
+    upgraded once per session, on PostgreSQL the scratch database with its tables emptied."""
     created = storage.make_engine(database_url)
     yield created
     created.dispose()

@@ -32,6 +32,7 @@ POSTGRES = frozenset(
     {
         "test_outage.py",
         "test_soak.py",
+        "test_suite_tiers.py::test_the_postgresql_head_is_emptied_when_intact_and_rebuilt_when_altered",
         "test_operations.py::test_a_postgresql_outage_loses_and_doubles_nothing",
         "test_views.py::test_the_views_agree_on_sqlite_and_postgresql_in_both_modes",
     }
@@ -80,7 +81,7 @@ def _listed(item: pytest.Item, names: frozenset[str]) -> bool:
 
 
 @cache
-def _spawning_functions(path: str) -> frozenset[str]:
+def spawning_functions(path: str) -> frozenset[str]:
     """The module-level functions of `path` that start a process, directly or through another
     function of the same module."""
     tree = ast.parse(Path(path).read_text(encoding="utf-8"))
@@ -113,7 +114,7 @@ def _starts_processes(item: pytest.Item) -> bool:
     function = getattr(item, "function", None)
     if function is None:
         return False
-    spawning = _spawning_functions(str(item.fspath))
+    spawning = spawning_functions(str(item.fspath))
     return function.__name__ in spawning or bool(spawning & set(getattr(item, "fixturenames", ())))
 
 
