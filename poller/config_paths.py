@@ -1,8 +1,10 @@
 """Paths in the config: relative to the config file's directory, checked before any command runs.
 
-A config read from a file takes its relative paths (a SQLite database, the spool, a CA bundle)
-from the file's directory, so `-c /srv/poller/config.toml report` run from anywhere finds the
-database the daemon writes. A SQLite file in a directory that does not exist is a configuration
+A config read from a file takes the relative paths written in it (a SQLite database, the
+spool, a CA bundle) from the file's directory, so `-c /srv/poller/config.toml report` run from
+anywhere finds the database the daemon writes. A key left out keeps its default relative to the
+working directory: the systemd unit and the image keep the config in a read-only /etc and their
+state in the working directory. A SQLite file in a directory that does not exist is a configuration
 error (exit 2: the systemd unit does not restart it), not a database one. A `postgres://` URL,
 which SQLAlchemy does not know, is read as `postgresql+psycopg://` with one INFO line.
 """
