@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, insert, select, text
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, StatementError
 
 from poller import storage
 from poller.models import snapshots_table, workdays_table
@@ -53,7 +53,7 @@ def stored_text(engine: Engine, user_id: int) -> tuple[Any, ...]:
 
 def test_rows_are_stored_exactly_as_sqlalchemy_stores_them(engine: Engine) -> None:
     with engine.begin() as connection:
-        integral = {"status": None, "raw": [1, "x"], "lat_open": 0, "lon_open": -9}  # ints in REAL columns
+        integral = {"status": None, "raw": [1, "x"], "lat_open": 0, "lon_open": -(2**70)}  # ints in REALs
         connection.execute(insert(snapshots_table), [snapshot(1), snapshot(3, **integral)])
         insert_rows(connection, snapshots_table, [snapshot(2), snapshot(4, **integral)])
 
@@ -101,9 +101,37 @@ def test_a_stored_key_is_skipped_or_has_only_the_replaced_columns_changed(engine
     ]
 
 
-def test_a_naive_instant_is_refused_with_a_value_error(engine: Engine) -> None:
-    with pytest.raises(ValueError, match="naive datetime"), engine.begin() as connection:
-        insert_rows(connection, snapshots_table, [snapshot(1, polled_at=datetime(2026, 11, 16, 9, 30))])
+@pytest.mark.parametrize(
+    ("column", "value", "reason"),
+    [("polled_at", datetime(2026, 11, 16, 9, 30), ValueError), ("active", "yes", TypeError)],
+)
+def test_a_value_no_converter_takes_is_refused_for_data_as_sqlalchemy_refuses_it(
+    engine: Engine, column: str, value: Any, reason: type[Exception]
+) -> None:
+    raised = []
+    for write in (
+        lambda connection, row: connection.execute(insert(snapshots_table), [row]),
+        lambda connection, row: insert_rows(connection, snapshots_table, [row]),
+    ):
+        with pytest.raises(StatementError) as caught, engine.begin() as connection:
+            write(connection, snapshot(1, **{column: value}))
+        assert isinstance(caught.value.orig, reason)
+        assert storage.is_refused_for_data(caught.value)
+        raised.append(str(caught.value).splitlines()[0])
+    assert raised[0] == raised[1]
+
+
+def test_a_value_no_converter_takes_in_a_cycle_costs_only_its_user(engine: Engine) -> None:
+    opened = {"STATUS": "OPENED", "TIME_START": "2026-11-16T09:00:00+03:00", "TZ_OFFSET": 10800}
+    polled = datetime(2026, 11, 16, 7, 30, tzinfo=UTC)
+    rows = [storage.SnapshotRow("acme", user_id, polled, parse_status(opened)) for user_id in range(1, 9)]
+    bad = rows[4].parsed
+    rows[4] = replace(rows[4], parsed=replace(bad, values={**bad.values, "active": "yes"}))
+
+    saved = storage.save_portal_cycle(engine, None, rows, [])
+
+    assert (saved.snapshots, [row.user_id for row in saved.refused]) == (7, [5])
+    assert "Not a boolean value" in saved.refused[0].message
 
 
 def test_many_rows_are_stored_as_sqlalchemy_stores_them_and_a_stored_key_is_skipped_or_replaced(

@@ -52,3 +52,29 @@ def test_a_table_is_analyzed_each_time_it_doubles_and_sqlite_is_left_alone(
     assert rows_counted(engine, "snapshots") == 24
     cycle(engine, range(11, 21), POLLED + timedelta(minutes=20))  # 10 days more: doubled
     assert (rows_counted(engine, "snapshots"), rows_counted(engine, "workdays")) == (24, 20)
+
+
+def test_an_analyze_kept_waiting_for_its_lock_gives_up_soon_and_is_tried_again(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite plans without statistics")
+    monkeypatch.setattr(statistics, "MIN_ROWS", 1_000)
+    cycle(engine, range(1, 9), POLLED)  # 8 rows, under MIN_ROWS
+    monkeypatch.setattr(statistics, "MIN_ROWS", 10)
+    monkeypatch.setattr(statistics, "LOCK_TIMEOUT_MS", 50)
+    with engine.connect() as blocker, blocker.begin():  # as another writer's ANALYZE or a VACUUM would
+        blocker.execute(text("LOCK TABLE snapshots IN SHARE UPDATE EXCLUSIVE MODE"))
+        with engine.begin() as connection:
+            connection.execute(text("SET LOCAL lock_timeout = '5min'"))  # the writer's own limit
+            statistics.note_rows_added(connection, "snapshots", 10)  # due: waits 50 ms, gives up
+            assert connection.execute(text("SHOW lock_timeout")).scalar_one() == "5min"
+    assert rows_counted(engine, "snapshots") == -1  # not analyzed, the transaction went on
+
+    cycle(engine, range(1, 10), POLLED + timedelta(minutes=5))  # 9 rows since: not yet
+    assert rows_counted(engine, "snapshots") == -1
+    with engine.begin() as connection:
+        connection.execute(text("SET LOCAL lock_timeout = '5min'"))
+        statistics.note_rows_added(connection, "snapshots", 1)  # MIN_ROWS since the failure: tried again
+        assert connection.execute(text("SHOW lock_timeout")).scalar_one() == "5min"
+    assert rows_counted(engine, "snapshots") == 17

@@ -18,14 +18,16 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Float, Table
+from sqlalchemy import Connection, Table
+from sqlalchemy.exc import StatementError
 
 from poller.models import UTCDateTime
 from poller.storage.copy_in import copy_allowed, copy_rows
 
 Convert = Callable[[Any], Any]
 _Statement = tuple[str, Convert | None, str]  # INSERT, a row's conversion, its ON CONFLICT
-_STATEMENTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...] | None, tuple[str, ...]], _Statement] = {}
+_Key = tuple[str, str, tuple[str, ...], tuple[str, ...] | None, tuple[str, ...], tuple[str, ...]]
+_STATEMENTS: dict[_Key, _Statement] = {}
 
 
 def insert_rows(
@@ -40,8 +42,9 @@ def insert_rows(
 
     With `keys` (a unique key of the table): a row whose key is stored already is skipped, or,
     with `replaced`, has those columns replaced by the row's values (ON CONFLICT, which both
-    databases speak). A value the column cannot take raises as through SQLAlchemy: ValueError
-    for a naive instant, the driver's error (wrapped by SQLAlchemy) for the rest.
+    databases speak). A value the column cannot take raises as through SQLAlchemy: a
+    StatementError (the converter's ValueError or TypeError as its `orig`, e.g. a naive
+    instant), the driver's error (wrapped by SQLAlchemy) for the rest.
     """
     if not rows:
         return
@@ -59,18 +62,34 @@ def insert_tuples(
     *,
     keys: Sequence[str] = (),
     replaced: Sequence[str] | None = None,
+    filled: Sequence[str] = (),
 ) -> None:
-    """insert_rows of rows given as tuples of the values of `columns`."""
+    """insert_rows of rows given as tuples of the values of `columns`.
+
+    `filled` (with `replaced`): columns of a stored key that take the row's value unless it is
+    None (a NULL given never erases a stored value).
+    """
     if not rows:
         return
     sql, convert, conflict = _statement(
-        connection, table, tuple(columns), tuple(keys), tuple(replaced) if replaced else None
+        connection, table, tuple(columns), tuple(keys), tuple(replaced) if replaced else None, tuple(filled)
     )
-    values = list(rows) if convert is None else list(map(convert, rows))
+    values = list(rows) if convert is None else _converted(convert, rows, sql)
     if copy_allowed(connection, len(values)):
         copy_rows(connection, table.name, columns, values, conflict)
     else:
         connection.exec_driver_sql(sql, values)
+
+
+def _converted(convert: Convert, rows: Sequence[tuple[Any, ...]], sql: str) -> list[tuple[Any, ...]]:
+    """The rows as driver values; a value a converter rejects raises StatementError (the
+    original as its `orig`), as SQLAlchemy's own bind processing does: a refused value, not a
+    database that is down."""
+    try:
+        return list(map(convert, rows))
+    except (TypeError, ValueError, OverflowError) as exc:
+        kind = f"{type(exc).__module__}.{type(exc).__name__}"
+        raise StatementError(f"({kind}) {exc}", sql, None, exc) from exc  # SQLAlchemy's wording
 
 
 def _statement(
@@ -79,9 +98,10 @@ def _statement(
     columns: tuple[str, ...],
     keys: tuple[str, ...],
     replaced: tuple[str, ...] | None,
+    filled: tuple[str, ...] = (),
 ) -> _Statement:
     dialect = connection.dialect
-    cache_key = (dialect.name, table.name, columns, replaced, keys)
+    cache_key = (dialect.name, table.name, columns, replaced, keys, filled)
     if cache_key not in _STATEMENTS:
         quote = dialect.identifier_preparer.quote
         mark = "?" if dialect.paramstyle == "qmark" else "%s"
@@ -89,7 +109,13 @@ def _statement(
         if keys:
             conflict = f" ON CONFLICT ({', '.join(quote(name) for name in keys)})"
             if replaced:
-                sets = ", ".join(f"{quote(name)} = excluded.{quote(name)}" for name in replaced)
+                sets = ", ".join(
+                    [f"{quote(name)} = excluded.{quote(name)}" for name in replaced]
+                    + [
+                        f"{quote(name)} = COALESCE(excluded.{quote(name)}, {quote(table.name)}.{quote(name)})"
+                        for name in filled
+                    ]
+                )
                 conflict += f" DO UPDATE SET {sets}"
             else:
                 conflict += " DO NOTHING"
@@ -130,9 +156,7 @@ def converter(column_type: Any, dialect_name: str, dialect: Any) -> Convert | No
     """How a value of `column_type` becomes the driver's parameter (None: as it is)."""
     if isinstance(column_type, UTCDateTime):
         return instant_parameter(dialect_name)
-    if isinstance(column_type, Float) and dialect_name == "sqlite":
-        return None  # float() of an int: the REAL column stores the same
-    process: Convert | None = column_type._cached_bind_processor(dialect)
+    process: Convert | None = column_type._cached_bind_processor(dialect)  # Float on SQLite: float()
     return process
 
 

@@ -10,7 +10,9 @@ ON CONFLICT clause as the executemany would have, emptying the stage as it reads
 A role that may not create temporary tables (no TEMP privilege) is seen at the engine's first
 COPY, in a savepoint: the engine then keeps to executemany. A row the database refuses raises
 SQLAlchemy's error for it (DataError, IntegrityError) as the executemany would: the caller's
-refusal handling does not see a difference.
+refusal handling does not see a difference. One value is refused here that executemany takes:
+a float for an integer column (COPY reads the text "1.5"; a parameter would be rounded). The
+poller's parsed values give integer columns ints, so it never sends one.
 """
 
 from __future__ import annotations

@@ -6,8 +6,11 @@ prepared statements keep a plan made when the table was empty. A backfill that a
 records would then probe with plans for an empty table, each request's write slower than the
 last. So each write notes the rows it added; when a table has grown by as many rows as it held
 at its last ANALYZE (and by at least MIN_ROWS), the write analyzes it, in a savepoint of its
-own transaction (a refusal, e.g. a role that does not own the table, costs only the savepoint
-and is not tried again by this process). ANALYZE reads a sample (30,000 rows by default), so
+own transaction, waiting at most LOCK_TIMEOUT_MS for the table's lock (another writer's
+ANALYZE, a VACUUM) so that it never holds a cycle up for long. A failure costs only the
+savepoint: a refused privilege stops this process analyzing the table; anything else (a lock
+not given in time, a deadlock, a statement time limit) has it tried again once MIN_ROWS more
+rows were added. ANALYZE reads a sample (30,000 rows by default), so
 doubling the table between two keeps their total cost in proportion to the rows written.
 SQLite plans without statistics: nothing to do there.
 """
@@ -20,11 +23,13 @@ from dataclasses import dataclass
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 logger = logging.getLogger(__name__)
 
 MIN_ROWS = 5_000  # a table is analyzed once it has grown by this many rows, and by its own size
+LOCK_TIMEOUT_MS = 2_000  # the longest an ANALYZE waits for its table's lock (a shorter setting stays)
+_INSUFFICIENT_PRIVILEGE = "42501"  # SQLSTATE of a refusal that trying again cannot change
 
 
 @dataclass
@@ -34,6 +39,7 @@ class _Growth:
     base: float
     added: int = 0
     refused: bool = False
+    retry_at: int = 0  # after a failed ANALYZE: the rows added that make it due again
 
 
 _TABLES: WeakKeyDictionary[Engine, dict[str, _Growth]] = WeakKeyDictionary()
@@ -53,11 +59,14 @@ def note_rows_added(connection: Connection, table: str, count: int) -> None:
             growth = tables.setdefault(table, growth)
     with _LOCK:
         growth.added += count
-        due = not growth.refused and growth.added >= max(MIN_ROWS, growth.base)
+        analyzed = growth.added
+        due = not growth.refused and analyzed >= max(MIN_ROWS, growth.base, growth.retry_at)
         if due:
-            growth.base, growth.added = growth.base + growth.added, 0
-    if due:
-        _analyze(connection, table, growth)
+            growth.base, growth.added, growth.retry_at = growth.base + analyzed, 0, 0
+    if due and not _analyze(connection, table, growth):
+        with _LOCK:  # as if not analyzed: due again after MIN_ROWS more rows
+            growth.base, growth.added = growth.base - analyzed, growth.added + analyzed
+            growth.retry_at = growth.added + MIN_ROWS
 
 
 def _rows_at_last_analyze(connection: Connection, table: str) -> float:
@@ -68,12 +77,32 @@ def _rows_at_last_analyze(connection: Connection, table: str) -> float:
     return max(float(found or 0), 0.0)
 
 
-def _analyze(connection: Connection, table: str, growth: _Growth) -> None:
+def _analyze(connection: Connection, table: str, growth: _Growth) -> bool:
+    """ANALYZE `table` in a savepoint with a short lock wait; whether it was done."""
     try:
         with connection.begin_nested():
+            setting = connection.execute(
+                text("SELECT setting::bigint FROM pg_settings WHERE name = 'lock_timeout'")
+            ).scalar_one()
+            if setting == 0 or setting > LOCK_TIMEOUT_MS:
+                connection.execute(text(f"SET LOCAL lock_timeout = {int(LOCK_TIMEOUT_MS)}"))
             connection.execute(text(f'ANALYZE "{table}"'))
+            # SET LOCAL outlives the savepoint's release: the transaction gets its own back
+            connection.execute(text(f"SET LOCAL lock_timeout = {int(setting)}"))
     except SQLAlchemyError as exc:
-        growth.refused = True
-        logger.info("table %s could not be analyzed (%s): left to autovacuum", table, exc.__class__.__name__)
-        return
+        code = getattr(exc.orig, "sqlstate", None) if isinstance(exc, DBAPIError) else None
+        if code == _INSUFFICIENT_PRIVILEGE:
+            growth.refused = True
+            logger.info("table %s may not be analyzed by this role: left to autovacuum", table)
+        else:
+            logger.info("table %s not analyzed now (%s): tried again later", table, _reason(exc))
+        return False
     logger.debug("table %s analyzed after growing to about %.0f rows", table, growth.base)
+    return True
+
+
+def _reason(exc: SQLAlchemyError) -> str:
+    """The first line of the database's message (it names no secret), or the error's class."""
+    orig = getattr(exc, "orig", None)
+    first = str(orig).splitlines()[0] if orig is not None and str(orig) else ""
+    return first or exc.__class__.__name__

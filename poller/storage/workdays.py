@@ -43,7 +43,8 @@ from poller.storage.workday_rules import DAY_COLUMNS, Day, Poll, advance, has_po
 WorkdayKey = tuple[int, datetime]  # user_id, time_start (a UTC instant)
 
 _KEY = ("portal", "user_id", "time_start")
-_COLUMNS = (*_KEY, *DAY_COLUMNS, "user_name", "department")
+_NAMES = ("user_name", "department")
+_COLUMNS = (*_KEY, *DAY_COLUMNS, *_NAMES)
 
 
 def load_days(connection: Connection, portal: str, keys: Collection[WorkdayKey]) -> dict[WorkdayKey, Day]:
@@ -249,22 +250,23 @@ def _note_before(
 
 
 def _store(connection: Connection, portal: str, days: Mapping[WorkdayKey, Day], changes: DayChanges) -> None:
-    """Insert or replace `days`; a new one takes the directory's names of its user.
+    """Insert or replace `days`, with the directory's current names of their users.
 
-    A stored day keeps its names: the directory's writes (storage.directory) rename every
-    stored day of a user whose names change, so they are the directory's already.
+    Every write applies the names again (one lookup for the write's users), so a day first
+    stored while its user was not yet in the directory (a directory refresh that committed
+    during this cycle's transaction) takes its names at the next poll. A name the directory
+    lacks keeps the stored one (COALESCE): a user who left the directory keeps the last known.
     """
     if not days:
         return
     _note_before(connection, portal, list(days), changes)
-    stored = {key for key in days if key in changes.before and key not in changes.deleted}
+    stored = sum(1 for key in days if key in changes.before and key not in changes.deleted)
     changes.note_stored(days)
-    new_users = {user_id for user_id, time_start in days if (user_id, time_start) not in stored}
-    names = names_of(connection, portal, new_users) if new_users else {}
+    names = names_of(connection, portal, {user_id for user_id, _ in days})
     unnamed = (None, None)
     rows = [
         (portal, user_id, time_start, *[day[c] for c in DAY_COLUMNS], *names.get(user_id, unnamed))
         for (user_id, time_start), day in days.items()
     ]
-    insert_tuples(connection, workdays_table, _COLUMNS, rows, keys=_KEY, replaced=DAY_COLUMNS)
-    note_rows_added(connection, "workdays", len(days) - len(stored))
+    insert_tuples(connection, workdays_table, _COLUMNS, rows, keys=_KEY, replaced=DAY_COLUMNS, filled=_NAMES)
+    note_rows_added(connection, "workdays", len(days) - stored)
