@@ -15,7 +15,6 @@ import logging
 from collections.abc import Sequence
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from poller import storage
 from poller.bitrix import PortalClient, fetch_active_user_ids
@@ -48,7 +47,7 @@ def _directory_user_ids(engine: Engine, portal: str) -> list[int]:
     """The active users the directory holds for `portal`; [] when it is empty or unreadable."""
     try:
         return storage.get_directory_user_ids(engine, portal)
-    except SQLAlchemyError as exc:
+    except storage.DatabaseFailure as exc:
         logger.warning(
             "portal %s: user directory unreadable (%s); listing users with user.get",
             portal,

@@ -242,15 +242,12 @@ def _sha256(text: str) -> str:
 
 
 def _database_url(text: str) -> str:
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import ArgumentError
+    from poller import storage
 
-    try:
-        make_url(text)
-    except ArgumentError:
+    if not storage.is_database_url(text):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a database URL (sqlite:///PATH or postgresql+psycopg://USER@HOST/DB)"
-        ) from None
+        )
     return text
 
 

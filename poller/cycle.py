@@ -27,7 +27,6 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from poller import clock as clocks
 from poller import storage
@@ -315,7 +314,7 @@ class _Cycle:
             self.run_id = storage.save_run_started(
                 self.engine, started_at, portal=self.portal, replica=replica
             )
-        except SQLAlchemyError as exc:
+        except storage.DatabaseFailure as exc:
             if self.spool is None:
                 raise
             self.spool.note_outage(storage.describe_db_error(exc))
@@ -333,7 +332,7 @@ class _Cycle:
                 outcome.users_failed,
                 outcome=outcome.run_outcome,
             )
-        except SQLAlchemyError as exc:
+        except storage.DatabaseFailure as exc:
             if self.spool is None:
                 raise
             self.spool.note_outage(storage.describe_db_error(exc))
@@ -398,7 +397,7 @@ class _Cycle:
         else:
             try:
                 saved = storage.save_portal_cycle(self.engine, self.run_id, snapshots, errors, self.mode)
-            except SQLAlchemyError as exc:
+            except storage.DatabaseFailure as exc:
                 if route is Route.DATABASE_OR_RAISE or self.spool is None:
                     raise
                 self.spool.add(entry, storage.describe_db_error(exc))

@@ -28,7 +28,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from poller import shutdown, storage
 from poller.bitrix import PortalClient
@@ -231,7 +230,7 @@ class Daemon:
                     storage.upgrade_database(self.engine)
                 else:
                     storage.check_schema(self.engine)
-            except (PollerError, SQLAlchemyError) as exc:
+            except (PollerError, storage.DatabaseFailure) as exc:
                 complaint = str(exc) if isinstance(exc, PollerError) else storage.describe_db_error(exc)
                 if self._database_complaint is None:
                     logger.error(
@@ -337,7 +336,7 @@ class Daemon:
         except PollerError as exc:
             logger.error("portal %s: reconcile failed: %s", name, exc)
             return
-        except SQLAlchemyError as exc:
+        except storage.DatabaseFailure as exc:
             logger.error("portal %s: reconcile not stored: %s", name, storage.describe_db_error(exc))
             return
         if result.error is None and not result.stopped and self.metrics is not None:

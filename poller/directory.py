@@ -18,7 +18,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from poller import storage
 from poller.bitrix import PortalClient, fetch_departments, fetch_users
@@ -71,7 +70,7 @@ class DirectoryRefresher:
         now = client.clock.now()
         try:
             due = directory_due_at(self.engine, name, now, self.refresh_hours)
-        except SQLAlchemyError as exc:
+        except storage.DatabaseFailure as exc:
             logger.debug("portal %s: directory age unreadable: %s", name, storage.describe_db_error(exc))
             self._look_again(name, mono)
             return False
@@ -100,7 +99,7 @@ class DirectoryRefresher:
             logger.warning("portal %s: user directory not refreshed: %s", name, message)
             self._note_failure(name, message, client.clock.now())
             return False
-        except SQLAlchemyError as exc:
+        except storage.DatabaseFailure as exc:
             logger.warning("portal %s: user directory not stored: %s", name, storage.describe_db_error(exc))
             self._look_again(name, mono)
             return False
@@ -122,7 +121,7 @@ class DirectoryRefresher:
     def _note_failure(self, portal: str, message: str, at: datetime) -> None:
         try:
             save_task_failed(self.engine, portal, TASK, at, message)
-        except SQLAlchemyError as exc:
+        except storage.DatabaseFailure as exc:
             logger.debug(
                 "portal %s: directory failure not recorded: %s", portal, storage.describe_db_error(exc)
             )

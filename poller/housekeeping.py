@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from poller import backfill, storage
 from poller.backfill import PortalBackfill
@@ -107,5 +106,5 @@ class PortalChores:
             reconcile_portal(self.config, self.engine, client, self.stop)
         except PollerError as exc:
             logger.error("portal %s: reconcile failed: %s", name, redact(str(exc), client.secrets()))
-        except SQLAlchemyError as exc:
+        except storage.DatabaseFailure as exc:
             logger.error("portal %s: reconcile not stored: %s", name, storage.describe_db_error(exc))

@@ -13,7 +13,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from poller import storage
 from poller.errors import StorageError
@@ -61,7 +60,7 @@ def database_errors(engine: Engine) -> Iterator[None]:
         yield
     except StorageError as exc:
         raise StorageError(f"{where}: {redact(str(exc), [password])}") from None
-    except SQLAlchemyError as exc:
+    except storage.DatabaseFailure as exc:
         raise StorageError(f"{where}: {redact(storage.describe_db_error(exc), [password])}") from None
     finally:
         engine.dispose()

@@ -31,8 +31,8 @@ from typing import TypeVar
 
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import SQLAlchemyError
 
+from poller import storage
 from poller.lock_lease import Lease
 from poller.lock_session import (
     OLD_SESSION_WAIT_SECONDS,
@@ -196,9 +196,9 @@ class PortalLocks:
                 with statement_deadline(connection, self._statement_seconds + OLD_SESSION_WAIT_SECONDS):
                     end_old_session(connection, self._backend_pid, self.name)
                     pid = int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
-            except SQLAlchemyError as exc:
+            except storage.DatabaseFailure as exc:
                 if connection is not None:
-                    with contextlib.suppress(SQLAlchemyError):
+                    with contextlib.suppress(storage.DatabaseFailure):
                         connection.close()
                 with self._mutex:
                     self._lease.cannot_connect(exc)
@@ -228,7 +228,7 @@ class PortalLocks:
                     with statement_deadline(connection, self._statement_seconds):
                         connection.execute(text("SELECT pg_advisory_unlock_all()"))
                     connection.close()
-                except SQLAlchemyError:
+                except storage.DatabaseFailure:
                     pass  # the session is gone, and its locks with it
             self._engine.dispose()
 
@@ -308,11 +308,11 @@ class PortalLocks:
         try:
             with statement_deadline(connection, self._statement_seconds):
                 return statements(connection)
-        except SQLAlchemyError as exc:
+        except storage.DatabaseFailure as exc:
             with self._mutex:
                 self._lease.keep(self._held, exc)
                 self._held.clear()
                 self._connection = None
-            with contextlib.suppress(SQLAlchemyError):
+            with contextlib.suppress(storage.DatabaseFailure):
                 connection.close()
             return None

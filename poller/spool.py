@@ -34,16 +34,6 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import (
-    DBAPIError,
-    DisconnectionError,
-    InterfaceError,
-    InternalError,
-    OperationalError,
-    ProgrammingError,
-    SQLAlchemyError,
-)
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from poller import storage
 from poller.spool_files import SpoolLocked, append_to, replace_file, sibling, take_lock, why
@@ -52,7 +42,7 @@ from poller.spool_lines import SpoolEntry, done_line, entry_line, read_line
 if TYPE_CHECKING:
     from poller.metrics import Metrics
 
-__all__ = ["DEFAULT_MAX_ROWS", "Spool", "SpoolEntry", "SpoolLocked", "is_outage", "sibling"]
+__all__ = ["DEFAULT_MAX_ROWS", "Spool", "SpoolEntry", "SpoolLocked", "sibling"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,29 +50,10 @@ DEFAULT_MAX_ROWS = 200_000
 COMPACT_BYTES = 8 * 1024 * 1024
 RETRY_SECONDS = 60.0
 
-# The database cannot take anything now (down, locked, unreachable, its schema missing):
-# the entry waits. Any other failure is the entry's own and sends it to the dead-letter file.
-_NOT_NOW = (
-    OperationalError,
-    InterfaceError,
-    InternalError,
-    ProgrammingError,
-    DisconnectionError,
-    PoolTimeoutError,
-)
-
-
 @dataclass
 class _Waiting:
     entry: SpoolEntry
     size: int  # bytes of its line in the spool file; 0 while it is in memory only
-
-
-def is_outage(exc: BaseException) -> bool:
-    """Whether `exc` says the database cannot take anything now, rather than refusing one entry."""
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    return isinstance(exc, _NOT_NOW)
 
 
 class Spool:
@@ -205,7 +176,7 @@ class Spool:
                         engine, entry.run_id, entry.snapshots, entry.errors, mode
                     )
                 except Exception as exc:
-                    if is_outage(exc):
+                    if storage.is_outage(exc):
                         break
                     self._dead_letter(seq, entry, _describe(exc), exc)
                 else:
@@ -296,7 +267,8 @@ class Spool:
                 kept_in = f"moved to {target}"
             except (OSError, ValueError, RecursionError) as error:
                 kept_in = f"is lost: {target} cannot be written ({why(error)})"
-        unexpected = exc is not None and not isinstance(exc, SQLAlchemyError | ValueError | OverflowError)
+        expected = storage.DatabaseFailure | ValueError | OverflowError
+        unexpected = exc is not None and not isinstance(exc, expected)
         logger.error(
             "portal %s: the database refused %d kept rows (%s); the entry %s",
             portal,
@@ -483,6 +455,6 @@ class Spool:
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, SQLAlchemyError):
+    if isinstance(exc, storage.DatabaseFailure):
         return storage.describe_db_error(exc)
     return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"

@@ -13,8 +13,8 @@ import logging
 from datetime import timedelta
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
+from poller import storage
 from poller.bitrix import PortalClient
 from poller.config import Config
 from poller.storage.cycles import get_last_cycle_start
@@ -35,7 +35,7 @@ def take_over(config: Config, engine: Engine, tokens: TokenStore, client: Portal
     half = timedelta(seconds=(schedule.interval_seconds or 60) / 2)
     try:
         last = get_last_cycle_start(engine, name)
-    except SQLAlchemyError:
+    except storage.DatabaseFailure:
         return True  # the database cannot say: poll (a gap is worse than a duplicate)
     if last is None or client.clock.now() - last >= half:
         return True

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from poller import storage
 from poller.errors import PollerError
@@ -61,7 +60,7 @@ class TokenStore:
             kept = self._kept.get(portal)
             try:
                 stored = get_stored_tokens(self.engine, portal)
-            except SQLAlchemyError as exc:
+            except storage.DatabaseFailure as exc:
                 logger.warning(
                     "portal %s: stored OAuth tokens unreadable (%s); %s",
                     portal,
@@ -88,7 +87,7 @@ class TokenStore:
         with self._lock:
             try:
                 storage.save_tokens(self.engine, portal, access_token, refresh_token, now)
-            except SQLAlchemyError as exc:
+            except storage.DatabaseFailure as exc:
                 reason = self._describe(exc, pair)
                 self._keep(portal, pair, reason)
                 return
@@ -114,7 +113,7 @@ class TokenStore:
                             self.engine, portal, pair.access_token, pair.refresh_token, pair.updated_at
                         )
                         moved += 1
-                except SQLAlchemyError:
+                except storage.DatabaseFailure:
                     break
                 del self._kept[portal]
                 settled += 1
@@ -202,7 +201,7 @@ class TokenStore:
         except OSError as exc:
             logger.warning("OAuth pairs kept in %s could not be updated (%s)", self.path, exc.strerror)
 
-    def _describe(self, exc: SQLAlchemyError, *pairs: StoredTokens | None) -> str:
+    def _describe(self, exc: storage.DatabaseFailure, *pairs: StoredTokens | None) -> str:
         secrets = [s for p in pairs if p is not None for s in (p.access_token, p.refresh_token)]
         for kept in self._kept.values():
             secrets += [kept.access_token, kept.refresh_token]

@@ -6,14 +6,15 @@ user; tokens: OAuth pairs; reads: what the commands show; directory: users and d
 records: the portal's workday records and backfill progress; workdays (rules in
 workday_rules, offsets and local_dates for a day's local date): the workdays table, kept up to
 date by every write of snapshots or records; revisions: what a later change replaced; closes:
-closed months; tasks: when a portal's chores last ran. The fast path: bulk (rows to the driver
+closed months; failures: what a database failure means (unavailable or rows refused);
+tasks: when a portal's chores last ran. The fast path: bulk (rows to the driver
 as tuples), copy_in (COPY on PostgreSQL), keyed (index probes by key), statistics (ANALYZE a
 table that grew), deadline (a statement time limit for a database that stops answering).
 """
 
 from __future__ import annotations
 
-from poller.storage.cycles import BAD_VALUE, CycleSaved, is_refused_for_data, save_portal_cycle
+from poller.storage.cycles import BAD_VALUE, CycleSaved, save_portal_cycle
 from poller.storage.directory import get_directory_age, get_directory_user_ids, save_departments, save_users
 from poller.storage.engine import (
     check_schema,
@@ -21,6 +22,15 @@ from poller.storage.engine import (
     make_engine,
     migrations_path,
     upgrade_database,
+)
+from poller.storage.failures import (
+    DatabaseFailure,
+    DatabaseUnavailable,
+    RowsRefused,
+    classify,
+    is_database_url,
+    is_outage,
+    is_refused_for_data,
 )
 from poller.storage.reads import get_error_summary, get_latest_snapshots, get_recent_runs, get_view_rows
 from poller.storage.records import RecordsSaved, get_backfill_done, save_backfill_done, save_records
@@ -37,11 +47,15 @@ from poller.storage.tokens import get_tokens, save_tokens
 __all__ = [
     "BAD_VALUE",
     "CycleSaved",
+    "DatabaseFailure",
+    "DatabaseUnavailable",
     "ErrorRow",
     "RecordsSaved",
+    "RowsRefused",
     "SnapshotRow",
     "StorageMode",
     "check_schema",
+    "classify",
     "describe_db_error",
     "get_backfill_done",
     "get_directory_age",
@@ -51,6 +65,8 @@ __all__ = [
     "get_recent_runs",
     "get_tokens",
     "get_view_rows",
+    "is_database_url",
+    "is_outage",
     "is_refused_for_data",
     "make_engine",
     "migrations_path",

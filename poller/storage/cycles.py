@@ -10,10 +10,11 @@ from datetime import datetime
 from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, func, select
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
+from sqlalchemy.exc import StatementError
 
 from poller.models import PollRun
 from poller.storage.engine import describe_db_error
+from poller.storage.failures import is_refused_for_data
 from poller.storage.runs import ErrorRow, write_errors
 from poller.storage.snapshots import SnapshotRow, StorageMode, write_snapshots
 
@@ -31,21 +32,6 @@ class CycleSaved:
     snapshots: int  # snapshots the database took (a replayed one it already had included)
     errors: int  # poll_errors rows written, the BAD_VALUE rows included
     refused: tuple[ErrorRow, ...] = ()  # the BAD_VALUE row of each user whose snapshot was refused
-
-
-def is_refused_for_data(exc: BaseException) -> bool:
-    """Whether the database (or its driver) refused a row for its values, not for being down.
-
-    DataError and IntegrityError come from the server (the duplicate guard never raises: it is
-    ON CONFLICT DO NOTHING); a StatementError that is no DBAPIError, a ValueError or an
-    OverflowError come from turning a value into a parameter (a lone surrogate, an integer
-    past 64 bits on SQLite).
-    """
-    if isinstance(exc, DataError | IntegrityError):
-        return True
-    if isinstance(exc, StatementError):
-        return not isinstance(exc, DBAPIError)
-    return isinstance(exc, ValueError | OverflowError)
 
 
 def save_portal_cycle(
