@@ -176,7 +176,7 @@ class Spool:
                         engine, entry.run_id, entry.snapshots, entry.errors, mode
                     )
                 except Exception as exc:
-                    if storage.is_outage(exc):
+                    if isinstance(storage.classify(exc), storage.DatabaseUnavailable):
                         break
                     self._dead_letter(seq, entry, _describe(exc), exc)
                 else:
