@@ -7,6 +7,7 @@ the user, so the page and the message agree.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -117,30 +118,20 @@ class TimeOfDay:
 
 
 @dataclass(frozen=True)
-class Cron:
-    text: str = "crontab expression (5 fields)"
+class Checked:
+    """Text that one of config_values' checks accepts (a crontab, a time zone, a URL)."""
+
+    text: str
+    check: Callable[[str, str], object]
 
     def read(self, value: Any, key: str, base: Path | None) -> str:
-        check_cron(_text(value, key), key)
+        self.check(_text(value, key), key)
         return value
 
 
-@dataclass(frozen=True)
-class TimeZone:
-    text: str = "IANA time zone name"
-
-    def read(self, value: Any, key: str, base: Path | None) -> str:
-        check_timezone(_text(value, key), key)
-        return value
-
-
-@dataclass(frozen=True)
-class HttpUrl:
-    text: str = "http(s) URL"
-
-    def read(self, value: Any, key: str, base: Path | None) -> str:
-        check_http_url(_text(value, key), key)
-        return value
+CRON = Checked("crontab expression (5 fields)", check_cron)
+TIME_ZONE = Checked("IANA time zone name", check_timezone)
+HTTP_URL = Checked("http(s) URL", check_http_url)
 
 
 @dataclass(frozen=True)

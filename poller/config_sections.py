@@ -13,15 +13,15 @@ from urllib.parse import urlsplit
 
 from poller.config_keys import Key, required, setting
 from poller.config_kinds import (
-    Cron,
+    CRON,
+    HTTP_URL,
+    TIME_ZONE,
     Domain,
-    HttpUrl,
     Integer,
     Number,
     Port,
     Text,
     TimeOfDay,
-    TimeZone,
     Users,
     WebhookUrl,
 )
@@ -37,12 +37,12 @@ class ScheduleConfig:
 
     interval_seconds: int | None = setting(60, Integer(1), "Poll every this many seconds (not with cron).")
     cron: str | None = setting(
-        None, Cron(), 'Poll on this crontab expression instead, e.g. `"*/5 7-20 * * 1-5"`.'
+        None, CRON, 'Poll on this crontab expression instead, e.g. `"*/5 7-20 * * 1-5"`.'
     )
     jitter_seconds: int = setting(
         0, Integer(0), "Delay each cycle by up to this many random seconds, so pollers do not meet."
     )
-    timezone: str = setting("UTC", TimeZone(), "The time zone of cron expressions and of [reconcile] at.")
+    timezone: str = setting("UTC", TIME_ZONE, "The time zone of cron expressions and of [reconcile] at.")
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ class PortalConfig:
     )
     client_id: str | None = setting(None, Text(), "The OAuth application's id, to renew tokens.")
     client_secret: str | None = setting(None, Text(), "The OAuth application's secret, to renew tokens.")
-    oauth_url: str = setting(DEFAULT_OAUTH_URL, HttpUrl(), "The OAuth server that renews tokens.")
+    oauth_url: str = setting(DEFAULT_OAUTH_URL, HTTP_URL, "The OAuth server that renews tokens.")
     requests_per_second: float = setting(
         2.0,
         Number(),
@@ -124,7 +124,7 @@ class PortalConfig:
     interval_seconds: int | None = setting(
         None, Integer(1), "This portal's own interval instead of [schedule]'s (not with cron)."
     )
-    cron: str | None = setting(None, Cron(), "This portal's own crontab expression instead of [schedule]'s.")
+    cron: str | None = setting(None, CRON, "This portal's own crontab expression instead of [schedule]'s.")
 
     @property
     def host(self) -> str:
