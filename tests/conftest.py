@@ -133,6 +133,16 @@ def reset_postgres(url: str) -> None:
     engine.dispose()
 
 
+
+def replica_sessions(engine: Engine) -> int:
+    """How many replica lock sessions (application_name timeman-poller:...) the database holds."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND application_name LIKE 'timeman-poller:%'"
+    )
+    with engine.connect() as connection:
+        return int(connection.execute(query).scalar_one())
+
 @pytest.fixture(scope="session")
 def head_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite file upgraded to head once per session; `engine` tests start from a copy."""

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import postgres_url, wait_until
+from conftest import postgres_url, replica_sessions, wait_until
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 from tcp_proxy import TcpProxy
@@ -28,7 +28,7 @@ def pg_engine() -> Iterator[Engine]:
     if not url:
         pytest.skip("lock outage tests need TIMEMAN_POLLER_TEST_POSTGRES_URL")
     engine = storage.make_engine(url)
-    wait_until(lambda: _replica_sessions(engine) == 0, what="no replica sessions left")
+    wait_until(lambda: replica_sessions(engine) == 0, what="no replica sessions left")
     yield engine
     engine.dispose()
 
@@ -57,17 +57,6 @@ def make_locks(pg_engine: Engine, proxy: TcpProxy) -> Iterator[MakeLocks]:
     for locks in made:
         locks.close()
 
-
-def _replica_sessions(engine: Engine) -> int:
-    with engine.connect() as connection:
-        return int(
-            connection.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND application_name LIKE 'timeman-poller:%'"
-                )
-            ).scalar_one()
-        )
 
 
 def test_a_hung_statement_holds_up_no_other_portal_and_counts_as_a_lost_connection(
@@ -129,7 +118,7 @@ def test_a_connection_lost_while_the_lease_is_settled_keeps_every_leased_portal(
                 text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :n"),
                 {"n": "timeman-poller:settle"},
             )
-        wait_until(lambda: _replica_sessions(pg_engine) == 0, what="the session gone")
+        wait_until(lambda: replica_sessions(pg_engine) == 0, what="the session gone")
         locks._settle_lease()
     assert not locks.coordinated
     assert locks.held == {"x", "y", "z"}, "no leased portal dropped"

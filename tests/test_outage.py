@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import MakeEmulator, make_config, portal, postgres_url, reset_postgres, wait_until
+from conftest import (
+    MakeEmulator,
+    make_config,
+    portal,
+    postgres_url,
+    replica_sessions,
+    reset_postgres,
+    wait_until,
+)
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from tcp_proxy import TcpProxy
@@ -53,18 +61,10 @@ def database() -> Iterator[Database]:
         proxied = target.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
         direct = storage.make_engine(url)
         storage.upgrade_database(direct)
-        wait_until(lambda: _replica_sessions(direct) == 0, what="no replica sessions left from before")
+        wait_until(lambda: replica_sessions(direct) == 0, what="no replica sessions left from before")
         yield Database(direct, proxied, proxy)
         direct.dispose()
 
-
-def _replica_sessions(engine: Engine) -> int:
-    with engine.connect() as connection:
-        query = text(
-            "SELECT count(*) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND application_name LIKE 'timeman-poller:%'"
-        )
-        return int(connection.execute(query).scalar_one())
 
 
 class Replicas:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MakeEmulator, postgres_url, reset_postgres, wait_until
+from conftest import MakeEmulator, postgres_url, replica_sessions, reset_postgres, wait_until
 from sqlalchemy import Engine, Row, text
 from tcp_proxy import TcpProxy
 
@@ -51,7 +51,7 @@ def pg_url() -> str:
 def pg_engine(pg_url: str) -> Iterator[Engine]:
     """An engine on the scratch database, once no replica session is left from before."""
     engine = storage.make_engine(pg_url)
-    wait_until(lambda: _replica_sessions(engine) == 0, what="no replica sessions left")
+    wait_until(lambda: replica_sessions(engine) == 0, what="no replica sessions left")
     yield engine
     engine.dispose()
 
@@ -71,17 +71,6 @@ def make_locks(pg_engine: Engine) -> Iterator[MakeLocks]:
     for locks in made:
         locks.close()
 
-
-def _replica_sessions(engine: Engine) -> int:
-    with engine.connect() as connection:
-        return int(
-            connection.execute(
-                text(
-                    "SELECT count(*) FROM pg_stat_activity"
-                    " WHERE datname = current_database() AND application_name LIKE 'timeman-poller:%'"
-                )
-            ).scalar_one()
-        )
 
 
 def _cycle(locks: PortalLocks, portals: list[str] = PORTALS) -> None:
@@ -185,7 +174,7 @@ def test_a_replica_whose_session_ends_polls_its_lease_and_hands_over_what_anothe
     assert first.claim(sorted(lease)[0]), "the lost session is noticed; the portal is still polled"
     assert first.held == lease and not first.coordinated
     assert not first.claim(sorted(set(PORTALS) - lease)[0]), "nothing outside the lease"
-    wait_until(lambda: _replica_sessions(pg_engine) == 1, what="the ended session gone")
+    wait_until(lambda: replica_sessions(pg_engine) == 1, what="the ended session gone")
     _cycle(second)  # second can see the database, first cannot: both poll first's portals now
     assert second.held == set(PORTALS)
     assert all(first.claim(portal) for portal in lease)
@@ -210,7 +199,7 @@ def test_replicas_back_from_an_outage_take_their_own_portals_again_before_any_ot
     _cycle(first)
     _cycle(second)
     assert (first.held, second.held) == leases and not first.coordinated and not second.coordinated
-    wait_until(lambda: _replica_sessions(pg_engine) == 0, what="the ended sessions gone")
+    wait_until(lambda: replica_sessions(pg_engine) == 0, what="the ended sessions gone")
     assert first.renew()
     assert first.held == leases[0]
     _cycle(first)  # alone on the database, but settling: second's portals wait for second
