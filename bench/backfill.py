@@ -47,13 +47,13 @@ sys.path.insert(0, str(Path(__file__).parent))
 import scratch
 
 from poller import storage
-from poller.backfill import DAEMON_SHARE, PortalBackfill, backfill
 from poller.bitrix import PortalClient
 from poller.bitrix.records import PAGE_SIZE, fetch_records, record_window
 from poller.clock import SYSTEM_CLOCK, Clock, ManualClock
 from poller.config import parse_config
 from poller.emulator import Emulator, EmulatorSettings
 from poller.models import Base
+from poller.poll.backfill import DAEMON_SHARE, PortalBackfill, backfill
 
 NOW = datetime(2026, 11, 16, 9, 30, tzinfo=UTC)
 RATE, BURST = 2.0, 50

@@ -17,8 +17,8 @@ from pathlib import Path
 from poller import storage
 from poller.clock import ManualClock
 from poller.config import parse_config
-from poller.cycle import make_clients, poll_portal
 from poller.emulator import Emulator, EmulatorSettings
+from poller.poll.cycle import make_clients, poll_portal
 
 
 def main() -> None:
@@ -32,7 +32,9 @@ def main() -> None:
         engine = storage.make_engine(f"sqlite:///{Path(directory) / 'cycle.sqlite3'}")
         storage.upgrade_database(engine)
         users = list(range(1, args.users + 1))
-        config = parse_config({"portals": [{"name": "p", "webhook_url": emulator.webhook_url, "users": users}]}, {})
+        config = parse_config(
+            {"portals": [{"name": "p", "webhook_url": emulator.webhook_url, "users": users}]}, {}
+        )
         (client,) = make_clients(config, engine, clock=clock)
         for _ in range(5):  # warm up: compiled statements, the first workdays rows
             poll_portal(client, engine, clock.now)

@@ -36,7 +36,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
-from poller import replicas, storage
+from poller import storage
+from poller.daemon import replicas
 from poller.emulator import Emulator, EmulatorSettings
 
 sys.path.insert(0, str(Path(__file__).parent))

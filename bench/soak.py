@@ -58,10 +58,10 @@ from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
 from poller import storage
+from poller.daemon.triggers import GRID_ORIGIN
 from poller.models import PollError, PollRun
-from poller.spool_files import sibling
-from poller.spool_lines import read_line
-from poller.triggers import GRID_ORIGIN
+from poller.spool.files import sibling
+from poller.spool.lines import read_line
 
 sys.path.insert(0, str(Path(__file__).parent))
 sys.path.insert(1, str(Path(__file__).parent.parent / "tests"))

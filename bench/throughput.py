@@ -162,7 +162,7 @@ def poll_with_timeman_poller(
     """One cycle of timeman-poller's own code: batch, bucket, storage."""
     from poller import storage
     from poller.config import parse_config
-    from poller.cycle import make_clients, poll_once
+    from poller.poll.cycle import make_clients, poll_once
 
     config = parse_config(
         {

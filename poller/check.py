@@ -22,11 +22,12 @@ from typing import Any, Literal
 import requests
 from sqlalchemy import Engine
 
-from poller import maintenance, storage
+from poller import storage
 from poller.bitrix import PortalClient
 from poller.config import Config, PortalConfig
-from poller.cycle import make_clients
 from poller.errors import V3_PREFIX, BitrixError, StorageError
+from poller.poll.cycle import make_clients
+from poller.storage import maintenance
 
 logger = logging.getLogger(__name__)
 

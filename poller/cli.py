@@ -20,15 +20,16 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from poller import closing, commands, corrections
-from poller.backfill import ProgressDisplay
+from poller import commands
 from poller.cli_parser import Handler, UsageError, build_parser
 from poller.config import Config
 from poller.emulator.settings import FAULT_KINDS, EmulatorSettings
 from poller.errors import ConfigError, PollerError
+from poller.history import closing, corrections
 from poller.logs import PROGRAM, RedactingFilter, fatal_line, installed
-from poller.report import CORRECTIONS, TIMESHEET, render, render_check
-from poller.timesheet_render import render_timesheet
+from poller.poll.backfill import ProgressDisplay
+from poller.render.report import CORRECTIONS, TIMESHEET, render, render_check
+from poller.render.timesheet import render_timesheet
 
 logger = logging.getLogger(__name__)
 

@@ -12,10 +12,11 @@ from collections.abc import Callable
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from poller import __version__, closing, commands
+from poller import __version__, commands
 from poller.emulator.settings import FAULT_KINDS
+from poller.history import closing
 from poller.logs import LOG_LEVELS, PROGRAM
-from poller.report import REPORT_NAMES
+from poller.render.report import REPORT_NAMES
 
 if TYPE_CHECKING:
     from poller.cli import CommandLine

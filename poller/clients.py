@@ -16,8 +16,8 @@ from sqlalchemy import Engine
 from poller import clock as clocks
 from poller.bitrix import PortalClient
 from poller.config import Config, PortalConfig
-from poller.metrics import Metrics
-from poller.tokenstore import TokenStore, TokenStoreError
+from poller.daemon.metrics import Metrics
+from poller.spool.tokenstore import TokenStore, TokenStoreError
 
 
 def make_clients(

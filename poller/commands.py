@@ -15,28 +15,31 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from poller import maintenance, replicas, retention, shutdown, storage, views
-from poller.backfill import BackfillReport, Progress
-from poller.backfill import backfill as backfill_portals
+from poller import storage, views
 from poller.bitrix import get_timekeeping_status
 from poller.check import CheckReport, check_config
 from poller.config import Config, config_path
 from poller.config import load_config as read_config_file
-from poller.config_paths import database_url
-from poller.cycle import PollReport, make_clients, poll_once
-from poller.daemon import Daemon
+from poller.config.paths import database_url
+from poller.daemon import replicas, shutdown
+from poller.daemon.metrics import Metrics
+from poller.daemon.scheduler import Daemon
 from poller.demo import run_demo
 from poller.emulator import Emulator, EmulatorSettings
 from poller.errors import ConfigError
-from poller.housekeeping import PortalChores
-from poller.metrics import Metrics
+from poller.history import retention
+from poller.history.timesheet import Timesheet, build_timesheet, month_dates
 from poller.models import PollRun
-from poller.report import REPORT_NAMES, REPORTS, json_values
-from poller.spool import Spool
-from poller.status_render import status_summary
+from poller.poll.backfill import BackfillReport, Progress
+from poller.poll.backfill import backfill as backfill_portals
+from poller.poll.cycle import PollReport, make_clients, poll_once
+from poller.poll.housekeeping import PortalChores
+from poller.render.report import REPORT_NAMES, REPORTS, json_values
+from poller.render.status import status_summary
+from poller.spool.queue import Spool
+from poller.spool.tokenstore import TokenStore, tokens_path
+from poller.storage import maintenance
 from poller.storage.engine import shorten_lock_waits
-from poller.timesheet import Timesheet, build_timesheet, month_dates
-from poller.tokenstore import TokenStore, tokens_path
 
 logger = logging.getLogger(__name__)
 

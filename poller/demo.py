@@ -17,9 +17,9 @@ from sqlalchemy import Engine
 
 from poller import storage
 from poller.config import Config, HttpConfig, PortalConfig, ScheduleConfig, parse_webhook_url
-from poller.cycle import make_clients, poll_once
 from poller.emulator import Emulator, EmulatorSettings, SimClock
 from poller.errors import ConfigError
+from poller.poll.cycle import make_clients, poll_once
 
 # PRAGMA application_id of a database the demo made ("tmdo"): the one file it may remove.
 DEMO_APPLICATION_ID = int.from_bytes(b"tmdo", "big")

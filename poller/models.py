@@ -289,7 +289,7 @@ workday_revisions_table = Table(
     Column("record_id", Integer, nullable=True),
     Column("source", String(8), nullable=False),
     Column("field", String(64), nullable=False),
-    Column("old_value", Text, nullable=True),  # canonical text (poller.canonical); null: none
+    Column("old_value", Text, nullable=True),  # canonical text (poller.history.canonical); null: none
     Column("new_value", Text, nullable=True),
     Column("old_seen_at", UTCDateTime(), nullable=True),  # when the old value was stored (seen)
     Column("changed_at", UTCDateTime(), nullable=False),  # when the new value was first seen
@@ -302,7 +302,7 @@ workday_revisions_table = Table(
     Index("ix_workday_revisions_portal_record_id", "portal", "record_id"),
 )
 
-# A month's close per portal: the digest of the canonical rendering (poller.canonical) as it
+# A month's close per portal: the digest of the canonical rendering (poller.history.canonical) as it
 # stood. Closing again (--force) adds a row with the next sequence; none is ever replaced.
 month_closes_table = Table(
     "month_closes",

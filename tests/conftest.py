@@ -133,7 +133,6 @@ def reset_postgres(url: str) -> None:
     engine.dispose()
 
 
-
 def replica_sessions(engine: Engine) -> int:
     """How many replica lock sessions (application_name timeman-poller:...) the database holds."""
     query = text(
@@ -142,6 +141,7 @@ def replica_sessions(engine: Engine) -> int:
     )
     with engine.connect() as connection:
         return int(connection.execute(query).scalar_one())
+
 
 @pytest.fixture(scope="session")
 def head_sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -198,7 +198,7 @@ def engine(database_url: str) -> Iterator[Engine]:
 def report_database_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite file the poller filled: 72 polls, every 30 minutes from Wednesday 00:00 UTC,
     of 8 users. Built once per session; use `report_database` for a copy of your own."""
-    from poller.cycle import make_clients, poll_portal
+    from poller.poll.cycle import make_clients, poll_portal
 
     database = tmp_path_factory.mktemp("report") / "report.sqlite3"
     manual = ManualClock(REPORT_START)
@@ -259,8 +259,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 @pytest.fixture(autouse=True)
 def default_signal_handlers() -> Iterator[None]:
     """Put back Python's SIGINT and SIGTERM handlers after each test: a command run in-process
-    installs the poller's for good (poller.shutdown), and Ctrl-C must still stop pytest."""
+    installs the poller's for good (poller.daemon.shutdown), and Ctrl-C must still stop pytest."""
     yield
-    from poller import shutdown
+    from poller.daemon import shutdown
 
     shutdown.uninstall()

@@ -21,14 +21,6 @@ import requests
 from conftest import MakeEmulator, make_config, portal, wait_until
 from sqlalchemy import Engine, select
 
-from poller.backfill import (
-    DAEMON_SHARE,
-    BackfillReport,
-    PortalBackfill,
-    ProgressDisplay,
-    backfill,
-    reconcile,
-)
 from poller.bitrix import PortalClient
 from poller.bitrix.records import batch_support, fetch_records, record_window
 from poller.cli import main
@@ -36,6 +28,14 @@ from poller.clock import ManualClock
 from poller.config import Config
 from poller.emulator import Emulator
 from poller.models import backfill_progress_table, workday_records_table
+from poller.poll.backfill import (
+    DAEMON_SHARE,
+    BackfillReport,
+    PortalBackfill,
+    ProgressDisplay,
+    backfill,
+    reconcile,
+)
 
 OCTOBER = (date(2026, 10, 1), date(2026, 10, 31))
 NOW = datetime(2026, 11, 16, 9, 30, tzinfo=UTC)  # conftest's MONDAY_MORNING
@@ -423,7 +423,7 @@ def test_the_progress_bar_shows_users_and_records_on_a_terminal() -> None:
 
 
 def test_progress_off_a_terminal_is_a_log_line_now_and_then(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level("INFO", logger="poller.backfill")
+    caplog.set_level("INFO", logger="poller.poll.backfill")
     state = PortalBackfill("acme", *OCTOBER, users=100)
     with ProgressDisplay(StringIO(), interval=3600) as display:
         display(state)

@@ -17,17 +17,18 @@ import requests
 from conftest import MakeEmulator, make_config, portal
 from sqlalchemy import Engine, select, text
 
-from poller import closing, commands
-from poller.backfill import reconcile
+from poller import commands
 from poller.bitrix import PortalClient
-from poller.canonical import header
 from poller.cli import main
 from poller.clock import ManualClock
 from poller.config import Config
-from poller.cycle import poll_portal
 from poller.emulator import Emulator
 from poller.emulator.world import record_id
+from poller.history import closing
+from poller.history.canonical import header
 from poller.models import closed_rows_table, month_closes_table, workday_revisions_table
+from poller.poll.backfill import reconcile
+from poller.poll.cycle import poll_portal
 
 NOVEMBER = date(2026, 11, 1)
 CLOSED_AT = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)

@@ -12,13 +12,14 @@ import pytest
 from conftest import MakeEmulator, make_config, portal
 from sqlalchemy import Engine, insert, select
 
-from poller import commands, maintenance, storage, views
+from poller import commands, storage, views
 from poller.config import Config, RetentionConfig
-from poller.cycle import make_clients, poll_once
+from poller.daemon.metrics import Metrics
 from poller.emulator import Emulator, EmulatorSettings
 from poller.errors import ConfigError, StorageError
-from poller.metrics import Metrics
 from poller.models import PollError, PollRun, Snapshot
+from poller.poll.cycle import make_clients, poll_once
+from poller.storage import maintenance
 from poller.storage.tasks import get_task
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

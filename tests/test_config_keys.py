@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from poller.config import Config, parse_config, sections
-from poller.config_keys import Key, Section
-from poller.config_sections import PORTAL_ADDRESS
+from poller.config.keys import Key, Section
+from poller.config.sections import PORTAL_ADDRESS
 from poller.errors import ConfigError
 
 PORTAL = {"name": "acme", "webhook_url": "https://acme.example/rest/1/s3cr3t/", "users": [1]}

@@ -173,7 +173,7 @@ def test_a_postgres_url_without_a_driver_is_read_with_psycopg_and_one_info_line(
 ) -> None:
     document = {"database": {"url": f"{scheme}://poller:pw-s3cret@db.example:5433/worktime"}}
     document["portals"] = [{"name": "a", "webhook_url": "https://a.example/rest/1/s/", "users": [1]}]
-    with caplog.at_level(logging.INFO, logger="poller.config_paths"):
+    with caplog.at_level(logging.INFO, logger="poller.config.paths"):
         config = parse_config(document, {})
         only = commands.database_only(f"{scheme}://reader@db.example/worktime")
     assert config.database_url == "postgresql+psycopg://poller:pw-s3cret@db.example:5433/worktime"

@@ -16,16 +16,16 @@ from conftest import MakeEmulator, make_config, portal
 from sqlalchemy import Engine, select
 
 from poller import storage
-from poller.backfill import reconcile
 from poller.bitrix import PortalClient
-from poller.canonical import plain_value
 from poller.cli import main
 from poller.clock import ManualClock
 from poller.config import Config
-from poller.cycle import poll_portal
 from poller.emulator import Emulator
 from poller.emulator.world import record_id
+from poller.history.canonical import plain_value
 from poller.models import workday_records_table, workday_revisions_table, workdays_table
+from poller.poll.backfill import reconcile
+from poller.poll.cycle import poll_portal
 from poller.status import parse_status
 
 USER = 1

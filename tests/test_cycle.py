@@ -18,10 +18,10 @@ from sqlalchemy import Engine, func, select, text
 
 from poller import logs, storage
 from poller.clock import ManualClock
-from poller.cycle import Route, make_clients, poll_once, poll_portal, route_for
 from poller.emulator import Emulator
 from poller.models import OAuthToken, PollError, PollRun, Snapshot
-from poller.spool import Spool
+from poller.poll.cycle import Route, make_clients, poll_once, poll_portal, route_for
+from poller.spool.queue import Spool
 from poller.status import parse_status
 
 
@@ -303,7 +303,7 @@ def test_the_three_routes_of_a_part_have_names(tmp_path: Path) -> None:
 
 
 def storage_entry() -> Any:
-    from poller.spool import SpoolEntry
+    from poller.spool.queue import SpoolEntry
 
     return SpoolEntry(None, (), ())
 

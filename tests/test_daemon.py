@@ -25,15 +25,16 @@ import pytest
 from conftest import MakeEmulator, make_config, portal, wait_until
 from sqlalchemy import Engine, func, select, text
 
-from poller import shutdown, storage
+from poller import storage
 from poller.clock import ManualClock
 from poller.config import Config
-from poller.cycle import make_clients
-from poller.daemon import Daemon
+from poller.daemon import shutdown
+from poller.daemon.metrics import Metrics
+from poller.daemon.scheduler import Daemon
 from poller.emulator import Emulator
-from poller.metrics import Metrics
 from poller.models import PollRun, Snapshot
-from poller.spool import Spool
+from poller.poll.cycle import make_clients
+from poller.spool.queue import Spool
 
 FAST_HTTP: dict[str, object] = {"read_timeout_seconds": 2, "max_retries": 4}
 READ_TIMEOUT = 2
@@ -378,7 +379,7 @@ def test_a_stop_that_overruns_its_grace_ends_the_process_and_a_second_signal_at_
     again.handle(signal.SIGINT)
     again.cancel()
     assert exits[1:] == [130] and again.interrupted
-    lines = [r.getMessage() for r in caplog.records if r.name == "poller.shutdown"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "poller.daemon.shutdown"]
     assert "stopping now (not done within 0 s): cycles of acme cut" in lines
     assert "stopping now (SIGINT again)" in lines
 

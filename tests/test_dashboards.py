@@ -25,7 +25,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, text
 
-from poller.metrics import Metrics, MetricsServer
+from poller.daemon.metrics import Metrics, MetricsServer
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "timeman-poller.json"

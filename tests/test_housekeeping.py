@@ -1,4 +1,4 @@
-"""`poll` under a timer keeps the directory and the records as `run` does (poller.housekeeping).
+"""`poll` under a timer keeps the directory and the records as `run` does (poller.poll.housekeeping).
 
 Each `poll` is a new process: here a new PortalChores for each cycle, on a clock the test
 moves, so what is due can only come from the database.
@@ -15,10 +15,10 @@ from sqlalchemy import Engine
 from poller import storage
 from poller.clock import ManualClock
 from poller.config import Config
-from poller.cycle import PollReport, make_clients, poll_once
-from poller.daemon import Daemon
-from poller.housekeeping import PortalChores, newest_reconcile_slot
-from poller.spool import Spool
+from poller.daemon.scheduler import Daemon
+from poller.poll.cycle import PollReport, make_clients, poll_once
+from poller.poll.housekeeping import PortalChores, newest_reconcile_slot
+from poller.spool.queue import Spool
 from poller.storage.tasks import get_task
 
 

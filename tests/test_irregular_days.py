@@ -17,9 +17,9 @@ from sqlalchemy import Engine, select
 
 from poller import storage, views
 from poller.clock import ManualClock
-from poller.cycle import make_clients, poll_portal
 from poller.emulator.world import EXPIRING_USER
 from poller.models import Snapshot
+from poller.poll.cycle import make_clients, poll_portal
 
 MONDAY = datetime(2026, 11, 16, tzinfo=UTC)
 SHORT_DURATION_USER, THREE_PAUSES_USER = 6, 7

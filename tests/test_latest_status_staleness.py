@@ -13,10 +13,10 @@ from sqlalchemy import JSON, Engine, column, insert, inspect, select, table, tex
 from poller import storage, views
 from poller.bitrix import fetch_users
 from poller.clock import ManualClock
-from poller.cycle import make_clients, poll_once
 from poller.emulator import Emulator
 from poller.models import UTCDateTime
-from poller.report import render
+from poller.poll.cycle import make_clients, poll_once
+from poller.render.report import render
 from poller.status import parse_status
 
 POLLED = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)

@@ -15,9 +15,9 @@ from conftest import MakeEmulator, make_config, portal
 from sqlalchemy import Engine, func, select
 
 from poller.clock import ManualClock
-from poller.cycle import make_clients, poll_once
-from poller.metrics import Metrics
+from poller.daemon.metrics import Metrics
 from poller.models import PollError, Snapshot
+from poller.poll.cycle import make_clients, poll_once
 
 
 def stored_per_user(engine: Engine) -> Counter[int]:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 from tcp_proxy import TcpProxy
 
 from poller import storage
-from poller.replicas import PortalLocks
+from poller.daemon.replicas import PortalLocks
 from poller.storage.deadline import limit_statement_time, no_time_limit
 
 MakeLocks = Callable[..., PortalLocks]
@@ -56,7 +56,6 @@ def make_locks(pg_engine: Engine, proxy: TcpProxy) -> Iterator[MakeLocks]:
     proxy.restore()
     for locks in made:
         locks.close()
-
 
 
 def test_a_hung_statement_holds_up_no_other_portal_and_counts_as_a_lost_connection(

@@ -1,4 +1,4 @@
-"""poller.metrics: each method moves its metric; /metrics and /healthz over HTTP; health with replicas."""
+"""poller.daemon.metrics: each method moves its metric; /metrics and /healthz; health with replicas."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from poller.metrics import Metrics, MetricsServer
+from poller.daemon.metrics import Metrics, MetricsServer
 
 T0 = 1_800_000_000.0
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine, select
 
-from poller.canonical import plain_value
+from poller.history.canonical import plain_value
 from poller.models import workday_records_table, workday_revisions_table, workdays_table
 from poller.storage.records import save_records
 

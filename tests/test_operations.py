@@ -21,11 +21,11 @@ from sqlalchemy import func, select, text
 from poller import storage
 from poller.cli import main
 from poller.config import parse_config
-from poller.cycle import make_clients, poll_once
+from poller.daemon.metrics import Metrics, MetricsServer
 from poller.emulator import Emulator, EmulatorSettings
-from poller.metrics import Metrics, MetricsServer
 from poller.models import Snapshot
-from poller.spool import Spool
+from poller.poll.cycle import make_clients, poll_once
+from poller.spool.queue import Spool
 
 
 def config_for(emulator: Emulator, users: list[int]):  # type: ignore[no-untyped-def]

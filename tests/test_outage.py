@@ -29,14 +29,15 @@ from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from tcp_proxy import TcpProxy
 
-from poller import replicas, storage
+from poller import storage
 from poller.config import Config
-from poller.cycle import PortalOutcome, make_clients, poll_portal
-from poller.daemon import Daemon
+from poller.daemon import replicas
+from poller.daemon.scheduler import Daemon
 from poller.emulator import Emulator
-from poller.spool import Spool
+from poller.poll.cycle import PortalOutcome, make_clients, poll_portal
+from poller.spool.queue import Spool
+from poller.spool.tokenstore import TokenStore, tokens_path
 from poller.storage.deadline import limit_statement_time
-from poller.tokenstore import TokenStore, tokens_path
 
 INTERVAL = 1
 
@@ -64,7 +65,6 @@ def database() -> Iterator[Database]:
         wait_until(lambda: replica_sessions(direct) == 0, what="no replica sessions left from before")
         yield Database(direct, proxied, proxy)
         direct.dispose()
-
 
 
 class Replicas:

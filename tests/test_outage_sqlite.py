@@ -19,10 +19,10 @@ import pytest
 from conftest import MakeEmulator, make_config, portal, wait_until
 
 from poller import storage
-from poller.cycle import make_clients
-from poller.daemon import Daemon
+from poller.daemon.scheduler import Daemon
 from poller.emulator import Emulator
-from poller.spool import Spool
+from poller.poll.cycle import make_clients
+from poller.spool.queue import Spool
 
 NOBODY = 65534
 POLLER_RUN = [sys.executable, "-m", "poller", "run", "-c"]

@@ -20,9 +20,10 @@ from conftest import MakeEmulator, postgres_url, replica_sessions, reset_postgre
 from sqlalchemy import Engine, Row, text
 from tcp_proxy import TcpProxy
 
-from poller import replicas, storage
+from poller import storage
+from poller.daemon import replicas
+from poller.daemon.replicas import PortalLocks, SingleDaemonLock
 from poller.errors import ConfigError
-from poller.replicas import PortalLocks, SingleDaemonLock
 
 PORTALS = [f"portal-{n}" for n in range(10)]
 
@@ -70,7 +71,6 @@ def make_locks(pg_engine: Engine) -> Iterator[MakeLocks]:
     yield make
     for locks in made:
         locks.close()
-
 
 
 def _cycle(locks: PortalLocks, portals: list[str] = PORTALS) -> None:

@@ -135,7 +135,7 @@ def test_a_table_fits_the_terminal_and_names_the_columns_it_left_out(
 
 
 def test_a_narrow_terminal_wraps_names_before_leaving_anything_out() -> None:
-    from poller.tables import Column, fit_table
+    from poller.render.tables import Column, fit_table
 
     columns = [Column("user", 0, right=True), Column("name", 1, wrap=True), Column("worked", 2, right=True)]
     rows = [["7", "Konstantin Konstantinopolsky-Smith", "8:05"]]

@@ -13,12 +13,12 @@ import requests
 from conftest import MakeEmulator, make_config, portal
 from sqlalchemy import Engine, select
 
-from poller.backfill import backfill
 from poller.bitrix import PortalClient
 from poller.bitrix.records import batch_support, record_window
 from poller.clock import ManualClock
 from poller.emulator import Emulator
 from poller.models import workday_records_table
+from poller.poll.backfill import backfill
 
 OCTOBER = (date(2026, 10, 1), date(2026, 10, 31))
 

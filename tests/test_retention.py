@@ -10,12 +10,13 @@ import pytest
 from conftest import make_config
 from sqlalchemy import Engine, func, insert, select
 
-from poller import commands, maintenance, storage
+from poller import commands, storage
 from poller.cli import main
 from poller.config import Config, RetentionConfig, parse_config
 from poller.errors import ConfigError
 from poller.models import Base, PollError, PollRun, Snapshot, workday_records_table, workdays_table
 from poller.status import parse_status
+from poller.storage import maintenance
 
 DAY = timedelta(days=1)
 AGES = (1000, 740, 500, 1)  # days: past the floor, just past it, inside it, yesterday

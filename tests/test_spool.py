@@ -23,11 +23,11 @@ from sqlalchemy.exc import NotSupportedError
 
 from poller import storage
 from poller.cli import main
-from poller.cycle import make_clients, poll_once
+from poller.daemon.metrics import Metrics
 from poller.emulator import Emulator
-from poller.metrics import Metrics
 from poller.models import PollError, snapshots_table
-from poller.spool import Spool, SpoolEntry, SpoolLocked
+from poller.poll.cycle import make_clients, poll_once
+from poller.spool.queue import Spool, SpoolEntry, SpoolLocked
 from poller.status import parse_status
 
 T0 = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
@@ -76,7 +76,7 @@ def spool_errors(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
     return [
         r.getMessage()
         for r in caplog.records
-        if r.name == "poller.spool" and r.levelno >= logging.ERROR and text in r.getMessage()
+        if r.name == "poller.spool.queue" and r.levelno >= logging.ERROR and text in r.getMessage()
     ]
 
 
@@ -174,7 +174,7 @@ def test_an_entry_failing_for_any_other_reason_is_dead_lettered_and_the_next_one
             raise NotSupportedError("INSERT ...", {}, Exception("feature not supported"))
         return save(engine, run_id, *args, **kwargs)
 
-    monkeypatch.setattr("poller.spool.storage.save_portal_cycle", refuse_the_first)
+    monkeypatch.setattr("poller.spool.queue.storage.save_portal_cycle", refuse_the_first)
     spool = Spool(spool_file)
     spool.add(dataclasses.replace(entry(T0), run_id=666), "down")
     spool.add(entry(T0 + timedelta(minutes=5)), "down")
@@ -285,7 +285,7 @@ def test_the_file_is_compacted_once_it_holds_more_finished_than_waiting(
     for minutes in range(3):
         spool.add(entry(T0 + timedelta(minutes=minutes)), "down")
     assert spool_file.read_bytes().count(b'{"done":') == 1  # the oldest, dropped, is marked
-    monkeypatch.setattr("poller.spool.COMPACT_BYTES", 0)
+    monkeypatch.setattr("poller.spool.queue.COMPACT_BYTES", 0)
     spool.add(entry(T0 + timedelta(minutes=3)), "down")
     lines = [json.loads(line) for line in spool_file.read_bytes().splitlines()]
     assert [line["seq"] for line in lines] == [3, 4]
@@ -309,7 +309,7 @@ def test_a_spool_held_by_another_process_stops_poll_with_exit_2_and_one_line(
 ) -> None:
     spool_file = tmp_path / "spool.jsonl"
     hold = (
-        "import sys; from pathlib import Path; from poller.spool import Spool\n"
+        "import sys; from pathlib import Path; from poller.spool.queue import Spool\n"
         "spool = Spool(Path(sys.argv[1])); print('held', flush=True); input()"
     )
     holder = subprocess.Popen(

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from poller import shutdown
 from poller.commands import ErrorInfo, RunInfo, StatusInfo
-from poller.status_render import counted
+from poller.daemon import shutdown
+from poller.render.status import counted
 
 NOW = datetime(2026, 10, 5, 12, tzinfo=UTC)
 
@@ -59,7 +59,7 @@ def test_one_cycle_is_a_cycle() -> None:
 def test_the_stop_advice_names_the_signal_that_came(
     signum: int, advice: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="poller.shutdown")
+    caplog.set_level(logging.WARNING, logger="poller.daemon.shutdown")
     exits: list[int] = []
     stopper = shutdown.Shutdown(60, exit=exits.append)
     stopper.handle(signum)

@@ -20,7 +20,8 @@ import pytest
 from conftest import MakeEmulator, wait_until
 from sqlalchemy import Engine, func, select
 
-from poller import shutdown, storage
+from poller import storage
+from poller.daemon import shutdown
 from poller.emulator import Emulator
 from poller.models import PollRun, Snapshot
 from poller.storage.tasks import TaskState, get_task

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from poller.tables import WIDER, Column, fit_table, left_out_line
+from poller.render.tables import WIDER, Column, fit_table, left_out_line
 
 HEADINGS = ["portal", "department", "start (UTC)", "finish (UTC)", "source"]
 

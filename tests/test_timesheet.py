@@ -18,12 +18,12 @@ from poller import commands, storage
 from poller.bitrix import fetch_departments, fetch_users
 from poller.cli import main
 from poller.clock import ManualClock
-from poller.cycle import make_clients, poll_portal
 from poller.emulator import Emulator, EmulatorSettings
 from poller.emulator.world import World
+from poller.history.timesheet import Day, Timesheet, Totals, build_timesheet, month_dates
+from poller.poll.cycle import make_clients, poll_portal
+from poller.render.timesheet import ESTIMATE_LEGEND, render_timesheet, timesheet_json
 from poller.storage.workday_rules import Poll, advance
-from poller.timesheet import Day, Timesheet, Totals, build_timesheet, month_dates
-from poller.timesheet_render import ESTIMATE_LEGEND, render_timesheet, timesheet_json
 
 OCTOBER = date(2026, 10, 1)
 USERS = list(range(1, 9))

@@ -26,7 +26,7 @@ from poller.config import PortalConfig
 from poller.emulator import Emulator
 from poller.errors import BitrixError
 from poller.logs import TEXT_FORMAT, JsonFormatter, installed
-from poller.tokenstore import TokenStore, tokens_path
+from poller.spool.tokenstore import TokenStore, tokens_path
 
 T1 = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
 T2 = T1 + timedelta(hours=1)
@@ -105,7 +105,7 @@ def test_a_pair_refreshed_while_the_database_is_down_is_used_after_a_restart(
     assert again.call("timeman.status", {"USER_ID": 1})["result"]
     assert emu.stats.token_refreshes == 2
     assert storage.get_tokens(engine, oauth.name) == (again.access_token, again.refresh_token)
-    warnings = [r.getMessage() for r in caplog.records if r.name == "poller.tokenstore"]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "poller.spool.tokenstore"]
     assert len(warnings) == 1 and f"kept in {kept} until it is back" in warnings[0]
     log = formatted(caplog.records)
     assert not any(secret in log for secret in secrets_of(emu, client, again))

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from poller.config_sections import ScheduleConfig
-from poller.triggers import GRID_ORIGIN, GridTrigger, poll_trigger
+from poller.config.sections import ScheduleConfig
+from poller.daemon.triggers import GRID_ORIGIN, GridTrigger, poll_trigger
 
 
 def _instant(fire: datetime, step: float) -> int:

@@ -18,10 +18,10 @@ from sqlalchemy import Engine
 
 from poller import storage, views
 from poller.clock import ManualClock
-from poller.cycle import make_clients, poll_portal
 from poller.emulator import Emulator, Workday
 from poller.emulator.world import EXPIRED_USER, NIGHT_SHIFT_USER, NO_RECORDS_USER, shows_pause_moment
-from poller.report import REPORTS, render
+from poller.poll.cycle import make_clients, poll_portal
+from poller.render.report import REPORTS, render
 
 MONDAY = datetime(2026, 11, 16, tzinfo=UTC)
 USERS = list(range(1, 17))

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from poller import maintenance, storage, views
+from poller import storage, views
 from poller.emulator import SimClock, World
 from poller.emulator.world import EXPIRED_USER, Workday, shows_pause_moment
 from poller.models import workdays_table
 from poller.status import parse_status
-from poller.storage import workdays
+from poller.storage import maintenance, workdays
 
 PORTAL = "acme"
 OPENED_AT = datetime(2026, 11, 16, 6, 0, tzinfo=UTC)  # Monday 09:00 at UTC+3

@@ -4,7 +4,7 @@ A bad byte must cost only the value it is in, and only such values may be flagge
 the user really typed (valid UTF-8, EF BF BD) is text like any other. So the body is decoded
 with each bad byte kept as a lone surrogate (U+DC80..U+DCFF, Python's "surrogateescape"),
 parsed, and then every string (value or key) holding one gets U+FFFD in its place and becomes
-a ReplacedText: a str that says it was read with replacements (poller.undecodable flags those).
+a ReplacedText: a str that says it was read with replacements (poller.poll.undecodable flags those).
 
 Only an answer that failed strict decoding comes here. In it, a lone surrogate the portal
 escaped in JSON ("\\udcff") cannot be told from a bad byte: it is no valid text either.

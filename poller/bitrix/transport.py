@@ -184,7 +184,7 @@ def _loads(raw: bytes, label: str) -> Any:
     the value it is in (the rest of a batch is read as usual), with a warning here.
 
     The texts that lost bytes are ReplacedText (poller.bitrix.lenient_text): the caller flags
-    their users (poller.undecodable), and never a U+FFFD that came as valid UTF-8.
+    their users (poller.poll.undecodable), and never a U+FFFD that came as valid UTF-8.
     """
     encoding = json.detect_encoding(raw)
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from poller.emulator import directory
+from poller.emulator import staff
 from poller.emulator.faults import hostile_result
 from poller.emulator.wire import Answer, as_int, envelope, lookup, put_form_fields, truthy
 
@@ -68,7 +68,7 @@ def user_get(emulator: Emulator, params: dict[str, Any]) -> Answer:
         u
         for u in range(max(1, above + 1), world.count + 1)
         if (active is None or _is_active(emulator, u) == truthy(active))
-        and (kind is None or ("extranet" if directory.is_extranet(u) else "employee") == str(kind))
+        and (kind is None or ("extranet" if staff.is_extranet(u) else "employee") == str(kind))
     ]
     if department is not None:
         ids = [u for u in ids if as_int(department, 0) in world.user(u)["UF_DEPARTMENT"]]
@@ -86,7 +86,7 @@ def _user_row(emulator: Emulator, user_id: int) -> dict[str, Any]:
 
 
 def _is_active(emulator: Emulator, user_id: int) -> bool:
-    return directory.is_active(user_id) and not emulator.is_fired(user_id)
+    return staff.is_active(user_id) and not emulator.is_fired(user_id)
 
 
 def department_get(emulator: Emulator, params: dict[str, Any]) -> Answer:

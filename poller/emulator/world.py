@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
-from poller.emulator import directory
+from poller.emulator import staff
 from poller.emulator.simclock import SimClock
 from poller.emulator.workday import Workday, plan_pauses, record_id
 
@@ -117,11 +117,11 @@ class World:
 
     def user(self, user_id: int) -> dict[str, Any]:
         """The `user.get` row of `user_id`."""
-        return directory.user_row(user_id, self.count, self.tz_offset(user_id))
+        return staff.user_row(user_id, self.count, self.tz_offset(user_id))
 
     def departments(self) -> list[dict[str, Any]]:
         """Every `department.get` row, ordered by ID."""
-        return directory.department_rows(self.count)
+        return staff.department_rows(self.count)
 
     # -- workdays -----------------------------------------------------------------------
 

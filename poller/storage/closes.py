@@ -1,5 +1,5 @@
 """month_closes, closed_workdays, closed_rows: a portal's month frozen with its digest, and reads
-of a month's rows as canonical lines (poller.canonical) to compute or check that digest.
+of a month's rows as canonical lines (poller.history.canonical) to compute or check that digest.
 
 A close is written in one transaction that reads the month as one consistent state: REPEATABLE
 READ on PostgreSQL; on SQLite the transaction takes the write lock before it reads. Closes are
@@ -16,8 +16,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, delete, insert, literal, select, union
 
-from poller import canonical
 from poller.errors import PollerError
+from poller.history import canonical
 from poller.models import (
     closed_rows_table,
     closed_workdays_table,

@@ -31,8 +31,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, bindparam, case, distinct, func, or_, select, update
 
-from poller.canonical import plain_value
 from poller.fields import RECORD_FIELDS
+from poller.history.canonical import plain_value
 from poller.models import month_closes_table, workday_revisions_table, workdays_table
 from poller.storage.directory import names_of
 from poller.storage.statements import chunks, insert_or_skip

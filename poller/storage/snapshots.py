@@ -153,11 +153,7 @@ def _not_stored_yet(
     polls: Mapping[int, Poll],
 ) -> list[SnapshotRow]:
     """Mode "all": `rows` less those already stored (a replayed spool), found among the late ones."""
-    late = [
-        row
-        for row in rows
-        if _has_day(row) and is_late(days.get(_day_key(row)), polls[id(row)])
-    ]
+    late = [row for row in rows if _has_day(row) and is_late(days.get(_day_key(row)), polls[id(row)])]
     if not late:
         return list(rows)
     table = snapshots_table.c

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from poller.config_values import (
+from poller.config.values import (
     check_cron,
     check_http_url,
     check_timezone,

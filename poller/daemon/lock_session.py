@@ -14,7 +14,7 @@ from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import URL
 from sqlalchemy.pool import NullPool
 
-from poller.replica_names import APPLICATION_PREFIX
+from poller.daemon.replica_names import APPLICATION_PREFIX
 
 OLD_SESSION_WAIT_SECONDS = 3.0  # pg_terminate_backend returns before the session's locks go
 

@@ -21,13 +21,13 @@ from typing import Any, TextIO
 from sqlalchemy import Engine
 
 from poller import storage
-from poller.audience import user_ids_to_ask
 from poller.bitrix import PortalClient
 from poller.bitrix.records import RecordsFetched, RecordsUnavailable, fetch_records
 from poller.config import Config
 from poller.errors import BitrixError, ConfigError, Stopped
+from poller.poll.audience import user_ids_to_ask
 from poller.redaction import redact
-from poller.status_render import counted
+from poller.render.status import counted
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def backfill(
 ) -> BackfillReport:
     """Copy each user's records from `since` to `until` (local dates) into workday_records.
 
-    1. The users: `users`, else as for a cycle (poller.audience: the configured list, else
+    1. The users: `users`, else as for a cycle (poller.poll.audience: the configured list, else
        the stored directory's active users, else `user.get`'s).
     2. Users finished by an earlier run of the same range are skipped; the records of the
        users a request finished are saved together, then each user is marked finished.

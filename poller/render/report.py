@@ -1,6 +1,6 @@
 """Format reports as a terminal table that fits, CSV or JSON.
 
-A table never runs past the terminal (poller.tables): text columns (names) wrap, and when
+A table never runs past the terminal (poller.render.tables): text columns (names) wrap, and when
 even that is not enough the least needed columns are left out and a footer line names them.
 CSV is for spreadsheets: ISO dates, booleans as true/false, timesheet hours as decimals.
 """
@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Table
 
 from poller import views
-from poller.tables import Column, fit_table, left_out_line
+from poller.render.tables import Column, fit_table, left_out_line
 
 if TYPE_CHECKING:
     from poller.check import CheckReport
@@ -29,7 +29,7 @@ REPORTS: dict[str, Table] = {
     "daily": views.daily_worktime,
 }
 TIMESHEET = "timesheet"
-CORRECTIONS = "corrections"  # poller.corrections
+CORRECTIONS = "corrections"  # poller.history.corrections
 REPORT_NAMES = (*REPORTS, TIMESHEET, CORRECTIONS)
 
 # The columns a terminal table shows, in order; CSV and JSON carry every column of the view.

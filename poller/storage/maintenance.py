@@ -3,7 +3,7 @@ and pruning its history.
 
 Opening never leaves an empty SQLite file behind (SQLite creates one on connect), and every
 database error names the database (the SQLite file, or the URL without its password).
-Pruning, and the retention floor it keeps to, live in poller.retention.
+Pruning, and the retention floor it keeps to, live in poller.history.retention.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from sqlalchemy import Engine
 
 from poller import storage
 from poller.errors import StorageError
+from poller.history.retention import PruneCounts as PruneCounts  # where callers found them before
+from poller.history.retention import prune_history as prune_history
 from poller.redaction import redact
-from poller.retention import PruneCounts as PruneCounts  # where callers found them before
-from poller.retention import prune_history as prune_history
 
 
 def describe_database(engine: Engine) -> str:

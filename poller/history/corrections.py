@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from poller import maintenance
 from poller.config import Config
-from poller.report import HEADINGS, csv_rows, hours_minutes, json_values, table_cell
+from poller.render.report import HEADINGS, csv_rows, hours_minutes, json_values, table_cell
+from poller.render.tables import Column, fit_table, left_out_line
+from poller.storage import maintenance
 from poller.storage.revisions import get_revisions
-from poller.tables import Column, fit_table, left_out_line
 
 COLUMNS = (
     "portal", "user_id", "user_name", "department", "work_date", "time_start", "record_id", "source",

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from poller.report import csv_rows
-from poller.tables import Column, fit_table, left_out_line
-from poller.timesheet import Day, Timesheet, Totals
+from poller.history.timesheet import Day, Timesheet, Totals
+from poller.render.report import csv_rows
+from poller.render.tables import Column, fit_table, left_out_line
 
 TIMESHEET_TOTALS = (
     "worked_hours", "break_hours", "days_worked", "days_pending_approval", "days_estimated",

@@ -1,6 +1,6 @@
 """Check one value of the config and name its key when it is wrong; expand `${NAME}` references.
 
-Shared by the kinds of config values (poller.config_kinds) and by command-line options
+Shared by the kinds of config values (poller.config.kinds) and by command-line options
 (`--url`), which is why the key is a parameter of every helper.
 """
 

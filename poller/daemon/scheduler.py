@@ -29,18 +29,19 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
-from poller import shutdown, storage
+from poller import storage
 from poller.bitrix import PortalClient
 from poller.config import Config
-from poller.cycle import PortalOutcome, poll_portal
-from poller.directory import DirectoryRefresher
+from poller.daemon import shutdown
+from poller.daemon.metrics import Metrics, MetricsServer
+from poller.daemon.replicas import ReplicaLocks, for_engine
+from poller.daemon.takeover import take_over
 from poller.errors import ConfigError, PollerError
-from poller.metrics import Metrics, MetricsServer
-from poller.replicas import ReplicaLocks, for_engine
-from poller.spool import Spool
+from poller.poll.cycle import PortalOutcome, poll_portal
+from poller.poll.directory_refresh import DirectoryRefresher
+from poller.spool.queue import Spool
+from poller.spool.tokenstore import TokenStore, tokens_path
 from poller.storage.engine import shorten_lock_waits
-from poller.takeover import take_over
-from poller.tokenstore import TokenStore, tokens_path
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ class Daemon:
         from apscheduler.executors.pool import ThreadPoolExecutor as JobExecutor
         from apscheduler.schedulers.background import BackgroundScheduler
 
-        from poller import triggers
+        from poller.daemon import triggers
 
         portals = [c.portal for c in self.clients]
         period = min(triggers.shortest_interval(self.config, portals), DATABASE_JOB_MAX_SECONDS)
@@ -324,7 +325,7 @@ class Daemon:
     def reconcile(self, client: PortalClient) -> None:
         """Re-read the last days of records (backfill.reconcile logs its own summary); when it
         ran is kept in portal_tasks, where `poll` reads whether it is due."""
-        from poller.housekeeping import reconcile_portal
+        from poller.poll.housekeeping import reconcile_portal
 
         name = client.portal.name
         if self.stopping.is_set() or not self._database_ready:

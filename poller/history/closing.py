@@ -1,6 +1,6 @@
 """`close` and `verify`: freeze a portal's month with a SHA-256 digest, and check it since.
 
-A close stores the digest of the month's canonical rendering (poller.canonical), the lines
+A close stores the digest of the month's canonical rendering (poller.history.canonical), the lines
 themselves (closed_rows: what verify compares, row by row) and the workdays as they stood
 (closed_workdays: `report timesheet --as-closed`). The digest printed can be kept outside the
 database; `verify --digest` checks the stored close against it.
@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from poller import canonical, maintenance
 from poller.config import Config
 from poller.errors import ConfigError
-from poller.storage import closes
+from poller.history import canonical
+from poller.history.timesheet import Timesheet, build_timesheet
+from poller.storage import closes, maintenance
 from poller.storage.closes import MonthClose
-from poller.timesheet import Timesheet, build_timesheet
 
 
 def close_month(

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from poller.config_values import name_key
+from poller.config.values import name_key
 from poller.errors import ConfigError
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """The sections of config.toml, one frozen object each, with each key declared on its field.
 
-`setting(default, kind, doc)` (poller.config_keys) gives a key's default, how it is read and
+`setting(default, kind, doc)` (poller.config.keys) gives a key's default, how it is read and
 checked, and its line in docs/config-reference.md. The top-level Config and the reading of
 the file are in poller.config.
 """
@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import urlsplit
 
-from poller.config_keys import Key, required, setting
-from poller.config_kinds import (
+from poller.config.keys import Key, required, setting
+from poller.config.kinds import (
     CRON,
     HTTP_URL,
     TIME_ZONE,
@@ -25,8 +25,8 @@ from poller.config_kinds import (
     Users,
     WebhookUrl,
 )
-from poller.config_paths import ReadableFile
-from poller.config_values import WEBHOOK_PATH
+from poller.config.paths import ReadableFile
+from poller.config.values import WEBHOOK_PATH
 
 DEFAULT_OAUTH_URL = "https://oauth.bitrix.info/oauth/token/"
 

@@ -18,17 +18,18 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
-from poller import backfill, storage
-from poller.backfill import PortalBackfill
+from poller import storage
 from poller.bitrix import PortalClient
 from poller.config import Config
-from poller.directory import DirectoryRefresher
 from poller.errors import PollerError
+from poller.poll import backfill
+from poller.poll.backfill import PortalBackfill
+from poller.poll.directory_refresh import DirectoryRefresher
 from poller.redaction import redact
 from poller.storage.tasks import get_task, save_task_done, save_task_failed
 
 if TYPE_CHECKING:
-    from poller.cycle import PortalOutcome
+    from poller.poll.cycle import PortalOutcome
 
 logger = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from sqlalchemy import Engine
 from poller import storage
 from poller.bitrix import PortalClient
 from poller.config import Config
+from poller.spool.tokenstore import TokenStore
 from poller.storage.cycles import get_last_cycle_start
-from poller.tokenstore import TokenStore
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """A month of worked time per person, for payroll: built from `workdays` rows, totals included.
 
 Figures stay in seconds here, so every total is exactly the sum of its days; hours are a
-matter of display (poller.report). A day is a user's local work date; two workdays that
+matter of display (poller.render.report). A day is a user's local work date; two workdays that
 start on the same date (rare: a day closed and opened again) add up into one day.
 """
 

@@ -1,7 +1,7 @@
 """Read config.toml into frozen, typed objects, naming the key of every problem.
 
 Each key is declared once, on the field that holds it (`setting(default, kind, doc)`, see
-poller.config_keys; the sections' objects are in poller.config_sections): the parser below,
+poller.config.keys; the sections' objects are in poller.config.sections): the parser below,
 the unknown-key check, the defaults and docs/config-reference.md all come from those
 declarations. What a declaration cannot say, the rules between keys (interval or cron, a
 webhook or a token), is checked here.
@@ -17,10 +17,10 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
-from poller.config_keys import Section, read_keys, reject_unknown, section, sections_of, setting
-from poller.config_kinds import Choice, Integer
-from poller.config_paths import DatabaseUrl, SpoolPath
-from poller.config_sections import (
+from poller.config.keys import Section, read_keys, reject_unknown, section, sections_of, setting
+from poller.config.kinds import Choice, Integer
+from poller.config.paths import DatabaseUrl, SpoolPath
+from poller.config.sections import (
     DEFAULT_OAUTH_URL,
     PORTAL_ADDRESS,
     DirectoryConfig,
@@ -31,7 +31,7 @@ from poller.config_sections import (
     RetentionConfig,
     ScheduleConfig,
 )
-from poller.config_values import parse_domain, parse_webhook_url, substitute, table_at
+from poller.config.values import parse_domain, parse_webhook_url, substitute, table_at
 from poller.errors import ConfigError
 
 __all__ = [  # with the sections' objects and the address parsers, where callers find them

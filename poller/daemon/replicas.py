@@ -19,15 +19,15 @@ from typing import Protocol
 
 from sqlalchemy import Engine, text
 
-from poller.errors import ConfigError, StorageError
-from poller.portal_locks import PortalLocks
-from poller.replica_names import (
+from poller.daemon.portal_locks import PortalLocks
+from poller.daemon.replica_names import (
     APPLICATION_PREFIX,
     clean_replica_name,
     default_replica_name,
     like_prefix,
     portal_lock_key,
 )
+from poller.errors import ConfigError, StorageError
 
 __all__ = [
     "PortalLocks",

@@ -33,8 +33,8 @@ from sqlalchemy import Connection, text
 from sqlalchemy.engine import URL
 
 from poller import storage
-from poller.lock_lease import Lease
-from poller.lock_session import (
+from poller.daemon.lock_lease import Lease
+from poller.daemon.lock_session import (
     OLD_SESSION_WAIT_SECONDS,
     STATEMENT_SECONDS,
     end_old_session,
@@ -42,7 +42,7 @@ from poller.lock_session import (
     read_replicas,
     statement_deadline,
 )
-from poller.replica_names import clean_replica_name, like_prefix, portal_lock_key
+from poller.daemon.replica_names import clean_replica_name, like_prefix, portal_lock_key
 
 logger = logging.getLogger(__name__)
 

@@ -36,11 +36,11 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 from poller import storage
-from poller.spool_files import SpoolLocked, append_to, replace_file, sibling, take_lock, why
-from poller.spool_lines import SpoolEntry, done_line, entry_line, read_line
+from poller.spool.files import SpoolLocked, append_to, replace_file, sibling, take_lock, why
+from poller.spool.lines import SpoolEntry, done_line, entry_line, read_line
 
 if TYPE_CHECKING:
-    from poller.metrics import Metrics
+    from poller.daemon.metrics import Metrics
 
 __all__ = ["DEFAULT_MAX_ROWS", "Spool", "SpoolEntry", "SpoolLocked", "sibling"]
 
@@ -49,6 +49,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_ROWS = 200_000
 COMPACT_BYTES = 8 * 1024 * 1024
 RETRY_SECONDS = 60.0
+
 
 @dataclass
 class _Waiting:

@@ -30,19 +30,19 @@ from sqlalchemy import Engine
 
 from poller import clock as clocks
 from poller import storage
-from poller.audience import user_ids_to_ask
 from poller.bitrix import PortalClient, StatusBatch, fetch_statuses
 from poller.clients import make_clients as make_clients  # callers import it from here
+from poller.daemon.metrics import Metrics
 from poller.errors import BitrixError, Stopped
-from poller.metrics import Metrics
+from poller.poll.audience import user_ids_to_ask
+from poller.poll.undecodable import flag_rows
 from poller.redaction import redact
-from poller.spool import Spool, SpoolEntry
+from poller.spool.queue import Spool, SpoolEntry
 from poller.status import parse_status
 from poller.storage.runs import RunOutcome
-from poller.undecodable import flag_rows
 
 if TYPE_CHECKING:
-    from poller.housekeeping import PortalChores
+    from poller.poll.housekeeping import PortalChores
 
 logger = logging.getLogger(__name__)
 
@@ -338,7 +338,7 @@ class _Cycle:
             self.spool.note_outage(storage.describe_db_error(exc))
 
     def list_users(self) -> list[int]:
-        """The users to poll (poller.audience); [] when a stop or a failure cut the listing."""
+        """The users to poll (poller.poll.audience); [] when a stop or a failure cut the listing."""
         try:
             return user_ids_to_ask(
                 self.engine, self.client, directory=self.database_ready and not self.spool_waiting

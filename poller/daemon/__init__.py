@@ -1,0 +1,1 @@
+"""The daemon: schedule, triggers, replicas and their locks, shutdown, metrics."""

@@ -1,0 +1,1 @@
+"""The history as payroll reads it: timesheets, corrections, month closes, retention."""

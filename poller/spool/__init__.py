@@ -1,0 +1,1 @@
+"""Durability: what the database could not take yet, and refreshed OAuth pairs."""
