@@ -19,7 +19,6 @@ Each daemon uses up to ~16 connections (its pool and its lock connection).
 from __future__ import annotations
 
 import argparse
-import itertools
 import math
 import os
 import signal
@@ -31,7 +30,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine, text
@@ -125,6 +124,9 @@ def run_phase(
         time.sleep(args.seconds)
         end = datetime.now(UTC)
         holders = replicas.get_portal_holders(engine, portal_names)
+        # Let the gaps open at `end` close, so that a long gap across it is counted, not dropped.
+        time.sleep(2 * args.interval)
+        stopped = datetime.now(UTC)
     finally:
         for process in processes:
             if process.poll() is None:
@@ -137,7 +139,7 @@ def run_phase(
                 process.wait()
         for log in logs:
             log.close()
-    return measure(engine, count, settled_after, holders, begin, end)
+    return measure(engine, count, settled_after, holders, (begin, end, stopped), args.interval)
 
 
 def measure(
@@ -145,29 +147,41 @@ def measure(
     count: int,
     settled_after: float | None,
     holders: dict[str, str],
-    begin: datetime,
-    end: datetime,
+    times: tuple[datetime, datetime, datetime],
+    interval: float,
 ) -> Phase:
-    """The cycles started in [begin, end): per replica, the gaps per portal, runs that overlapped."""
+    """Cycles started in [begin, end) per replica, and every gap between a portal's cycles that
+    overlaps the window, those crossing its edges included.
+
+    Dropping the gaps that cross an edge would favour short ones (a long gap is the likelier to
+    cross), so the cycles just before `begin` and up to `stopped` are read too; a gap still open
+    when the replicas stopped counts as lasting until then (a lower bound).
+    """
+    begin, end, stopped = times
     with engine.connect() as connection:
         rows = connection.execute(
             text(
                 "SELECT portal, replica, started_at, finished_at FROM poll_runs"
-                " WHERE started_at >= :begin AND started_at < :end ORDER BY portal, started_at"
+                " WHERE started_at >= :before AND started_at < :stopped ORDER BY portal, started_at"
             ),
-            {"begin": begin, "end": end},
+            {"before": begin - timedelta(seconds=3 * interval), "stopped": stopped},
         ).all()
     cycles: Counter[str] = Counter()
     by_portal: dict[str, list[tuple[datetime, datetime | None]]] = defaultdict(list)
     for portal, replica, started_at, finished_at in rows:
-        cycles[str(replica)] += 1
+        if begin <= started_at < end:
+            cycles[str(replica)] += 1
         by_portal[str(portal)].append((started_at, finished_at))
     gaps: list[float] = []
     overlaps = 0
+    polled = 0
     for runs in by_portal.values():
-        for (start, finish), (next_start, _) in itertools.pairwise(runs):
-            gaps.append((next_start - start).total_seconds())
-            overlaps += finish is None or finish > next_start
+        polled += any(begin <= start < end for start, _ in runs)
+        ends = [next_start for next_start, _ in runs[1:]] + [stopped]
+        for (start, finish), next_start in zip(runs, ends, strict=True):
+            if start < end and next_start > begin:
+                gaps.append((next_start - start).total_seconds())
+            overlaps += next_start is not stopped and (finish is None or finish > next_start)
     gaps.sort()
     return Phase(
         replicas=count,
@@ -175,7 +189,7 @@ def measure(
         held=dict(sorted(Counter(holders.values()).items())),
         cycles=dict(sorted(cycles.items())),
         window=(end - begin).total_seconds(),
-        portals_polled=len(by_portal),
+        portals_polled=polled,
         mean_gap=statistics.fmean(gaps) if gaps else None,
         p95_gap=gaps[int(0.95 * (len(gaps) - 1))] if gaps else None,
         overlaps=overlaps,
