@@ -21,8 +21,7 @@ from poller.check import CheckReport, check_config
 from poller.config import Config, config_path
 from poller.config import load_config as read_config_file
 from poller.config.paths import database_url
-from poller.daemon import replicas, shutdown
-from poller.daemon.metrics import Metrics
+from poller.daemon import replicas
 from poller.daemon.scheduler import Daemon
 from poller.demo import run_demo
 from poller.emulator import Emulator, EmulatorSettings
@@ -32,14 +31,12 @@ from poller.history.timesheet import Timesheet, build_timesheet, month_dates
 from poller.models import PollRun
 from poller.poll.backfill import BackfillReport, Progress
 from poller.poll.backfill import backfill as backfill_portals
-from poller.poll.cycle import PollReport, make_clients, poll_once
+from poller.poll.cycle import PollReport, poll_once
 from poller.poll.housekeeping import PortalChores
 from poller.render.report import REPORT_NAMES, REPORTS, json_values
 from poller.render.status import status_summary
-from poller.spool.queue import Spool
-from poller.spool.tokenstore import TokenStore, tokens_path
+from poller.runtime import Schema, open_runtime
 from poller.storage import maintenance
-from poller.storage.engine import shorten_lock_waits
 
 logger = logging.getLogger(__name__)
 
@@ -128,19 +125,17 @@ def poll(config: Config, migrate: bool = False) -> PollReport:
     phase: what came is stored, the cycle is recorded as interrupted, exit code 130; a
     second Ctrl-C stops at once.
     """
-    grace = config.http.read_timeout_seconds + shutdown.EXTRA_GRACE_SECONDS
-    with (
-        maintenance.open_database(config.database_url, migrate=migrate) as engine,
-        Spool(config.spool_path, config.spool_max_rows) as spool,
-        shutdown.on_signals(grace) as signals,
-    ):
-        shorten_lock_waits(engine)  # a SQLite file another writer holds: into the spool after 5 s
-        tokens = TokenStore(engine, tokens_path(config.spool_path))
-        tokens.replay()
-        clients = make_clients(config, engine, stop=signals.event, tokens=tokens)
-        chores = PortalChores(config, engine, signals.event)
+    schema: Schema = "upgrade" if migrate else "at head"
+    # A SQLite file another writer holds: into the spool after 5 s (short_lock_waits).
+    with open_runtime(config, schema=schema, short_lock_waits=True) as runtime:
+        chores = PortalChores(config, runtime.engine, runtime.stop)
         return poll_once(
-            clients, engine, mode=config.storage_mode, spool=spool, stop=signals.event, chores=chores
+            runtime.clients,
+            runtime.engine,
+            mode=config.storage_mode,
+            spool=runtime.spool,
+            stop=runtime.stop,
+            chores=chores,
         )
 
 
@@ -152,16 +147,17 @@ def run(config: Config, migrate: bool = True) -> None:
     they fetched and exits 0 (130 after Ctrl-C) within [http] read_timeout_seconds + 10 s;
     a second Ctrl-C stops at once.
     """
-    engine = storage.make_engine(config.database_url)
-    metrics = Metrics(p.name for p in config.portals) if config.metrics.port else None
-    with (
-        maintenance.database_errors(engine),
-        Spool(config.spool_path, config.spool_max_rows, metrics=metrics) as spool,  # locked: one daemon
-    ):
-        maintenance.check_sqlite_directory(engine)
-        tokens = TokenStore(engine, tokens_path(config.spool_path))
-        clients = make_clients(config, engine, metrics=metrics, tokens=tokens)
-        Daemon(config, engine, clients, metrics, migrate=migrate, spool=spool, tokens=tokens).run()
+    # The spool is locked (one daemon); the daemon waits for the database and handles signals.
+    with open_runtime(config, schema="as found", metrics=True, handle_signals=False) as runtime:
+        Daemon(
+            config,
+            runtime.engine,
+            runtime.clients,
+            runtime.metrics,
+            migrate=migrate,
+            spool=runtime.spool,
+            tokens=runtime.tokens,
+        ).run()
 
 
 # -- status ----------------------------------------------------------------------------------
@@ -401,22 +397,15 @@ def backfill(
     flight; a second Ctrl-C at once).
     """
     until = until or datetime.now(UTC).date()
-    grace = config.http.read_timeout_seconds + shutdown.EXTRA_GRACE_SECONDS
-    with (
-        maintenance.open_database(config.database_url) as engine,
-        shutdown.on_signals(grace) as signals,
-    ):
-        tokens = TokenStore(engine, tokens_path(config.spool_path))
-        tokens.replay()
-        clients = make_clients(config, engine, stop=signals.event, tokens=tokens)
+    with open_runtime(config, spool=False) as runtime:
         return backfill_portals(
             config,
-            engine,
-            clients,
+            runtime.engine,
+            runtime.clients,
             since=since,
             until=until,
             portals=portals,
             users=users,
             progress=progress,
-            stop=signals.event,
+            stop=runtime.stop,
         )
