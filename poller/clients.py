@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 
 import requests
 from sqlalchemy import Engine
@@ -56,6 +57,18 @@ def make_clients(
                 client.use_tokens(*stored)
         clients.append(client)
     return clients
+
+
+def make_clients_from_config(config: Config) -> list[PortalClient]:
+    """One client per portal with the config's own tokens, never refreshed and never stored.
+
+    For `check` when the database cannot keep a pair: a refresh would spend the refresh
+    token that the daemon will need.
+    """
+    return [
+        PortalClient(replace(portal, refresh_token=None), requests.Session(), config.http)
+        for portal in config.portals
+    ]
 
 
 def _token_saver(
