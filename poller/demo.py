@@ -19,7 +19,8 @@ from poller import storage
 from poller.config import Config, HttpConfig, PortalConfig, ScheduleConfig, parse_webhook_url
 from poller.emulator import Emulator, EmulatorSettings, SimClock
 from poller.errors import ConfigError
-from poller.poll.cycle import make_clients, poll_once
+from poller.poll.cycle import poll_once
+from poller.runtime import open_runtime
 
 # PRAGMA application_id of a database the demo made ("tmdo"): the one file it may remove.
 DEMO_APPLICATION_ID = int.from_bytes(b"tmdo", "big")
@@ -76,22 +77,22 @@ def run_demo(
             schedule=ScheduleConfig(interval_seconds=max(1, int(interval))),
             http=HttpConfig(),
             portals=(portal,),
+            spool_path=None,
         )
-        engine = storage.make_engine(config.database_url)
-        cleanup.callback(engine.dispose)
-        storage.upgrade_database(engine)
+        runtime = cleanup.enter_context(
+            open_runtime(config, schema="upgrade", spool=False, handle_signals=False, clock=clock)
+        )
         progress(
             f"Emulated Bitrix24 portal with {users} users at {emulator.base_url} "
             f"(simulated clock x{speed:g}); storing into {database}"
         )
-        clients = make_clients(config, engine, clock=clock)
         deadline = time.monotonic() + duration
         cycle = 0
         all_ok = True
         while True:
             cycle += 1
             started = time.monotonic()
-            report = poll_once(clients, engine, clock=clock.now)
+            report = poll_once(runtime.clients, runtime.engine, clock=clock.now)
             seconds = time.monotonic() - started
             all_ok = all_ok and report.ok
             simulated = report.started_at.strftime("%Y-%m-%d %H:%M UTC")
@@ -100,7 +101,7 @@ def run_demo(
             if remaining <= 0:
                 break
             time.sleep(min(interval, remaining))
-        return DemoResult(database, cycle, all_ok, latest_table(engine))
+        return DemoResult(database, cycle, all_ok, latest_table(runtime.engine))
 
 
 def fresh_database(database: Path) -> bool:
