@@ -21,8 +21,8 @@ from poller.spool.tokenstore import TokenStore, tokens_path
 from poller.storage.engine import BUSY_TIMEOUT_SECONDS, DAEMON_BUSY_TIMEOUT_SECONDS
 from poller.storage.tokens import get_stored_tokens
 
-WEBHOOK = {"name": "emu", "webhook_url": "https://acme.example/rest/1/abc/", "users": [1]}
-OAUTH = {
+WEBHOOK: dict[str, object] = {"name": "emu", "webhook_url": "https://acme.example/rest/1/abc/", "users": [1]}
+OAUTH: dict[str, object] = {
     "name": "oauth",
     "domain": "https://acme.example",
     "access_token": "config-access",
@@ -108,7 +108,7 @@ def test_short_lock_waits_last_as_long_as_the_runtime(engine: Engine, tmp_path: 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_every_client_stops_on_the_runtime_stop(engine: Engine, tmp_path: Path) -> None:
-    second = {**WEBHOOK, "name": "other"}
+    second: dict[str, object] = {**WEBHOOK, "name": "other"}
     config = config_on(engine, tmp_path, WEBHOOK, second)
     with open_runtime(config, handle_signals=False) as runtime:
         assert [c.portal.name for c in runtime.clients] == ["emu", "other"]
