@@ -1,6 +1,7 @@
 """The daemon: each portal on its own job, a database down at start, the directory, signals.
 
-In-process where a step can be called with a clock (`Daemon.poll`, `Daemon.reconcile`), with
+Which jobs there are and when they fire is read without threads in test_daemon_jobs.py. Here:
+in-process where a step can be called with a clock (`Daemon.poll`, `Daemon.reconcile`), with
 the real scheduler where only its threads show the point (a hung portal beside a healthy
 one), and real processes where signals, exit codes and SIGKILL are the point. Waits are for
 conditions, with deadlines.
@@ -15,11 +16,8 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from datetime import UTC, datetime, timedelta
-from datetime import time as time_of_day
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import MakeEmulator, make_config, portal, wait_until
@@ -29,6 +27,7 @@ from poller import storage
 from poller.clock import ManualClock
 from poller.config import Config
 from poller.daemon import shutdown
+from poller.daemon.jobs import job_specs
 from poller.daemon.metrics import Metrics
 from poller.daemon.scheduler import Daemon
 from poller.emulator import Emulator
@@ -88,65 +87,6 @@ def test_a_hung_portal_delays_neither_a_healthy_one_nor_the_stop(
     (hung_run,) = runs(engine, "hung")
     assert (hung_run["outcome"], hung_run["users_ok"], hung_run["users_failed"]) == ("interrupted", 0, 2)
     assert all(run["outcome"] is not None for run in runs(engine, "healthy"))
-
-
-def test_a_portal_with_its_own_schedule_keeps_it(
-    engine: Engine, database_url: str, make_emulator: MakeEmulator, tmp_path: Path
-) -> None:
-    emulator = make_emulator(users=5, rate=0)
-    config = make_config(
-        portal(emulator, [1, 2], name="often", interval_seconds=1),
-        portal(emulator, [3], name="yearly", cron="0 0 1 1 *"),
-        database_url=database_url,
-        schedule={"interval_seconds": 3600, "timezone": "Europe/Berlin"},
-        directory={"refresh_hours": 0},
-    )
-    daemon = Daemon(config, engine, make_clients(config, engine), spool=Spool(tmp_path / "spool.jsonl"))
-    daemon.start()
-    try:
-        wait_until(lambda: finished(engine, "often") >= 3, timeout=20, what="three cycles of 'often'")
-    finally:
-        daemon.stop()
-    assert finished(engine, "yearly") == 1  # at start only
-
-
-def test_cron_and_the_daily_reconcile_fire_in_the_schedule_timezone_and_intervals_stay_per_portal(
-    engine: Engine, database_url: str, make_emulator: MakeEmulator, tmp_path: Path
-) -> None:
-    emulator = make_emulator(users=5, rate=0)
-    config = make_config(
-        portal(emulator, [1], name="nightly", cron="0 3 * * *"),
-        portal(emulator, [2], name="own", interval_seconds=90),
-        portal(emulator, [3], name="global"),
-        database_url=database_url,
-        schedule={"interval_seconds": 600, "timezone": "Europe/Berlin"},
-        reconcile={"days": 2, "at": "03:30"},
-        directory={"refresh_hours": 0},
-    )
-    daemon = Daemon(config, engine, make_clients(config, engine), spool=Spool(tmp_path / "spool.jsonl"))
-    daemon.start()
-    try:
-        jobs = daemon.jobs()
-        reconcile_at = jobs["reconcile:global"].next_run_time
-    finally:
-        daemon.stop()
-    assert daemon.jobs() == {}
-    berlin = ZoneInfo("Europe/Berlin")
-    assert reconcile_at.astimezone(berlin).time() == time_of_day(3, 30)
-
-    def next_fire(job: str, now: datetime) -> datetime:
-        return jobs[job].trigger.get_next_fire_time(None, now)  # type: ignore[no-any-return]
-
-    winter, summer = datetime(2026, 1, 15, 12, tzinfo=UTC), datetime(2026, 7, 15, 12, tzinfo=UTC)
-    assert next_fire("poll:nightly", winter) == datetime(2026, 1, 16, 2, 0, tzinfo=UTC)  # 03:00 CET
-    assert next_fire("poll:nightly", summer) == datetime(2026, 7, 16, 1, 0, tzinfo=UTC)  # 03:00 CEST
-    spring_forward = datetime(2026, 3, 28, 12, tzinfo=UTC)  # clocks go 02:00 -> 03:00 on 29 March
-    assert next_fire("poll:nightly", spring_forward) == datetime(2026, 3, 29, 1, 0, tzinfo=UTC)
-    for name in ("nightly", "own", "global"):
-        assert next_fire(f"reconcile:{name}", winter) == datetime(2026, 1, 16, 2, 30, tzinfo=UTC)
-        assert next_fire(f"reconcile:{name}", summer) == datetime(2026, 7, 16, 1, 30, tzinfo=UTC)
-    assert jobs["poll:own"].trigger.interval == timedelta(seconds=90)
-    assert jobs["poll:global"].trigger.interval == timedelta(seconds=600)
 
 
 @contextmanager
@@ -341,19 +281,28 @@ def test_run_stops_within_the_request_deadline_with_a_hung_portal_and_a_second_c
 def test_the_daemon_api_for_tests_and_replicas(
     engine: Engine, make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
-    """Start a Daemon from a test, wait for its cycles, stop it, and read its counters and metrics."""
+    """Start a Daemon from a test, wait for its cycles, stop it, and read its jobs, counters and metrics.
+
+    Every job spec is scheduled, and each portal's poll runs at once at start, then on its own
+    trigger (the schedule itself is read without threads in test_daemon_jobs.py).
+    """
     emulator = make_emulator(users=5, rate=0)
     config: Config = make_config(
-        portal(emulator, [1, 999], interval_seconds=1), directory={"refresh_hours": 0}
+        portal(emulator, [1, 999], interval_seconds=1),
+        portal(emulator, [3], name="yearly", cron="0 0 1 1 *"),
+        directory={"refresh_hours": 0},
     )
-    metrics = Metrics(["emu"])
+    metrics = Metrics(["emu", "yearly"])
     clients = make_clients(config, engine, metrics=metrics)
     daemon = Daemon(config, engine, clients, metrics, replica="test:1", spool=Spool(tmp_path / "s"))
     daemon.start()
     try:
+        assert set(daemon.jobs()) == {spec.id for spec in job_specs(config)}
         wait_until(lambda: daemon.cycles["emu"] >= 2, timeout=20, what="two cycles")
     finally:
         daemon.stop()
+    assert daemon.jobs() == {}
+    assert (daemon.cycles["yearly"], finished(engine, "yearly")) == (1, 1)  # at start only
     cycles = daemon.cycles["emu"]
     assert (daemon.last_outcome["emu"].users_ok, daemon.last_outcome["emu"].users_failed) == (1, 1)
     assert {run["replica"] for run in runs(engine, "emu")} == {"test:1"}

@@ -1,4 +1,5 @@
-"""When each portal's poll fires: on one grid of instants shared by every replica, or by cron.
+"""When the daemon's jobs fire: each portal's poll on one grid of instants shared by every replica,
+or by cron; the daily reconcile at a local time; the database job at a fixed period.
 
 A portal's interval trigger fires at instants GRID_ORIGIN + k × interval (UTC): the first of
 them at least half an interval after its previous run, whatever the moment the daemon started.
@@ -62,6 +63,17 @@ def poll_trigger(schedule: ScheduleConfig) -> Any:
         return trigger
     assert schedule.interval_seconds is not None
     return GridTrigger(seconds=schedule.interval_seconds, start_date=GRID_ORIGIN, jitter=jitter, timezone=UTC)
+
+
+def daily_trigger(at: str, timezone: str) -> CronTrigger:
+    """Every day at `at` ("HH:MM") local time in `timezone`, across DST changes."""
+    hour, minute = (int(part) for part in at.split(":"))
+    return CronTrigger(hour=hour, minute=minute, timezone=ZoneInfo(timezone))
+
+
+def every(seconds: int) -> IntervalTrigger:
+    """Every `seconds`, counted from the previous run (the daemon's first run is at start)."""
+    return IntervalTrigger(seconds=seconds, start_date=GRID_ORIGIN, timezone=UTC)
 
 
 def misfire_grace(schedule: ScheduleConfig) -> int:
