@@ -76,7 +76,7 @@ def spool_errors(caplog: pytest.LogCaptureFixture, text: str) -> list[str]:
     return [
         r.getMessage()
         for r in caplog.records
-        if r.name == "poller.spool.queue" and r.levelno >= logging.ERROR and text in r.getMessage()
+        if r.name.startswith("poller.spool.") and r.levelno >= logging.ERROR and text in r.getMessage()
     ]
 
 
@@ -285,7 +285,7 @@ def test_the_file_is_compacted_once_it_holds_more_finished_than_waiting(
     for minutes in range(3):
         spool.add(entry(T0 + timedelta(minutes=minutes)), "down")
     assert spool_file.read_bytes().count(b'{"done":') == 1  # the oldest, dropped, is marked
-    monkeypatch.setattr("poller.spool.queue.COMPACT_BYTES", 0)
+    monkeypatch.setattr("poller.spool.journal.COMPACT_BYTES", 0)
     spool.add(entry(T0 + timedelta(minutes=3)), "down")
     lines = [json.loads(line) for line in spool_file.read_bytes().splitlines()]
     assert [line["seq"] for line in lines] == [3, 4]

@@ -101,6 +101,7 @@ def replace_file(path: Path, lines: Iterable[bytes]) -> None:
     try:
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "wb") as handle:
+            os.fchmod(handle.fileno(), 0o600)  # an older temporary file may have had other modes
             for line in lines:
                 handle.write(line)
                 wrote = True

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
-from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from sqlalchemy import Engine
 from poller import storage
 from poller.errors import PollerError
 from poller.redaction import redact
+from poller.spool.files import replace_file
 from poller.storage.tokens import StoredTokens, get_stored_tokens
 
 logger = logging.getLogger(__name__)
@@ -174,25 +173,7 @@ class TokenStore:
             }
             for portal, pair in self._kept.items()
         }
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        try:
-            descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                os.fchmod(handle.fileno(), 0o600)  # an older temporary file may have had other modes
-                json.dump(document, handle, indent=1)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, self.path)
-        except OSError:
-            with suppress(OSError):
-                temporary.unlink(missing_ok=True)
-            raise
-        with suppress(OSError):
-            directory = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(directory)
-            finally:
-                os.close(directory)
+        replace_file(self.path, [json.dumps(document, indent=1).encode("utf-8")])
 
     def _write_quietly(self) -> None:
         """Rewrite the file after pairs left it; a failure only leaves stale pairs behind."""
