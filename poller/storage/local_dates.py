@@ -12,24 +12,19 @@ Only `work_date` changes: TZ_OFFSET stays as the portal sent it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import date, datetime, tzinfo
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection
-
 from poller.status import ParsedStatus
-from poller.storage.directory import zones_of
 
 if TYPE_CHECKING:
     from poller.storage.snapshots import SnapshotRow
 
 
-def dated_in_zones(connection: Connection, portal: str, rows: Sequence[SnapshotRow]) -> list[SnapshotRow]:
-    """`rows` (of `portal`) with work_date taken in each user's directory zone where it is known."""
-    users = {row.user_id for row in rows if isinstance(row.parsed.values["time_start"], datetime)}
-    zones = zones_of(connection, portal, users) if users else {}
+def dated_in_zones(rows: Sequence[SnapshotRow], zones: Mapping[int, tzinfo]) -> list[SnapshotRow]:
+    """`rows` with work_date taken in each user's directory zone (`zones`, by user) where known."""
     if not zones:
         return list(rows)
     return [_dated(row, zones[row.user_id]) if row.user_id in zones else row for row in rows]

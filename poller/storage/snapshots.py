@@ -20,6 +20,7 @@ from poller.models import snapshots_table
 from poller.status import ParsedStatus
 from poller.storage import workdays
 from poller.storage.bulk import insert_tuples
+from poller.storage.listing import listed_users
 from poller.storage.local_dates import dated_in_zones
 from poller.storage.statements import chunks, one_of
 from poller.storage.statistics import note_rows_added
@@ -107,55 +108,79 @@ def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: S
     In mode "changes" a snapshot equal to the user's newest row only extends that row
     (last_seen_at, seen_count) instead of adding one. A replayed snapshot changes nothing: in
     mode "all" the unique key skips it; in mode "changes" one no newer than the user's newest
-    row's last_seen_at is dropped (it is already counted there).
+    row's last_seen_at is dropped (it is already counted there). The directory is read once
+    (zones for the dates, names for the days), each answer turned into its Poll once.
     """
     for portal in sorted({row.portal for row in rows}):
         ordered = sorted(
             (row for row in rows if row.portal == portal), key=lambda r: (r.user_id, r.polled_at)
         )
-        ordered = dated_in_zones(connection, portal, ordered)  # work_date in the directory's zone
-        polls = {id(row): _poll(row) for row in ordered if _has_day(row)}  # each parsed once
-        days = workdays.load_days(connection, portal, {_day_key(row) for row in ordered if _has_day(row)})
+        listed = listed_users(connection, portal, {row.user_id for row in ordered if _has_day(row)})
+        zones = {user_id: facts.zone for user_id, facts in listed.items() if facts.zone is not None}
+        ordered = dated_in_zones(ordered, zones)  # work_date in the directory's zone
+        entries = [(row, _poll(row) if _has_day(row) else None) for row in ordered]
+        days = workdays.load_days(
+            connection, portal, {(row.user_id, poll.time_start) for row, poll in entries if poll is not None}
+        )
         if mode == "changes":
-            kept, changed = _changes(connection, portal, ordered)
+            news, changed = _changes(connection, portal, ordered)
+            chosen = {id(row) for row in news}
+            kept = [entry for entry in entries if id(entry[0]) in chosen]
             inserts = [tuple(values[column] for column in _COLUMNS) for values in changed]
         else:
-            kept = _not_stored_yet(connection, portal, ordered, days, polls)
-            inserts = [snapshot_tuple(row) for row in kept]
+            kept = _not_stored_yet(connection, portal, entries, days)
+            inserts = [snapshot_tuple(row) for row, _ in kept]
         insert_tuples(connection, snapshots_table, _COLUMNS, inserts, keys=_SNAPSHOT_KEY)
         note_rows_added(connection, "snapshots", len(inserts))
         workdays.apply_polls(
             connection,
             portal,
             days,
-            [(row.user_id, polls[id(row)]) for row in kept if _has_day(row)],
+            [(row.user_id, poll) for row, poll in kept if poll is not None],
+            names={user_id: facts.names for user_id, facts in listed.items()},
         )
+
+
+_Entry = tuple[SnapshotRow, Poll | None]  # a snapshot and what it says of its day (None: no day)
 
 
 def _has_day(row: SnapshotRow) -> bool:
     return row.parsed.values["time_start"] is not None
 
 
-def _day_key(row: SnapshotRow) -> tuple[int, datetime]:
-    return row.user_id, row.parsed.values["time_start"]  # type: ignore[return-value]
-
-
 def _poll(row: SnapshotRow) -> Poll:
     """What one answer says of its workday (a poll is seen once: last_seen_at = polled_at)."""
-    return Poll.from_row({**row.parsed.values, "polled_at": row.polled_at, "last_seen_at": row.polled_at})
+    values: Any = row.parsed.values  # typed by the parser: each column's kind
+    return Poll(
+        polled_at=row.polled_at,
+        last_seen_at=row.polled_at,
+        status=values["status"],
+        time_start=values["time_start"],
+        time_finish=values["time_finish"],
+        time_finish_default=values["time_finish_default"],
+        work_date=values["work_date"],
+        duration_seconds=values["duration_seconds"],
+        leaks_seconds=values["time_leaks_seconds"],
+        active=values["active"],
+        tz_offset=values["tz_offset"],
+        record_id=values["record_id"],
+    )
 
 
 def _not_stored_yet(
     connection: Connection,
     portal: str,
-    rows: Sequence[SnapshotRow],
+    entries: Sequence[_Entry],
     days: Mapping[tuple[int, datetime], Any],
-    polls: Mapping[int, Poll],
-) -> list[SnapshotRow]:
-    """Mode "all": `rows` less those already stored (a replayed spool), found among the late ones."""
-    late = [row for row in rows if _has_day(row) and is_late(days.get(_day_key(row)), polls[id(row)])]
+) -> list[_Entry]:
+    """Mode "all": `entries` less those already stored (a replayed spool), found among the late ones."""
+    late = [
+        row
+        for row, poll in entries
+        if poll is not None and is_late(days.get((row.user_id, poll.time_start)), poll)
+    ]
     if not late:
-        return list(rows)
+        return list(entries)
     table = snapshots_table.c
     stored: set[tuple[int, datetime]] = set()
     for chunk in chunks(late, 400):
@@ -165,7 +190,7 @@ def _not_stored_yet(
             one_of(connection, table.polled_at, {row.polled_at for row in chunk}),
         )
         stored.update((user_id, polled_at) for user_id, polled_at in connection.execute(query))
-    return [row for row in rows if (row.user_id, row.polled_at) not in stored]
+    return [entry for entry in entries if (entry[0].user_id, entry[0].polled_at) not in stored]
 
 
 def _changes(

@@ -32,7 +32,7 @@ from sqlalchemy import (
 
 from poller.models import snapshots_table, workday_records_table, workdays_table
 from poller.storage.bulk import insert_tuples
-from poller.storage.directory import names_of
+from poller.storage.directory import Names, names_of
 from poller.storage.keyed import KEYS_PER_STATEMENT, rows_by_key
 from poller.storage.offsets import local_offsets
 from poller.storage.revisions import DayChanges, save_day_changes
@@ -56,14 +56,19 @@ def load_days(connection: Connection, portal: str, keys: Collection[WorkdayKey])
 
 
 def apply_polls(
-    connection: Connection, portal: str, days: Mapping[WorkdayKey, Day], polls: Iterable[tuple[int, Poll]]
+    connection: Connection,
+    portal: str,
+    days: Mapping[WorkdayKey, Day],
+    polls: Iterable[tuple[int, Poll]],
+    names: Mapping[int, Names] | None = None,
 ) -> None:
     """Move the days of `polls` (user_id, Poll; in the order they were polled) on and store them.
 
     `days` are the stored days of their keys (load_days). A poll no newer than its day's last
     poll has the day rebuilt from the snapshots instead (they hold it by now). A poll that
     carries the ID of a stored record whose start differs (a manager edited it) moves the
-    record's day on, so the day is never counted twice.
+    record's day on, so the day is never counted twice. `names`: the directory's names of the
+    polls' users when the caller has read them (else read here).
     """
     polls = list(polls)
     carried = {(user_id, poll.record_id) for user_id, poll in polls if (user_id, poll.time_start) not in days}
@@ -83,8 +88,8 @@ def apply_polls(
             late.add(key)
             continue
         changed[key] = advance(day, poll)
-    _store(connection, portal, {key: day for key, day in changed.items() if key not in late}, changes)
-    rebuild_days(connection, portal, late, changes)
+    _store(connection, portal, {key: day for key, day in changed.items() if key not in late}, changes, names)
+    rebuild_days(connection, portal, late, changes, names)
     save_day_changes(connection, portal, changes)
 
 
@@ -133,7 +138,11 @@ def apply_records(
 
 
 def rebuild_days(
-    connection: Connection, portal: str, keys: Collection[WorkdayKey], changes: DayChanges | None = None
+    connection: Connection,
+    portal: str,
+    keys: Collection[WorkdayKey],
+    changes: DayChanges | None = None,
+    names: Mapping[int, Names] | None = None,
 ) -> None:
     """Compute the days of `keys` again from their snapshots and records; drop those with neither.
 
@@ -182,7 +191,7 @@ def rebuild_days(
             gone.append(key)
         else:
             rebuilt[key] = day
-    _store(connection, portal, rebuilt, changes)
+    _store(connection, portal, rebuilt, changes, names)
     _delete(connection, portal, gone, changes)
 
 
@@ -249,20 +258,29 @@ def _note_before(
         changes.remember(load_days(connection, portal, missing), missing)
 
 
-def _store(connection: Connection, portal: str, days: Mapping[WorkdayKey, Day], changes: DayChanges) -> None:
+def _store(
+    connection: Connection,
+    portal: str,
+    days: Mapping[WorkdayKey, Day],
+    changes: DayChanges,
+    names: Mapping[int, Names] | None = None,
+) -> None:
     """Insert or replace `days`, with the directory's current names of their users.
 
     Every write applies the names again (one lookup for the write's users), so a day first
     stored while its user was not yet in the directory (a directory refresh that committed
     during this cycle's transaction) takes its names at the next poll. A name the directory
     lacks keeps the stored one (COALESCE): a user who left the directory keeps the last known.
+    `names` (the directory's names of the days' users, read by the caller in this transaction)
+    spares the lookup.
     """
     if not days:
         return
     _note_before(connection, portal, list(days), changes)
     stored = sum(1 for key in days if key in changes.before and key not in changes.deleted)
     changes.note_stored(days)
-    names = names_of(connection, portal, {user_id for user_id, _ in days})
+    if names is None:
+        names = names_of(connection, portal, {user_id for user_id, _ in days})
     unnamed = (None, None)
     rows = [
         (portal, user_id, time_start, *[day[c] for c in DAY_COLUMNS], *names.get(user_id, unnamed))

@@ -1,0 +1,72 @@
+"""The directory as one write of snapshots needs it: each user's zone and names, in one read.
+
+A write part needs two facts of its users: the time zone its days are dated in
+(storage.local_dates) and the names its workdays carry (storage.workdays). directory.zones_of
+and directory.names_of would read the users table twice and the departments once, through
+SQLAlchemy's per-row processing (the department list as JSON, decoded for its first item). Here
+one statement at the driver's level returns user_id, time zone, name, last name and the first
+department's title (the department list's first item is read by the database's own JSON
+functions), with the users' ids as one parameter (a JSON array on SQLite, an array on
+PostgreSQL), so the text is the same whatever the count.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection
+from dataclasses import dataclass
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import Connection
+
+from poller.storage.directory import Names, display_name
+
+# The first department id where the list's first item is an integer (the parser keeps only ints).
+_FIRST = {
+    "sqlite": "CASE WHEN json_valid(u.department_ids) THEN CASE WHEN json_type(u.department_ids, '$[0]')"
+    " = 'integer' THEN json_extract(u.department_ids, '$[0]') END END",
+    "postgresql": "CASE WHEN json_typeof(u.department_ids -> 0) = 'number' AND (u.department_ids ->> 0)"
+    " ~ '^[0-9]{1,10}$' THEN (u.department_ids ->> 0)::bigint END",
+}
+_WANTED = {
+    "sqlite": "u.user_id IN (SELECT value FROM json_each(?))",
+    "postgresql": "u.user_id = ANY(%s::integer[])",
+}
+_MARK = {"sqlite": "?", "postgresql": "%s"}
+
+
+@dataclass(frozen=True)
+class Listed:
+    """What the directory says of one user for a write: the zone (None: none known) and names."""
+
+    zone: ZoneInfo | None
+    names: Names
+
+
+def listed_users(connection: Connection, portal: str, user_ids: Collection[int]) -> dict[int, Listed]:
+    """The directory's facts of those of `user_ids` it holds (on the transaction's view)."""
+    if not user_ids:
+        return {}
+    dialect = connection.dialect.name  # SQLite or PostgreSQL, the two the poller speaks
+    sql = (
+        f"SELECT u.user_id, u.time_zone, u.name, u.last_name, d.name FROM users u "
+        f"LEFT JOIN departments d ON d.portal = u.portal AND d.department_id = {_FIRST[dialect]} "
+        f"WHERE u.portal = {_MARK[dialect]} AND {_WANTED[dialect]}"
+    )
+    ids = sorted(user_ids)
+    wanted = json.dumps(ids) if dialect == "sqlite" else ids
+    rows = connection.exec_driver_sql(sql, (portal, wanted)).fetchall()
+    return {
+        user_id: Listed(zone_named(zone), (display_name(name, last_name), department))
+        for user_id, zone, name, last_name, department in rows
+    }
+
+
+@lru_cache(maxsize=1024)
+def zone_named(name: object) -> ZoneInfo | None:
+    """The zone of an IANA name; None when empty, unknown or malformed."""
+    try:
+        return ZoneInfo(name)  # type: ignore[arg-type]
+    except (ValueError, TypeError, ZoneInfoNotFoundError):
+        return None
