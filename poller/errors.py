@@ -41,6 +41,22 @@ class StorageError(PollerError):
     """The database could not be reached or written."""
 
 
+class DatabaseFailure(StorageError):
+    """A storage call failed in the database; storage raises it in place of SQLAlchemy's errors."""
+
+
+class DatabaseUnavailable(DatabaseFailure):
+    """The database cannot take anything now (down, locked, connection lost): retry later."""
+
+
+class RowsRefused(DatabaseFailure):
+    """The database refused the rows for their values; `reason` says why, retrying cannot help."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class Stopped(PollerError):
     """A stop (SIGTERM, Ctrl-C) came before a listing was complete: the partial list is not used."""
 

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from poller import storage
 from poller.models import PollError, Snapshot
@@ -150,14 +149,14 @@ def test_an_error_message_with_a_nul_is_stored_without_it(engine: Engine) -> Non
 
 def test_a_database_that_is_down_is_an_outage_for_the_caller(tmp_path: Path) -> None:
     engine = storage.make_engine(f"sqlite:///{tmp_path / 'missing' / 'dir' / 'db.sqlite3'}")
-    with pytest.raises(OperationalError):
+    with pytest.raises(storage.DatabaseUnavailable):
         storage.save_portal_cycle(engine, None, [snapshot(1, HEALTHY)], [])
     engine.dispose()
 
 
 def test_a_database_without_the_tables_is_not_taken_for_a_bad_value(database_url: str) -> None:
     engine = storage.make_engine(database_url)  # never upgraded
-    with pytest.raises(SQLAlchemyError):
+    with pytest.raises(storage.DatabaseUnavailable):
         storage.save_portal_cycle(engine, None, [snapshot(1, HEALTHY)], [])
     engine.dispose()
 

@@ -6,21 +6,25 @@ user; tokens: OAuth pairs; reads: what the commands show; directory: users and d
 records: the portal's workday records and backfill progress; workdays (rules in
 workday_rules, offsets and local_dates for a day's local date): the workdays table, kept up to
 date by every write of snapshots or records; revisions: what a later change replaced; closes:
-closed months; failures: what a database failure means (unavailable or rows refused);
-tasks: when a portal's chores last ran. The fast path: bulk (rows to the driver
+closed months; failures: the project errors storage raises in place of SQLAlchemy's
+(unavailable, rows refused); prune: the SQL of pruning; locks: the SQL of the replicas'
+advisory locks; tasks: when a portal's chores last ran. The fast path: bulk (rows to the driver
 as tuples), copy_in (COPY on PostgreSQL), keyed (index probes by key), statistics (ANALYZE a
 table that grew), deadline (a statement time limit for a database that stops answering).
 """
 
 from __future__ import annotations
 
+from poller.storage import records as _records
 from poller.storage.cycles import BAD_VALUE, CycleSaved, save_portal_cycle
 from poller.storage.directory import get_directory_age, get_directory_user_ids, save_departments, save_users
 from poller.storage.engine import (
     check_schema,
-    describe_db_error,
+    get_head_revision,
+    is_known_revision,
     make_engine,
     migrations_path,
+    sqlite_file,
     upgrade_database,
 )
 from poller.storage.failures import (
@@ -28,12 +32,14 @@ from poller.storage.failures import (
     DatabaseUnavailable,
     RowsRefused,
     classify,
+    database_call,
+    describe_db_error,
     is_database_url,
     is_outage,
     is_refused_for_data,
 )
 from poller.storage.reads import get_error_summary, get_latest_snapshots, get_recent_runs, get_view_rows
-from poller.storage.records import RecordsSaved, get_backfill_done, save_backfill_done, save_records
+from poller.storage.records import RecordsSaved
 from poller.storage.runs import ErrorRow, save_run_finished, save_run_started, write_errors
 from poller.storage.snapshots import (
     SnapshotRow,
@@ -43,6 +49,11 @@ from poller.storage.snapshots import (
     write_snapshots,
 )
 from poller.storage.tokens import get_tokens, save_tokens
+
+# records.py's writers, as storage's boundary: their SQLAlchemy errors leave as project errors
+save_records = database_call(_records.save_records)
+save_backfill_done = database_call(_records.save_backfill_done)
+get_backfill_done = database_call(_records.get_backfill_done)
 
 __all__ = [
     "BAD_VALUE",
@@ -61,11 +72,13 @@ __all__ = [
     "get_directory_age",
     "get_directory_user_ids",
     "get_error_summary",
+    "get_head_revision",
     "get_latest_snapshots",
     "get_recent_runs",
     "get_tokens",
     "get_view_rows",
     "is_database_url",
+    "is_known_revision",
     "is_outage",
     "is_refused_for_data",
     "make_engine",
@@ -79,6 +92,7 @@ __all__ = [
     "save_tokens",
     "save_users",
     "snapshot_values",
+    "sqlite_file",
     "storable_raw",
     "upgrade_database",
     "write_errors",

@@ -13,8 +13,7 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import StatementError
 
 from poller.models import PollRun
-from poller.storage.engine import describe_db_error
-from poller.storage.failures import is_refused_for_data
+from poller.storage.failures import database_call, describe_db_error, is_refused_for_data
 from poller.storage.runs import ErrorRow, write_errors
 from poller.storage.snapshots import SnapshotRow, StorageMode, write_snapshots
 
@@ -34,6 +33,7 @@ class CycleSaved:
     refused: tuple[ErrorRow, ...] = ()  # the BAD_VALUE row of each user whose snapshot was refused
 
 
+@database_call
 def save_portal_cycle(
     engine: Engine,
     run_id: int | None,
@@ -48,8 +48,9 @@ def save_portal_cycle(
        its own transaction, down to the single rows it refuses: each becomes a BAD_VALUE error
        row of its user, with the database's reason.
     3. Then the error rows, the BAD_VALUE ones included (one the database refuses is logged).
-    Anything else (the database down, a lost connection, a missing table) propagates: the
-    caller keeps the whole cycle for later, and a replay cannot double a snapshot.
+    Anything else (the database down, a lost connection, a missing table) is raised as
+    DatabaseUnavailable (or DatabaseFailure): the caller keeps the whole cycle for later, and a
+    replay cannot double a snapshot.
     """
     started = time.perf_counter()
     try:
@@ -82,6 +83,7 @@ def save_portal_cycle(
     return saved
 
 
+@database_call
 def get_last_cycle_start(engine: Engine, portal: str) -> datetime | None:
     """When the newest poll_runs row of `portal` started, whichever replica wrote it."""
     with engine.connect() as connection:

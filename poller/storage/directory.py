@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, bindparam, func, select, update
 from poller.fields import DEPARTMENT_FIELDS, USER_FIELDS, StatusField
 from poller.models import departments_table, users_table, workdays_table
 from poller.status import parse_fields
+from poller.storage.failures import database_call
 from poller.storage.statements import chunks, one_of, upsert
 from poller.storage.statistics import note_rows_added
 
@@ -33,6 +34,7 @@ def display_name(name: str | None, last_name: str | None) -> str | None:
     return f"{name or ''} {last_name or ''}".strip(" ") or None
 
 
+@database_call
 def save_users(
     engine: Engine, portal: str, users: Sequence[Mapping[str, Any]], now: datetime, *, full: bool = True
 ) -> int:
@@ -68,6 +70,7 @@ def save_users(
     return len(rows)
 
 
+@database_call
 def save_departments(
     engine: Engine, portal: str, departments: Sequence[Mapping[str, Any]], now: datetime
 ) -> int:
@@ -94,6 +97,7 @@ def save_departments(
     return len(rows)
 
 
+@database_call
 def get_directory_user_ids(engine: Engine, portal: str, active_only: bool = True) -> list[int]:
     """The ids of the portal's users in the directory, sorted; active ones only unless told.
 
@@ -107,6 +111,7 @@ def get_directory_user_ids(engine: Engine, portal: str, active_only: bool = True
         return list(connection.execute(query).scalars())
 
 
+@database_call
 def get_directory_age(engine: Engine, portal: str) -> datetime | None:
     """When the portal's users were last refreshed; None when they never were."""
     table = users_table.c

@@ -8,11 +8,24 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from poller.errors import ConfigError, StorageError
+from poller.errors import ConfigError, DatabaseUnavailable, StorageError
 from poller.storage.deadline import limit_statement_time, no_time_limit
+from poller.storage.failures import database_call, describe_db_error, is_outage
+
+__all__ = [
+    "check_schema",
+    "describe_db_error",
+    "get_head_revision",
+    "is_known_revision",
+    "make_engine",
+    "migrations_path",
+    "shorten_lock_waits",
+    "sqlite_file",
+    "upgrade_database",
+]
 
 BUSY_TIMEOUT_SECONDS = 30  # how long a command waits for another SQLite writer
 DAEMON_BUSY_TIMEOUT_SECONDS = 5  # the daemon's cycles wait this long, then keep their rows in the spool
@@ -115,6 +128,7 @@ def migrations_path() -> Path:
     return Path(str(files("poller.migrations")))
 
 
+@database_call
 def upgrade_database(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to `revision` with Alembic, on a connection of `engine`."""
     from alembic import command
@@ -129,20 +143,21 @@ def upgrade_database(engine: Engine, revision: str = "head") -> None:
                 connection.execute(text("SELECT pg_advisory_xact_lock(7466544745363010561)"))
             command.upgrade(alembic_config, revision)
     except SQLAlchemyError as exc:
-        raise StorageError(f"database upgrade failed: {describe_db_error(exc)}") from None
+        kind = DatabaseUnavailable if is_outage(exc) else StorageError
+        raise kind(f"database upgrade failed: {describe_db_error(exc)}") from None
 
 
+@database_call
 def check_schema(engine: Engine) -> None:
     """Refuse to poll into a database whose schema is not at the newest revision."""
     from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
 
-    head = ScriptDirectory(str(migrations_path())).get_current_head()
+    head = get_head_revision()
     try:
         with engine.connect() as connection:
             current = MigrationContext.configure(connection).get_current_revision()
     except SQLAlchemyError as exc:
-        raise StorageError(f"database unavailable: {describe_db_error(exc)}") from None
+        raise DatabaseUnavailable(f"database unavailable: {describe_db_error(exc)}") from exc
     if current != head:
         raise StorageError(
             f"database schema is at revision {current or 'none'}, this poller needs {head}: "
@@ -150,7 +165,33 @@ def check_schema(engine: Engine) -> None:
         )
 
 
-def describe_db_error(exc: BaseException) -> str:
-    """One line about a database error, without the SQL statement and its parameters."""
-    original = getattr(exc, "orig", None) or exc
-    return " ".join(str(original).split())[:300] or type(original).__name__
+def get_head_revision() -> str:
+    """The newest revision this poller ships."""
+    head = _scripts().get_current_head()
+    assert head is not None, "the migrations directory has no revision"
+    return head
+
+
+def is_known_revision(revision: str) -> bool:
+    """Whether `revision` is one of this poller's migrations (else a newer poller wrote it)."""
+    try:
+        return _scripts().get_revision(revision) is not None
+    except Exception:  # alembic raises its own CommandError, or a KeyError, for an unknown id
+        return False
+
+
+def _scripts() -> Any:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(migrations_path()))
+
+
+def sqlite_file(url: URL) -> Path | None:
+    """The file of a SQLite database URL; None for other databases, in-memory SQLite and SQLite
+    URIs (`file:...`, left to SQLite)."""
+    database = url.database
+    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:"):
+        return None
+    return Path(database)

@@ -1,13 +1,24 @@
 """What a database failure means for the caller, decided here once for the whole poller.
 
-Two outcomes matter outside storage: the database cannot take anything now (down, locked,
-unreachable, its schema missing: keep the work and retry later), or it refused these rows for
-their values (retrying cannot help: record the reason). `classify` turns a failure into one of
-the two project errors; code outside storage catches `DatabaseFailure` and never imports
-SQLAlchemy's exceptions.
+Storage raises the project's own errors (poller.errors) at its boundary, never SQLAlchemy's:
+DatabaseUnavailable (down, locked, unreachable, its schema missing: keep the work and retry
+later), RowsRefused (refused for their values, with the reason: retrying cannot help), or plain
+DatabaseFailure (any other SQLAlchemy error). Every storage function that callers outside
+storage run with an Engine is a `database_call`; a block that hands a connection out runs under
+`failures_translated`.
+
+Why at the functions and not in an engine's `handle_error` event, which can replace the
+exception too: that event does not see a pool timeout, nor the errors storage raises itself
+(a refused converter value, a failed COPY), and it would take from storage's own savepoints
+(an ANALYZE that may fail, a refused row written apart) the SQLAlchemy errors they catch.
 """
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import ParamSpec, TypeVar
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
@@ -25,34 +36,24 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from poller.errors import StorageError
-from poller.storage.engine import describe_db_error
+from poller.errors import DatabaseFailure, DatabaseUnavailable, RowsRefused
 
 __all__ = [
     "DatabaseFailure",
     "DatabaseUnavailable",
     "RowsRefused",
     "classify",
+    "database_call",
+    "describe_db_error",
+    "failures_translated",
     "is_database_url",
     "is_outage",
     "is_refused_for_data",
+    "project_error",
 ]
 
-# Every failure the database layer raises: what callers of storage catch to record and go on.
-DatabaseFailure = SQLAlchemyError
-
-
-class DatabaseUnavailable(StorageError):
-    """The database cannot take anything now (down, locked, connection lost): retry later."""
-
-
-class RowsRefused(StorageError):
-    """The database refused the rows for their values; `reason` says why, retrying cannot help."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
+P = ParamSpec("P")
+R = TypeVar("R")
 
 # The database cannot take anything now: whatever was being written waits.
 _NOT_NOW = (
@@ -67,6 +68,8 @@ _NOT_NOW = (
 
 def is_outage(exc: BaseException) -> bool:
     """Whether `exc` says the database cannot take anything now, rather than refusing one entry."""
+    if isinstance(exc, DatabaseFailure):
+        return isinstance(exc, DatabaseUnavailable)
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     return isinstance(exc, _NOT_NOW)
@@ -80,6 +83,8 @@ def is_refused_for_data(exc: BaseException) -> bool:
     OverflowError come from turning a value into a parameter (a lone surrogate, an integer
     past 64 bits on SQLite).
     """
+    if isinstance(exc, DatabaseFailure):
+        return isinstance(exc, RowsRefused)
     if isinstance(exc, DataError | IntegrityError):
         return True
     if isinstance(exc, StatementError):
@@ -90,13 +95,51 @@ def is_refused_for_data(exc: BaseException) -> bool:
 def classify(exc: BaseException) -> DatabaseUnavailable | RowsRefused | None:
     """The project error `exc` amounts to, or None when it is neither (a bug, not the database).
 
-    An outage wins over a refusal: a lost connection can surface as any DBAPIError.
+    An outage wins over a refusal: a lost connection can surface as any DBAPIError. A project
+    error is its own answer.
     """
+    if isinstance(exc, DatabaseUnavailable | RowsRefused):
+        return exc
+    if isinstance(exc, DatabaseFailure):
+        return None
     if is_outage(exc):
         return DatabaseUnavailable(describe_db_error(exc))
     if is_refused_for_data(exc):
         return RowsRefused(describe_db_error(exc))
     return None
+
+
+def project_error(exc: SQLAlchemyError) -> DatabaseFailure:
+    """The project error that stands for SQLAlchemy's `exc` outside storage."""
+    return classify(exc) or DatabaseFailure(describe_db_error(exc))
+
+
+@contextmanager
+def failures_translated() -> Iterator[None]:
+    """Raise the project error in place of each SQLAlchemy error of the block (the original is
+    its __cause__, for a traceback)."""
+    try:
+        yield
+    except SQLAlchemyError as exc:
+        raise project_error(exc) from exc
+
+
+def database_call(function: Callable[P, R]) -> Callable[P, R]:
+    """Mark `function` as a storage boundary: its SQLAlchemy errors leave as project errors."""
+
+    @functools.wraps(function)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        with failures_translated():
+            return function(*args, **kwargs)
+
+    call.database_call = True  # type: ignore[attr-defined]  # what tests/test_layering.py checks
+    return call
+
+
+def describe_db_error(exc: BaseException) -> str:
+    """One line about a database error, without the SQL statement and its parameters."""
+    original = getattr(exc, "orig", None) or exc
+    return " ".join(str(original).split())[:300] or type(original).__name__
 
 
 def is_database_url(text: str) -> bool:

@@ -3,29 +3,47 @@ and pruning its history.
 
 Opening never leaves an empty SQLite file behind (SQLite creates one on connect), and every
 database error names the database (the SQLite file, or the URL without its password).
-Pruning, and the retention floor it keeps to, live in poller.history.retention.
+Pruning's SQL is storage/prune.py; the retention floor it keeps to is poller.history.retention.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
-from poller import storage
-from poller.errors import StorageError
-from poller.history.retention import PruneCounts as PruneCounts  # where callers found them before
-from poller.history.retention import prune_history as prune_history
+from poller.errors import DatabaseFailure, StorageError
 from poller.redaction import redact
+from poller.storage.engine import (
+    check_schema,
+    get_head_revision,
+    make_engine,
+    sqlite_file,
+    upgrade_database,
+)
+from poller.storage.failures import database_call, project_error
+from poller.storage.prune import PruneCounts, prune_history
+
+__all__ = [
+    "PruneCounts",
+    "check_sqlite_directory",
+    "database_errors",
+    "describe_database",
+    "get_head_revision",
+    "get_schema_revision",
+    "open_database",
+    "prune_history",
+    "sqlite_file",
+]
 
 
 def describe_database(engine: Engine) -> str:
     """Name the database in a message: the SQLite file, or the URL without its password."""
     url = engine.url
     if url.get_backend_name() == "sqlite":
-        path = _sqlite_file(engine)
+        path = sqlite_file(url)
         return f"SQLite file {path.absolute()}" if path is not None else "SQLite in memory"
     return f"database {url.render_as_string(hide_password=True)}"
 
@@ -38,16 +56,16 @@ def open_database(url: str, *, migrate: bool = False) -> Iterator[Engine]:
     database that is missing or behind is refused, and no empty SQLite file is left behind.
     Database errors inside the block come out as one StorageError naming the database.
     """
-    engine = storage.make_engine(url)
+    engine = make_engine(url)
     with database_errors(engine):
         if migrate:
             check_sqlite_directory(engine)
-            storage.upgrade_database(engine)
+            upgrade_database(engine)
         else:
-            path = _sqlite_file(engine)
+            path = sqlite_file(engine.url)
             if path is not None and not path.exists():
                 raise StorageError("does not exist: run `timeman-poller db upgrade` first")
-            storage.check_schema(engine)
+            check_schema(engine)
         yield engine
 
 
@@ -58,43 +76,27 @@ def database_errors(engine: Engine) -> Iterator[None]:
     password = engine.url.password
     try:
         yield
-    except StorageError as exc:
-        raise StorageError(f"{where}: {redact(str(exc), [password])}") from None
-    except storage.DatabaseFailure as exc:
-        raise StorageError(f"{where}: {redact(storage.describe_db_error(exc), [password])}") from None
+    except SQLAlchemyError as exc:  # a block that runs storage's connection-level functions
+        failure = project_error(exc)
+        raise type(failure)(f"{where}: {redact(str(failure), [password])}") from None
+    except StorageError as exc:  # a DatabaseFailure stays one, of its kind
+        kind = type(exc) if isinstance(exc, DatabaseFailure) else StorageError
+        raise kind(f"{where}: {redact(str(exc), [password])}") from None
     finally:
         engine.dispose()
 
 
-def _sqlite_file(engine: Engine) -> Path | None:
-    """The file of a SQLite database; None for other databases and in-memory SQLite."""
-    database = engine.url.database
-    if engine.url.get_backend_name() != "sqlite" or not database or database == ":memory:":
-        return None
-    if database.startswith("file:"):  # a SQLite URI: leave it to SQLite
-        return None
-    return Path(database)
-
-
 def check_sqlite_directory(engine: Engine) -> None:
     """Refuse a SQLite file in a directory that is not there (SQLite only says "unable to open")."""
-    path = _sqlite_file(engine)
+    path = sqlite_file(engine.url)
     if path is not None and not path.absolute().parent.is_dir():
         raise StorageError(f"directory {path.absolute().parent} does not exist")
 
 
+@database_call
 def get_schema_revision(engine: Engine) -> str | None:
     """The Alembic revision the database is at; None when it has no schema yet."""
     from alembic.runtime.migration import MigrationContext
 
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
-
-
-def get_head_revision() -> str:
-    """The newest revision this poller ships."""
-    from alembic.script import ScriptDirectory
-
-    head = ScriptDirectory(str(storage.migrations_path())).get_current_head()
-    assert head is not None, "the migrations directory has no revision"
-    return head

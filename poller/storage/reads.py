@@ -10,8 +10,10 @@ from sqlalchemy import Engine, Table, func, select
 from sqlalchemy.orm import Session
 
 from poller.models import PollError, PollRun, Snapshot
+from poller.storage.failures import database_call
 
 
+@database_call
 def get_latest_snapshots(engine: Engine, portal: str | None = None) -> list[Snapshot]:
     """The newest snapshot of every portal and user, ordered by portal and user."""
     newest = (
@@ -35,6 +37,7 @@ def get_latest_snapshots(engine: Engine, portal: str | None = None) -> list[Snap
         return list(session.scalars(query))
 
 
+@database_call
 def get_view_rows(
     engine: Engine,
     view: Table,
@@ -63,12 +66,14 @@ def get_view_rows(
         return [dict(row._mapping) for row in connection.execute(query.order_by(*order))]
 
 
+@database_call
 def get_recent_runs(engine: Engine, limit: int = 10) -> list[PollRun]:
     """The newest poll_runs rows, newest first."""
     with Session(engine) as session:
         return list(session.scalars(select(PollRun).order_by(PollRun.id.desc()).limit(limit)))
 
 
+@database_call
 def get_error_summary(engine: Engine, since: datetime) -> list[dict[str, Any]]:
     """Errors since `since` per portal and code: how many, users hit, the last message."""
     query = (

@@ -11,6 +11,7 @@ from typing import Literal
 from sqlalchemy import Connection, Engine, insert, update
 
 from poller.models import PollError, PollRun
+from poller.storage.failures import database_call
 from poller.storage.statements import insert_or_skip
 
 # Characters no database text column takes: NUL, and halves of UTF-16 pairs.
@@ -32,6 +33,7 @@ class ErrorRow:
 RunOutcome = Literal["finished", "interrupted", "failed"]
 
 
+@database_call
 def save_run_started(
     engine: Engine, started_at: datetime, *, portal: str | None = None, replica: str | None = None
 ) -> int:
@@ -46,6 +48,7 @@ def save_run_started(
         )
 
 
+@database_call
 def save_run_finished(
     engine: Engine,
     run_id: int,

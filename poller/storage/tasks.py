@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import Engine, select
 
 from poller.models import PortalTask
+from poller.storage.failures import database_call
 from poller.storage.statements import upsert
 
 ERROR_LENGTH = 1000  # a failure's line, cut: it is for a person, the log has the rest
@@ -27,6 +28,7 @@ class TaskState:
     last_error: str | None = None
 
 
+@database_call
 def get_task(engine: Engine, portal: str, task: str) -> TaskState:
     """The task's state; an empty TaskState when it never ran for the portal."""
     table = PortalTask.__table__.c
@@ -39,11 +41,13 @@ def get_task(engine: Engine, portal: str, task: str) -> TaskState:
     return TaskState() if row is None else TaskState(*row)
 
 
+@database_call
 def save_task_done(engine: Engine, portal: str, task: str, at: datetime) -> None:
     """The task succeeded: done at `at`, no error."""
     _save(engine, portal, task, {"last_tried_at": at, "last_done_at": at, "last_error": None})
 
 
+@database_call
 def save_task_failed(engine: Engine, portal: str, task: str, at: datetime, error: str) -> None:
     """The task failed with `error` (one line, already free of secrets)."""
     _save(engine, portal, task, {"last_tried_at": at, "last_error": error[:ERROR_LENGTH]})

@@ -9,8 +9,10 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from poller.models import OAuthToken
+from poller.storage.failures import database_call
 
 
+@database_call
 def save_tokens(
     engine: Engine, portal: str, access_token: str, refresh_token: str | None, now: datetime
 ) -> None:
@@ -26,6 +28,7 @@ def save_tokens(
         )
 
 
+@database_call
 def get_tokens(engine: Engine, portal: str) -> tuple[str, str | None] | None:
     """The stored token pair of `portal`, or None when it was never refreshed."""
     with Session(engine) as session:
@@ -45,6 +48,7 @@ class StoredTokens:
         return f"StoredTokens(updated_at={self.updated_at!r})"
 
 
+@database_call
 def get_stored_tokens(engine: Engine, portal: str) -> StoredTokens | None:
     """The stored token pair of `portal` with its updated_at, or None when it was never refreshed."""
     with Session(engine) as session:
