@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from conftest import MakeEmulator, make_config, portal, wait_until
+from daemons import make_daemon
 from sqlalchemy import Engine, func, select, text
 
 from poller import storage
@@ -29,10 +30,8 @@ from poller.config import Config
 from poller.daemon import shutdown
 from poller.daemon.jobs import job_specs
 from poller.daemon.metrics import Metrics
-from poller.daemon.scheduler import Daemon
 from poller.emulator import Emulator
 from poller.models import PollRun, Snapshot
-from poller.poll.cycle import make_clients
 from poller.spool.queue import Spool
 
 FAST_HTTP: dict[str, object] = {"read_timeout_seconds": 2, "max_retries": 4}
@@ -71,7 +70,7 @@ def test_a_hung_portal_delays_neither_a_healthy_one_nor_the_stop(
         http=FAST_HTTP,
         directory={"refresh_hours": 0},
     )
-    daemon = Daemon(config, engine, make_clients(config, engine), spool=Spool(tmp_path / "spool.jsonl"))
+    daemon = make_daemon(config, engine, Spool(tmp_path / "spool.jsonl"))
     daemon.start()
     try:
         wait_until(lambda: finished(engine, "healthy") >= 3, timeout=20, what="three healthy cycles")
@@ -130,7 +129,7 @@ def test_a_database_down_at_start_is_waited_for_while_polling_into_the_spool(
             portal(emulator, [1, 2, 3], interval_seconds=1), database_url=url, directory={"refresh_hours": 0}
         )
         spool = Spool(tmp_path / "spool.jsonl")
-        daemon = Daemon(config, engine, make_clients(config, engine), spool=spool)
+        daemon = make_daemon(config, engine, spool)
         daemon.start()
         try:
             wait_until(lambda: spool.snapshots >= 6, timeout=20, what="two cycles kept in the spool")
@@ -163,8 +162,8 @@ def test_the_directory_is_read_at_start_and_feeds_users_all(
 ) -> None:
     emulator = make_emulator(users=120, department_scope=False, clock=clock)
     config = make_config(portal(emulator, "all"), database_url=database_url, directory={"refresh_hours": 24})
-    (client,) = clients = make_clients(config, engine, clock=clock)
-    daemon = Daemon(config, engine, clients, spool=Spool(tmp_path / "spool.jsonl"))
+    daemon = make_daemon(config, engine, Spool(tmp_path / "spool.jsonl"), clock=clock)
+    (client,) = daemon.clients
     assert daemon.ensure_database()
     first = daemon.poll(client)
     assert first is not None and (first.users_ok, first.requests) == (119, 3)  # ids from the directory
@@ -186,8 +185,8 @@ def test_the_daily_reconcile_reads_records_and_reports_it(
     emulator = make_emulator(users=5, clock=clock)
     config = make_config(portal(emulator, [1, 2, 3]), database_url=database_url, reconcile={"days": 2})
     metrics = Metrics(["emu"], clock=lambda: 1234.0)
-    (client,) = clients = make_clients(config, engine, clock=clock)
-    daemon = Daemon(config, engine, clients, metrics, spool=Spool(tmp_path / "spool.jsonl"))
+    daemon = make_daemon(config, engine, Spool(tmp_path / "spool.jsonl"), clock=clock, metrics=metrics)
+    (client,) = daemon.clients
     assert daemon.ensure_database()
     daemon.reconcile(client)
     assert emulator.stats.calls["timeman.record.list"] >= 3
@@ -293,8 +292,7 @@ def test_the_daemon_api_for_tests_and_replicas(
         directory={"refresh_hours": 0},
     )
     metrics = Metrics(["emu", "yearly"])
-    clients = make_clients(config, engine, metrics=metrics)
-    daemon = Daemon(config, engine, clients, metrics, replica="test:1", spool=Spool(tmp_path / "s"))
+    daemon = make_daemon(config, engine, Spool(tmp_path / "s"), metrics=metrics, replica="test:1")
     daemon.start()
     try:
         assert set(daemon.jobs()) == {spec.id for spec in job_specs(config)}
@@ -347,7 +345,7 @@ def test_the_daemon_waits_briefly_for_a_sqlite_lock_and_the_other_commands_as_be
             return int(connection.exec_driver_sql("PRAGMA busy_timeout").scalar_one())
 
     config = make_config(portal(make_emulator(users=3, rate=0), [1], interval_seconds=60))
-    daemon = Daemon(config, engine, make_clients(config, engine), spool=Spool(tmp_path / "spool.jsonl"))
+    daemon = make_daemon(config, engine, Spool(tmp_path / "spool.jsonl"))
     assert busy_timeout() == BUSY_TIMEOUT_SECONDS * 1000
     daemon.start()
     try:

@@ -13,9 +13,9 @@ from poller.daemon.triggers import GridTrigger
 WINTER, SUMMER = datetime(2026, 1, 15, 12, tzinfo=UTC), datetime(2026, 7, 15, 12, tzinfo=UTC)
 
 
-def entry(name: str, **schedule: object) -> dict[str, object]:
+def entry(name: str, **schedule: str | int) -> dict[str, object]:
     """A portal of the config (never reached: specs make no request)."""
-    return portal(f"https://{name}.example/rest/1/secret/", [1], name=name, **schedule)
+    return {**portal(f"https://{name}.example/rest/1/secret/", [1], name=name), **schedule}
 
 
 def by_id(config: Config) -> dict[str, JobSpec]:
@@ -25,7 +25,8 @@ def by_id(config: Config) -> dict[str, JobSpec]:
 
 
 def next_fire(spec: JobSpec, now: datetime) -> datetime:
-    return spec.trigger.get_next_fire_time(None, now)  # type: ignore[no-any-return]
+    fire: datetime = spec.trigger.get_next_fire_time(None, now)
+    return fire
 
 
 def test_each_portal_polls_at_once_then_on_its_own_schedule_and_the_others_keep_the_global_one() -> None:

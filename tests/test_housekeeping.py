@@ -10,12 +10,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from conftest import MakeEmulator, make_config, portal
+from daemons import make_daemon
 from sqlalchemy import Engine
 
 from poller import storage
 from poller.clock import ManualClock
 from poller.config import Config
-from poller.daemon.scheduler import Daemon
 from poller.poll.cycle import PollReport, make_clients, poll_once
 from poller.poll.housekeeping import PortalChores, newest_reconcile_slot
 from poller.spool.queue import Spool
@@ -107,8 +107,8 @@ def test_poll_reconciles_once_a_day_after_reconcile_at_and_after_runs_reconcile_
 
     # Past 03:30 Berlin the next morning, `run`'s daily job reconciles: `poll` then does not.
     clock.set(datetime(2026, 11, 17, 2, 31, tzinfo=UTC))
-    (client,) = clients = make_clients(config, engine, clock=clock)
-    daemon = Daemon(config, engine, clients, spool=Spool(tmp_path / "spool.jsonl"))
+    daemon = make_daemon(config, engine, Spool(tmp_path / "spool.jsonl"), clock=clock)
+    (client,) = daemon.clients
     assert daemon.ensure_database()
     daemon.reconcile(client)
     reads = emulator.stats.calls["timeman.record.list"]

@@ -25,6 +25,7 @@ from conftest import (
     reset_postgres,
     wait_until,
 )
+from daemons import make_daemon
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from tcp_proxy import TcpProxy
@@ -36,7 +37,6 @@ from poller.daemon.scheduler import Daemon
 from poller.emulator import Emulator
 from poller.poll.cycle import PortalOutcome, make_clients, poll_portal
 from poller.spool.queue import Spool
-from poller.spool.tokenstore import TokenStore, tokens_path
 from poller.storage.deadline import limit_statement_time
 
 INTERVAL = 1
@@ -80,15 +80,7 @@ class Replicas:
         """Start replica `name`; its spool (and OAuth file beside it) in tmp_path unless given."""
         engine = storage.make_engine(self.database.proxied_url)
         spool_path = spool_path or self.tmp_path / f"{name}.spool.jsonl"
-        tokens = TokenStore(engine, tokens_path(spool_path))
-        daemon = Daemon(
-            config,
-            engine,
-            make_clients(config, engine, tokens=tokens),
-            spool=Spool(spool_path),
-            tokens=tokens,
-            replica=name,
-        )
+        daemon = make_daemon(config, engine, Spool(spool_path), replica=name)
         daemon.start()
         self.daemons.append(daemon)
         self.engines.append(engine)

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pytest
 from conftest import MakeEmulator, make_config, portal, wait_until
+from daemons import make_daemon
 
 from poller import storage
-from poller.daemon.scheduler import Daemon
 from poller.emulator import Emulator
-from poller.poll.cycle import make_clients
 from poller.spool.queue import Spool
 
 NOBODY = 65534
@@ -55,7 +54,7 @@ def test_a_locked_database_is_polled_through_and_written_when_the_lock_goes(
         reconcile={"days": 0},
     )
     spool = Spool(tmp_path / "spool.jsonl")
-    daemon = Daemon(config, engine, make_clients(config, engine), spool=spool)
+    daemon = make_daemon(config, engine, spool)
     daemon.start()
     writer = sqlite3.connect(database, isolation_level=None)
     try:

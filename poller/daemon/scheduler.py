@@ -12,26 +12,24 @@ Tests call `start()` and `stop()` themselves, or one job (`poll`, `reconcile`) d
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
-
-from sqlalchemy import Engine
+from typing import TYPE_CHECKING, Any
 
 from poller.bitrix import PortalClient
-from poller.config import Config
 from poller.daemon import shutdown, triggers
 from poller.daemon.database_job import DatabaseJob
 from poller.daemon.jobs import JobSpec, database_period, job_specs, pool_sizes
-from poller.daemon.metrics import Metrics, MetricsServer
+from poller.daemon.metrics import MetricsServer
 from poller.daemon.portal_jobs import PortalJobs
 from poller.daemon.replicas import ReplicaLocks, for_engine
 from poller.errors import ConfigError
 from poller.poll.cycle import PortalOutcome
 from poller.spool.queue import Spool
-from poller.spool.tokenstore import TokenStore, tokens_path
 from poller.storage.engine import shorten_lock_waits
+
+if TYPE_CHECKING:
+    from poller.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -39,54 +37,51 @@ logger = logging.getLogger(__name__)
 class Daemon:
     """Poll each portal on its own schedule until `stop()` (or, under `run()`, a signal).
 
-    `spool` and `tokens` default to the config's files; `locks` (replicas.py) decide which
-    portals this replica polls, made at `start()` from the engine unless given; `replica`
-    names this daemon in poll_runs (default: the locks' name, `<host>-<pid>`).
+    Everything live comes from `runtime` (`poller.runtime`): config, engine, clients, spool,
+    token store, metrics, and the stop (its event is every client's: once stopping, a failed
+    request is not retried). `migrate` False only checks the schema. `locks` (replicas.py)
+    decide which portals this replica polls, made at `start()` from the engine unless given;
+    `replica` names this daemon in poll_runs (default: the locks' name, `<host>-<pid>`).
     """
 
     def __init__(
         self,
-        config: Config,
-        engine: Engine,
-        clients: Sequence[PortalClient],
-        metrics: Metrics | None = None,
+        runtime: Runtime,
         *,
         migrate: bool = True,
-        spool: Spool | None = None,
-        tokens: TokenStore | None = None,
         replica: str | None = None,
         locks: ReplicaLocks | None = None,
     ) -> None:
-        self.config = config
-        self.engine = engine
-        self.clients = list(clients)
-        self.metrics = metrics
+        if runtime.spool is None:
+            raise ValueError(
+                "the daemon needs a runtime with a spool: it keeps cycles the database cannot take"
+            )
+        self.config = runtime.config
+        self.engine = runtime.engine
+        self.clients = list(runtime.clients)
+        self.metrics = runtime.metrics
+        self.spool: Spool = runtime.spool
+        self.tokens = runtime.tokens
+        self.stopping = runtime.stop
         self.replica = replica
         self.locks = locks
-        self.spool = (
-            spool if spool is not None else Spool(config.spool_path, config.spool_max_rows, metrics=metrics)
-        )
-        self.tokens = tokens if tokens is not None else TokenStore(engine, tokens_path(config.spool_path))
-        self.stopping = threading.Event()
-        for client in self.clients:
-            client.stop = self.stopping  # once stopping, a failed request is not retried
         self.database = DatabaseJob(
-            engine,
+            self.engine,
             self.spool,
             self.tokens,
             self.stopping,
-            storage_mode=config.storage_mode,
+            storage_mode=self.config.storage_mode,
             migrate=migrate,
-            metrics=metrics,
+            metrics=self.metrics,
         )
         self.portal_jobs = PortalJobs(
-            config,
-            engine,
+            self.config,
+            self.engine,
             self.spool,
             self.tokens,
             self.database,
             self.stopping,
-            metrics,
+            self.metrics,
             portals=[client.portal.name for client in self.clients],
         )
         self._undo_lock_waits: Callable[[], None] = lambda: None
