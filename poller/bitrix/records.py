@@ -1,50 +1,43 @@
 """`timeman.record.list` (REST 3.0): each user's work time records between two dates.
 
 The method takes ONE user per call and pages by 50 without a total, so a short page ends a
-user. Calls go 50 to a REST 3.0 `batch` request (a JSON array of `{method, query}`, answered
-`{"result": [...]}` in the same order): one month of 50 users is one request, and users
-with more than 50 records get their next pages in the next batch. A portal that refuses
-the batch is remembered per client and gets single calls from then on. A portal that cannot
-serve the method at all (no REST 3.0, no right, no scope) ends the fetch with one
-`RecordsUnavailable` naming what is missing.
+user. Calls go 50 to a REST 3.0 `batch` request (poller.bitrix.record_batch): one month of
+50 users is one request, and users with more than 50 records get their next pages in the
+next batch. A portal that cannot serve the method at all (no REST 3.0, no right, no scope)
+ends the fetch with one `RecordsUnavailable` naming what is missing
+(poller.bitrix.record_answers). The queries are built in poller.bitrix.record_query.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import weakref
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import date
 from typing import Any
 
 from poller.bitrix.client import PortalClient
 from poller.bitrix.limits import LeakyBucket
-from poller.errors import V3_PREFIX, BitrixError, OperatingTimeLimit, QueryLimitExceeded, TokenExpired
+from poller.bitrix.record_answers import RecordsUnavailable, record_items, records_unavailable
+from poller.bitrix.record_batch import BATCH_LIMIT, BatchRefused, batch_refused, batch_support, call_batch
+from poller.bitrix.record_query import PAGE_SIZE, RECORDS_METHOD, record_query, record_window
+from poller.errors import BitrixError, OperatingTimeLimit
+
+__all__ = [
+    "PAGE_SIZE",
+    "RecordsFetched",
+    "RecordsUnavailable",
+    "batch_support",
+    "fetch_records",
+    "record_query",
+    "record_window",
+]
 
 logger = logging.getLogger(__name__)
 
-RECORDS_METHOD = "timeman.record.list"
-BATCH_METHOD = "batch"
-BATCH_LIMIT = 50
-PAGE_SIZE = 50
-FIELDS = ("id", "userId", "startTime", "endTime", "duration", "breakLength", "state", "isApproved")
-# A local date exists somewhere between UTC+14 and UTC-12: the window covers it everywhere.
-EARLIEST_ZONE = timezone(timedelta(hours=14))
-LATEST_ZONE = timezone(timedelta(hours=-12))
-
 UsersDone = Callable[[dict[int, list[dict[str, Any]]]], None]
-
-# Whether a client's portal took the REST 3.0 batch: True once it answered one, False once it
-# refused one; absent while untried. Kept beside the client, not in it, so that the client
-# stays about calls and limits only; it lives as long as the client does.
-_batch_support: weakref.WeakKeyDictionary[PortalClient, bool] = weakref.WeakKeyDictionary()
-
-
-class RecordsUnavailable(BitrixError):
-    """The portal cannot serve timeman.record.list: REST 3.0, the right or the scope is missing."""
 
 
 @dataclass
@@ -63,38 +56,6 @@ class RecordsFetched:
     portal_error: BitrixError | None = None
     stopped: bool = False
     items: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
-
-
-def record_window(date_from: date, date_to: date) -> tuple[datetime, datetime]:
-    """The instants whose local date lies in [date_from, date_to] in at least one time zone.
-
-    Users of one portal live in different zones, and an instant names a local date only
-    with a zone: from `date_from` 00:00 at UTC+14 to the end of `date_to` at UTC-12 takes
-    every local day of the range, whatever the user's zone, and up to a day more at each end.
-    """
-    start = datetime.combine(date_from, time(), EARLIEST_ZONE)
-    end = datetime.combine(date_to + timedelta(days=1), time(), LATEST_ZONE)
-    return start, end
-
-
-def record_query(user_id: int, window: tuple[datetime, datetime], page: int) -> dict[str, Any]:
-    """The `timeman.record.list` query for one page of one user's records in `window`."""
-    start, end = window
-    return {
-        "filter": [
-            ["userId", user_id],
-            ["startTime", ">=", start.isoformat()],
-            ["startTime", "<", end.isoformat()],
-        ],
-        "select": list(FIELDS),
-        "order": {"startTime": "ASC", "id": "ASC"},
-        "pagination": {"page": page, "limit": PAGE_SIZE},
-    }
-
-
-def batch_support(client: PortalClient) -> bool | None:
-    """True when the client's portal answered a REST 3.0 batch, False when it refused one."""
-    return _batch_support.get(client)
 
 
 def fetch_records(
@@ -160,15 +121,17 @@ class _Fetch:
 
     def next_request(self) -> BitrixError | None:
         """Send the next request; return the error that ends the portal's fetch, if any."""
-        use_batch = len(self.pending) > 1 and _batch_support.get(self.client) is not False
+        use_batch = len(self.pending) > 1 and batch_support(self.client) is not False
         size = min(BATCH_LIMIT if use_batch else 1, len(self.pending))
         queries = [self.pending.popleft() for _ in range(size)]
         if self.pacer is not None:
             self.pacer.acquire()
         try:
-            answers = self._call_batch(queries) if use_batch else [self._call_one(queries[0])]
-        except _BatchRefused as refused:
-            _batch_support[self.client] = False
+            answers = (
+                call_batch(self.client, self.window, queries) if use_batch else [self._call_one(queries[0])]
+            )
+        except BatchRefused as refused:
+            batch_refused(self.client)
             logger.info(
                 "portal %s: the REST 3.0 batch was refused (%s); single calls from now on",
                 self.client.portal.name,
@@ -198,43 +161,7 @@ class _Fetch:
     def _call_one(self, query: tuple[int, int]) -> list[dict[str, Any]] | BitrixError:
         user_id, page = query
         body = self.client.call_v3(RECORDS_METHOD, record_query(user_id, self.window, page))
-        return _items(body.get("result"), self.client, user_id)
-
-    def _call_batch(self, queries: list[tuple[int, int]]) -> list[list[dict[str, Any]] | BitrixError]:
-        calls = [
-            {"method": RECORDS_METHOD, "query": record_query(user_id, self.window, page)}
-            for user_id, page in queries
-        ]
-        self.client.limits.check(RECORDS_METHOD, self.client.portal.host)  # blocked: not even a batch
-        untried = _batch_support.get(self.client) is None
-        try:
-            body = self.client.call_v3(BATCH_METHOD, calls)
-        except (QueryLimitExceeded, OperatingTimeLimit, TokenExpired):
-            raise
-        except BitrixError as exc:
-            if untried and not exc.retryable:
-                raise _BatchRefused(exc.message) from None
-            raise
-        results = body.get("result")
-        if not isinstance(results, list) or len(results) != len(queries):
-            what = f"a list of {len(results)}" if isinstance(results, list) else "no list"
-            problem = f"answered {what} for {len(queries)} calls"
-            if untried:
-                raise _BatchRefused(problem)
-            raise BitrixError(
-                f"portal {self.client.portal.host}: batch {problem}", code="BAD_RESPONSE", http_status=200
-            )
-        _batch_support[self.client] = True
-        answers: list[list[dict[str, Any]] | BitrixError] = []
-        for (user_id, _), element in zip(queries, results, strict=True):
-            if isinstance(element, dict) and element.get("error") not in (None, ""):
-                error = BitrixError.from_envelope(None, element)
-                if isinstance(error, OperatingTimeLimit):
-                    error.reset_at = self.client.limits.block(RECORDS_METHOD)
-                answers.append(error)
-            else:
-                answers.append(_items(element, self.client, user_id))
-        return answers
+        return record_items(body.get("result"), self.client, user_id)
 
     def _add_page(self, user_id: int, page: int, items: list[dict[str, Any]]) -> bool:
         """Keep a page of `user_id`; True when another page must be read."""
@@ -263,14 +190,14 @@ class _Fetch:
         """Record a user's error; return the error instead when it ends the portal's fetch."""
         self.pages.pop(user_id, None)
         self.result.failed[user_id] = error
-        unavailable = _unavailable(self.client, error, self.anything_read)
+        unavailable = records_unavailable(self.client, error, self.anything_read)
         if unavailable is not None:
             return unavailable
         return error if error.portal_wide or isinstance(error, OperatingTimeLimit) else None
 
     def _request_failed(self, queries: list[tuple[int, int]], exc: BitrixError) -> BitrixError | None:
         """A request that failed as a whole: its users fail; the portal's fetch may end."""
-        unavailable = _unavailable(self.client, exc, self.anything_read)
+        unavailable = records_unavailable(self.client, exc, self.anything_read)
         if unavailable is not None or exc.portal_wide or isinstance(exc, OperatingTimeLimit):
             self.pending.extendleft(reversed(queries))
             return unavailable or exc
@@ -288,58 +215,3 @@ class _Fetch:
             self.result.failed.setdefault(user_id, error)
             self.pages.pop(user_id, None)
         self.pending.clear()
-
-
-class _BatchRefused(Exception):
-    """The portal's first REST 3.0 batch came back refused or unreadable."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
-def _items(result: Any, client: PortalClient, user_id: int) -> list[dict[str, Any]] | BitrixError:
-    """The records of one answer's `result` (`{"items": [...]}`), or the error it stands for."""
-    items = result.get("items") if isinstance(result, dict) else None
-    if isinstance(items, list) and all(isinstance(item, dict) for item in items):
-        return items
-    return BitrixError(
-        f"portal {client.portal.host}: {RECORDS_METHOD} answer for user {user_id} has no list of items",
-        code="BAD_RESPONSE",
-        http_status=200,
-        retryable=True,
-    )
-
-
-_MISSING_METHOD = {"ERROR_METHOD_NOT_FOUND", V3_PREFIX + "UNKNOWNMETHODEXCEPTION"}
-_MISSING_SCOPE = {"INSUFFICIENT_SCOPE", V3_PREFIX + "INSUFFICIENTSCOPEEXCEPTION"}
-_MISSING_RIGHT = {"ACCESS_DENIED", V3_PREFIX + "ACCESSDENIEDEXCEPTION"}
-
-
-def _unavailable(client: PortalClient, error: BitrixError, anything_read: bool) -> RecordsUnavailable | None:
-    """The one line for an error that says the portal cannot serve the method, else None.
-
-    A missing right is the portal's only while nothing was read: with rights "by
-    subordination", one user can be refused while the others are read.
-    """
-    code = error.code.upper()
-    name = client.portal.name
-    what = f"{error.code or 'no code'}, HTTP {error.http_status}" if error.http_status else error.code
-    if code in _MISSING_METHOD:
-        message = (
-            f"portal {name}: {RECORDS_METHOD} is not available (REST 3.0 missing: {error.code}); "
-            "backfill needs a Bitrix24 build with REST 3.0"
-        )
-    elif code in _MISSING_SCOPE:
-        message = (
-            f"portal {name}: {RECORDS_METHOD} refused ({what}): the webhook or app lacks the "
-            "timeman scope; add it to read work time records"
-        )
-    elif code in _MISSING_RIGHT and not anything_read:
-        message = (
-            f"portal {name}: {RECORDS_METHOD} refused ({what}): the webhook's or app's user lacks "
-            "the right to read work time records (read all records, or by subordination)"
-        )
-    else:
-        return None
-    return RecordsUnavailable(message, code=error.code, http_status=error.http_status, portal_wide=True)
