@@ -300,12 +300,16 @@ def test_run_polls_on_schedule_and_exits_0_on_sigterm(tmp_path: Path, emulator: 
 def test_a_bug_is_logged_with_its_traceback_redacted_and_exit_code_1(
     tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from poller import commands
+    from dataclasses import replace
 
-    def broken(*_args: object, **_kwargs: object) -> None:
+    from poller import cli
+    from poller.config import Config
+
+    def broken(config: Config) -> None:
         raise RuntimeError(f"boom at {emulator.webhook_url}")
 
-    monkeypatch.setattr(commands, "status", broken)
+    status = next(command for command in cli.COMMANDS if command.name == "status")
+    monkeypatch.setattr(cli, "COMMANDS", (replace(status, function=broken),))
     write_config(tmp_path / "config.toml", emulator, [1])
     assert main(["status", "-c", str(tmp_path / "config.toml"), "--log-format", "json"]) == 1
     (line,) = capsys.readouterr().err.splitlines()

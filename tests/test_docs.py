@@ -40,6 +40,48 @@ def test_the_command_reference_names_every_command_and_option() -> None:
         assert f"`{option}`" in page
 
 
+def _undocumented(page: str) -> list[str]:
+    """Each command, option and global option of the declarations without a meaning in `page`."""
+    from poller.cli_commands import COMMANDS
+    from poller.cli_options import GLOBAL_OPTIONS
+    from poller.cli_parser import arguments
+
+    chapters = dict(re.findall(r"^## ([^\n]+)\n(.*?)(?=^## |\Z)", page, re.M | re.S))
+    intro = page.split("\n## ", 1)[0]
+    missing = [
+        f"{flag}: no help" for option in GLOBAL_OPTIONS.values() for flag in option.flags if not option.help
+    ]
+    missing += [
+        flag for option in GLOBAL_OPTIONS.values() for flag in option.flags if f"`{flag}`" not in intro
+    ]
+    for command in COMMANDS:
+        chapter = chapters.get(command.name)
+        if chapter is None or not command.help:
+            missing.append(f"## {command.name}")
+            continue
+        for argument in arguments(command):
+            for flag in argument.flags:
+                meaning = re.findall(rf"^\| `{re.escape(flag)}`(?:\\\||[^|])* \| (.+) \|$", chapter, re.M)
+                if not argument.option.help or not meaning:
+                    missing.append(f"{command.name} {flag}")
+    return missing
+
+
+def test_every_command_and_option_has_a_meaning_in_the_reference() -> None:
+    assert _undocumented((DOCS / "cli-reference.md").read_text()) == []
+
+
+def test_an_option_without_help_or_a_row_counts_as_undocumented(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dataclasses import replace
+
+    from poller import cli_options
+
+    page = (DOCS / "cli-reference.md").read_text()
+    assert _undocumented(page.replace("| `--dry-run` |", "| `--dry-rum` |")) == ["prune --dry-run"]
+    monkeypatch.setitem(cli_options.OPTIONS, "strict", replace(cli_options.OPTIONS["strict"], help=""))
+    assert _undocumented(page) == ["check --strict"]
+
+
 def _declared_keys() -> set[str]:
     """Every section and every key the config accepts, as `section.key`, from their declarations."""
     keys = {part.name for part in sections()}

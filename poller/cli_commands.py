@@ -1,0 +1,214 @@
+"""The commands of the command line: each a function of `poller.commands` and how its result shows.
+
+A command's options come from the signatures of its function and of its `show` (what to
+print: `--format`, `--strict`), its help from the function's docstring. `show` gets `call`,
+the function with every option it takes bound, and prints the result through
+`poller.render`; what it returns is the exit code.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+from poller import commands
+from poller.config import Config
+from poller.emulator.settings import EmulatorSettings
+from poller.errors import ConfigError
+from poller.history import closing, corrections
+from poller.poll.backfill import ProgressDisplay
+from poller.render.report import CORRECTIONS, TIMESHEET, render, render_check
+from poller.render.results import REPLAY, emulator_banner, json_text, resume_line, terminal_width
+from poller.render.timesheet import render_timesheet
+
+logger = logging.getLogger("poller.cli")  # the command line's lines, as they always were
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+Call = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A command: its name ("db upgrade"), its function, and the `show` that prints its result.
+
+    `portal_secrets` False: the command only reads the database, so unset portal variables
+    may stay as written; `database_option`: `--database URL` may replace the config file.
+    """
+
+    name: str
+    function: Callable[..., Any]
+    show: Callable[..., int]
+    portal_secrets: bool = True
+    database_option: bool = False
+
+    @property
+    def help(self) -> str:
+        return inspect.getdoc(self.function) or ""
+
+
+def show_summary(call: Call) -> int:
+    print(call().summary())
+    return EXIT_OK
+
+
+def show_poll(call: Call) -> int:
+    report = call()
+    logger.info("cycle: %s", report.summary())
+    if report.interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def show_run(call: Call) -> int:
+    call()
+    return EXIT_OK
+
+
+def show_status(call: Call, output_format: Literal["text", "json"] = "text") -> int:
+    info = call()
+    print(json_text(info.to_json()) if output_format == "json" else info.summary())
+    return EXIT_OK if info.ok else EXIT_FAILED
+
+
+def show_report(
+    call: Call,
+    config: Config,
+    name: str = "workdays",
+    *,
+    month: date | None = None,
+    department: str | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+    portals: Sequence[str] = (),
+    users: Sequence[int] = (),
+    as_closed: bool = False,
+    output_format: Literal["table", "csv", "json"] = "table",
+) -> int:
+    """workdays, latest and daily through `call`; a timesheet and corrections are their own."""
+    if name == TIMESHEET:
+        if date_from is not None or date_to is not None:
+            raise ConfigError("report timesheet: give --month, not --from/--to")
+        timesheet = closing.closed_timesheet if as_closed else commands.timesheet
+        month = month or date.today().replace(day=1)  # by default the month this machine is in
+        sheet = timesheet(config, month, portals=portals, department=department, users=users)
+        print(render_timesheet(sheet, output_format, terminal_width()))
+    elif name == CORRECTIONS:
+        if month is None:
+            raise ConfigError("report corrections: --month is required (YYYY-MM)")
+        if date_from is not None or date_to is not None or department is not None:
+            raise ConfigError(
+                "report corrections: give --month (and --portal, --user), not --from/--to/--department"
+            )
+        rows = corrections.corrections(config, month, portals=portals, users=users)
+        print(corrections.render_corrections(rows, output_format, terminal_width()))
+    elif as_closed:
+        raise ConfigError("--as-closed: only for `report timesheet`")
+    elif month is not None or department is not None:
+        raise ConfigError("--month and --department: only for `report timesheet`")
+    else:
+        print(render(name, call(), output_format, terminal_width()))
+    return EXIT_OK
+
+
+def show_check(call: Call, output_format: Literal["table", "json"] = "table", strict: bool = False) -> int:
+    report = call()
+    print(json_text(report.to_json()) if output_format == "json" else render_check(report, terminal_width()))
+    return EXIT_OK if (report.clean if strict else report.ok) else EXIT_FAILED
+
+
+def show_close(call: Call, output_format: Literal["text", "json"] = "text") -> int:
+    done = call()
+    if output_format == "json":
+        print(json_text(closing.close_json(done)))
+    else:
+        print("\n".join(closing.close_summary(close) for close in done))
+    return EXIT_OK
+
+
+def show_verify(call: Call, output_format: Literal["text", "json"] = "text") -> int:
+    found = call()
+    if output_format == "json":
+        print(json_text([result.to_json() for result in found]))
+    else:
+        print("\n".join(result.summary() for result in found))
+    return EXIT_OK if all(result.ok for result in found) else EXIT_FAILED
+
+
+def show_prune(call: Call) -> int:
+    result = call()
+    print(result.summary())
+    if result.refused is not None:  # a dry run inside the retention floor: exit 2 after the counts
+        raise ConfigError(result.refused)
+    return EXIT_OK
+
+
+def show_answer(call: Call) -> int:
+    print(json_text(call()))
+    return EXIT_OK
+
+
+def serve(call: Call, settings: EmulatorSettings) -> int:
+    """Start the emulator (on a busy port it fails before the banner), then wait for Ctrl-C."""
+    replayed(settings, datetime.now(UTC))  # the same object `call` holds
+    emulator = call()
+    try:
+        print(emulator_banner(emulator, settings), flush=True)
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()
+    return EXIT_OK
+
+
+def replayed(settings: EmulatorSettings, now: datetime) -> EmulatorSettings:
+    """The world of `emulator --speed N` on a clock never ahead of `now` (a poller's real time).
+
+    N > 1 starts it a day (REPLAY) back and runs it N times faster until it reaches now, then
+    on real time: a world that ran ahead would open days in the poller's future (0 worked).
+    """
+    settings.catch_up = True
+    if settings.speed > 1:
+        settings.start = now - REPLAY
+    return settings
+
+
+def show_demo(call: Call) -> int:
+    result = call(progress=lambda line: print(line, flush=True))
+    print(f"\n{result.latest_table}\n\n{result.next_steps()}")
+    return EXIT_OK if result.ok else EXIT_FAILED
+
+
+def show_backfill(call: Call, portals: Sequence[str] = (), users: Sequence[int] | None = None) -> int:
+    with ProgressDisplay(sys.stderr) as progress:
+        report = call(progress=progress)
+    print(report.summary())
+    if report.interrupted:
+        print(resume_line(report, portals, users))
+        return EXIT_INTERRUPTED
+    return EXIT_OK if report.ok else EXIT_FAILED
+
+
+COMMANDS = (
+    Command("db upgrade", commands.db_upgrade, show_summary, portal_secrets=False),
+    Command("poll", commands.poll, show_poll),
+    Command("run", commands.run, show_run),
+    Command("report", commands.report, show_report, portal_secrets=False, database_option=True),
+    Command("close", closing.close_month, show_close, portal_secrets=False, database_option=True),
+    Command("verify", closing.verify_month, show_verify, portal_secrets=False, database_option=True),
+    Command("status", commands.status, show_status, portal_secrets=False, database_option=True),
+    Command("prune", commands.prune, show_prune, portal_secrets=False, database_option=True),
+    Command("check", commands.check, show_check),
+    Command("get-status", commands.get_status, show_answer),
+    Command("emulator", commands.start_emulator, serve),
+    Command("demo", commands.demo, show_demo),
+    Command("backfill", commands.backfill, show_backfill),
+)
+GROUPS = {"db": "Database schema commands."}  # a command named "db upgrade" is `upgrade` under `db`
