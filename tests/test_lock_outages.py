@@ -127,9 +127,9 @@ def test_a_connection_lost_while_the_lease_is_settled_keeps_every_leased_portal(
 def test_the_lock_session_has_server_side_keepalives(make_locks: MakeLocks) -> None:
     """A replica whose host vanishes loses its session (and its portals) in ~20 s, not 2 hours."""
     locks = make_locks("keepalive", ["a"])
-    assert locks._connection is not None
+    assert locks._session is not None
     names = ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count", "tcp_user_timeout")
-    settings = {name: locks._connection.execute(text(f"SHOW {name}")).scalar_one() for name in names}
+    settings = {name: locks._session.connection.execute(text(f"SHOW {name}")).scalar_one() for name in names}
     assert settings == {  # seconds, and milliseconds for tcp_user_timeout
         "tcp_keepalives_idle": "10",
         "tcp_keepalives_interval": "5",

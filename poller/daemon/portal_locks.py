@@ -21,7 +21,6 @@ job waits at most half a second for another's statement: then it decides from wh
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import threading
@@ -29,26 +28,19 @@ import time
 from collections.abc import Callable, Collection
 from typing import TypeVar
 
-from sqlalchemy import Connection, text
 from sqlalchemy.engine import URL
 
-from poller import storage
 from poller.daemon.lock_lease import Lease
-from poller.daemon.lock_session import (
-    OLD_SESSION_WAIT_SECONDS,
-    STATEMENT_SECONDS,
-    end_old_session,
-    lock_engine,
-    read_replicas,
-    statement_deadline,
-)
-from poller.daemon.replica_names import clean_replica_name, like_prefix, portal_lock_key
+from poller.daemon.replica_names import APPLICATION_PREFIX, clean_replica_name, like_prefix, portal_lock_key
+from poller.errors import DatabaseFailure
+from poller.storage.locks import LockSession, lock_engine
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 CLAIM_WAIT_SECONDS = 0.5  # a statement of another portal's job takes milliseconds, a hung one 10 s
+STATEMENT_SECONDS = 10.0  # a lock statement unanswered this long counts as a lost connection
 
 
 class PortalLocks:
@@ -80,11 +72,11 @@ class PortalLocks:
         self._settle_seconds = settle_seconds
         self._statement_seconds = statement_seconds
         self._clock = clock
-        self._engine = lock_engine(url, self.name, connect_timeout)
+        self._engine = lock_engine(url, APPLICATION_PREFIX + self.name, connect_timeout)
         self._mutex = threading.Lock()
         self._statements = threading.Lock()
         self._renewing = threading.Lock()
-        self._connection: Connection | None = None
+        self._session: LockSession | None = None
         self._backend_pid: int | None = None  # the session that held our locks, ended on reconnect
         self._held: dict[str, int] = {}  # portal -> lock key, on the open session
         self._lease = Lease(self.name)  # what is polled while the database is away
@@ -103,7 +95,7 @@ class PortalLocks:
     @property
     def coordinated(self) -> bool:
         """Whether the lock connection is open (else the portals polled are the lease)."""
-        return self._connection is not None
+        return self._session is not None
 
     @property
     def replicas(self) -> int:
@@ -119,17 +111,17 @@ class PortalLocks:
         """True when this replica polls `portal` now (taking its lock if free and under its share)."""
         with self._mutex:
             self._portals.add(portal)
-            if self._connection is None:
+            if self._session is None:
                 return self._lease.poll(portal)
         if not self._statements.acquire(timeout=CLAIM_WAIT_SECONDS):  # another job's statement hangs
             with self._mutex:
-                if self._connection is None:
+                if self._session is None:
                     return self._lease.poll(portal)
                 return portal in self._held or portal in self._lease.portals  # being settled
         try:
             self._refresh()
             with self._mutex:
-                if self._connection is None:
+                if self._session is None:
                     return self._lease.poll(portal)
                 if portal in self._held:
                     return True
@@ -158,14 +150,14 @@ class PortalLocks:
         Returns True when it was given up; another replica takes it at its next trigger.
         """
         with self._mutex:
-            if portal not in self._held or self._connection is None:
+            if portal not in self._held or self._session is None:
                 return False
         if not self._statements.acquire(timeout=self._statement_seconds):
             return False  # given up after a later cycle
         try:
             self._refresh()
             with self._mutex:
-                if self._connection is None or len(self._held) <= self.share:
+                if self._session is None or len(self._held) <= self.share:
                     return False
             self._unlock(portal)
         finally:
@@ -185,33 +177,28 @@ class PortalLocks:
         Called at start and by the daemon's database job; never raises. The portal jobs go on
         polling their lease while it connects and settles.
         """
-        if self._closed or self._connection is not None:
-            return self._connection is not None
+        if self._closed or self._session is not None:
+            return self._session is not None
         if not self._renewing.acquire(blocking=False):
             return False
-        connection: Connection | None = None
         try:
             try:
-                connection = self._engine.connect()
-                with statement_deadline(connection, self._statement_seconds + OLD_SESSION_WAIT_SECONDS):
-                    end_old_session(connection, self._backend_pid, self.name)
-                    pid = int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
-            except storage.DatabaseFailure as exc:
-                if connection is not None:
-                    with contextlib.suppress(storage.DatabaseFailure):
-                        connection.close()
+                session = LockSession.open(
+                    self._engine, APPLICATION_PREFIX + self.name, self._statement_seconds, self._backend_pid
+                )
+            except DatabaseFailure as exc:
                 with self._mutex:
                     self._lease.cannot_connect(exc)
                 return False
             with self._statements:
                 with self._mutex:
                     if self._closed:  # closed while connecting
-                        connection.close()
+                        session.close()
                         return False
-                    self._connection, self._backend_pid = connection, pid
+                    self._session, self._backend_pid = session, session.pid
                     self._counted_at = -math.inf
                 self._settle_lease()
-            return self._connection is not None
+            return self._session is not None
         finally:
             self._renewing.release()
 
@@ -222,14 +209,9 @@ class PortalLocks:
                 self._closed = True
                 self._held.clear()
                 self._lease.portals.clear()
-                connection, self._connection = self._connection, None
-            if connection is not None:
-                try:
-                    with statement_deadline(connection, self._statement_seconds):
-                        connection.execute(text("SELECT pg_advisory_unlock_all()"))
-                    connection.close()
-                except storage.DatabaseFailure:
-                    pass  # the session is gone, and its locks with it
+                session, self._session = self._session, None
+            if session is not None:
+                session.close(unlock=True)
             self._engine.dispose()
 
     # -- under self._statements (the connection is ours) -----------------------------------------
@@ -252,7 +234,7 @@ class PortalLocks:
                     self._lease.portals.discard(portal)
                 handed.append(portal)
         with self._mutex:
-            if self._connection is None:
+            if self._session is None:
                 return
             kept = [portal for portal in leased if portal in self._held]
             if self._lease.reached and leased:
@@ -266,11 +248,7 @@ class PortalLocks:
         with self._mutex:
             shared = key in self._held.values()  # two names of one hash share the lock
         if not shared:
-            got = self._run(
-                lambda c: bool(
-                    c.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar_one()
-                )
-            )
+            got = self._run(lambda session: session.try_lock(key))
             if not got:
                 return got
         with self._mutex:
@@ -286,33 +264,31 @@ class PortalLocks:
             if key is not None:
                 self._lease.unheld.add(portal)  # free until the next count shows who took it
         if key is not None and not shared:
-            self._run(lambda c: c.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key}))
+            self._run(lambda session: session.unlock(key))
             logger.debug("replica %s: gave portal %s up", self.name, portal)
 
     def _refresh(self) -> None:
         """Count the live replicas, and see which portals are free, when the last count is stale."""
         if self._clock() - self._counted_at < self._refresh_seconds:
             return
-        read = self._run(lambda c: read_replicas(c, like_prefix()))
+        read = self._run(lambda session: session.read_replicas(like_prefix()))
         if read is not None:
             with self._mutex:
                 self._replicas = max(1, read[0])
                 self._lease.unheld = {p for p in self._portals if portal_lock_key(p) not in read[1]}
                 self._counted_at = self._clock()
 
-    def _run(self, statements: Callable[[Connection], T]) -> T | None:
-        """Run `statements` on the connection; None after turning the locks into a lease."""
-        connection = self._connection
-        if connection is None:
+    def _run(self, statements: Callable[[LockSession], T]) -> T | None:
+        """Run `statements` on the lock session; None after turning the locks into a lease."""
+        session = self._session
+        if session is None:
             return None
         try:
-            with statement_deadline(connection, self._statement_seconds):
-                return statements(connection)
-        except storage.DatabaseFailure as exc:
+            return statements(session)
+        except DatabaseFailure as exc:
             with self._mutex:
                 self._lease.keep(self._held, exc)
                 self._held.clear()
-                self._connection = None
-            with contextlib.suppress(storage.DatabaseFailure):
-                connection.close()
+                self._session = None
+            session.close()
             return None

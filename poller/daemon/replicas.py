@@ -17,7 +17,7 @@ from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from poller.daemon.portal_locks import PortalLocks
 from poller.daemon.replica_names import (
@@ -28,6 +28,8 @@ from poller.daemon.replica_names import (
     portal_lock_key,
 )
 from poller.errors import ConfigError, StorageError
+from poller.storage.engine import sqlite_file
+from poller.storage.locks import get_lock_holders
 
 __all__ = [
     "PortalLocks",
@@ -41,14 +43,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-_HOLDERS = text(
-    "SELECT l.classid::bigint, l.objid::bigint, a.application_name"
-    " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-    " WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted"
-    " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-    " AND a.application_name LIKE :prefix"
-)
 
 
 class ReplicaLocks(Protocol):
@@ -146,17 +140,14 @@ def for_engine(
     `settle_seconds`: see PortalLocks. Raises ConfigError (exit 2) when another daemon runs
     on the same SQLite file.
     """
-    url = engine.url
-    backend = url.get_backend_name()
+    backend = engine.url.get_backend_name()
     if backend == "postgresql":
-        return PortalLocks(url, portals, replica_name, settle_seconds=settle_seconds)
+        return PortalLocks(engine.url, portals, replica_name, settle_seconds=settle_seconds)
     if backend != "sqlite":
         logger.warning("%s database: replicas are not coordinated; run one daemon on it", backend)
         return SingleDaemonLock(None, replica_name)
-    database = url.database
-    if not database or database == ":memory:" or database.startswith("file:"):
-        return SingleDaemonLock(None, replica_name)
-    return SingleDaemonLock(Path(database).absolute(), replica_name)
+    database = sqlite_file(engine.url)
+    return SingleDaemonLock(database.absolute() if database is not None else None, replica_name)
 
 
 def get_portal_holders(engine: Engine, portals: Iterable[str]) -> dict[str, str]:
@@ -164,16 +155,10 @@ def get_portal_holders(engine: Engine, portals: Iterable[str]) -> dict[str, str]
 
     From pg_locks joined to pg_stat_activity; empty on databases other than PostgreSQL.
     """
-    if engine.url.get_backend_name() != "postgresql":
-        return {}
-    by_lock: dict[tuple[int, int], list[str]] = {}
+    held = get_lock_holders(engine, like_prefix())
+    holders = {}
     for portal in portals:
-        key = portal_lock_key(portal)
-        by_lock.setdefault(((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF), []).append(portal)
-    with engine.connect() as connection:
-        rows = connection.execute(_HOLDERS, {"prefix": like_prefix()}).all()
-    holders: dict[str, str] = {}
-    for classid, objid, application_name in rows:
-        for portal in by_lock.get((int(classid), int(objid)), ()):
-            holders[portal] = str(application_name)[len(APPLICATION_PREFIX) :]
+        name = held.get(portal_lock_key(portal))
+        if name is not None:
+            holders[portal] = name[len(APPLICATION_PREFIX) :]
     return dict(sorted(holders.items()))
