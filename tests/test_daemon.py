@@ -190,7 +190,8 @@ def test_the_daily_reconcile_reads_records_and_reports_it(
     assert daemon.ensure_database()
     daemon.reconcile(client)
     assert emulator.stats.calls["timeman.record.list"] >= 3
-    assert metrics.reconcile_last_success.labels(portal="emu")._value.get() == 1234.0
+    last_success = "timeman_poller_reconcile_last_success_timestamp_seconds"
+    assert metrics.registry.get_sample_value(last_success, {"portal": "emu"}) == 1234.0
 
 
 # -- real processes: signals, exit codes, SIGKILL --------------------------------------

@@ -12,15 +12,17 @@ Tests call `start()` and `stop()` themselves, or one job (`poll`, `reconcile`) d
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from poller.bitrix import PortalClient
+from poller.config import Config, PortalConfig
 from poller.daemon import shutdown, triggers
 from poller.daemon.database_job import DatabaseJob
 from poller.daemon.jobs import JobSpec, database_period, job_specs, pool_sizes
-from poller.daemon.metrics import MetricsServer
+from poller.daemon.metrics import Metrics
+from poller.daemon.metrics_server import MetricsServer
 from poller.daemon.portal_jobs import PortalJobs
 from poller.daemon.replicas import ReplicaLocks, for_engine
 from poller.errors import ConfigError
@@ -143,7 +145,7 @@ class Daemon:
                 misfire_grace_time=spec.misfire_grace_seconds,
                 **({"next_run_time": now} if spec.at_start else {}),
             )
-        self._server = self._start_metrics_server()
+        self._server = serve_metrics(self.config, self.metrics, portals)
         scheduler.start()
         self._scheduler = scheduler
         logger.info("daemon started: %s", ", ".join(triggers.describe_schedules(self.config, portals)))
@@ -205,20 +207,23 @@ class Daemon:
     def describe_busy(self) -> str:
         return self.portal_jobs.describe_busy()
 
-    # -- helpers -------------------------------------------------------------------------
 
-    def _start_metrics_server(self) -> MetricsServer | None:
-        settings = self.config.metrics
-        if self.metrics is None or settings.port is None:
-            return None
-        intervals = [self.config.schedule_of(c.portal).interval_seconds or 1200 for c in self.clients]
-        longest = max(intervals, default=60)  # a cron schedule counts as every 20 minutes
-        max_age = settings.healthz_max_age_seconds or 3 * longest
-        try:
-            server = MetricsServer(self.metrics, settings.host, settings.port, max_age).start()
-        except OSError as exc:
-            raise ConfigError(
-                f"config key metrics.port: cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
-            ) from None
-        logger.info("metrics on http://%s:%d/metrics, health on /healthz", settings.host, server.port)
-        return server
+def serve_metrics(
+    config: Config, metrics: Metrics | None, portals: Sequence[PortalConfig]
+) -> MetricsServer | None:
+    """Serve /metrics and /healthz when `[metrics] port` is set; healthy while a cycle ended
+    within `healthz_max_age_seconds` (default: three of the longest interval)."""
+    settings = config.metrics
+    if metrics is None or settings.port is None:
+        return None
+    intervals = [config.schedule_of(portal).interval_seconds or 1200 for portal in portals]
+    longest = max(intervals, default=60)  # a cron schedule counts as every 20 minutes
+    max_age = settings.healthz_max_age_seconds or 3 * longest
+    try:
+        server = MetricsServer(metrics, settings.host, settings.port, max_age).start()
+    except OSError as exc:
+        raise ConfigError(
+            f"config key metrics.port: cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
+        ) from None
+    logger.info("metrics on http://%s:%d/metrics, health on /healthz", settings.host, server.port)
+    return server
