@@ -20,6 +20,7 @@ from poller.config import Config, HttpConfig, PortalConfig, ScheduleConfig, pars
 from poller.emulator import Emulator, EmulatorSettings, SimClock
 from poller.errors import ConfigError
 from poller.poll.cycle import poll_once
+from poller.render.durations import hours_minutes
 from poller.runtime import open_runtime
 
 # PRAGMA application_id of a database the demo made ("tmdo"): the one file it may remove.
@@ -158,8 +159,8 @@ def latest_table(engine: Engine) -> str:
                 str(snap.user_id),
                 snap.status or "?",
                 start,
-                _hms(snap.duration_seconds),
-                _hms(snap.time_leaks_seconds),
+                hours_minutes(snap.duration_seconds) if snap.duration_seconds is not None else "-",
+                hours_minutes(snap.time_leaks_seconds) if snap.time_leaks_seconds is not None else "-",
                 f"UTC{offset / 3600:+g}",
             )
         )
@@ -181,9 +182,3 @@ def next_steps(database: Path) -> str:
         "Point config.toml at your own portal (see config.example.toml) and run "
         "`timeman-poller run`."
     )
-
-
-def _hms(seconds: int | None) -> str:
-    if seconds is None:
-        return "-"
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}"

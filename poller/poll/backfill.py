@@ -27,6 +27,7 @@ from poller.config import Config
 from poller.errors import BitrixError, ConfigError, Stopped
 from poller.poll.audience import user_ids_to_ask
 from poller.redaction import redact
+from poller.render.durations import hours_minutes
 from poller.render.status import counted
 
 logger = logging.getLogger(__name__)
@@ -358,7 +359,8 @@ class ProgressDisplay:
         self._logged[state.portal] = now
         eta = ""
         if 0 < processed < state.to_do:
-            eta = f", about {_duration((now - started) / processed * (state.to_do - processed))} left"
+            left = (now - started) / processed * (state.to_do - processed)
+            eta = f", about {hours_minutes(round(left))} (h:mm) left"
         logger.info(
             "backfill %s: %d of %d users, %d records, %s%s",
             state.portal,
@@ -368,14 +370,3 @@ class ProgressDisplay:
             counted(state.requests, "request"),
             eta,
         )
-
-
-def _duration(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    if seconds < 60:
-        return f"{seconds} s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes} min {seconds:02d} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Table
 
 from poller import views
+from poller.render.durations import hours_minutes
 from poller.render.tables import Column, fit_table, left_out_line
 
 if TYPE_CHECKING:
@@ -136,13 +137,6 @@ def _cell(column: str, value: Any) -> str:
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M")
     return str(value)
-
-
-def hours_minutes(seconds: int) -> str:
-    """`8:05` for 29100 seconds; negative values keep their sign."""
-    sign = "-" if seconds < 0 else ""
-    minutes = abs(seconds) // 60
-    return f"{sign}{minutes // 60}:{minutes % 60:02d}"
 
 
 # -- check -----------------------------------------------------------------------------------
