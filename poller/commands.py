@@ -149,15 +149,7 @@ def run(config: Config, migrate: bool = True) -> None:
     """
     # The spool is locked (one daemon); the daemon waits for the database and handles signals.
     with open_runtime(config, schema="as found", metrics=True, handle_signals=False) as runtime:
-        Daemon(
-            config,
-            runtime.engine,
-            runtime.clients,
-            runtime.metrics,
-            migrate=migrate,
-            spool=runtime.spool,
-            tokens=runtime.tokens,
-        ).run()
+        Daemon(runtime, migrate=migrate).run()
 
 
 # -- status ----------------------------------------------------------------------------------
