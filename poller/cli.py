@@ -76,9 +76,8 @@ class CommandLine:
     def run(self, command: Command, args: argparse.Namespace) -> int:
         """Call `command` with the options given and let its `show` print the result."""
         values = given(command, args)
-        self.redactor.add(
-            str(values[a.name]) for a in arguments(command) if a.option.secret and a.name in values
-        )
+        secrets = (getattr(args, a.name, None) for a in arguments(command) if a.option.secret)
+        self.redactor.add(str(secret) for secret in secrets if secret)  # a webhook URL's is redacted as a URL
         if "config" in inspect.signature(command.function).parameters:
             values["config"] = self._config(args, values.pop("database_url", None), command.portal_secrets)
         call = functools.partial(command.function, **accepted(command.function, values))

@@ -62,7 +62,7 @@ class Argument:
     def required(self) -> bool:
         return self.default is NO_DEFAULT and not self.option.positional
 
-    def meaning(self, flag: str) -> str:
+    def meaning(self, flag: str = "") -> str:
         """The help of `flag`, its default said unless the help says it already."""
         option = self.option
         if self.is_switch:
@@ -93,7 +93,7 @@ class Argument:
                         *flags, dest=self.name, action=action, default=quiet, help=self.meaning(flags[0])
                     )
             return
-        keywords: dict[str, Any] = {"help": self.meaning(""), "default": quiet}
+        keywords: dict[str, Any] = {"help": self.meaning(), "default": quiet}
         if option.positional:  # argparse checks a positional's default against its choices
             keywords |= {"nargs": "?", "default": self.default}
         else:
