@@ -17,7 +17,8 @@ from conftest import MakeEmulator, wait_until
 
 from poller.clock import ManualClock
 from poller.emulator import Emulator, EmulatorSettings, SimClock, Workday, World
-from poller.emulator.world import EXPIRING_USER, render_hms, shows_pause_moment, shows_record_id
+from poller.emulator.record import render_hms
+from poller.emulator.world import EXPIRING_USER, shows_pause_moment, shows_record_id
 
 
 def call(emulator: Emulator, method: str, body: Any = None, *, v3: bool = False) -> requests.Response:

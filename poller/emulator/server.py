@@ -1,33 +1,29 @@
 """A Bitrix24 portal on loopback: a request passes the rules and faults, then reaches a method.
 
-The pieces: `world` and `directory` (who works when, who is who), `rules` (bucket, operating
-window per method, tokens: one clock), `faults` (broken answers, hostile values), `routes`
-(authentication), `methods` (classic REST), `rest3` (REST 3.0), `oauth`, and `handler` (HTTP).
-The emulator counts what it answered, so tests and benchmarks can compare what was stored
-with what was sent.
+The pieces: `world` and `staff` (who works when, who is who), `record` (a record and the
+portal's time formats), `rules` (bucket, operating window per method, tokens: one clock),
+`faults` (broken answers, hostile values), `routes` (authentication), `methods` (classic
+REST), `rest3` (REST 3.0), `oauth`, `exchange` (one request through all of these) and
+`handler` (HTTP). The emulator counts what it answered, so tests and benchmarks can compare
+what was stored with what was sent.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from typing import Any
-from urllib.parse import parse_qsl
 
 from poller.clock import SYSTEM_CLOCK, Clock
-from poller.emulator import oauth
-from poller.emulator.faults import HOSTILE_KINDS, AnswerInstead, FaultDice, fault_answer
+from poller.emulator.exchange import answer
+from poller.emulator.faults import HOSTILE_KINDS, FaultDice
 from poller.emulator.gate import Gate
 from poller.emulator.handler import EmulatorServer, handler_for
 from poller.emulator.portal_errors import PortalErrors
-from poller.emulator.routes import route
 from poller.emulator.rules import PortalRules
 from poller.emulator.settings import EmulatorSettings, EmulatorStats
 from poller.emulator.simclock import SimClock
-from poller.emulator.wire import Answer, Redirect, Trickle, envelope
+from poller.emulator.wire import Answer
 from poller.emulator.world import World
-
-QUERY_LIMIT_EXCEEDED = envelope("QUERY_LIMIT_EXCEEDED", "Too many requests")
 
 
 class Emulator:
@@ -46,7 +42,7 @@ class Emulator:
         self.stats = EmulatorStats()
         self.stopping = threading.Event()
         self.gate = Gate()
-        self._faults = FaultDice(self.settings)
+        self.dice = FaultDice(self.settings)
         self.errors = PortalErrors()
         self._lock = threading.Lock()
         self._overrides: dict[int, Any] = {}
@@ -204,36 +200,4 @@ class Emulator:
         self, path: str, query: str, body: bytes, content_type: str, authorization: str = ""
     ) -> Answer:
         """Answer one HTTP request: admission (bucket, faults), authentication, then the method."""
-        if path == "/_emulator/stats":
-            return 200, self.stats_summary()
-        self.stats.add_request()
-        if path.rstrip("/") == "/oauth/token":
-            return oauth.refresh(self, dict(parse_qsl(query)))
-        if self.settings.moved_to:
-            return 302, Redirect(f"{self.settings.moved_to.rstrip('/')}{path}")
-        if not self.rules.admit():
-            self.stats.add_query_limit()
-            return 503, QUERY_LIMIT_EXCEEDED
-        forced = self.errors.for_request()
-        if forced is not None:
-            self.stats.add_fault("asked")
-            return forced
-        fault = self._faults.roll()
-        if fault is not None:
-            self.stats.add_fault(fault)
-            replaced = fault_answer(fault)
-            if replaced is not None:
-                return replaced
-            if fault == "slow":
-                self.stopping.wait(self.settings.slow_seconds)
-        started = self.clock.time()
-        try:
-            status, payload, method = route(self, path, query, body, content_type, authorization)
-        except AnswerInstead as instead:
-            return instead.answer
-        if status == 200 and isinstance(payload, dict):
-            payload["time"] = self.rules.time_block(method, started)
-        if fault == "trickle":
-            data = json.dumps(payload).encode()
-            return status, Trickle(data, self.settings.trickle_length, self.settings.trickle_interval)
-        return status, payload
+        return answer(self, path, query, body, content_type, authorization)

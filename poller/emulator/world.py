@@ -21,11 +21,12 @@ for the truth. Users differ on purpose, to cover the shapes real portals send:
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta, timezone
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from poller.emulator import staff
+from poller.emulator.record import Record, render_hms, render_time
 from poller.emulator.simclock import SimClock
 from poller.emulator.workday import Workday, plan_pauses, record_id
 
@@ -58,35 +59,6 @@ def irregular_duration(user_id: int) -> bool:
 def pauses_several_times(user_id: int) -> bool:
     """Whether this user pauses three times a day (7, 13, 19, ...)."""
     return user_id % 6 == 1 and user_id > 1
-
-
-@dataclass(frozen=True)
-class Record:
-    """One `timeman.record.list` item as the portal knows it at some moment."""
-
-    id: int
-    user_id: int
-    work_date: date
-    start_time: datetime
-    end_time: datetime | None
-    duration: int
-    break_length: int
-    status: str
-    approved: bool
-    offset: int  # seconds east of UTC the times are rendered in
-
-    def item(self) -> dict[str, Any]:
-        """The REST 3.0 item, every field selected."""
-        return {
-            "id": self.id,
-            "userId": self.user_id,
-            "startTime": render_time(self.start_time, self.offset),
-            "endTime": render_time(self.end_time, self.offset) if self.end_time else None,
-            "duration": self.duration,
-            "breakLength": self.break_length,
-            "state": {"status": self.status},
-            "isApproved": self.approved,
-        }
 
 
 class World:
@@ -287,15 +259,3 @@ class World:
             approved=self.active_flag(day.user_id),
             offset=offset,
         )
-
-
-def render_time(instant: datetime, offset_seconds: int) -> str:
-    """`2024-07-30T07:10:51+03:00`: Bitrix24's timestamp format."""
-    zone = timezone(timedelta(seconds=offset_seconds))
-    return instant.astimezone(zone).replace(microsecond=0).isoformat()
-
-
-def render_hms(seconds: int) -> str:
-    """`HH:MM:SS` with uncapped hours."""
-    hours, rest = divmod(max(0, int(seconds)), 3600)
-    return f"{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
