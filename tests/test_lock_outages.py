@@ -111,14 +111,14 @@ def test_a_connection_lost_while_the_lease_is_settled_keeps_every_leased_portal(
     locks = make_locks("settle", ["x", "y", "z"])
     assert locks.coordinated
     with locks._statements:  # what renew does after connecting: settle what was polled meanwhile
-        locks._lease.portals = {"x", "y", "z"}
+        locks._locks.lease.portals = {"x", "y", "z"}
         with pg_engine.connect() as connection:  # the new session ends before the first lock
             connection.execute(
                 text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :n"),
                 {"n": "timeman-poller:settle"},
             )
         wait_until(lambda: replica_sessions(pg_engine) == 0, what="the session gone")
-        locks._settle_lease()
+        locks._locks.settle()
     assert not locks.coordinated
     assert locks.held == {"x", "y", "z"}, "no leased portal dropped"
     assert locks.renew() and locks.coordinated and locks.held == {"x", "y", "z"}
@@ -127,9 +127,11 @@ def test_a_connection_lost_while_the_lease_is_settled_keeps_every_leased_portal(
 def test_the_lock_session_has_server_side_keepalives(make_locks: MakeLocks) -> None:
     """A replica whose host vanishes loses its session (and its portals) in ~20 s, not 2 hours."""
     locks = make_locks("keepalive", ["a"])
-    assert locks._session is not None
+    assert locks._locks.session is not None
     names = ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count", "tcp_user_timeout")
-    settings = {name: locks._session.connection.execute(text(f"SHOW {name}")).scalar_one() for name in names}
+    settings = {
+        name: locks._locks.session.connection.execute(text(f"SHOW {name}")).scalar_one() for name in names
+    }
     assert settings == {  # seconds, and milliseconds for tcp_user_timeout
         "tcp_keepalives_idle": "10",
         "tcp_keepalives_interval": "5",

@@ -26,18 +26,15 @@ import math
 import threading
 import time
 from collections.abc import Callable, Collection
-from typing import TypeVar
 
 from sqlalchemy.engine import URL
 
-from poller.daemon.lock_lease import Lease
+from poller.daemon.held_locks import HeldLocks
 from poller.daemon.replica_names import APPLICATION_PREFIX, clean_replica_name, like_prefix, portal_lock_key
 from poller.errors import DatabaseFailure
 from poller.storage.locks import LockSession, lock_engine
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 CLAIM_WAIT_SECONDS = 0.5  # a statement of another portal's job takes milliseconds, a hung one 10 s
 STATEMENT_SECONDS = 10.0  # a lock statement unanswered this long counts as a lost connection
@@ -56,7 +53,7 @@ class PortalLocks:
 
     def __init__(
         self,
-        url: URL,
+        url: URL | str,
         portals: Collection[str],
         replica_name: str | None = None,
         *,
@@ -76,10 +73,8 @@ class PortalLocks:
         self._mutex = threading.Lock()
         self._statements = threading.Lock()
         self._renewing = threading.Lock()
-        self._session: LockSession | None = None
+        self._locks = HeldLocks(self.name, self._mutex)
         self._backend_pid: int | None = None  # the session that held our locks, ended on reconnect
-        self._held: dict[str, int] = {}  # portal -> lock key, on the open session
-        self._lease = Lease(self.name)  # what is polled while the database is away
         self._closed = False
         self._replicas = 1
         self._counted_at = -math.inf
@@ -90,12 +85,12 @@ class PortalLocks:
     def held(self) -> frozenset[str]:
         """The portals this replica may poll now: locked, or leased while the database is away."""
         with self._mutex:
-            return frozenset(self._held) | frozenset(self._lease.portals)
+            return self._locks.polled()
 
     @property
     def coordinated(self) -> bool:
         """Whether the lock connection is open (else the portals polled are the lease)."""
-        return self._session is not None
+        return self._locks.session is not None
 
     @property
     def replicas(self) -> int:
@@ -109,28 +104,29 @@ class PortalLocks:
 
     def claim(self, portal: str) -> bool:
         """True when this replica polls `portal` now (taking its lock if free and under its share)."""
+        locks = self._locks
         with self._mutex:
             self._portals.add(portal)
-            if self._session is None:
-                return self._lease.poll(portal)
+            if locks.session is None:
+                return locks.lease.poll(portal)
         if not self._statements.acquire(timeout=CLAIM_WAIT_SECONDS):  # another job's statement hangs
             with self._mutex:
-                if self._session is None:
-                    return self._lease.poll(portal)
-                return portal in self._held or portal in self._lease.portals  # being settled
+                if locks.session is None:
+                    return locks.lease.poll(portal)
+                return portal in locks.polled()  # a leased one is being settled
         try:
             self._refresh()
             with self._mutex:
-                if self._session is None:
-                    return self._lease.poll(portal)
-                if portal in self._held:
+                if locks.session is None:
+                    return locks.lease.poll(portal)
+                if portal in locks.held:
                     return True
-                if self._clock() < self._settled_at or len(self._held) >= self.share:
+                if self._clock() < self._settled_at or len(locks.held) >= self.share:
                     return False
-            taken = self._try_lock(portal)
+            taken = locks.try_lock(portal)
             if taken is None:  # the connection broke meanwhile
                 with self._mutex:
-                    return self._lease.poll(portal)
+                    return locks.lease.poll(portal)
             if taken:
                 logger.debug("replica %s: took portal %s", self.name, portal)
             return taken
@@ -141,8 +137,8 @@ class PortalLocks:
         """Give `portal` up now (its lock, or its lease), so that another replica can take it."""
         with self._statements:
             with self._mutex:
-                self._lease.portals.discard(portal)
-            self._unlock(portal)
+                self._locks.lease.portals.discard(portal)
+            self._locks.unlock(portal)
 
     def rebalance(self, portal: str) -> bool:
         """After `portal`'s cycle: give it up if this replica holds more than its share.
@@ -150,16 +146,16 @@ class PortalLocks:
         Returns True when it was given up; another replica takes it at its next trigger.
         """
         with self._mutex:
-            if portal not in self._held or self._session is None:
+            if portal not in self._locks.held or self._locks.session is None:
                 return False
         if not self._statements.acquire(timeout=self._statement_seconds):
             return False  # given up after a later cycle
         try:
             self._refresh()
             with self._mutex:
-                if self._session is None or len(self._held) <= self.share:
+                if self._locks.session is None or len(self._locks.held) <= self.share:
                     return False
-            self._unlock(portal)
+            self._locks.unlock(portal)
         finally:
             self._statements.release()
         logger.info(
@@ -175,10 +171,11 @@ class PortalLocks:
         """Open the lock connection if it is closed, and settle the lease; True when connected.
 
         Called at start and by the daemon's database job; never raises. The portal jobs go on
-        polling their lease while it connects and settles.
+        polling their lease while it connects and settles; for `settle_seconds` after a lease is
+        settled no portal outside it is taken.
         """
-        if self._closed or self._session is not None:
-            return self._session is not None
+        if self._closed or self._locks.session is not None:
+            return self._locks.session is not None
         if not self._renewing.acquire(blocking=False):
             return False
         try:
@@ -188,17 +185,18 @@ class PortalLocks:
                 )
             except DatabaseFailure as exc:
                 with self._mutex:
-                    self._lease.cannot_connect(exc)
+                    self._locks.lease.cannot_connect(exc)
                 return False
             with self._statements:
                 with self._mutex:
                     if self._closed:  # closed while connecting
                         session.close()
                         return False
-                    self._session, self._backend_pid = session, session.pid
+                    self._locks.session, self._backend_pid = session, session.pid
                     self._counted_at = -math.inf
-                self._settle_lease()
-            return self._session is not None
+                if self._locks.settle():
+                    self._settled_at = self._clock() + self._settle_seconds
+            return self._locks.session is not None
         finally:
             self._renewing.release()
 
@@ -207,88 +205,19 @@ class PortalLocks:
         with self._statements:
             with self._mutex:
                 self._closed = True
-                self._held.clear()
-                self._lease.portals.clear()
-                session, self._session = self._session, None
+            session = self._locks.drop()
             if session is not None:
                 session.close(unlock=True)
             self._engine.dispose()
 
-    # -- under self._statements (the connection is ours) -----------------------------------------
-
-    def _settle_lease(self) -> None:
-        """Connected again: take the leased portals' locks; hand over those taken meanwhile.
-
-        A portal stays leased until its lock is taken or found taken: a connection lost again
-        meanwhile leaves the rest leased.
-        """
-        with self._mutex:
-            leased = sorted(self._lease.portals)
-        handed = []
-        for portal in leased:
-            taken = self._try_lock(portal)
-            if taken is None:
-                break
-            if not taken:
-                with self._mutex:
-                    self._lease.portals.discard(portal)
-                handed.append(portal)
-        with self._mutex:
-            if self._session is None:
-                return
-            kept = [portal for portal in leased if portal in self._held]
-            if self._lease.reached and leased:
-                self._settled_at = self._clock() + self._settle_seconds
-            self._lease.settled(kept, handed)
-
-    def _try_lock(self, portal: str) -> bool | None:
-        """Take `portal`'s lock: True when taken, False when another session holds it, None when
-        the connection broke (the portal is then left as it was)."""
-        key = portal_lock_key(portal)
-        with self._mutex:
-            shared = key in self._held.values()  # two names of one hash share the lock
-        if not shared:
-            got = self._run(lambda session: session.try_lock(key))
-            if not got:
-                return got
-        with self._mutex:
-            self._held[portal] = key
-            self._lease.portals.discard(portal)
-            self._lease.unheld.discard(portal)
-        return True
-
-    def _unlock(self, portal: str) -> None:
-        with self._mutex:
-            key = self._held.pop(portal, None)
-            shared = key in self._held.values()
-            if key is not None:
-                self._lease.unheld.add(portal)  # free until the next count shows who took it
-        if key is not None and not shared:
-            self._run(lambda session: session.unlock(key))
-            logger.debug("replica %s: gave portal %s up", self.name, portal)
-
     def _refresh(self) -> None:
-        """Count the live replicas, and see which portals are free, when the last count is stale."""
+        """Count the live replicas, and see which portals are free, when the last count is stale
+        (under self._statements)."""
         if self._clock() - self._counted_at < self._refresh_seconds:
             return
-        read = self._run(lambda session: session.read_replicas(like_prefix()))
+        read = self._locks.run(lambda session: session.read_replicas(like_prefix()))
         if read is not None:
             with self._mutex:
                 self._replicas = max(1, read[0])
-                self._lease.unheld = {p for p in self._portals if portal_lock_key(p) not in read[1]}
+                self._locks.lease.unheld = {p for p in self._portals if portal_lock_key(p) not in read[1]}
                 self._counted_at = self._clock()
-
-    def _run(self, statements: Callable[[LockSession], T]) -> T | None:
-        """Run `statements` on the lock session; None after turning the locks into a lease."""
-        session = self._session
-        if session is None:
-            return None
-        try:
-            return statements(session)
-        except DatabaseFailure as exc:
-            with self._mutex:
-                self._lease.keep(self._held, exc)
-                self._held.clear()
-                self._session = None
-            session.close()
-            return None
