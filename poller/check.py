@@ -14,7 +14,6 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -82,7 +81,7 @@ def check_database(url: str) -> tuple[Finding, bool]:
         return Finding(DATABASE, "schema", "ok", f"{where}: schema at revision {head}, the newest"), True
     if revision is None:
         return Finding(DATABASE, "schema", "warning", f"{where}: no schema yet", DB_UPGRADE), False
-    if not _known_revision(revision):
+    if not storage.is_known_revision(revision):
         return Finding(
             DATABASE,
             "schema",
@@ -96,20 +95,8 @@ def check_database(url: str) -> tuple[Finding, bool]:
 
 def _sqlite_file_missing(engine: Engine) -> bool:
     """A SQLite file not created yet (connecting would create an empty one: not for a check)."""
-    url = engine.url
-    database = url.database
-    if url.get_backend_name() != "sqlite" or not database or database == ":memory:":
-        return False
-    return not database.startswith("file:") and not Path(database).exists()
-
-
-def _known_revision(revision: str) -> bool:
-    from alembic.script import ScriptDirectory
-
-    try:
-        return ScriptDirectory(str(storage.migrations_path())).get_revision(revision) is not None
-    except Exception:  # alembic raises its own CommandError, or a KeyError, for an unknown id
-        return False
+    path = storage.sqlite_file(engine.url)
+    return path is not None and not path.exists()
 
 
 # -- everything ------------------------------------------------------------------------------
