@@ -22,7 +22,7 @@ from poller.config import Config
 from poller.emulator.settings import EmulatorSettings
 from poller.errors import ConfigError
 from poller.history import closing, corrections
-from poller.poll.backfill import ProgressDisplay
+from poller.render.progress import ProgressDisplay
 from poller.render.report import CORRECTIONS, TIMESHEET, render, render_check
 from poller.render.results import REPLAY, emulator_banner, json_text, resume_line, terminal_width
 from poller.render.timesheet import render_timesheet

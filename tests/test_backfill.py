@@ -32,10 +32,10 @@ from poller.poll.backfill import (
     DAEMON_SHARE,
     BackfillReport,
     PortalBackfill,
-    ProgressDisplay,
     backfill,
     reconcile,
 )
+from poller.render.progress import ProgressDisplay
 
 OCTOBER = (date(2026, 10, 1), date(2026, 10, 31))
 NOW = datetime(2026, 11, 16, 9, 30, tzinfo=UTC)  # conftest's MONDAY_MORNING
@@ -423,7 +423,7 @@ def test_the_progress_bar_shows_users_and_records_on_a_terminal() -> None:
 
 
 def test_progress_off_a_terminal_is_a_log_line_now_and_then(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level("INFO", logger="poller.poll.backfill")
+    caplog.set_level("INFO", logger="poller.render.progress")
     state = PortalBackfill("acme", *OCTOBER, users=100)
     with ProgressDisplay(StringIO(), interval=3600) as display:
         display(state)
