@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -21,20 +21,20 @@ from poller.check import CheckReport, check_config
 from poller.config import Config, config_path
 from poller.config import load_config as read_config_file
 from poller.config.paths import database_url
-from poller.daemon import replicas
 from poller.daemon.scheduler import Daemon
 from poller.demo import run_demo
 from poller.emulator import Emulator, EmulatorSettings
 from poller.errors import ConfigError
 from poller.history import retention
 from poller.history.timesheet import Timesheet, build_timesheet, month_dates
-from poller.models import PollRun
 from poller.poll.backfill import BackfillReport, Progress
 from poller.poll.backfill import backfill as backfill_portals
 from poller.poll.cycle import PollReport, poll_once
 from poller.poll.housekeeping import PortalChores
-from poller.render.report import REPORT_NAMES, REPORTS, json_values
-from poller.render.status import status_summary
+from poller.poll.recent import ErrorInfo as ErrorInfo  # callers import them from here
+from poller.poll.recent import RunInfo as RunInfo
+from poller.poll.recent import StatusInfo, read_status
+from poller.render.report import REPORT_NAMES, REPORTS
 from poller.runtime import Schema, open_runtime
 from poller.storage import maintenance
 
@@ -126,16 +126,11 @@ def poll(config: Config, migrate: bool = False) -> PollReport:
     second Ctrl-C stops at once.
     """
     schema: Schema = "upgrade" if migrate else "at head"
-    # A SQLite file another writer holds: into the spool after 5 s (short_lock_waits).
-    with open_runtime(config, schema=schema, short_lock_waits=True) as runtime:
-        chores = PortalChores(config, runtime.engine, runtime.stop)
+    # short_lock_waits: a SQLite file another writer holds sends the rows to the spool after 5 s.
+    with open_runtime(config, schema=schema, short_lock_waits=True) as rt:
+        chores = PortalChores(config, rt.engine, rt.stop)
         return poll_once(
-            runtime.clients,
-            runtime.engine,
-            mode=config.storage_mode,
-            spool=runtime.spool,
-            stop=runtime.stop,
-            chores=chores,
+            rt.clients, rt.engine, mode=config.storage_mode, spool=rt.spool, stop=rt.stop, chores=chores
         )
 
 
@@ -152,65 +147,7 @@ def run(config: Config, migrate: bool = True) -> None:
         Daemon(runtime, migrate=migrate).run()
 
 
-# -- status ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    """One poll cycle as `status` shows it; `finished_at` None: the cycle was cut off."""
-
-    id: int
-    started_at: datetime
-    finished_at: datetime | None
-    users_ok: int
-    users_failed: int
-    seconds: float | None  # how long it took; None when cut off
-    portal: str | None = None  # None: a cycle over every portal, from before revision 0005
-    outcome: str | None = None  # "finished", "interrupted", "failed", or None while running / cut off
-    replica: str | None = None
-
-
-@dataclass(frozen=True)
-class ErrorInfo:
-    """The errors of one portal and code since a moment: how many, users hit, the last one."""
-
-    portal: str
-    code: str
-    count: int
-    users: int
-    last_at: datetime | None
-    last_message: str
-
-
-@dataclass(frozen=True)
-class StatusInfo:
-    """What `status` reports: newest cycles first, recent errors, a spool still waiting."""
-
-    runs: tuple[RunInfo, ...]
-    errors: tuple[ErrorInfo, ...]
-    errors_since: datetime
-    spool_waiting: Path | None
-    # portal -> the replica holding it now, None when no live replica does (PostgreSQL only)
-    holders: dict[str, str | None] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        """Each portal's newest finished cycle stored every user and did not fail as a whole
-        (users not even listed, a portal-wide error); a cycle still running is skipped."""
-        newest: dict[str | None, RunInfo] = {}
-        for run in self.runs:  # newest first
-            if run.finished_at is not None:
-                newest.setdefault(run.portal, run)
-        return bool(newest) and not any(
-            run.users_failed or run.outcome == "failed" for run in newest.values()
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        """Plain JSON types: instants as ISO 8601 strings."""
-        return json_values({"ok": self.ok, **asdict(self)})
-
-    def summary(self) -> str:
-        return status_summary(self)
+# -- status ------------------------------------------------------------------------------------
 
 
 def status(config: Config, runs: int = 10, *, now: datetime | None = None) -> StatusInfo:
@@ -220,36 +157,7 @@ def status(config: Config, runs: int = 10, *, now: datetime | None = None) -> St
     """
     since = (now or datetime.now(UTC)) - timedelta(hours=24)
     with maintenance.open_database(config.database_url) as engine:
-        recent = storage.get_recent_runs(engine, runs)
-        errors = tuple(ErrorInfo(**row) for row in storage.get_error_summary(engine, since))
-        holders: dict[str, str | None] = {}
-        if engine.dialect.name == "postgresql":
-            names = [p.name for p in config.portals] or sorted({r.portal for r in recent if r.portal})
-            held = replicas.get_portal_holders(engine, names)
-            holders = {name: held.get(name) for name in names}
-    spool = config.spool_path
-    return StatusInfo(
-        runs=tuple(_run_info(run) for run in recent),
-        errors=errors,
-        errors_since=since,
-        spool_waiting=spool if spool is not None and spool.exists() else None,
-        holders=holders,
-    )
-
-
-def _run_info(run: PollRun) -> RunInfo:
-    seconds = (run.finished_at - run.started_at).total_seconds() if run.finished_at else None
-    return RunInfo(
-        run.id,
-        run.started_at,
-        run.finished_at,
-        run.users_ok,
-        run.users_failed,
-        seconds,
-        run.portal,
-        run.outcome,
-        run.replica,
-    )
+        return read_status(engine, config, runs, since)
 
 
 # -- report and prune ------------------------------------------------------------------------
