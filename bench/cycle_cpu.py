@@ -15,10 +15,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from poller import storage
+from poller.clients import make_clients
 from poller.clock import ManualClock
 from poller.config import parse_config
 from poller.emulator import Emulator, EmulatorSettings
-from poller.poll.cycle import make_clients, poll_portal
+from poller.poll.cycle import poll_portal
 
 
 def main() -> None:

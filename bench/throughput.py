@@ -161,8 +161,9 @@ def poll_with_timeman_poller(
 ) -> dict[str, float]:
     """One cycle of timeman-poller's own code: batch, bucket, storage."""
     from poller import storage
+    from poller.clients import make_clients
     from poller.config import parse_config
-    from poller.poll.cycle import make_clients, poll_once
+    from poller.poll.cycle import poll_once
 
     config = parse_config(
         {

@@ -9,11 +9,11 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from poller import clock as clocks
+from poller.clients import make_clients
 from poller.config import Config
 from poller.daemon.metrics import Metrics
 from poller.daemon.scheduler import Daemon
 from poller.daemon.shutdown import Shutdown
-from poller.poll.cycle import make_clients
 from poller.runtime import Runtime, grace_seconds
 from poller.spool.queue import Spool
 from poller.spool.tokenstore import TokenStore, tokens_path

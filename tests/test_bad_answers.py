@@ -9,10 +9,11 @@ import pytest
 from conftest import MakeEmulator, make_config, portal
 from sqlalchemy import Engine, select
 
+from poller.clients import make_clients
 from poller.clock import ManualClock
 from poller.emulator import Emulator
 from poller.models import PollError, PollRun, Snapshot
-from poller.poll.cycle import PollReport, make_clients, poll_once
+from poller.poll.cycle import PollReport, poll_once
 from poller.status import parse_status
 
 DEADLINE = 0.5  # [http] read_timeout_seconds: the whole answer, however it trickles

@@ -16,11 +16,12 @@ from sqlalchemy import Engine, select
 
 from poller import views
 from poller.bitrix.lenient_text import ReplacedText, mark_replacements
+from poller.clients import make_clients
 from poller.clock import ManualClock
 from poller.emulator import Emulator
 from poller.emulator.faults import json_bytes
 from poller.models import PollError, Snapshot
-from poller.poll.cycle import make_clients, poll_once
+from poller.poll.cycle import poll_once
 from poller.poll.undecodable import flag_row, undecodable_keys
 
 BAD_USER = 17

@@ -13,12 +13,13 @@ from conftest import MakeEmulator, make_config, portal
 from sqlalchemy import Engine, insert, select
 
 from poller import commands, storage, views
+from poller.clients import make_clients
 from poller.config import Config, RetentionConfig
 from poller.daemon.metrics import Metrics
 from poller.emulator import Emulator, EmulatorSettings
 from poller.errors import ConfigError, StorageError
 from poller.models import PollError, PollRun, Snapshot
-from poller.poll.cycle import make_clients, poll_once
+from poller.poll.cycle import poll_once
 from poller.storage import maintenance
 from poller.storage.tasks import get_task
 

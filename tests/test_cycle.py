@@ -17,10 +17,11 @@ from conftest import MakeEmulator, make_config, portal
 from sqlalchemy import Engine, func, select, text
 
 from poller import logs, storage
+from poller.clients import make_clients
 from poller.clock import ManualClock
 from poller.emulator import Emulator
 from poller.models import OAuthToken, PollError, PollRun, Snapshot
-from poller.poll.cycle import Route, make_clients, poll_once, poll_portal, route_for
+from poller.poll.cycle import Route, poll_once, poll_portal, route_for
 from poller.spool.queue import Spool
 from poller.status import parse_status
 

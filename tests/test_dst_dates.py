@@ -17,10 +17,11 @@ from sqlalchemy import Engine, select
 
 from poller import storage
 from poller.bitrix import fetch_users
+from poller.clients import make_clients
 from poller.clock import ManualClock
 from poller.emulator import Emulator
 from poller.models import Snapshot, workdays_table
-from poller.poll.cycle import make_clients, poll_once
+from poller.poll.cycle import poll_once
 from poller.status import parse_status, start_offset
 
 # (TIME_START as the portal wrote it, TZ_OFFSET when answered after the change, the local date)

@@ -14,10 +14,11 @@ from sqlalchemy import Engine
 
 from poller import storage, views
 from poller.cli_commands import replayed
+from poller.clients import make_clients
 from poller.clock import ManualClock
 from poller.emulator import Emulator, EmulatorSettings
 from poller.emulator.simclock import SimClock
-from poller.poll.cycle import make_clients, poll_portal
+from poller.poll.cycle import poll_portal
 from poller.render.results import REPLAY, clock_words
 
 MONDAY_NOON = datetime(2026, 12, 7, 12, tzinfo=UTC)  # a weekday: many users have a day open

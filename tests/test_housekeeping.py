@@ -14,9 +14,10 @@ from daemons import make_daemon
 from sqlalchemy import Engine
 
 from poller import storage
+from poller.clients import make_clients
 from poller.clock import ManualClock
 from poller.config import Config
-from poller.poll.cycle import PollReport, make_clients, poll_once
+from poller.poll.cycle import PollReport, poll_once
 from poller.poll.housekeeping import PortalChores, newest_reconcile_slot
 from poller.spool.queue import Spool
 from poller.storage.tasks import get_task

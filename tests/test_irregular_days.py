@@ -16,10 +16,11 @@ from conftest import MakeEmulator, make_config, portal
 from sqlalchemy import Engine, select
 
 from poller import storage, views
+from poller.clients import make_clients
 from poller.clock import ManualClock
 from poller.emulator.world import EXPIRING_USER
 from poller.models import Snapshot
-from poller.poll.cycle import make_clients, poll_portal
+from poller.poll.cycle import poll_portal
 
 MONDAY = datetime(2026, 11, 16, tzinfo=UTC)
 SHORT_DURATION_USER, THREE_PAUSES_USER = 6, 7

@@ -12,10 +12,11 @@ from sqlalchemy import JSON, Engine, column, insert, inspect, select, table, tex
 
 from poller import storage, views
 from poller.bitrix import fetch_users
+from poller.clients import make_clients
 from poller.clock import ManualClock
 from poller.emulator import Emulator
 from poller.models import UTCDateTime
-from poller.poll.cycle import make_clients, poll_once
+from poller.poll.cycle import poll_once
 from poller.render.report import render
 from poller.status import parse_status
 

@@ -14,10 +14,11 @@ import pytest
 from conftest import MakeEmulator, make_config, portal
 from sqlalchemy import Engine, func, select
 
+from poller.clients import make_clients
 from poller.clock import ManualClock
 from poller.daemon.metrics import Metrics
 from poller.models import PollError, Snapshot
-from poller.poll.cycle import make_clients, poll_once
+from poller.poll.cycle import poll_once
 
 
 def stored_per_user(engine: Engine) -> Counter[int]:

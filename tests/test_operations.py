@@ -20,11 +20,12 @@ from sqlalchemy import func, select, text
 
 from poller import storage
 from poller.cli import main
+from poller.clients import make_clients
 from poller.config import parse_config
 from poller.daemon.metrics import Metrics, MetricsServer
 from poller.emulator import Emulator, EmulatorSettings
 from poller.models import Snapshot
-from poller.poll.cycle import make_clients, poll_once
+from poller.poll.cycle import poll_once
 from poller.spool.queue import Spool
 
 

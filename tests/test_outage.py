@@ -31,11 +31,12 @@ from sqlalchemy.engine import make_url
 from tcp_proxy import TcpProxy
 
 from poller import storage
+from poller.clients import make_clients
 from poller.config import Config
 from poller.daemon import replicas
 from poller.daemon.scheduler import Daemon
 from poller.emulator import Emulator
-from poller.poll.cycle import PortalOutcome, make_clients, poll_portal
+from poller.poll.cycle import PortalOutcome, poll_portal
 from poller.spool.queue import Spool
 from poller.storage.deadline import limit_statement_time
 

@@ -14,11 +14,12 @@ import pytest
 from conftest import MakeEmulator, make_config, portal
 from sqlalchemy import Engine, select
 
+from poller.clients import make_clients
 from poller.clock import ManualClock
 from poller.emulator import Emulator
 from poller.emulator.portal_errors import REQUEST_ERRORS
 from poller.models import PollError, Snapshot
-from poller.poll.cycle import PollReport, make_clients, poll_once
+from poller.poll.cycle import PollReport, poll_once
 
 
 def poll(emulator: Emulator, engine: Engine, users: int, clock: ManualClock, retries: int = 0) -> PollReport:

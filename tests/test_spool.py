@@ -23,10 +23,11 @@ from sqlalchemy.exc import NotSupportedError
 
 from poller import storage
 from poller.cli import main
+from poller.clients import make_clients
 from poller.daemon.metrics import Metrics
 from poller.emulator import Emulator
 from poller.models import PollError, snapshots_table
-from poller.poll.cycle import make_clients, poll_once
+from poller.poll.cycle import poll_once
 from poller.spool.queue import Spool, SpoolEntry, SpoolLocked
 from poller.status import parse_status
 

@@ -17,11 +17,12 @@ from conftest import make_config, portal
 from poller import commands, storage
 from poller.bitrix import fetch_departments, fetch_users
 from poller.cli import main
+from poller.clients import make_clients
 from poller.clock import ManualClock
 from poller.emulator import Emulator, EmulatorSettings
 from poller.emulator.world import World
 from poller.history.timesheet import Day, Timesheet, Totals, build_timesheet, month_dates
-from poller.poll.cycle import make_clients, poll_portal
+from poller.poll.cycle import poll_portal
 from poller.render.timesheet import ESTIMATE_LEGEND, render_timesheet, timesheet_json
 from poller.storage.workday_rules import Poll, advance
 

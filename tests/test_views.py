@@ -17,10 +17,11 @@ from conftest import MakeEmulator, make_config, portal, postgres_url, reset_post
 from sqlalchemy import Engine
 
 from poller import storage, views
+from poller.clients import make_clients
 from poller.clock import ManualClock
 from poller.emulator import Emulator, Workday
 from poller.emulator.world import EXPIRED_USER, NIGHT_SHIFT_USER, NO_RECORDS_USER, shows_pause_moment
-from poller.poll.cycle import make_clients, poll_portal
+from poller.poll.cycle import poll_portal
 from poller.render.report import REPORTS, render
 
 MONDAY = datetime(2026, 11, 16, tzinfo=UTC)
