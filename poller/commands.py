@@ -128,9 +128,9 @@ def poll(config: Config, migrate: bool = False) -> PollReport:
     schema: Schema = "upgrade" if migrate else "at head"
     # short_lock_waits: a SQLite file another writer holds sends the rows to the spool after 5 s.
     with open_runtime(config, schema=schema, short_lock_waits=True) as rt:
-        chores = PortalChores(config, rt.engine, rt.stop)
+        chores = PortalChores(rt.config, rt.engine, rt.stop)
         return poll_once(
-            rt.clients, rt.engine, mode=config.storage_mode, spool=rt.spool, stop=rt.stop, chores=chores
+            rt.clients, rt.engine, mode=rt.config.storage_mode, spool=rt.spool, stop=rt.stop, chores=chores
         )
 
 
@@ -297,15 +297,15 @@ def backfill(
     flight; a second Ctrl-C at once).
     """
     until = until or datetime.now(UTC).date()
-    with open_runtime(config, spool=False) as runtime:
+    with open_runtime(config, spool=False) as rt:
         return backfill_portals(
-            config,
-            runtime.engine,
-            runtime.clients,
+            rt.config,
+            rt.engine,
+            rt.clients,
             since=since,
             until=until,
             portals=portals,
             users=users,
             progress=progress,
-            stop=runtime.stop,
+            stop=rt.stop,
         )
