@@ -17,6 +17,7 @@ So two replicas poll one portal only while they cannot both see the database.
 
 A lock statement unanswered for `statement_seconds` counts as a lost connection, and a portal's
 job waits at most half a second for another's statement: then it decides from what is known.
+This module is the policy; the book of held locks is `held_locks.py`, the SQL poller.storage.locks.
 """
 
 from __future__ import annotations
