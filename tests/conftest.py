@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fast_storage import POSTGRES_ENV, drop_worker_postgres, prepare_postgres, use_memory_temp_root
 from postgres_head import PostgresHead
 from sqlalchemy import Engine, text
 from tiers import mark
@@ -27,7 +28,6 @@ from poller.clock import SYSTEM_CLOCK, Clock, ManualClock
 from poller.config import Config, parse_config
 from poller.emulator import Emulator, EmulatorSettings
 
-POSTGRES_ENV = "TIMEMAN_POLLER_TEST_POSTGRES_URL"
 MONDAY_MORNING = datetime(2026, 11, 16, 9, 30, tzinfo=UTC)
 REPORT_START = datetime(2026, 11, 18, tzinfo=UTC)  # a Wednesday
 REPORT_USERS = list(range(1, 9))
@@ -231,7 +231,22 @@ def report_database(report_database_template: Path, tmp_path: Path) -> tuple[Pat
     return database, config_file
 
 
-# -- tiers and the summary ------------------------------------------------------------
+# -- where the databases live, tiers and the summary --------------------------------
+
+SCRATCH_URL = pytest.StashKey[str | None]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """tmp_path in memory, PostgreSQL without synchronous commits, and under pytest-xdist a
+    database per worker: see tests/fast_storage.py."""
+    use_memory_temp_root(config)
+    config.stash[SCRATCH_URL] = os.environ.get(POSTGRES_ENV)
+    prepare_postgres(os.environ.get("PYTEST_XDIST_WORKER"))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    drop_worker_postgres(config.stash.get(SCRATCH_URL, None), os.environ.get("PYTEST_XDIST_WORKER"))
+
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
