@@ -248,7 +248,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     drop_worker_postgres(config.stash.get(SCRATCH_URL, None), os.environ.get("PYTEST_XDIST_WORKER"))
 
 
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Markers for the tiers (`postgres`, `process`, `slow`): see tests/tiers.py."""
     mark(items)
