@@ -45,16 +45,35 @@ def rows_by_key(
     their `columns` (default: all), user_id and `time_column` always included."""
     if not keys:
         return
+    names, _ = _reader(connection, table, ("user_id", time_column, *columns) if columns else ())
+    at = names.index("user_id"), names.index(time_column)
+    seen: set[tuple[int, datetime]] = set()
+    for values in tuples_by_key(connection, table, time_column, portal, keys, columns):
+        key = (values[at[0]], values[at[1]])
+        if key not in seen:  # a padded key finds its row more than once
+            seen.add(key)
+            yield dict(zip(names, values, strict=True))
+
+
+def tuples_by_key(
+    connection: Connection,
+    table: Table,
+    time_column: str,
+    portal: str,
+    keys: Collection[tuple[int, datetime]],
+    columns: Sequence[str],
+) -> list[tuple[Any, ...]]:
+    """rows_by_key as tuples of the values of the table's columns in its order (user_id and
+    `time_column` included; all when `columns` is empty); a padded key's row may come twice."""
+    if not keys:
+        return []
     names, read = _reader(connection, table, ("user_id", time_column, *columns) if columns else ())
     listed = ", ".join(f"x.{name}" for name in names)
-    seen: set[tuple[int, datetime]] = set()
+    found: list[tuple[Any, ...]] = []
     for sql, params in _statements(connection, table.name, time_column, listed, portal, list(keys)):
-        for raw in connection.exec_driver_sql(sql, params).fetchall():
-            row = dict(zip(names, raw if read is None else read(raw), strict=True))
-            key = (row["user_id"], row[time_column])
-            if key not in seen:  # a padded key finds its row more than once
-                seen.add(key)
-                yield row
+        raws = connection.exec_driver_sql(sql, params).fetchall()
+        found += raws if read is None else map(read, raws)
+    return found
 
 
 def _statements(
@@ -99,8 +118,9 @@ def _reader(
     cache_key = (dialect.name, table.name, wanted)
     if cache_key not in _READERS:
         chosen = [column for column in table.columns if not wanted or column.name in wanted]
+        instant = _read_text if dialect.name == "sqlite" else _read_instant
         readers = [
-            _read_instant
+            instant
             if isinstance(column.type, UTCDateTime)
             else column.type._cached_result_processor(dialect, None)
             for column in chosen
@@ -113,7 +133,7 @@ def _reader(
 
 
 def _read_instant(value: Any) -> datetime:
-    """A stored instant as UTCDateTime returns it (SQLite keeps naive UTC text)."""
+    """A stored instant as UTCDateTime returns it (the driver's datetime, made UTC)."""
     if isinstance(value, str):
         return _read_text(value)
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -121,4 +141,5 @@ def _read_instant(value: Any) -> datetime:
 
 @lru_cache(maxsize=4096)
 def _read_text(value: str) -> datetime:
+    """An instant as SQLite keeps it (naive UTC text), made UTC."""
     return datetime.fromisoformat(value).replace(tzinfo=UTC)

@@ -5,6 +5,7 @@ Every write moves the workdays table on in the same transaction (poller.storage.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -19,7 +20,7 @@ from poller.fields import STATUS_COLUMNS
 from poller.models import snapshots_table
 from poller.status import ParsedStatus
 from poller.storage import workdays
-from poller.storage.bulk import insert_tuples
+from poller.storage.bulk import Convert, insert_tuples, json_text
 from poller.storage.listing import listed_users
 from poller.storage.local_dates import dated_in_zones
 from poller.storage.statements import chunks, one_of
@@ -32,6 +33,9 @@ _SNAPSHOT_KEY = ("portal", "user_id", "polled_at")  # unique: a replayed snapsho
 _RAW_DEPTH = 32  # a timeman.status result is flat; deeper nesting is hostile
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _SCALARS = {str, int, bool, float, type(None)}
+_STRICT = json.JSONEncoder(allow_nan=False).encode  # json.dumps's text, or ValueError on NaN
+_ESCAPED = re.compile(r"\\u(?:0000|d[89a-fA-F])")  # NUL or a surrogate as ensure_ascii writes it
+_RAW_CONVERSIONS: dict[tuple[str, Any], Convert] = {}
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,12 @@ def snapshot_values(row: SnapshotRow) -> dict[str, object]:
 
 _COLUMNS = ("portal", "user_id", "polled_at", *STATUS_COLUMNS, "raw", "last_seen_at", "seen_count")
 _STATUS_VALUES = itemgetter(*STATUS_COLUMNS)
+
+
+def _written_tuple(row: SnapshotRow) -> tuple[Any, ...]:
+    """snapshot_tuple with the raw answer as it came (raw_conversion makes it storable)."""
+    at = row.polled_at
+    return (row.portal, row.user_id, at, *_STATUS_VALUES(row.parsed.values), row.parsed.raw, at, 1)
 
 
 def snapshot_tuple(row: SnapshotRow) -> tuple[Any, ...]:
@@ -88,6 +98,38 @@ def storable_raw(value: Any, depth: int = 0) -> Any:
     if isinstance(value, list):
         return [storable_raw(item, depth + 1) for item in value]
     return value
+
+
+def raw_conversion(dialect: Any) -> Convert:
+    """How a snapshot's raw answer becomes the driver's value of the `raw` column on `dialect`:
+    the text SQLAlchemy would store for storable_raw(raw).
+
+    The usual answer (a flat object of finite scalars, clean text) is encoded once, by an
+    encoder that refuses NaN and infinities, and its text searched for the escapes of NUL and
+    UTF-16 surrogates (ensure_ascii writes every one of them as `\\u0000` or `\\udXXX`); only
+    an answer that fails either goes through storable_raw first. Found once per dialect (the
+    statement is cached with the function).
+    """
+    key = (dialect.name, dialect._json_serializer)
+    if key not in _RAW_CONVERSIONS:
+        dumps = json_text(dialect)
+        process: Convert = dumps or snapshots_table.c.raw.type._cached_bind_processor(dialect) or json.dumps
+
+        def slow(value: Any) -> Any:
+            return process(storable_raw(value))
+
+        def convert(value: Any) -> Any:
+            if dumps is not None and type(value) is dict and set(map(type, value.values())) <= _SCALARS:
+                try:
+                    text = _STRICT(value)
+                except ValueError:  # NaN or an infinity
+                    return slow(value)
+                if _ESCAPED.search(text) is None:
+                    return text
+            return slow(value)
+
+        _RAW_CONVERSIONS[key] = convert
+    return _RAW_CONVERSIONS[key]
 
 
 def _plain(item: dict[Any, Any]) -> bool:
@@ -129,8 +171,9 @@ def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: S
             inserts = [tuple(values[column] for column in _COLUMNS) for values in changed]
         else:
             kept = _not_stored_yet(connection, portal, entries, days)
-            inserts = [snapshot_tuple(row) for row, _ in kept]
-        insert_tuples(connection, snapshots_table, _COLUMNS, inserts, keys=_SNAPSHOT_KEY)
+            inserts = [_written_tuple(row) for row, _ in kept]
+        own = (("raw", raw_conversion(connection.dialect)),)
+        insert_tuples(connection, snapshots_table, _COLUMNS, inserts, keys=_SNAPSHOT_KEY, own=own)
         note_rows_added(connection, "snapshots", len(inserts))
         workdays.apply_polls(
             connection,

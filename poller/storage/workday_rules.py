@@ -26,9 +26,8 @@ the day it is estimated up to when it was fetched (an EXPIRED one: unknown, null
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from poller.fields import MAX_DURATION
 
@@ -50,9 +49,11 @@ DAY_COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class Poll:
-    """What the polls said of one workday from `polled_at` to `last_seen_at` (one snapshots row)."""
+class Poll(NamedTuple):
+    """What the polls said of one workday from `polled_at` to `last_seen_at` (one snapshots row).
+
+    A named tuple: a cycle makes one per answer, and a tuple is made several times faster than
+    a frozen dataclass."""
 
     polled_at: datetime
     last_seen_at: datetime

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
@@ -33,7 +34,7 @@ from sqlalchemy import (
 from poller.models import snapshots_table, workday_records_table, workdays_table
 from poller.storage.bulk import insert_tuples
 from poller.storage.directory import Names, names_of
-from poller.storage.keyed import KEYS_PER_STATEMENT, rows_by_key
+from poller.storage.keyed import KEYS_PER_STATEMENT, rows_by_key, tuples_by_key
 from poller.storage.offsets import local_offsets
 from poller.storage.revisions import DayChanges, save_day_changes
 from poller.storage.statements import chunks, one_of
@@ -45,13 +46,20 @@ WorkdayKey = tuple[int, datetime]  # user_id, time_start (a UTC instant)
 _KEY = ("portal", "user_id", "time_start")
 _NAMES = ("user_name", "department")
 _COLUMNS = (*_KEY, *DAY_COLUMNS, *_NAMES)
+# The columns load_days reads, in the table's order, and where its key lies among them.
+_READ = tuple(
+    column.name for column in workdays_table.c if column.name in {"user_id", "time_start", *DAY_COLUMNS}
+)
+_AT_USER, _AT_START = _READ.index("user_id"), _READ.index("time_start")
+_DAY_READ = tuple(name for name in _READ if name in DAY_COLUMNS)
+_DAY_VALUES = itemgetter(*(_READ.index(name) for name in _DAY_READ))
 
 
 def load_days(connection: Connection, portal: str, keys: Collection[WorkdayKey]) -> dict[WorkdayKey, Day]:
     """The stored days of `keys` (those that exist), without their key and name columns."""
     found: dict[WorkdayKey, Day] = {}
-    for row in rows_by_key(connection, workdays_table, "time_start", portal, keys, DAY_COLUMNS):
-        found[(row.pop("user_id"), row.pop("time_start"))] = row  # the DAY_COLUMNS left
+    for values in tuples_by_key(connection, workdays_table, "time_start", portal, keys, DAY_COLUMNS):
+        found[(values[_AT_USER], values[_AT_START])] = dict(zip(_DAY_READ, _DAY_VALUES(values), strict=True))
     return found
 
 
