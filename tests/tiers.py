@@ -8,9 +8,12 @@ place rather than by hand in every module:
 - `process`: tests whose code (the test, a fixture it takes, or a helper of its module that either
   calls) starts a process: found by reading the module's syntax tree for `subprocess`, `Popen`
   or `sys.executable`;
-- `slow`: the tests in `SLOW`, measured over ~1 s with `pytest --durations=100`.
+- `slow`: the tests in `SLOW`, measured over ~1 s with `pytest --durations=100`;
+- `xdist_group`: tests that share something beyond their worker's own databases run on one
+  pytest-xdist worker (`--dist loadgroup`): the modules in `GROUPS`.
 
-The quick tier is `pytest -m "not slow and not process"`.
+The quick tier is `pytest -m "not slow and not process"`; the whole suite
+`pytest -n 2 --dist loadgroup`.
 """
 
 from __future__ import annotations
@@ -37,6 +40,11 @@ POSTGRES = frozenset(
         "test_views.py::test_the_views_agree_on_sqlite_and_postgresql_in_both_modes",
     }
 )
+
+# Modules whose tests must not run at once on two workers, and why.
+GROUPS = {
+    "test_bench.py": "bench",  # lists the server's timeman_bench_* databases before and after
+}
 
 # "module::test" (parameters left off): tests that took over ~1 s in a full run on a shared
 # 2-core machine (`pytest --durations=100`). A renamed test only falls back into the quick tier.
@@ -136,3 +144,6 @@ def mark(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.process)
         if _listed(item, SLOW):
             item.add_marker(pytest.mark.slow)
+        group = GROUPS.get(_key(item)[0])
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
