@@ -185,6 +185,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
+# For a test whose point is not storage (the portal's limits, its errors, a token's place):
+# `@on_sqlite_only` keeps its `database_url`/`engine` on SQLite, so it runs once, not once
+# per database. The storage it touches keeps its own tests on both databases.
+on_sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
     """An Engine on a database upgraded to head and holding no rows: on SQLite a copy of a file

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 import pytest
-from conftest import MakeEmulator, make_config, portal
+from conftest import MakeEmulator, make_config, on_sqlite_only, portal
 from sqlalchemy import Engine, select
 
 from poller.clients import make_clients
@@ -53,6 +53,7 @@ def runs_finished(engine: Engine) -> bool:
         )
 
 
+@on_sqlite_only  # storage is not the point here
 @pytest.mark.parametrize(
     ("fault", "code", "status", "message"),
     [
@@ -86,6 +87,7 @@ def test_a_broken_answer_is_an_error_row_per_user(
     assert runs_finished(engine)
 
 
+@on_sqlite_only  # storage is not the point here
 def test_a_redirect_to_another_host_is_an_error_row(
     engine: Engine, make_emulator: MakeEmulator, clock: ManualClock
 ) -> None:
@@ -158,6 +160,7 @@ def test_hostile_values_stay_with_their_user_and_the_others_are_stored_whole(
         assert f"user {user}:" in caplog.text
 
 
+@on_sqlite_only  # storage is not the point here
 def test_a_nested_bracket_answer_fails_its_batch_only(
     engine: Engine, make_emulator: MakeEmulator, clock: ManualClock
 ) -> None:

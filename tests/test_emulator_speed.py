@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from conftest import make_config, portal
+from conftest import make_config, on_sqlite_only, portal
 from sqlalchemy import Engine
 
 from poller import storage, views
@@ -55,6 +55,7 @@ def open_days(engine: Engine, speed: float, catch_up: bool) -> list[dict[str, ob
     return [row for row in rows if row["status"] == "OPENED"]
 
 
+@on_sqlite_only  # storage is not the point here
 def test_an_emulator_at_speed_60_polled_on_real_time_shows_worked_time(engine: Engine) -> None:
     opened = open_days(engine, speed=60, catch_up=True)
     assert opened, "a Monday noon has open days"
@@ -62,6 +63,7 @@ def test_an_emulator_at_speed_60_polled_on_real_time_shows_worked_time(engine: E
     assert all(row["time_start"] < row["last_seen_at"] for row in opened)  # none in the poller's future
 
 
+@on_sqlite_only  # storage is not the point here
 def test_a_world_ahead_of_real_time_showed_0_worked(engine: Engine) -> None:
     """What `--speed 60` did before: the world an hour ahead per minute, days open in the future."""
     future = [

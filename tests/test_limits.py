@@ -11,7 +11,7 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
-from conftest import MakeEmulator, make_config, portal
+from conftest import MakeEmulator, make_config, on_sqlite_only, portal
 from sqlalchemy import Engine, func, select
 
 from poller.clients import make_clients
@@ -32,6 +32,7 @@ def error_codes(engine: Engine) -> dict[str, int]:
         return dict(connection.execute(select(PollError.code, func.count()).group_by(PollError.code)).all())  # type: ignore[arg-type]
 
 
+@on_sqlite_only  # storage is not the point here
 def test_a_cycle_of_n_users_sends_ceil_n_over_50_batches(
     engine: Engine, database_url: str, make_emulator: MakeEmulator, clock: ManualClock
 ) -> None:
@@ -43,6 +44,7 @@ def test_a_cycle_of_n_users_sends_ceil_n_over_50_batches(
     assert emulator.stats.statuses_answered == Counter(dict.fromkeys(range(1, 1235), 1))
 
 
+@on_sqlite_only  # storage is not the point here
 def test_the_standard_bucket_is_used_to_its_ceiling_and_never_overflows(
     engine: Engine, database_url: str, make_emulator: MakeEmulator, clock: ManualClock
 ) -> None:
@@ -94,6 +96,7 @@ def test_faults_lose_no_answered_user_and_store_no_duplicate(
     assert error_codes(engine) == {"OPERATION_TIME_LIMIT": 1}  # one portal row: the method is blocked
 
 
+@on_sqlite_only  # storage is not the point here
 def test_a_slow_portal_does_not_hold_up_the_others(
     engine: Engine, database_url: str, make_emulator: MakeEmulator
 ) -> None:
@@ -114,6 +117,7 @@ def test_a_slow_portal_does_not_hold_up_the_others(
     assert (times["slow"] - times["fast"]).total_seconds() >= 0.4  # the fast one did not wait
 
 
+@on_sqlite_only  # storage is not the point here
 def test_a_dead_refresh_token_is_an_error_row_and_other_portals_go_on(
     engine: Engine, database_url: str, make_emulator: MakeEmulator, clock: ManualClock
 ) -> None:
@@ -132,6 +136,7 @@ def test_a_dead_refresh_token_is_an_error_row_and_other_portals_go_on(
     assert all("re-authorize" in message and "dead-refresh-token" not in message for _, _, message in errors)
 
 
+@on_sqlite_only  # storage is not the point here
 def test_an_access_token_expires_on_the_shared_clock_and_is_refreshed_once(
     engine: Engine, database_url: str, make_emulator: MakeEmulator, clock: ManualClock
 ) -> None:

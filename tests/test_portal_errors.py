@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import MakeEmulator, make_config, portal
+from conftest import MakeEmulator, make_config, on_sqlite_only, portal
 from sqlalchemy import Engine, select
 
 from poller.clients import make_clients
@@ -20,6 +20,9 @@ from poller.emulator import Emulator
 from poller.emulator.portal_errors import REQUEST_ERRORS
 from poller.models import PollError, Snapshot
 from poller.poll.cycle import PollReport, poll_once
+
+# The portal's errors and the retries are the point, not storage: once, on SQLite.
+pytestmark = on_sqlite_only
 
 
 def poll(emulator: Emulator, engine: Engine, users: int, clock: ManualClock, retries: int = 0) -> PollReport:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date
 
 import requests
-from conftest import MakeEmulator, make_config, portal
+from conftest import MakeEmulator, make_config, on_sqlite_only, portal
 from sqlalchemy import Engine, select
 
 from poller.bitrix import PortalClient
@@ -19,6 +19,9 @@ from poller.clock import ManualClock
 from poller.emulator import Emulator
 from poller.models import workday_records_table
 from poller.poll.backfill import backfill
+
+# Where the token travels is the point, not storage: once, on SQLite.
+pytestmark = on_sqlite_only
 
 OCTOBER = (date(2026, 10, 1), date(2026, 10, 31))
 
