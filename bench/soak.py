@@ -248,7 +248,7 @@ def run_soak(
         "lost": answered - distinct - figures["quarantined_snapshots"],
         "duplicates": stored - distinct,
         "gaps": missed_polls(figures["answer_times"], interval, timeline["outage"]),
-        "values_warned": len(re.findall(r"WARNING poller\.cycle: portal \w+ user \d+:", log)),
+        "values_warned": len(re.findall(r"WARNING poller\.poll\.portal_cycle: portal \w+ user \d+:", log)),
         "outage_lines": {
             phrase: log.count(phrase)
             for phrase in (
