@@ -9,6 +9,7 @@ name whose meaning differs between commands is keyed `command.name` for the odd 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,12 +20,7 @@ from poller.emulator.settings import FAULT_KINDS, EmulatorSettings
 from poller.logs import LOG_LEVELS
 from poller.render.report import REPORT_NAMES
 
-
-class NoDefault:
-    """The parameter's default is the option's; this one says the option adds none."""
-
-
-NO_DEFAULT: Any = NoDefault()
+NO_DEFAULT: Any = inspect.Parameter.empty  # a parameter without a default: a required option
 
 
 @dataclass(frozen=True)

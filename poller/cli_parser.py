@@ -111,18 +111,18 @@ class Argument:
 
 def arguments(command: Command) -> list[Argument]:
     """Every option of `command`: its function's parameters, then its `show`'s, then `--database`."""
-    found: dict[str, Argument] = {}
-    for function in (command.function, command.show):
-        for parameter in _parameters(function):
-            if parameter.name not in found:
-                found[parameter.name] = _argument(command.name, parameter)
-    if command.database_option:
-        found["database_url"] = _argument(command.name, _parameter("database_url", None))
-    return [
-        field
-        for argument in found.values()
-        for field in (_fields(command.name, argument) if argument.within else [argument])
-    ]
+    found: list[Argument] = []
+    database = [_parameter("database_url", None)] if command.database_option else []
+    parameters: dict[str, inspect.Parameter] = {}
+    for parameter in (*_parameters(command.function), *_parameters(command.show), *database):
+        parameters.setdefault(parameter.name, parameter)  # the function's default first
+    for parameter in parameters.values():
+        declared = option_for(command.name, parameter.name)
+        if isinstance(declared, Fields):
+            found += _fields(command.name, parameter.name, declared)
+        else:
+            found.append(_argument(parameter, declared))
+    return found
 
 
 def given(command: Command, args: argparse.Namespace) -> dict[str, Any]:
@@ -217,36 +217,20 @@ def _parameter(name: str, default: Any) -> inspect.Parameter:
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default)
 
 
-def _argument(command: str, parameter: inspect.Parameter) -> Argument:
-    declared = option_for(command, parameter.name)
-    default = NO_DEFAULT if parameter.default is parameter.empty else parameter.default
-    if isinstance(declared, Fields):
-        placeholder = Option((), "")
-        return Argument(
-            parameter.name, placeholder, default, None, within=declared, within_name=parameter.name
-        )
-    if default is NO_DEFAULT:
-        default = declared.default
-    literal = (
-        typing.get_args(parameter.annotation)
-        if typing.get_origin(parameter.annotation) is typing.Literal
-        else None
-    )
+def _argument(parameter: inspect.Parameter, declared: Option) -> Argument:
+    default = declared.default if parameter.default is parameter.empty else parameter.default
+    annotation = parameter.annotation
+    literal = typing.get_args(annotation) if typing.get_origin(annotation) is typing.Literal else None
     return Argument(parameter.name, declared, default, declared.choices or literal)
 
 
-def _fields(command: str, argument: Argument) -> list[Argument]:
-    """The options of a Fields parameter, one per field, each with the field's default."""
-    assert argument.within is not None
-    defaults = {f.name: f.default for f in dataclasses.fields(argument.within.kind)}
+def _fields(command: str, name: str, fields: Fields) -> list[Argument]:
+    """The options of a Fields parameter `name`, one per field, each with the field's default."""
+    defaults = {f.name: f.default for f in dataclasses.fields(fields.kind)}
     found = []
-    for name in argument.within.names:
-        declared = option_for(command, name)
-        assert isinstance(declared, Option), f"{name}: a field is one option"
-        default = defaults[name] if defaults[name] is not dataclasses.MISSING else None
-        found.append(
-            Argument(
-                name, declared, default, declared.choices, within=argument.within, within_name=argument.name
-            )
-        )
+    for field in fields.names:
+        declared = option_for(command, field)
+        assert isinstance(declared, Option), f"{field}: a field is one option"
+        default = None if defaults[field] is dataclasses.MISSING else defaults[field]
+        found.append(Argument(field, declared, default, declared.choices, within=fields, within_name=name))
     return found
