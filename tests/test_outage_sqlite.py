@@ -13,6 +13,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import closing
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,10 @@ from conftest import MakeEmulator, make_config, portal, wait_until
 from daemons import make_daemon
 
 from poller import storage
+from poller.daemon import scheduler
 from poller.emulator import Emulator
 from poller.spool.queue import Spool
+from poller.storage.engine import shorten_lock_waits
 
 NOBODY = 65534
 POLLER_RUN = [sys.executable, "-m", "poller", "run", "-c"]
@@ -42,8 +45,11 @@ def _answered(emulator: Emulator) -> int:
 
 
 def test_a_locked_database_is_polled_through_and_written_when_the_lock_goes(
-    make_emulator: MakeEmulator, tmp_path: Path
+    make_emulator: MakeEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Each locked cycle waits the daemon's lock wait before it spools: 0.5 s here, not 5 s (how
+    # long `poll` waits is the next test's point, through a real process).
+    monkeypatch.setattr(scheduler, "shorten_lock_waits", partial(shorten_lock_waits, seconds=0.5))
     emulator = make_emulator(users=5, rate=0, operating_limit=0)
     database = tmp_path / "poller.sqlite3"
     engine = storage.make_engine(f"sqlite:///{database}")
