@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection
-from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection
@@ -24,20 +24,28 @@ from poller.storage.directory import Names, display_name
 
 # The first department id where the list's first item is an integer (the parser keeps only ints).
 _FIRST = {
-    "sqlite": "CASE WHEN json_valid(u.department_ids) THEN CASE WHEN json_type(u.department_ids, '$[0]')"
-    " = 'integer' THEN json_extract(u.department_ids, '$[0]') END END",
-    "postgresql": "CASE WHEN json_typeof(u.department_ids -> 0) = 'number' AND (u.department_ids ->> 0)"
-    " ~ '^[0-9]{1,10}$' THEN (u.department_ids ->> 0)::bigint END",
+    "sqlite": "CASE WHEN json_valid(department_ids) THEN CASE WHEN json_type(department_ids, '$[0]')"
+    " = 'integer' THEN json_extract(department_ids, '$[0]') END END",
+    "postgresql": "CASE WHEN json_typeof(department_ids -> 0) = 'number' AND (department_ids ->> 0)"
+    " ~ '^[0-9]{1,10}$' THEN (department_ids ->> 0)::bigint END",
 }
 _WANTED = {
-    "sqlite": "u.user_id IN (SELECT value FROM json_each(?))",
-    "postgresql": "u.user_id = ANY(%s::integer[])",
+    "sqlite": "portal = ? AND user_id IN (SELECT value FROM json_each(?))",
+    "postgresql": "portal = %s AND user_id = ANY(%s::integer[])",
 }
-_MARK = {"sqlite": "?", "postgresql": "%s"}
+# Each user's first department is worked out once (a materialized CTE on PostgreSQL, which would
+# otherwise evaluate the JSON for every pair of user and department), then looked up by key.
+_FENCE = {"sqlite": "", "postgresql": "MATERIALIZED "}
+_SQL = {
+    dialect: f"WITH u AS {_FENCE[dialect]}(SELECT portal, user_id, time_zone, name, last_name,"
+    f" {first} AS first_id FROM users WHERE {_WANTED[dialect]})"
+    " SELECT u.user_id, u.time_zone, u.name, u.last_name, d.name FROM u"
+    " LEFT JOIN departments d ON d.portal = u.portal AND d.department_id = u.first_id"
+    for dialect, first in _FIRST.items()
+}
 
 
-@dataclass(frozen=True)
-class Listed:
+class Listed(NamedTuple):
     """What the directory says of one user for a write: the zone (None: none known) and names."""
 
     zone: ZoneInfo | None
@@ -49,11 +57,7 @@ def listed_users(connection: Connection, portal: str, user_ids: Collection[int])
     if not user_ids:
         return {}
     dialect = connection.dialect.name  # SQLite or PostgreSQL, the two the poller speaks
-    sql = (
-        f"SELECT u.user_id, u.time_zone, u.name, u.last_name, d.name FROM users u "
-        f"LEFT JOIN departments d ON d.portal = u.portal AND d.department_id = {_FIRST[dialect]} "
-        f"WHERE u.portal = {_MARK[dialect]} AND {_WANTED[dialect]}"
-    )
+    sql = _SQL[dialect]
     ids = sorted(user_ids)
     wanted = json.dumps(ids) if dialect == "sqlite" else ids
     rows = connection.exec_driver_sql(sql, (portal, wanted)).fetchall()
