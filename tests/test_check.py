@@ -14,6 +14,7 @@ from poller import commands, storage
 from poller.check import CheckReport, Finding
 from poller.cli import main
 from poller.emulator import Emulator
+from poller.spool.queue import Spool
 
 PORTAL_CHECKS = [
     "reachable",
@@ -248,3 +249,18 @@ def test_the_table_fits_the_terminal_and_gives_one_line_of_advice_per_problem(
         "emu, REST 3.0 records",
     ]
     assert lines[-1] == "1 problem, 2 warnings"
+
+
+def test_a_running_daemon_holding_the_spool_does_not_stop_the_check(
+    tmp_path: Path, emulator: Emulator
+) -> None:
+    spool = tmp_path / "spool.jsonl"
+    config = make_config(
+        portal(emulator, [1, 2]),
+        database_url=f"sqlite:///{tmp_path / 'x.sqlite3'}",
+        storage={"spool_path": str(spool)},
+    )
+    commands.db_upgrade(config)
+    with Spool(spool):  # as the daemon holds it
+        report = commands.check(config)
+    assert report.clean
