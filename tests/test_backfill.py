@@ -21,6 +21,7 @@ import requests
 from conftest import MakeEmulator, make_config, portal, wait_until
 from sqlalchemy import Engine, select
 
+from poller import commands
 from poller.bitrix import PortalClient
 from poller.bitrix.records import batch_support, fetch_records, record_window
 from poller.cli import main
@@ -36,6 +37,7 @@ from poller.poll.backfill import (
     reconcile,
 )
 from poller.render.progress import ProgressDisplay
+from poller.spool.queue import Spool
 
 OCTOBER = (date(2026, 10, 1), date(2026, 10, 31))
 NOW = datetime(2026, 11, 16, 9, 30, tzinfo=UTC)  # conftest's MONDAY_MORNING
@@ -502,6 +504,21 @@ def test_bad_backfill_arguments_exit_2_with_one_line(
     capsys.readouterr()
     assert main(["-c", str(config), "backfill", *arguments]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_running_daemon_holding_the_spool_does_not_stop_a_backfill(
+    make_emulator: MakeEmulator, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool.jsonl"
+    config = make_config(
+        portal(make_emulator(users=3, rate=0), [1, 2]),
+        database_url=f"sqlite:///{tmp_path / 'x.sqlite3'}",
+        storage={"spool_path": str(spool)},
+    )
+    commands.db_upgrade(config)
+    with Spool(spool):  # as the daemon holds it
+        report = commands.backfill(config, *OCTOBER)
+    assert report.ok
 
 
 def test_the_backfill_command_exits_1_with_one_line_when_the_portal_lacks_rest_v3(
