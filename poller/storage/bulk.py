@@ -19,7 +19,7 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Date, Table
+from sqlalchemy import JSON, Connection, Date, Integer, Table
 from sqlalchemy.exc import StatementError
 
 from poller.models import UTCDateTime
@@ -67,6 +67,7 @@ def insert_tuples(
     replaced: Sequence[str] | None = None,
     filled: Sequence[str] = (),
     own: tuple[tuple[str, Convert], ...] = (),
+    fresh: bool = False,
 ) -> None:
     """insert_rows of rows given as tuples of the values of `columns`.
 
@@ -74,6 +75,8 @@ def insert_tuples(
     None (a NULL given never erases a stored value). `own`: (column, conversion) pairs that
     replace a column's conversion to the driver's value (the same function each call: the
     statement is cached with it); what they raise is refused as any conversion's error is.
+    `fresh`: the rows are expected new (a key stored already is a rare replay): COPY may then
+    write them straight into the table (storage.copy_in).
     """
     if not rows:
         return
@@ -88,7 +91,7 @@ def insert_tuples(
     )
     values = list(rows) if convert is None else _converted(convert, rows, sql)
     if copy_allowed(connection, len(values)):
-        copy_rows(connection, table.name, columns, values, conflict)
+        copy_rows(connection, table.name, columns, values, conflict, fresh=fresh)
     else:
         connection.exec_driver_sql(sql, values)
 
@@ -174,10 +177,14 @@ def converter(column_type: Any, dialect_name: str, dialect: Any) -> Convert | No
     SQLAlchemy's own processor, except where a shorter way gives the same value: a UTC instant;
     a JSON object, as the text SQLAlchemy's serializer makes of it (where the PostgreSQL
     dialect would wrap it for psycopg to serialize, which both COPY and a parameter take as the
-    same text); a date on SQLite, as its ISO text.
+    same text); a date on SQLite, as its ISO text. On PostgreSQL a float for an integer column
+    is rounded as the server rounds a float parameter (half to even), so that COPY, which would
+    refuse its text, stores what an executemany stores.
     """
     if isinstance(column_type, UTCDateTime):
         return instant_parameter(dialect_name)
+    if dialect_name == "postgresql" and isinstance(column_type, Integer):
+        return _whole
     process: Convert | None = column_type._cached_bind_processor(dialect)  # Float on SQLite: float()
     if process is None:
         return None
@@ -201,6 +208,12 @@ def _json_objects(serialize: Convert, process: Convert) -> Convert:
         return dumps(value) if type(value) is dict else process(value)
 
     return convert
+
+
+def _whole(value: Any) -> Any:
+    """A float as the integer PostgreSQL casts it to (NaN and infinities refused: ValueError,
+    OverflowError); anything else as it is."""
+    return round(value) if type(value) is float else value
 
 
 def _iso_dates(process: Convert) -> Convert:

@@ -10,9 +10,8 @@ ON CONFLICT clause as the executemany would have, emptying the stage as it reads
 A role that may not create temporary tables (no TEMP privilege) is seen at the engine's first
 COPY, in a savepoint: the engine then keeps to executemany. A row the database refuses raises
 SQLAlchemy's error for it (DataError, IntegrityError) as the executemany would: the caller's
-refusal handling does not see a difference. One value is refused here that executemany takes:
-a float for an integer column (COPY reads the text "1.5"; a parameter would be rounded). The
-poller's parsed values give integer columns ints, so it never sends one.
+refusal handling does not see a difference. A float for an integer column, whose text COPY
+would refuse where a parameter is rounded, comes rounded from storage.bulk's conversions.
 """
 
 from __future__ import annotations
@@ -25,12 +24,13 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from poller.storage.deadline import guarded
 
 logger = logging.getLogger(__name__)
 
+_UNIQUE_VIOLATION = "23505"
 MIN_ROWS = 50  # fewer rows: one pipelined executemany costs fewer round trips than stage + insert
 
 _ALLOWED: WeakKeyDictionary[Engine, bool] = WeakKeyDictionary()
@@ -52,13 +52,49 @@ def copy_allowed(connection: Connection, rows: int) -> bool:
 
 
 def copy_rows(
-    connection: Connection, table: str, columns: Sequence[str], rows: Sequence[tuple[Any, ...]], conflict: str
+    connection: Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    conflict: str,
+    *,
+    fresh: bool = False,
 ) -> None:
     """Insert `rows` (driver values of `columns`) into `table` through its stage, with `conflict`
-    (an ON CONFLICT clause, or ""). The rows must not repeat a key that `conflict` updates."""
+    (an ON CONFLICT clause, or ""). The rows must not repeat a key that `conflict` updates.
+
+    `fresh` (rows expected new, a key stored already being rare, as a cycle's snapshots): the
+    rows are copied straight into the table, in a savepoint; only when a key is stored already
+    (a replay) does the savepoint go back and the rows take the stage. That spares the stage's
+    second insert, which costs as much as the copy.
+    """
     listed = ", ".join(f'"{name}"' for name in columns)
+    if fresh and _copied_straight(connection, table, listed, rows):
+        return
     stage = _stage(connection, table, columns, listed)
-    copy_sql = f"COPY {stage} ({listed}) FROM STDIN"
+    _copy(connection, f"COPY {stage} ({listed}) FROM STDIN", rows)
+    connection.exec_driver_sql(
+        f'WITH staged AS (DELETE FROM {stage} RETURNING {listed}) INSERT INTO "{table}" ({listed}) '
+        f"SELECT {listed} FROM staged{conflict}"
+    )
+
+
+def _copied_straight(
+    connection: Connection, table: str, listed: str, rows: Sequence[tuple[Any, ...]]
+) -> bool:
+    """COPY `rows` into `table` itself in a savepoint; False (nothing kept) when a key is stored."""
+    try:
+        with connection.begin_nested():
+            _copy(connection, f'COPY "{table}" ({listed}) FROM STDIN', rows)
+    except IntegrityError as exc:
+        if getattr(exc.orig, "sqlstate", None) == _UNIQUE_VIOLATION:
+            return False
+        raise
+    return True
+
+
+def _copy(connection: Connection, copy_sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Run `copy_sql` (a COPY ... FROM STDIN) with `rows`; a failure as SQLAlchemy raises it."""
     cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         with guarded(connection), cursor.copy(copy_sql) as copy:
@@ -71,10 +107,6 @@ def copy_rows(
         raise wrapped from exc
     finally:
         cursor.close()
-    connection.exec_driver_sql(
-        f'WITH staged AS (DELETE FROM {stage} RETURNING {listed}) INSERT INTO "{table}" ({listed}) '
-        f"SELECT {listed} FROM staged{conflict}"
-    )
 
 
 def _stage(connection: Connection, table: str, columns: Sequence[str], listed: str) -> str:

@@ -173,7 +173,7 @@ def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: S
             kept = _not_stored_yet(connection, portal, entries, days)
             inserts = [_written_tuple(row) for row, _ in kept]
         own = (("raw", raw_conversion(connection.dialect)),)
-        insert_tuples(connection, snapshots_table, _COLUMNS, inserts, keys=_SNAPSHOT_KEY, own=own)
+        insert_tuples(connection, snapshots_table, _COLUMNS, inserts, keys=_SNAPSHOT_KEY, own=own, fresh=True)
         note_rows_added(connection, "snapshots", len(inserts))
         workdays.apply_polls(
             connection,

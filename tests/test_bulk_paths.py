@@ -1,0 +1,136 @@
+"""The write path's short cuts store what SQLAlchemy's own path stores: the directory read once,
+the raw answer encoded once, a cycle's snapshots copied straight into their table."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, func, insert, select, text
+from test_bulk import SNAPSHOT_COLUMNS, snapshot, stored_text
+from test_directory import DEPARTMENTS, PORTAL, user, user_row
+
+from poller import storage
+from poller.models import snapshots_table, users_table
+from poller.status import parse_status
+from poller.storage import copy_in
+from poller.storage.bulk import insert_rows, insert_tuples
+from poller.storage.directory import names_of, zones_of
+from poller.storage.listing import listed_users
+from poller.storage.snapshots import raw_conversion, storable_raw
+
+NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+ODD_RAWS: list[Any] = [
+    {"STATUS": "OPENED", "LAT": 53.5, "ID": 7, "ACTIVE": True, "IP": None},
+    {"STATUS": "NUL\x00 inside", "ID": 1},
+    {"STATUS": "lone \ud800 half"},
+    {"STATUS": "a pair 😀 and é"},
+    {"STATUS": "a backslash \\u0000 as text"},
+    {"LAT": float("nan"), "LON": float("inf")},
+    {"nested": {"a": [1, None, {"b": "\x00"}]}},
+    {1: "an int key", None: "a null key"},
+    [1, "a list"],
+    "a string",
+]
+
+
+def test_the_raw_answer_is_encoded_as_sqlalchemy_stores_its_storable_form(engine: Engine) -> None:
+    convert = raw_conversion(engine.dialect)
+    process = snapshots_table.c.raw.type._cached_bind_processor(engine.dialect)
+
+    for raw in ODD_RAWS:
+        expected = process(storable_raw(raw))
+        expected = expected if isinstance(expected, str) else json.dumps(expected.obj)  # psycopg's Json
+        assert convert(raw) == expected, raw
+
+
+def test_a_cycle_with_odd_raw_answers_stores_what_sqlalchemy_stores(engine: Engine) -> None:
+    rows = [
+        storage.SnapshotRow(PORTAL, user_id, NOW, parse_status({"STATUS": "OPENED"}))
+        for user_id in range(1, copy_in.MIN_ROWS + 11)
+    ]
+    odd = [
+        replace(row, parsed=replace(row.parsed, raw=raw))
+        for row, raw in zip(rows, ODD_RAWS * 10, strict=False)
+    ]
+    storage.save_portal_cycle(engine, None, odd, [])
+    with engine.begin() as connection:  # the same rows through SQLAlchemy, under other user ids
+        connection.execute(
+            insert(snapshots_table),
+            [{**storage.snapshot_values(row), "user_id": row.user_id + 1000} for row in odd],
+        )
+
+    for row in odd:
+        assert stored_text(engine, row.user_id) == stored_text(engine, row.user_id + 1000)
+
+
+def test_a_replayed_cycle_of_many_snapshots_adds_only_the_new_ones(engine: Engine) -> None:
+    def cycle(users: range) -> list[storage.SnapshotRow]:
+        answer = {"STATUS": "OPENED", "TIME_START": "2026-11-20T09:00:00+03:00", "TZ_OFFSET": 10800}
+        return [storage.SnapshotRow(PORTAL, user_id, NOW, parse_status(answer)) for user_id in users]
+
+    first = storage.save_portal_cycle(engine, None, cycle(range(1, 81)), [])
+    again = storage.save_portal_cycle(engine, None, cycle(range(1, 91)), [])  # a spool replay, 10 more
+
+    assert (first.snapshots, again.snapshots, again.refused) == (80, 90, ())
+    with engine.connect() as connection:
+        counted = connection.execute(
+            select(func.count(), func.count(func.distinct(snapshots_table.c.user_id)))
+        ).one()
+        days = connection.execute(text("SELECT count(*) FROM workdays")).scalar_one()
+    assert (tuple(counted), days) == ((90, 90), 90)
+
+
+def test_a_float_for_an_integer_column_is_stored_as_a_parameter_stores_it(engine: Engine) -> None:
+    many = copy_in.MIN_ROWS + 10  # PostgreSQL: through COPY, which refuses the text "2.5"
+    with engine.begin() as connection:
+        connection.execute(insert(snapshots_table), [snapshot(0, duration_seconds=2.5, tz_offset=3.5)])
+        insert_rows(
+            connection,
+            snapshots_table,
+            [snapshot(user_id, duration_seconds=2.5, tz_offset=3.5) for user_id in range(1, many)],
+        )
+        columns = tuple(SNAPSHOT_COLUMNS)
+        rows = [tuple(snapshot(many + n, duration_seconds=2.5, tz_offset=3.5).values()) for n in range(many)]
+        insert_tuples(
+            connection, snapshots_table, columns, rows, keys=("portal", "user_id", "polled_at"), fresh=True
+        )
+
+    for user_id in range(1, 2 * many):
+        assert stored_text(engine, user_id) == stored_text(engine, 0)
+
+
+def test_the_directory_read_once_says_what_names_of_and_zones_of_say(engine: Engine) -> None:
+    storage.save_departments(engine, PORTAL, DEPARTMENTS, NOW)
+    storage.save_users(engine, PORTAL, [user(1), user(2, TIME_ZONE="Mars/Olympus", UF_DEPARTMENT=[])], NOW)
+    storage.save_users(
+        engine, PORTAL, [user(3, UF_DEPARTMENT=[99], NAME="", TIME_ZONE=None)], NOW, full=False
+    )
+    with engine.begin() as connection:  # a row no parser wrote: a list whose first item is text
+        connection.execute(insert(users_table), [user_row(4, department_ids=["3"], last_name=None)])
+    wanted = {1, 2, 3, 4, 5}
+
+    with engine.connect() as connection:
+        listed = listed_users(connection, PORTAL, wanted)
+        names, zones = names_of(connection, PORTAL, wanted), zones_of(connection, PORTAL, wanted)
+
+    assert {user_id: facts.names for user_id, facts in listed.items()} == names
+    assert {user_id: facts.zone for user_id, facts in listed.items() if facts.zone} == zones
+    assert names[1] == ("Anna Ivanova1", "Accounting") and set(zones) == {1, 4}
+
+
+def test_a_part_of_users_is_dated_in_their_zones_from_one_read(engine: Engine) -> None:
+    storage.save_users(engine, PORTAL, [user(1, TIME_ZONE="Europe/Berlin")], NOW)
+    # 22:30 UTC on the 24th is 00:30 on the 25th in Berlin (CEST), the offset sent says the 24th
+    answer = {"STATUS": "OPENED", "TIME_START": "2026-10-24T22:30:00+00:00", "TZ_OFFSET": 3600}
+    polled = datetime(2026, 10, 25, 0, 0, tzinfo=UTC)
+
+    storage.save_portal_cycle(
+        engine, None, [storage.SnapshotRow(PORTAL, 1, polled, parse_status(answer))], []
+    )
+
+    with engine.connect() as connection:
+        dates = connection.execute(text("SELECT CAST(work_date AS TEXT) FROM workdays")).scalars().all()
+    assert dates == ["2026-10-25"]
