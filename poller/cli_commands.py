@@ -197,6 +197,7 @@ def show_backfill(call: Call, portals: Sequence[str] = (), users: Sequence[int] 
 
 
 COMMANDS = (
+    Command("init", commands.init, show_summary, portal_secrets=False),
     Command("db upgrade", commands.db_upgrade, show_summary, portal_secrets=False),
     Command("poll", commands.poll, show_poll),
     Command("run", commands.run, show_run),

@@ -59,6 +59,8 @@ FAULTS = tuple(f"fault_{kind}" for kind in FAULT_KINDS)
 
 OPTIONS: dict[str, Option | Fields] = {
     # -- the database and the config file
+    "path": Option(("path",), "where to write the config (default ./config.toml)", type=Path, metavar="PATH"),
+    "force": Option(("--force",), "replace an existing file"),
     "migrate": Option(
         ("--migrate",),
         "upgrade the database schema first",

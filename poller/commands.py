@@ -20,6 +20,7 @@ from poller.bitrix import get_timekeeping_status
 from poller.check import CheckReport, check_config
 from poller.config import Config, config_path
 from poller.config import load_config as read_config_file
+from poller.config.example import WrittenExample, write_example
 from poller.config.paths import database_url
 from poller.daemon.scheduler import Daemon
 from poller.demo import run_demo
@@ -97,6 +98,15 @@ class UpgradeResult:
         if self.outcome == "upgraded":
             return f"{self.database}: schema upgraded from revision {self.before} to {self.after}"
         return f"{self.database}: schema already up to date (revision {self.after})"
+
+
+def init(path: Path = Path("config.toml"), force: bool = False) -> WrittenExample:
+    """Write the example config, every key documented, to PATH (default ./config.toml).
+
+    After a plain `pip install` there is no checkout to copy config.example.toml from: this
+    writes the same file, readable by its owner only. An existing file is kept unless --force.
+    """
+    return write_example(path, force=force)
 
 
 def db_upgrade(config: Config) -> UpgradeResult:
