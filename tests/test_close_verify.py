@@ -34,7 +34,7 @@ NOVEMBER = date(2026, 11, 1)
 CLOSED_AT = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)
 # The digest of the month below, the same on SQLite and PostgreSQL (computed once, kept here
 # the way a company keeps it outside the database).
-DIGEST = "e5ed1c9ab66595764111950c6c290bf62aaabc1d6c7814077a208a9ad814b078"
+DIGEST = "80fb7188c2902b087fffdc4abd7e6fa3955597f37d2ca952b1b484f77917c4d5"
 
 
 def filled(make_emulator: MakeEmulator, engine: Engine) -> tuple[Emulator, Config, PortalClient, ManualClock]:

@@ -1,4 +1,5 @@
-"""The classic REST methods (`/rest/...`): timeman.status, user.get, department.get and batch.
+"""The classic REST methods (`/rest/...`): timeman.status, user.get, department.get and batch
+(the norms, schedules, calendar and absences are in `norm_methods`).
 
 Each takes the emulator and the call's parameters and returns an `Answer`; a 200 answer's
 body holds `result` (and `total`/`next` for lists). The batch runs sub-calls through `call`,
@@ -10,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
-from poller.emulator import staff
+from poller.emulator import norm_methods, staff
 from poller.emulator.faults import hostile_result
 from poller.emulator.wire import Answer, as_int, envelope, lookup, put_form_fields, truthy
 
@@ -165,4 +166,5 @@ _METHODS = {
     "user.get": user_get,
     "department.get": department_get,
     "batch": batch,
+    **norm_methods.METHODS,
 }

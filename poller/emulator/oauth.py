@@ -28,7 +28,9 @@ def refresh(emulator: Emulator, params: dict[str, str]) -> Answer:
         "refresh_token": pair[1],
         "expires_in": int(s.token_lifetime),
         "expires": int(emulator.clock.time() + s.token_lifetime),
-        "scope": "timeman,user,department" if s.department_scope else "timeman,user",
+        "scope": ",".join(
+            ["timeman", "user"] + ["department"] * s.department_scope + ["calendar"] * s.calendar_scope
+        ),
         "domain": urlsplit(base).netloc,
         "server_endpoint": f"{base}/oauth/rest/",
         "client_endpoint": s.client_endpoint or f"{base}/rest/",

@@ -33,6 +33,7 @@ class EmulatorSettings:
     token_lifetime: float = 3600.0
     admin: bool = True
     department_scope: bool = True  # False: department.get answers insufficient_scope
+    calendar_scope: bool = True  # False: calendar.* answer insufficient_scope
     rest_v3: bool = True  # False: nothing under /rest/api/ (ERROR_METHOD_NOT_FOUND)
     rest_v3_batch: bool = True  # False: the REST 3.0 batch is refused
     records_access: bool = True  # False: timeman.record.list answers ACCESSDENIEDEXCEPTION (403)

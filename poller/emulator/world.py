@@ -15,7 +15,9 @@ for the truth. Users differ on purpose, to cover the shapes real portals send:
 - users 7, 13, 19, ... (every 6th from 7) pause three times a day, so their PAUSED answers
   carry TIME_LEAKS > 0 from the second pause on;
 - user 11 opens a day on the simulation's first local day and never closes it: OPENED
-  during that day, EXPIRED from the local midnight on (a day turning EXPIRED during a run).
+  during that day, EXPIRED from the local midnight on (a day turning EXPIRED during a run);
+- the others work the portal calendar's working days unless absent, a holiday now and
+  then, and sometimes come late or leave early by their norms (`habits.py`).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from poller.emulator import staff
+from poller.emulator import habits, staff
 from poller.emulator.record import Record, render_hms, render_time
 from poller.emulator.simclock import SimClock
 from poller.emulator.workday import Workday, plan_pauses, record_id
@@ -125,17 +127,20 @@ class World:
             opened = datetime.combine(local_day, datetime.min.time(), UTC) + timedelta(hours=8) - offset
             pause = (opened + timedelta(hours=2), opened + timedelta(hours=2, minutes=11, seconds=7))
             return Workday(user_id, local_day, opened, (pause,), None)
-        if local_day.weekday() >= 5:
+        way = habits.habit(user_id, local_day)
+        if way is None:
             return None
         rnd = random.Random(user_id * 1_000_003 + local_day.toordinal())
         start_hour = 20 if user_id == NIGHT_SHIFT_USER else 8
-        local_open = datetime.combine(local_day, datetime.min.time(), UTC) + timedelta(
-            hours=start_hour, minutes=rnd.randint(0, 90), seconds=rnd.randint(0, 59)
-        )
-        opened = local_open - offset
+        midnight = datetime.combine(local_day, datetime.min.time(), UTC) - offset  # local, as UTC
+        local_open = timedelta(hours=start_hour, minutes=rnd.randint(0, 90), seconds=rnd.randint(0, 59))
+        opened = midnight + (local_open if way.start is None else timedelta(seconds=way.start))
         pauses = plan_pauses(rnd, opened, pauses_several_times(user_id))
         breaks = sum((end - start for start, end in pauses), timedelta())
         closed = opened + timedelta(minutes=rnd.randint(480, 540), seconds=rnd.randint(0, 59)) + breaks
+        if way.finish is not None:  # leaving early: the pauses not over by then are not taken
+            closed = midnight + timedelta(seconds=way.finish)
+            pauses = tuple(pause for pause in pauses if pause[1] < closed)
         cut = rnd.randint(60, 900) if irregular_duration(user_id) else 0
         return Workday(user_id, local_day, opened, pauses, closed, cut)
 
