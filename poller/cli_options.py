@@ -105,7 +105,7 @@ OPTIONS: dict[str, Option | Fields] = {
     "as_closed": Option(("--as-closed",), "timesheet: the figures the month's newest close froze"),
     "strict": Option(("--strict",), "exit 1 on warnings too"),
     # -- close, verify, prune
-    "again": Option(("--force",), "close a closed month again (the earlier close is kept)"),
+    "close.force": Option(("--force",), "close a closed month again (the earlier close is kept)"),
     "digest": Option(
         ("--digest",),
         "the digest `close` printed, kept elsewhere",

@@ -34,7 +34,7 @@ def test_one_declaration_serves_every_command_with_that_parameter() -> None:
     assert parsed(["close", "--month", "2026-10", "--portal", "a", "--portal", "b", "--force"]) == {
         "month": date(2026, 10, 1),
         "portals": ["a", "b"],
-        "again": True,
+        "force": True,
     }
 
 

@@ -26,7 +26,7 @@ def close_month(
     month: date,
     *,
     portals: Sequence[str] = (),
-    again: bool = False,
+    force: bool = False,
     now: datetime | None = None,
 ) -> list[MonthClose]:
     """Close a month (--month YYYY-MM): freeze its timesheet and print the SHA-256 of its rows.
@@ -50,7 +50,7 @@ def close_month(
             )
         return [
             closes.save_close(
-                connection, name, first, now, closes.month_lines(connection, name, first, now), again=again
+                connection, name, first, now, closes.month_lines(connection, name, first, now), again=force
             )
             for name in names
         ]
