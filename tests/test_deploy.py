@@ -15,7 +15,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from typing import Any
 
 import pytest
 import yaml
+from helpers import free_port
 
 from poller.config import parse_config
 
@@ -152,12 +152,6 @@ def test_dockerignore_lets_in_exactly_what_the_dockerfile_copies() -> None:
     ]  # fmt: skip
     for name in kept_out:
         assert dockerignored(name), name
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:

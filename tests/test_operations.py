@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -16,7 +15,8 @@ from pathlib import Path
 
 import pytest
 from conftest import postgres_url, reset_postgres, wait_until
-from sqlalchemy import func, select, text
+from helpers import free_port, snapshots_stored
+from sqlalchemy import text
 
 from poller import storage
 from poller.cli import main
@@ -24,7 +24,6 @@ from poller.clients import make_clients
 from poller.config import parse_config
 from poller.daemon.metrics import Metrics, MetricsServer
 from poller.emulator import Emulator, EmulatorSettings
-from poller.models import Snapshot
 from poller.poll.cycle import poll_once
 from poller.spool.queue import Spool
 
@@ -45,18 +44,6 @@ def config_for(emulator: Emulator, users: list[int]):  # type: ignore[no-untyped
     )
 
 
-def count_snapshots(engine) -> tuple[int, int]:  # type: ignore[no-untyped-def]
-    """All rows, and distinct (user, polled_at) pairs: equal when nothing is doubled."""
-    with engine.connect() as connection:
-        rows = connection.execute(select(func.count()).select_from(Snapshot)).scalar_one()
-        distinct = connection.execute(
-            select(func.count()).select_from(
-                select(Snapshot.user_id, Snapshot.polled_at).distinct().subquery()
-            )
-        ).scalar_one()
-    return rows, distinct
-
-
 def test_snapshots_wait_in_the_spool_file_across_a_restart(tmp_path: Path, emulator: Emulator) -> None:
     good = storage.make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     storage.upgrade_database(good)
@@ -73,12 +60,12 @@ def test_snapshots_wait_in_the_spool_file_across_a_restart(tmp_path: Path, emula
     second = poll_once(make_clients(config, good), good, spool=restarted)
     assert second.ok and second.users_ok == 4
     assert not spool_file.exists()
-    assert count_snapshots(good) == (8, 8)
+    assert snapshots_stored(good) == (8, 8)
     restarted.close()
     # A spool whose rows did reach the database before a crash replays harmlessly.
     spool_file.write_text(copy)
     assert Spool(spool_file).flush(good, "all") == 4
-    assert count_snapshots(good) == (8, 8)
+    assert snapshots_stored(good) == (8, 8)
 
 
 def test_a_postgresql_outage_loses_and_doubles_nothing(tmp_path: Path, emulator: Emulator) -> None:
@@ -107,7 +94,7 @@ def test_a_postgresql_outage_loses_and_doubles_nothing(tmp_path: Path, emulator:
     assert [report.kept for report in during] == [3, 3]
     after = poll_once(clients, engine, spool=spool)
     assert after.ok
-    assert count_snapshots(engine) == (12, 12)
+    assert snapshots_stored(engine) == (12, 12)
     admin.dispose()
     engine.dispose()
 
@@ -185,12 +172,6 @@ def seen_enough(emulator: Emulator, database: Path, port: int) -> bool:
         return False
     health_status, health_text = get(f"http://127.0.0.1:{port}/healthz")
     return health_status == 503 and "wrong: no successful cycle" in health_text
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_the_daemon_with_every_fault_leaks_no_secret_and_serves_health(tmp_path: Path) -> None:
@@ -360,7 +341,7 @@ def test_a_sigkill_mid_cycle_leaves_no_partial_or_doubled_rows(tmp_path: Path) -
                 )
             ).all()
         )
-    rows, distinct = count_snapshots(engine)
+    rows, distinct = snapshots_stored(engine)
     engine.dispose()
     assert rows == distinct  # nothing doubled
     # Each portal's cycle is one part (under 500 users): the killed one wrote all or nothing;

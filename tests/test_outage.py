@@ -26,6 +26,7 @@ from conftest import (
     wait_until,
 )
 from daemons import make_daemon
+from helpers import snapshots_stored
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from tcp_proxy import TcpProxy
@@ -116,16 +117,6 @@ def _config(emulator: Emulator, shops: list[str], oauth: bool = False) -> Config
     return make_config(*portals, directory={"refresh_hours": 0}, reconcile={"days": 0})
 
 
-def _stored(engine: Engine) -> tuple[int, int]:
-    """Snapshots stored, and distinct (portal, user, polled_at) among them."""
-    with engine.connect() as connection:
-        rows = connection.execute(text("SELECT count(*) FROM snapshots")).scalar_one()
-        distinct = connection.execute(
-            text("SELECT count(*) FROM (SELECT DISTINCT portal, user_id, polled_at FROM snapshots) d")
-        ).scalar_one()
-    return int(rows), int(distinct)
-
-
 def _answered(emulator: Emulator) -> int:
     return int(emulator.stats.summary()["statuses_answered"])
 
@@ -168,7 +159,7 @@ def test_one_daemon_polls_through_a_cut_refreshes_oauth_and_stores_every_answer_
     wait_until(_polled_during(replicas_on, ["hook", "oauth"], 1), what="a cycle after the restore")
     replicas_on.stop()
     assert replicas.get_portal_holders(database.direct, ["hook", "oauth"]) == {}
-    rows, distinct = _stored(database.direct)
+    rows, distinct = snapshots_stored(database.direct)
     assert rows == distinct == _answered(emulator), "every answer stored exactly once"
     with database.direct.connect() as connection:
         stored_pair = connection.execute(
@@ -211,7 +202,7 @@ def test_three_replicas_keep_their_portals_through_a_cut_and_store_every_answer_
         what="each replica holding its shops again",
     )
     replicas_on.stop()
-    rows, distinct = _stored(database.direct)
+    rows, distinct = snapshots_stored(database.direct)
     assert rows == distinct == _answered(emulator), "every answer stored exactly once"
 
 
@@ -296,5 +287,5 @@ def test_a_cycle_on_a_database_that_stops_answering_keeps_its_rows_in_the_spool(
         database.proxy.thaw()
         undo()
         engine.dispose()
-    rows, distinct = _stored(database.direct)
+    rows, distinct = snapshots_stored(database.direct)
     assert rows == distinct == _answered(emulator) == 6

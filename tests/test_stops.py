@@ -18,12 +18,13 @@ from typing import Any
 
 import pytest
 from conftest import MakeEmulator, wait_until
-from sqlalchemy import Engine, func, select
+from helpers import row_count
+from sqlalchemy import Engine, select
 
 from poller import storage
 from poller.daemon import shutdown
 from poller.emulator import Emulator
-from poller.models import PollRun, Snapshot
+from poller.models import PollRun
 from poller.storage.tasks import TaskState, get_task
 
 
@@ -82,11 +83,6 @@ def runs(engine: Engine) -> list[dict[str, Any]]:
         return [dict(row) for row in rows]
 
 
-def stored(engine: Engine) -> int:
-    with engine.connect() as connection:
-        return int(connection.execute(select(func.count()).select_from(Snapshot)).scalar_one())
-
-
 def clean(log: Path) -> str:
     output = log.read_text()
     assert "Traceback" not in output and "Exception ignored" not in output, output[-3000:]
@@ -137,13 +133,13 @@ def test_poll_stops_polling_at_ctrl_c_after_the_batch_in_flight(
     log = tmp_path / "poll.log"
     process = start("poll", write_config(tmp_path, emulator, list(range(1, 2001))), log)
     assert emulator.wait_held(1, timeout=60), log.read_text()[-2000:]
-    assert stored(engine) == 500
+    assert row_count(engine, "snapshots") == 500
     code = stop_while_held(process, emulator, log)
     output = clean(log)
     assert code == 130, output[-2000:]
     assert "SIGINT received: finishing the cycle; Ctrl-C again to stop now" in output
     (run,) = runs(engine)
-    assert (run["outcome"], run["users_ok"], stored(engine)) == ("interrupted", 550, 550)
+    assert (run["outcome"], run["users_ok"], row_count(engine, "snapshots")) == ("interrupted", 550, 550)
     assert sum(emulator.stats.statuses_answered.values()) == 550  # nothing fetched was dropped
     assert "interrupted: 1450 users not polled" in output
     engine.dispose()
@@ -205,7 +201,10 @@ def test_a_sigkill_mid_cycle_loses_at_most_the_part_in_flight(
     finally:
         process.kill()
     answered = sum(emulator.stats.statuses_answered.values())
-    assert (stored(engine), answered) == (500, 750)  # the part in flight (250 answered) is lost
+    assert (row_count(engine, "snapshots"), answered) == (
+        500,
+        750,
+    )  # the part in flight (250 answered) is lost
     (run,) = runs(engine)
     assert run["outcome"] is None  # cut off: `status` shows it
     engine.dispose()

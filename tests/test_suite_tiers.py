@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import postgres_url
+from helpers import row_count
 from postgres_head import PostgresHead
 from sqlalchemy import Engine, inspect, text
 from tiers import spawning_functions
@@ -18,10 +19,10 @@ def test_an_engine_starts_at_head_with_no_rows(engine: Engine) -> None:
     with engine.connect() as connection:
         tables = inspect(connection).get_table_names()
         assert "snapshots" in tables and "alembic_version" in tables
-        assert connection.execute(text("SELECT count(*) FROM alembic_version")).scalar_one() == 1
-        for table in tables:
-            if table != "alembic_version":
-                assert connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() == 0, table
+    assert row_count(engine, "alembic_version") == 1
+    for table in tables:
+        if table != "alembic_version":
+            assert row_count(engine, table) == 0, table
 
 
 def test_the_postgresql_head_is_emptied_when_intact_and_rebuilt_when_altered() -> None:
@@ -38,8 +39,7 @@ def test_the_postgresql_head_is_emptied_when_intact_and_rebuilt_when_altered() -
         with engine.begin() as connection:
             connection.execute(text("INSERT INTO portal_tasks (portal, task) VALUES ('emu', 'directory')"))
         head.prepare()  # intact: the rows go
-        with engine.connect() as connection:
-            assert connection.execute(text("SELECT count(*) FROM portal_tasks")).scalar_one() == 0
+        assert row_count(engine, "portal_tasks") == 0
         with engine.begin() as connection:
             connection.execute(text("CREATE TABLE scratch_rows (n int)"))
         head.prepare()  # an extra table: rebuilt

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from conftest import MakeEmulator, make_config, portal, postgres_url, reset_postgres
+from helpers import row_count
 from sqlalchemy import Engine
 
 from poller import storage, views
@@ -189,8 +190,7 @@ def test_the_views_agree_on_sqlite_and_postgresql_in_both_modes(
             assert check_against_truth(engine, sim, step_seconds=30 * 60) > 0
             results[(backend, mode)] = normalised(engine)
             if mode == "changes":
-                with engine.connect() as connection:
-                    stored = connection.exec_driver_sql("SELECT count(*) FROM snapshots").scalar_one()
+                stored = row_count(engine, "snapshots")
                 assert stored < len(USERS) * 2.5 * 24 * 2 / 3  # far fewer rows than polls
             engine.dispose()
     reference = results[("sqlite", "all")]
