@@ -10,8 +10,10 @@ parameter of `calendar.accessibility.get` a 400 naming it.
 
 from __future__ import annotations
 
+import threading
 from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
 from poller.emulator import absences, norms, portal_calendar, staff
 from poller.emulator.wire import Answer, as_int, envelope, lookup
@@ -24,6 +26,19 @@ INSUFFICIENT_SCOPE = envelope(
 )
 ACCESSIBILITY = "calendar.accessibility.get"
 TUESDAY = 1
+_OVERRIDES: WeakKeyDictionary[Emulator, dict[tuple[str, int], Any]] = WeakKeyDictionary()
+_LOCK = threading.Lock()
+
+
+def override(emulator: Emulator, method: str, result: Any, user_id: int = 0) -> None:
+    """Answer `method` (for `user_id`: timeman.settings) with `result` from now on: a test's odd values."""
+    with _LOCK:
+        _OVERRIDES.setdefault(emulator, {})[(method, user_id)] = result
+
+
+def _overridden(emulator: Emulator, method: str, user_id: int = 0) -> Any:
+    with _LOCK:
+        return _OVERRIDES.get(emulator, {}).get((method, user_id))
 
 
 def timeman_settings(emulator: Emulator, params: dict[str, Any]) -> Answer:
@@ -34,7 +49,8 @@ def timeman_settings(emulator: Emulator, params: dict[str, Any]) -> Answer:
     if not emulator.world.exists(user_id) or emulator.is_fired(user_id):
         return 400, envelope("", "User not found")
     admin = emulator.settings.admin if user_id == caller else None
-    return 200, {"result": norms.settings_result(user_id, admin)}
+    result = _overridden(emulator, "timeman.settings", user_id)
+    return 200, {"result": norms.settings_result(user_id, admin) if result is None else result}
 
 
 def schedule_get(emulator: Emulator, params: dict[str, Any]) -> Answer:
@@ -47,7 +63,8 @@ def calendar_settings_get(emulator: Emulator, params: dict[str, Any]) -> Answer:
     """The portal's calendar settings (no parameters)."""
     if not emulator.settings.calendar_scope:
         return 403, INSUFFICIENT_SCOPE
-    return 200, {"result": portal_calendar.settings_result()}
+    result = _overridden(emulator, "calendar.settings.get")
+    return 200, {"result": portal_calendar.settings_result() if result is None else result}
 
 
 def accessibility_get(emulator: Emulator, params: dict[str, Any]) -> Answer:
