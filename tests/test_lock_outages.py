@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import postgres_url, replica_sessions, wait_until
+from conftest import end_replica_session, postgres_url, replica_sessions, wait_until
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 from tcp_proxy import TcpProxy
@@ -112,11 +112,7 @@ def test_a_connection_lost_while_the_lease_is_settled_keeps_every_leased_portal(
     assert locks.coordinated
     with locks._statements:  # what renew does after connecting: settle what was polled meanwhile
         locks._locks.lease.portals = {"x", "y", "z"}
-        with pg_engine.connect() as connection:  # the new session ends before the first lock
-            connection.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :n"),
-                {"n": "timeman-poller:settle"},
-            )
+        end_replica_session(pg_engine, "settle")  # the new session ends before the first lock
         wait_until(lambda: replica_sessions(pg_engine) == 0, what="the session gone")
         locks._locks.settle()
     assert not locks.coordinated

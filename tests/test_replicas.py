@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MakeEmulator, postgres_url, replica_sessions, reset_postgres, wait_until
+from conftest import (
+    MakeEmulator,
+    end_replica_session,
+    postgres_url,
+    replica_sessions,
+    reset_postgres,
+    wait_until,
+)
 from sqlalchemy import Engine, Row, text
 from tcp_proxy import TcpProxy
 
@@ -152,15 +159,6 @@ def test_a_replica_counts_replicas_only_every_refresh_period(make_locks: MakeLoc
     assert first.held == set(PORTALS)
 
 
-def _end_session(engine: Engine, name: str) -> None:
-    """End a replica's lock session, as a database restart or an administrator would."""
-    with engine.connect() as connection:
-        connection.execute(
-            text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = :name"),
-            {"name": f"timeman-poller:{name}"},
-        )
-
-
 def test_a_replica_whose_session_ends_polls_its_lease_and_hands_over_what_another_took(
     make_locks: MakeLocks, pg_engine: Engine
 ) -> None:
@@ -170,7 +168,7 @@ def test_a_replica_whose_session_ends_polls_its_lease_and_hands_over_what_anothe
     _cycle(first)  # first's last count sees every portal held (a free one is polled through an outage)
     lease = set(first.held)
     assert len(lease) == 5
-    _end_session(pg_engine, "first")
+    end_replica_session(pg_engine, "first")
     assert first.claim(sorted(lease)[0]), "the lost session is noticed; the portal is still polled"
     assert first.held == lease and not first.coordinated
     assert not first.claim(sorted(set(PORTALS) - lease)[0]), "nothing outside the lease"
@@ -195,7 +193,7 @@ def test_replicas_back_from_an_outage_take_their_own_portals_again_before_any_ot
     _cycle(first)  # first's last count sees every portal held
     leases = set(first.held), set(second.held)
     for name in ("first", "second"):
-        _end_session(pg_engine, name)
+        end_replica_session(pg_engine, name)
     _cycle(first)
     _cycle(second)
     assert (first.held, second.held) == leases and not first.coordinated and not second.coordinated
