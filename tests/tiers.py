@@ -44,6 +44,7 @@ POSTGRES = frozenset(
 # Modules whose tests must not run at once on two workers, and why.
 GROUPS = {
     "test_bench.py": "bench",  # lists the server's timeman_bench_* databases before and after
+    "test_soak.py": "bench",  # makes a timeman_bench_* database of its own
 }
 
 # "module::test" (parameters left off): tests that took over ~1 s in a full run on a shared
