@@ -97,6 +97,7 @@ def test_a_schedule_is_read_typed_and_an_unknown_one_is_none(make_emulator: Make
     assert rules["MAX_OFFSET_START"] is None and schedule.warnings == ()  # -1: the rule is off
     night = fetch_schedule(client, 4)
     assert night is not None and night.shifts[0].start == 72000 and night.shifts[0].end == 18000
+    assert night.shifts[0].work_days_text == "12345"
     assert fetch_schedule(client, 2) is None
 
 
@@ -109,7 +110,7 @@ def test_the_calendar_gives_holidays_moved_workdays_and_days_off_per_year(
         for d, m in ((1, 1), (2, 1), (7, 1), (23, 2), (8, 3), (1, 5), (9, 5), (12, 6), (4, 11))
     )
     assert calendar.moved_workdays_in(2027) == (date(2027, 12, 31),)
-    assert calendar.week_holidays == frozenset({5, 6})
+    assert calendar.week_holidays == frozenset({5, 6}) and calendar.week_holiday_codes == ("SA", "SU")
     assert (calendar.work_time_start, calendar.work_time_end, calendar.warnings) == (32400, 68400, ())
     kinds = [calendar.day_kind(date(2026, 11, d)) for d in (4, 5, 7)]
     assert kinds == [HOLIDAY, WORKDAY, WEEKEND]

@@ -40,6 +40,11 @@ class PortalCalendar:
     raw: Mapping[str, Any]
     warnings: tuple[str, ...] = ()
 
+    @property
+    def week_holiday_codes(self) -> tuple[str, ...]:
+        """The weekly days off as the portal names them, Monday first: ("SA", "SU")."""
+        return tuple(WEEKDAY_CODES[day] for day in sorted(self.week_holidays))
+
     def holidays_in(self, year: int) -> tuple[date, ...]:
         """The holidays of `year`, in order (29.02 only in a leap year)."""
         return _dates(self.holidays, year)

@@ -109,6 +109,11 @@ class Shift:
     work_days: frozenset[int]
     deleted: bool | None
 
+    @property
+    def work_days_text(self) -> str:
+        """The weekdays as the portal writes them: "12345"."""
+        return "".join(str(day) for day in sorted(self.work_days))
+
 
 @dataclass(frozen=True)
 class Schedule:
