@@ -16,6 +16,8 @@ table that grew), deadline (a statement time limit for a database that stops ans
 from __future__ import annotations
 
 from poller.storage import records as _records
+from poller.storage.absences import AbsenceDay, AbsencesSaved, get_absences, save_absences
+from poller.storage.calendars import CalendarMonth, get_calendar_days, save_calendar
 from poller.storage.cycles import BAD_VALUE, CycleSaved, save_portal_cycle
 from poller.storage.directory import get_directory_age, get_directory_user_ids, save_departments, save_users
 from poller.storage.engine import (
@@ -38,6 +40,14 @@ from poller.storage.failures import (
     is_outage,
     is_refused_for_data,
 )
+from poller.storage.norms import (
+    NormVersion,
+    get_norms,
+    norm_on,
+    save_norms,
+    save_schedule_assignments,
+    save_schedules,
+)
 from poller.storage.reads import get_error_summary, get_latest_snapshots, get_recent_runs, get_view_rows
 from poller.storage.records import RecordsSaved
 from poller.storage.runs import ErrorRow, save_run_finished, save_run_started, write_errors
@@ -49,6 +59,7 @@ from poller.storage.snapshots import (
     write_snapshots,
 )
 from poller.storage.tokens import get_tokens, save_tokens
+from poller.storage.versioned import VersionsSaved
 
 # records.py's writers, as storage's boundary: their SQLAlchemy errors leave as project errors
 save_records = database_call(_records.save_records)
@@ -57,23 +68,31 @@ get_backfill_done = database_call(_records.get_backfill_done)
 
 __all__ = [
     "BAD_VALUE",
+    "AbsenceDay",
+    "AbsencesSaved",
+    "CalendarMonth",
     "CycleSaved",
     "DatabaseFailure",
     "DatabaseUnavailable",
     "ErrorRow",
+    "NormVersion",
     "RecordsSaved",
     "RowsRefused",
     "SnapshotRow",
     "StorageMode",
+    "VersionsSaved",
     "check_schema",
     "classify",
     "describe_db_error",
+    "get_absences",
     "get_backfill_done",
+    "get_calendar_days",
     "get_directory_age",
     "get_directory_user_ids",
     "get_error_summary",
     "get_head_revision",
     "get_latest_snapshots",
+    "get_norms",
     "get_recent_runs",
     "get_tokens",
     "get_view_rows",
@@ -83,12 +102,18 @@ __all__ = [
     "is_refused_for_data",
     "make_engine",
     "migrations_path",
+    "norm_on",
+    "save_absences",
     "save_backfill_done",
+    "save_calendar",
     "save_departments",
+    "save_norms",
     "save_portal_cycle",
     "save_records",
     "save_run_finished",
     "save_run_started",
+    "save_schedule_assignments",
+    "save_schedules",
     "save_tokens",
     "save_users",
     "snapshot_values",
