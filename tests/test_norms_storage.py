@@ -1,0 +1,278 @@
+"""Norms, schedules and calendars kept as versions, absences refreshed by window: an unchanged
+read adds nothing, a change closes the current version and opens one, nothing is rewritten."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+
+from poller import storage
+from poller.models import absences_table, portal_calendars_table, schedules_table, user_norms_table
+from poller.storage.norms import schedule_values
+
+T1 = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
+T2 = datetime(2026, 3, 8, 10, 0, tzinfo=UTC)
+T3 = datetime(2026, 3, 16, 8, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Norms:
+    """What the storage reads of a user's norms (poller.bitrix.norms.UserNorms has the same)."""
+
+    user_id: int
+    max_start: int | None = 9 * 3600
+    min_finish: int | None = 18 * 3600
+    min_duration: int | None = 8 * 3600
+    allowed_delta: int | None = 900
+    tracked: bool | None = True
+    free: bool | None = False
+    raw: Mapping[str, Any] = field(default_factory=lambda: {"UF_TIMEMAN": True})
+
+
+@dataclass(frozen=True)
+class Shift:
+    shift_id: int | None
+    name: str | None
+    start: int | None
+    end: int | None
+    break_seconds: int | None
+    work_days: frozenset[int]
+    deleted: bool | None = False
+
+
+@dataclass(frozen=True)
+class Schedule:
+    schedule_id: int
+    name: str | None
+    shifts: tuple[Shift, ...]
+    schedule_type: str | None = "FIXED"
+    report_period: str | None = "MONTH"
+    violation_rules: Mapping[str, int | None] = field(default_factory=lambda: {"MAX_EXACT_START": 32400})
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Absence:
+    user_id: int
+    event_id: str
+    first_day: date
+    last_day: date
+    name: str | None = "Vacation"
+    whole_day: bool = True
+
+    @property
+    def starts_at(self) -> datetime:
+        return datetime(self.first_day.year, self.first_day.month, self.first_day.day, tzinfo=UTC)
+
+    @property
+    def ends_at(self) -> datetime:
+        return datetime(self.last_day.year, self.last_day.month, self.last_day.day, tzinfo=UTC) + timedelta(
+            days=1
+        )
+
+
+def _rows(engine: Engine, table: Any, *columns: str) -> list[tuple[Any, ...]]:
+    with engine.connect() as connection:
+        query = select(*(table.c[name] for name in columns)).order_by(table.c.id)  # in the order written
+        return [tuple(row) for row in connection.execute(query)]
+
+
+def test_an_unchanged_user_gets_no_row_and_a_changed_one_a_closed_and_a_new_version(engine: Engine) -> None:
+    first = storage.save_norms(engine, "acme", [Norms(1), Norms(2)], T1)
+    again = storage.save_norms(
+        engine, "acme", [Norms(1), Norms(2, raw={"UF_TIMEMAN": True, "ADMIN": True})], T2
+    )
+    changed = storage.save_norms(engine, "acme", [Norms(1, max_start=10 * 3600), Norms(2)], T3)
+    late = storage.save_norms(engine, "acme", [Norms(1, max_start=0)], T2)  # older than the current version
+    assert (first.added, again.unchanged, changed.changed, changed.unchanged, late.stale) == (2, 2, 1, 1, 1)
+    assert _rows(engine, user_norms_table, "user_id", "max_start", "valid_from", "valid_to", "raw") == [
+        (1, 9 * 3600, T1, T3, {"UF_TIMEMAN": True}),
+        (2, 9 * 3600, T1, None, {"UF_TIMEMAN": True}),  # the raw answer as first seen
+        (1, 10 * 3600, T3, None, {"UF_TIMEMAN": True}),
+    ]
+
+
+def test_a_user_missing_from_a_read_keeps_the_current_version(engine: Engine) -> None:
+    storage.save_norms(engine, "acme", [Norms(1), Norms(2)], T1)
+    storage.save_norms(engine, "acme", [Norms(1)], T2)
+    storage.save_norms(engine, "beta", [Norms(2, max_start=None)], T2)  # another portal's user 2
+    assert _rows(engine, user_norms_table, "user_id", "max_start", "valid_to") == [
+        (1, 9 * 3600, None),
+        (2, 9 * 3600, None),
+        (2, None, None),
+    ]
+
+
+def test_a_report_reads_the_version_in_force_each_day_and_the_first_stands_for_before(engine: Engine) -> None:
+    storage.save_norms(engine, "acme", [Norms(1), Norms(2, max_start=8 * 3600)], T1)
+    storage.save_norms(engine, "acme", [Norms(1, max_start=10 * 3600)], T3)
+    march = storage.get_norms(engine, "acme", date(2026, 2, 20), date(2026, 3, 31))
+    assert [v.max_start for v in march[1]] == [9 * 3600, 10 * 3600]
+    starts = {day: storage.norm_on(march[1], date(2026, 3, day)).max_start for day in (1, 15, 16, 31)}  # type: ignore[union-attr]
+    assert starts == {1: 9 * 3600, 15: 9 * 3600, 16: 10 * 3600, 31: 10 * 3600}
+    before = storage.norm_on(march[1], date(2026, 2, 20))
+    assert before is not None and before.max_start == 9 * 3600  # seen on March 1st, stands for February
+    april = storage.get_norms(engine, "acme", date(2026, 4, 1), date(2026, 4, 30), user_ids=[1])
+    assert list(april) == [1] and [v.max_start for v in april[1]] == [10 * 3600]
+
+
+def test_schedules_are_versioned_and_the_first_live_shift_gives_the_columns(engine: Engine) -> None:
+    old = Shift(1, "night", 0, 3600, 0, frozenset({6}), deleted=True)
+    day = Shift(2, "day", 9 * 3600, 18 * 3600, 3600, frozenset({5, 1, 2, 3, 4}))
+    storage.save_schedules(engine, "acme", [Schedule(1, "Office", (old, day))], T1)
+    unchanged = storage.save_schedules(engine, "acme", [Schedule(1, "Office", (old, day))], T2)
+    storage.save_schedules(engine, "acme", [Schedule(1, "Office 2", (old, day))], T3)
+    assert unchanged.unchanged == 1
+    columns = ("name", "shift_start", "shift_end", "shift_break", "work_days", "valid_from", "valid_to")
+    assert _rows(engine, schedules_table, *columns) == [
+        ("Office", 9 * 3600, 18 * 3600, 3600, "12345", T1, T3),
+        ("Office 2", 9 * 3600, 18 * 3600, 3600, "12345", T3, None),
+    ]
+    assert schedule_values(Schedule(1, "Office", (old, day)))["shifts"][0] == {
+        "id": 1,
+        "name": "night",
+        "start": 0,
+        "end": 3600,
+        "break": 0,
+        "work_days": "6",
+        "deleted": True,
+    }
+
+
+def test_an_assignment_gone_from_the_config_map_is_closed(engine: Engine) -> None:
+    storage.save_schedule_assignments(engine, "acme", {("user", 5): 1, ("department", 3): 4}, T1)
+    saved = storage.save_schedule_assignments(engine, "acme", {("user", 5): 2}, T2)
+    assert (saved.changed, saved.closed) == (1, 1)
+    from poller.models import schedule_assignments_table
+
+    assert _rows(engine, schedule_assignments_table, "subject", "subject_id", "schedule_id", "valid_to") == [
+        ("user", 5, 1, T2),
+        ("department", 3, 4, T2),
+        ("user", 5, 2, None),
+    ]
+    with pytest.raises(ValueError, match="subject"):
+        storage.save_schedule_assignments(engine, "acme", {("team", 1): 1}, T3)
+
+
+def test_a_calendar_refresh_keeps_the_old_year_as_a_closed_version(engine: Engine) -> None:
+    days = {"moved_workdays": [date(2026, 3, 7)], "week_holidays": [5, 6], "source": "portal"}
+    storage.save_calendar(engine, "acme", 2026, holidays=[date(2026, 3, 9)], seen_at=T1, **days)  # type: ignore[arg-type]
+    same = storage.save_calendar(engine, "acme", 2026, holidays=[date(2026, 3, 9)], seen_at=T2, **days)  # type: ignore[arg-type]
+    storage.save_calendar(
+        engine,
+        "acme",
+        2026,
+        holidays=[date(2026, 3, 9), date(2026, 3, 10)],
+        seen_at=T3,
+        **days,  # type: ignore[arg-type]
+    )
+    assert same.unchanged == 1
+    assert _rows(
+        engine, portal_calendars_table, "holidays", "moved_workdays", "week_holidays", "valid_to"
+    ) == [
+        ("2026-03-09", "2026-03-07", "SA,SU", T3),
+        ("2026-03-09,2026-03-10", "2026-03-07", "SA,SU", None),
+    ]
+    march = storage.get_calendar_days(engine, "acme", date(2026, 3, 1))
+    kinds = {day.day: kind for day, kind in march.days.items() if day.day <= 10}
+    assert march.source == "portal" and len(march.days) == 31
+    assert kinds == {
+        1: "weekend",
+        2: "workday",
+        3: "workday",
+        4: "workday",
+        5: "workday",
+        6: "workday",
+        7: "workday",
+        8: "weekend",
+        9: "holiday",
+        10: "holiday",
+    }
+    nothing = storage.get_calendar_days(engine, "beta", date(2026, 3, 1))
+    assert nothing.source is None and nothing.days[date(2026, 3, 7)] == "weekend"
+    with pytest.raises(ValueError, match="another year"):
+        storage.save_calendar(engine, "acme", 2027, holidays=[date(2026, 1, 1)], seen_at=T3, **days)  # type: ignore[arg-type]
+
+
+def test_an_absence_removed_in_the_portal_is_marked_removed_on_refresh(engine: Engine) -> None:
+    march = (date(2026, 3, 1), date(2026, 3, 31))
+    first = [
+        Absence(1, "7", date(2026, 3, 4), date(2026, 3, 5)),
+        Absence(2, "9", date(2026, 3, 30), date(2026, 4, 2)),
+    ]
+    saved = storage.save_absences(engine, "acme", [1, 2, 3], *march, first, T1)
+    assert (saved.added, saved.removed) == (4, 0)  # 4th, 5th; 30th, 31st (April is outside the window)
+    renamed = Absence(2, "9", date(2026, 3, 30), date(2026, 4, 2), name="Sick leave")
+    refreshed = storage.save_absences(engine, "acme", [1, 2], *march, [renamed], T2)
+    assert (refreshed.added, refreshed.removed, refreshed.unchanged) == (2, 4, 0)
+    again = storage.save_absences(engine, "acme", [1, 2], *march, [renamed], T3)
+    assert (again.added, again.removed, again.unchanged) == (0, 0, 2)
+    assert _rows(engine, absences_table, "user_id", "day", "name", "fetched_at", "removed_at") == [
+        (1, date(2026, 3, 4), "Vacation", T1, T2),
+        (1, date(2026, 3, 5), "Vacation", T1, T2),
+        (2, date(2026, 3, 30), "Vacation", T1, T2),
+        (2, date(2026, 3, 31), "Vacation", T1, T2),
+        (2, date(2026, 3, 30), "Sick leave", T2, None),
+        (2, date(2026, 3, 31), "Sick leave", T2, None),
+    ]
+    current = storage.get_absences(engine, "acme", *march)
+    assert [(a.user_id, a.day, a.name, a.whole_day) for a in current] == [
+        (2, date(2026, 3, 30), "Sick leave", True),
+        (2, date(2026, 3, 31), "Sick leave", True),
+    ]
+    with pytest.raises(ValueError, match="not among the refreshed users"):
+        storage.save_absences(engine, "acme", [1], *march, [renamed], T3)
+
+
+def test_the_clients_own_values_go_in_as_they_are(engine: Engine) -> None:
+    norms = pytest.importorskip("poller.bitrix.norms")
+    calendar = pytest.importorskip("poller.bitrix.calendar")
+    from poller.bitrix.values import Problems
+
+    settings = {
+        "UF_TIMEMAN": True,
+        "UF_TM_FREE": False,
+        "UF_TM_MAX_START": "09:15:00",
+        "UF_TM_MIN_FINISH": "17:45:00",
+        "UF_TM_MIN_DURATION": "08:00:00",
+        "UF_TM_ALLOWED_DELTA": "00:15:00",
+    }
+    storage.save_norms(engine, "acme", [norms.parse_settings(5, settings, "test")], T1)
+    schedule = {
+        "NAME": "Office",
+        "SCHEDULE_TYPE": "FIXED",
+        "SHIFTS": [
+            {
+                "ID": "3",
+                "WORK_TIME_START": "32400",
+                "WORK_TIME_END": "64800",
+                "BREAK_DURATION": "3600",
+                "WORK_DAYS": "12345",
+            }
+        ],
+        "SCHEDULE_VIOLATION_RULES": {"MAX_EXACT_START": "33300", "MIN_EXACT_END": "-1"},
+    }
+    storage.save_schedules(engine, "acme", [norms.parse_schedule(4, schedule, "test")], T1)
+    event = {
+        "ID": "12",
+        "NAME": "Vacation",
+        "DATE_FROM_TS_UTC": "1772409600",
+        "DATE_TO_TS_UTC": "1772409600",
+        "~USER_OFFSET_FROM": "0",
+        "DT_SKIP_TIME": "Y",
+        "ACCESSIBILITY": "absent",
+    }
+    absence = calendar.parse_absence(5, event, Problems("test"))
+    storage.save_absences(engine, "acme", [5], date(2026, 3, 1), date(2026, 3, 31), [absence], T1)
+    assert _rows(engine, user_norms_table, "max_start", "min_finish", "min_duration", "allowed_delta") == [
+        (33300, 63900, 28800, 900)
+    ]
+    assert _rows(engine, schedules_table, "shift_start", "shift_end", "shift_break", "work_days") == [
+        (32400, 64800, 3600, "12345")
+    ]
+    assert _rows(engine, absences_table, "user_id", "day", "whole_day") == [(5, date(2026, 3, 2), True)]
