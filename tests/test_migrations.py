@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.script import ScriptDirectory
-from sqlalchemy import JSON, column, insert, inspect, select, table, text
+from sqlalchemy import JSON, Date, column, insert, inspect, select, table, text
 
 from poller import storage
 from poller.fields import STATUS_COLUMNS
@@ -238,4 +238,51 @@ def test_upgrading_a_0003_database_fills_workdays_and_names_nobody_yet(database_
         errors_now = connection.execute(text("SELECT count(*) FROM poll_errors")).scalar_one()
     assert moved == {**days[0], "last_seen_at": later}
     assert errors_now == 3  # the new row has a key of its own
+    engine.dispose()
+
+
+def test_revision_0010_adds_norms_calendars_absences_and_attendance_over_the_workdays_there(
+    database_url: str,
+) -> None:
+    engine = storage.make_engine(database_url)
+    storage.upgrade_database(engine, "0009")
+    start = datetime(2026, 11, 16, 6, 20, tzinfo=UTC)  # 09:20 in Moscow, a Monday
+    workdays = table(
+        "workdays", column("portal"), column("user_id"), column("work_date", Date()),
+        column("time_start", UTCDateTime()), column("time_finish", UTCDateTime()), column("tz_offset"),
+        column("status"), column("worked_seconds"), column("worked_is_estimate"), column("leaks_seconds"),
+        column("pending_approval"), column("source"),
+    )  # fmt: skip
+    day = {"portal": "acme", "user_id": 1, "work_date": date(2026, 11, 16), "time_start": start,
+           "time_finish": start + timedelta(hours=9), "tz_offset": 10800, "status": "CLOSED",
+           "worked_seconds": 8 * 3600, "worked_is_estimate": False, "leaks_seconds": 3600,
+           "pending_approval": False, "source": "polls"}  # fmt: skip
+    with engine.begin() as connection:
+        connection.execute(insert(workdays), [day])
+    storage.upgrade_database(engine, "0010")
+    with engine.connect() as connection:
+        kept = connection.execute(text("SELECT user_id, worked_seconds FROM workdays")).all()
+        empty = [
+            connection.execute(text(f"SELECT count(*) FROM {name}")).scalar_one()
+            for name in ("user_norms", "schedules", "schedule_assignments", "portal_calendars", "absences")
+        ]
+        first = connection.execute(
+            text(
+                "SELECT work_date, day_kind, worked_seconds, break_seconds, start_local, late, no_show"
+                " FROM attendance WHERE work_date <= '2026-11-17' ORDER BY work_date"
+            )
+        ).all()
+    assert [tuple(row) for row in kept] == [(1, 8 * 3600)]
+    assert empty == [0, 0, 0, 0, 0]
+    # No norms yet: nothing to be late against; no calendar: Saturday and Sunday off.
+    assert [(str(r[0]), r[1], r[2], r[3], r[4], bool(r[5]), bool(r[6])) for r in first] == [
+        ("2026-11-16", "workday", 8 * 3600, 3600, "09:20:00", False, False),
+        ("2026-11-17", "workday", None, None, None, False, True),
+    ]
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "0009")
+    with engine.connect() as connection:
+        names = set(inspect(connection).get_table_names()) | set(inspect(connection).get_view_names())
+        assert connection.execute(text("SELECT count(*) FROM workdays")).scalar_one() == 1
+    assert not names & {"user_norms", "schedules", "portal_calendars", "absences", "attendance"}
     engine.dispose()
