@@ -166,3 +166,27 @@ def test_without_the_calendar_scope_calendar_reads_fail_with_the_portals_error(
         with pytest.raises(BitrixError, match="insufficient_scope"):
             fetch_absences(client, [1, 2], date(2026, 11, 1), date(2026, 11, 30))
     assert fetch_settings(client_of(emulator), [1]).norms[1].tracked is True  # timeman is still there
+
+
+def test_an_unreadable_absence_is_skipped_and_named_the_others_kept(make_emulator: MakeEmulator) -> None:
+    emulator = make_emulator(users=3, rate=0)
+    good = {"ID": "7", "NAME": "Doctor", "DATE_FROM_TS_UTC": "1794906000", "DATE_TO_TS_UTC": "1794913200",
+            "~USER_OFFSET_FROM": 3600, "DT_SKIP_TIME": "N", "ACCESSIBILITY": "absent"}  # fmt: skip
+    events = [
+        {**good, "ID": "5", "DATE_FROM_TS_UTC": "soon"},
+        {**good, "ID": "6", "ACCESSIBILITY": "busy", "DATE_FROM_TS_UTC": None},  # not an absence: not read
+        good,
+    ]
+    norm_methods.override(emulator, "calendar.accessibility.get", events, user_id=2)
+    fetched = fetch_absences(client_of(emulator), [2], date(2026, 11, 1), date(2026, 11, 30))
+    got = [
+        (a.event_id, a.whole_day, a.starts_at, a.ends_at, a.first_day, a.last_day) for a in fetched.absences
+    ]
+    assert got == [
+        ("7", False, datetime(2026, 11, 17, 9, tzinfo=UTC), datetime(2026, 11, 17, 11, tzinfo=UTC),
+         date(2026, 11, 17), date(2026, 11, 17)),
+    ]  # fmt: skip
+    assert fetched.warnings == [
+        "portal emu user 2 event '5': DATE_FROM_TS_UTC 'soon' is not a whole number in 0..1099511627776",
+        "portal emu user 2 event '5': span ('soon', '1794913200') is unusable: skipped",
+    ]

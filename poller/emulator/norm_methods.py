@@ -31,7 +31,8 @@ _LOCK = threading.Lock()
 
 
 def override(emulator: Emulator, method: str, result: Any, user_id: int = 0) -> None:
-    """Answer `method` (for `user_id`: timeman.settings) with `result` from now on: a test's odd values."""
+    """Answer `method` with `result` from now on, a test's odd values: for `user_id`, its
+    timeman.settings result or its list of calendar.accessibility.get events."""
     with _LOCK:
         _OVERRIDES.setdefault(emulator, {})[(method, user_id)] = result
 
@@ -88,6 +89,9 @@ def accessibility_get(emulator: Emulator, params: dict[str, Any]) -> Answer:
 
 def _events(emulator: Emulator, user_id: int, first: date, last: date) -> list[dict[str, Any]]:
     """Absences, then the weekly meetings on Tuesdays the user works, in time order."""
+    overridden = _overridden(emulator, ACCESSIBILITY, user_id)
+    if overridden is not None:
+        return list(overridden)
     offset = emulator.world.tz_offset(user_id)
     zone = staff.ZONE_NAMES.get(offset) or "UTC"
     found = [
