@@ -27,6 +27,7 @@ from poller.storage.statistics import note_rows_added
 logger = logging.getLogger(__name__)
 
 Names = tuple[str | None, str | None]  # user_name, department
+_USERS_PER_WRITE = 1000  # a refresh of 50,000 users holds one chunk's parsed rows at a time
 
 
 def display_name(name: str | None, last_name: str | None) -> str | None:
@@ -45,17 +46,21 @@ def save_users(
     about the portal.
     """
     started = time.perf_counter()
-    rows = _parse_rows(portal, "user", USER_FIELDS, users, "user_id")
+    stored: set[int] = set()
     with engine.begin() as connection:
         before = names_of(connection, portal)
-        if rows:
-            connection.execute(
-                upsert(connection, users_table, ["portal", "user_id"]),
-                [{"portal": portal, **row, "updated_at": now} for row in rows],
-            )
-            note_rows_added(connection, "users", len({row["user_id"] for row in rows} - set(before)))
-        missing = set(before) - {row["user_id"] for row in rows}
-        if full and rows and missing:
+        for chunk in chunks(users, _USERS_PER_WRITE):  # parsed and written a chunk at a time: memory
+            rows = _parse_rows(portal, "user", USER_FIELDS, chunk, "user_id")
+            if rows:
+                connection.execute(
+                    upsert(connection, users_table, ["portal", "user_id"]),
+                    [{"portal": portal, **row, "updated_at": now} for row in rows],
+                )
+            stored.update(row["user_id"] for row in rows)
+        if stored:
+            note_rows_added(connection, "users", len(stored - set(before)))
+        missing = set(before) - stored
+        if full and stored and missing:
             table = users_table.c
             connection.execute(
                 update(users_table)
@@ -63,11 +68,11 @@ def save_users(
                 .values(active=False, updated_at=now),
                 [{"u": user_id} for user_id in sorted(missing)],
             )
-        elif full and not rows:
+        elif full and not stored:
             logger.warning("portal %s: an empty user list marks no stored user inactive", portal)
         _rename_changed(connection, portal, before)
-    logger.debug("portal %s: stored %d users in %.3f s", portal, len(rows), time.perf_counter() - started)
-    return len(rows)
+    logger.debug("portal %s: stored %d users in %.3f s", portal, len(stored), time.perf_counter() - started)
+    return len(stored)
 
 
 @database_call
@@ -130,12 +135,19 @@ def names_of(
     query = select(users.user_id, users.name, users.last_name, users.department_ids).where(
         users.portal == portal
     )
+    if user_ids is None:  # the whole portal: its few departments first, then the users streamed
+        titles = dict(
+            connection.execute(
+                select(departments.department_id, departments.name).where(departments.portal == portal)
+            ).all()
+        )
+        return {
+            row.user_id: (display_name(row.name, row.last_name), titles.get(_first(row.department_ids)))
+            for row in connection.execute(query)
+        }
     found: list[Any] = []
-    if user_ids is None:
-        found = list(connection.execute(query))
-    else:
-        for chunk in chunks(sorted(user_ids), 1000):
-            found += connection.execute(query.where(one_of(connection, users.user_id, chunk))).all()
+    for chunk in chunks(sorted(user_ids), 1000):
+        found += connection.execute(query.where(one_of(connection, users.user_id, chunk))).all()
     firsts = {_first(row.department_ids) for row in found} - {None}
     titles = (
         dict(
@@ -180,18 +192,16 @@ def _first(department_ids: object) -> int | None:
 def _rename_changed(connection: Connection, portal: str, before: Mapping[int, Names]) -> None:
     """Give the stored workdays of every user whose names changed the new ones."""
     after = names_of(connection, portal)
-    changed = [
-        {"u": user_id, "n": name, "d": department}
-        for user_id, (name, department) in after.items()
-        if before.get(user_id) != (name, department)
-    ]
-    if changed:
-        table = workdays_table.c
+    changed = [(user_id, names) for user_id, names in after.items() if before.get(user_id) != names]
+    table = workdays_table.c
+    statement = (
+        update(workdays_table)
+        .where(table.portal == portal, table.user_id == bindparam("u"))
+        .values(user_name=bindparam("n"), department=bindparam("d"))
+    )
+    for chunk in chunks(changed, _USERS_PER_WRITE):  # a first refresh changes every user's names
         connection.execute(
-            update(workdays_table)
-            .where(table.portal == portal, table.user_id == bindparam("u"))
-            .values(user_name=bindparam("n"), department=bindparam("d")),
-            changed,
+            statement, [{"u": user_id, "n": name, "d": department} for user_id, (name, department) in chunk]
         )
 
 
