@@ -36,8 +36,9 @@ def report(capsys: pytest.CaptureFixture[str], *args: str) -> str:
 
 
 def test_report_prints_workdays_as_a_table_csv_and_json(
-    config: str, capsys: pytest.CaptureFixture[str]
+    config: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("COLUMNS", raising=False)  # not a terminal: every column (pytest-xdist sets 80)
     lines = report(capsys, "-c", config, "--from", DAY, "--to", DAY).splitlines()
     assert lines[0].split()[:6] == ["portal", "user", "name", "department", "work", "date"]
     assert lines[2:-1] and all(DAY in line for line in lines[2:-1])
