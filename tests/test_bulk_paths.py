@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, func, insert, select, text
@@ -134,3 +134,20 @@ def test_a_part_of_users_is_dated_in_their_zones_from_one_read(engine: Engine) -
     with engine.connect() as connection:
         dates = connection.execute(text("SELECT CAST(work_date AS TEXT) FROM workdays")).scalars().all()
     assert dates == ["2026-10-25"]
+
+
+def test_a_day_dated_otherwise_by_a_later_poll_takes_the_new_date(engine: Engine) -> None:
+    # 22:30 UTC on the 24th: the 24th at the offset sent, the 25th in Berlin once the directory says so
+    answer = {"STATUS": "OPENED", "TIME_START": "2026-10-24T22:30:00+00:00", "TZ_OFFSET": 3600}
+    polled = datetime(2026, 10, 25, 0, 0, tzinfo=UTC)
+    rows = [storage.SnapshotRow(PORTAL, user_id, polled, parse_status(answer)) for user_id in (1, 2)]
+    storage.save_portal_cycle(engine, None, rows, [])
+    storage.save_users(engine, PORTAL, [user(1, TIME_ZONE="Europe/Berlin")], polled)
+
+    later = [replace(row, polled_at=polled + timedelta(minutes=5)) for row in rows]
+    storage.save_portal_cycle(engine, None, later, [])
+
+    with engine.connect() as connection:
+        query = text("SELECT user_id, CAST(work_date AS TEXT) FROM workdays ORDER BY user_id")
+        dates = connection.execute(query).all()
+    assert [tuple(row) for row in dates] == [(1, "2026-10-25"), (2, "2026-10-24")]
