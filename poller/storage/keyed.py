@@ -3,7 +3,8 @@ probes whatever the history's length, and the plan does not depend on the table'
 
 PostgreSQL: the keys go in as two arrays joined through `unnest` (three parameters whatever
 the count: one short statement the driver prepares once; the planner knows the arrays' length
-and probes the primary key or index, analyzed table or not). SQLite: as a VALUES list, a chunk
+and probes the primary key or index, analyzed table or not), each array given as its text
+literal (psycopg would dump a list element by element in Python). SQLite: as a VALUES list, a chunk
 padded to the smallest of _SIZES (repeating its last key) so that each size's text is parsed
 once. Both run at the driver's level (storage.bulk's conversions for the parameters, and the
 column types' result conversions, done once per column), which keeps a cycle's reads of
@@ -91,8 +92,10 @@ def _statements(
             f" ON x.user_id = wanted.u AND x.{time_column} = wanted.t WHERE x.portal = %s"
         )
         to_instant = instant_parameter("postgresql")
-        for chunk in chunks(keys, _ARRAY_KEYS):
-            yield sql, ([user_id for user_id, _ in chunk], [to_instant(t) for _, t in chunk], portal)
+        for chunk in chunks(keys, _ARRAY_KEYS):  # the arrays as their text: no dumper per element
+            users = ",".join([str(int(user_id)) for user_id, _ in chunk])
+            instants = ",".join([to_instant(instant).isoformat() for _, instant in chunk])
+            yield sql, (f"{{{users}}}", f"{{{instants}}}", portal)
         return
     to_text = instant_parameter(connection.dialect.name)
     for chunk in chunks(keys, KEYS_PER_STATEMENT):
