@@ -44,9 +44,10 @@ def test_the_sections_are_those_of_the_example_in_its_order() -> None:
         "directory",
         "reconcile",
         "retention",
+        "absences",
         "portals",
     ]
-    assert len(every_key()) == 32
+    assert len(every_key()) == 39
 
 
 @pytest.mark.parametrize("part", sections(), ids=lambda part: part.name)

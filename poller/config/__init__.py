@@ -17,12 +17,14 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
+from poller.config.calendar_kinds import check_holidays_country
 from poller.config.keys import Section, read_keys, reject_unknown, section, sections_of, setting
 from poller.config.kinds import Choice, Integer
 from poller.config.paths import DatabaseUrl, SpoolPath
 from poller.config.sections import (
     DEFAULT_OAUTH_URL,
     PORTAL_ADDRESS,
+    AbsencesConfig,
     DirectoryConfig,
     HttpConfig,
     MetricsConfig,
@@ -39,6 +41,7 @@ __all__ = [  # with the sections' objects and the address parsers, where callers
     "DEFAULT_DATABASE_URL",
     "DEFAULT_OAUTH_URL",
     "DEFAULT_SPOOL_PATH",
+    "AbsencesConfig",
     "Config",
     "DirectoryConfig",
     "HttpConfig",
@@ -119,6 +122,12 @@ class Config:
     retention: RetentionConfig = field(
         default_factory=RetentionConfig,
         metadata=section("How long evidence is kept.", RetentionConfig),
+    )
+    absences: AbsencesConfig = field(
+        default_factory=AbsencesConfig,
+        metadata=section(
+            "Absences (calendar events marked absent) read with each directory refresh.", AbsencesConfig
+        ),
     )
     portals: tuple[PortalConfig, ...] = field(
         default=(),
@@ -278,4 +287,5 @@ def _portal(item: Any, where: str, part: Section, base: Path | None) -> PortalCo
         raise ConfigError(f"config key {where}: missing auth; give webhook_url, or domain + access_token")
     if values["cron"] is not None and "interval_seconds" in item:
         raise ConfigError(f"config key {where}: set either interval_seconds or cron, not both")
+    check_holidays_country(values["holidays_country"], values["holidays_subdivision"], where)
     return PortalConfig(base_url=base_url, webhook_path=webhook_path, **values)

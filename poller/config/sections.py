@@ -8,9 +8,18 @@ the file are in poller.config.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Literal
 from urllib.parse import urlsplit
 
+from poller.config.calendar_kinds import (
+    COUNTRY,
+    SUBDIVISION,
+    Dates,
+    IdList,
+    ScheduleMap,
+    ScheduleMapKind,
+)
 from poller.config.keys import Key, required, setting
 from poller.config.kinds import (
     CRON,
@@ -125,6 +134,36 @@ class PortalConfig:
         None, Integer(1), "This portal's own interval instead of [schedule]'s (not with cron)."
     )
     cron: str | None = setting(None, CRON, "This portal's own crontab expression instead of [schedule]'s.")
+    schedule_ids: tuple[int, ...] = setting(
+        (),
+        IdList(),
+        "Work schedules (timeman.schedule.get) read and kept as versions in the schedules table "
+        "with the directory refresh, beside those `schedules` names.",
+    )
+    schedules: ScheduleMap = setting(  # noqa: RUF009 (setting() is a dataclasses.field)
+        ScheduleMap(),
+        ScheduleMapKind(),
+        "Who works on which schedule (Bitrix24 has no REST read of it): "
+        '`{ users = { "12" = 4 }, departments = { "3" = 1 } }`, kept in schedule_assignments.',
+    )
+    extra_holidays: tuple[date, ...] = setting(
+        (),
+        Dates(),
+        "Days off added to the portal's calendar (or to the holidays package's), e.g. `[\"2026-12-24\"]`.",
+    )
+    holidays_country: str | None = setting(
+        None,
+        COUNTRY,
+        "The holidays package's country, used when the portal's calendar has no holidays or "
+        "cannot be read (no `calendar` scope).",
+    )
+    holidays_subdivision: str | None = setting(
+        None, SUBDIVISION, "With holidays_country: its state or province (`BY` for Bavaria)."
+    )
+
+    def schedules_to_read(self) -> tuple[int, ...]:
+        """`schedule_ids`, then the schedules only the map names."""
+        return tuple(dict.fromkeys((*self.schedule_ids, *self.schedules.schedule_ids())))
 
     @property
     def host(self) -> str:
@@ -200,3 +239,15 @@ class RetentionConfig:
         "`prune` deletes no evidence younger than this many days (730: ArbZG §16(2) asks German "
         "employers to keep working-time records for two years); 0 = no floor.",
     )
+
+
+@dataclass(frozen=True)
+class AbsencesConfig:
+    """Which days of absences (calendar.accessibility.get) each directory refresh reads again."""
+
+    past_days: int = setting(
+        14,
+        Integer(0),
+        "Days before today re-read at each refresh (an absence entered late is found).",
+    )
+    future_days: int = setting(28, Integer(0), "Days after today read at each refresh.")
