@@ -3,7 +3,8 @@
 - Every metric (and label) the rules and the Prometheus panels use is exported by a real
   /metrics after each Metrics method has run once.
 - Every SQL panel runs, read-only, on a PostgreSQL database migrated to head, with Grafana's
-  macros expanded the way Grafana expands them.
+  macros expanded the way Grafana expands them, and reads only tables and views the migrations
+  create; the attendance panels show a seeded month as worked out here.
 - The rules have the shape Prometheus loads; with promtool installed (on PATH, or
   $TIMEMAN_POLLER_PROMTOOL) they are checked by it and their alerts are unit-tested on
   made-up series.
@@ -17,13 +18,17 @@ import re
 import shutil
 import subprocess
 import urllib.request
+from datetime import date
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+from sql_relations import relations, schema_relations
 from sqlalchemy import Engine, text
+from worktime_seed import seed_worktime
 
 from poller.daemon.metrics import Metrics, MetricsServer
 
@@ -227,9 +232,21 @@ def test_the_dashboard_covers_the_views_and_the_poller() -> None:
     sql = " ".join(target["rawSql"] for _, target in targets("grafana-postgresql-datasource"))
     for relation in ("latest_status", "workdays", "daily_worktime", "workday_records"):
         assert re.search(rf"\bFROM {relation}\b", sql), relation
+    for relation in ("attendance", "workday_revisions", "departments"):
+        assert re.search(rf"\b(?:FROM|JOIN) {relation}\b", sql), relation
     titles = {title for title, _ in targets("grafana-postgresql-datasource")}
     assert {"Who is working now", "Hours per day per department", "Pending approvals"} <= titles
     assert {"Estimates vs records", "Estimates vs records per portal"} <= titles
+    assert set(ATTENDANCE_PANELS) <= titles
+
+
+def test_relations_skip_strings_comments_ctes_and_functions() -> None:
+    sql = (
+        "WITH m AS (SELECT 1), n AS (SELECT 2) -- FROM nowhere\n"
+        'SELECT \'FROM quoted\' AS "days from records" FROM attendance a JOIN "users" u ON 1 = 1, m'
+        " LEFT JOIN json_each(u.department_ids) j ON 1 = 1 WHERE x IN (SELECT 1 FROM n JOIN Departments d)"
+    )
+    assert relations(sql) == {"attendance", "users", "departments"}
 
 
 # -- SQL panels on a migrated PostgreSQL ---------------------------------------------------
@@ -274,6 +291,75 @@ def test_every_sql_panel_query_runs_read_only_on_a_migrated_postgresql(engine: E
         if target["format"] == "time_series":
             assert columns[0] == "time" and "metric" in columns, (title, columns)
     assert not failures, "SQL panels that fail on the migrated schema:\n" + "\n".join(failures)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_sql_panels_read_only_tables_and_views_the_migrations_create(engine: Engine) -> None:
+    known = schema_relations(engine)
+    assert {"attendance", "workdays", "workday_revisions", "users", "departments"} <= known
+    read = {title: relations(target["rawSql"]) for title, target in targets("grafana-postgresql-datasource")}
+    assert all(read.values()), read
+    unknown = {title: names - known for title, names in read.items() if names - known}
+    assert not unknown, f"panels reading what no migration creates: {unknown}"
+
+
+# The attendance panels on the seeded November 2026 (tests/worktime_seed.py), which the time
+# range of `expand_grafana_macros` covers; each a panel title and the rows it shows.
+ANNA, BORIS, CARL = "Anna Petrova", "Boris Ivanov", "Carl Smith"
+ATTENDANCE_PANELS: dict[str, list[tuple[Any, ...]]] = {
+    "Late and early days per employee": [
+        # portal, user, name, late days, minutes late, early days, minutes early, short days
+        ("acme", 1, ANNA, 1, 40, 1, 60, 1),
+    ],
+    "Overtime per department": [
+        # department, overtime on workdays, worked on days off (the holiday, then a Saturday)
+        ("acme / Support", 2.5, 7.0),
+        ("acme / Sales", 0.33, 0.0),
+    ],
+    "Violations of the month (attendance flags)": [
+        # portal, user, name, late, early leave, short, no-show, unclosed, overtime days and hours,
+        # days off worked, pending; 20 workdays in November (the 4th a holiday); most flagged days first
+        ("acme", 2, BORIS, 0, 0, 0, 19, 0, 1, 2.5, 2, 0),
+        ("acme", 1, ANNA, 1, 1, 1, 18, 0, 1, 0.33, 0, 0),
+        ("acme", 3, CARL, 0, 0, 0, 18, 0, 0, 0.0, 0, 1),
+    ],
+    "Corrections of the month": [
+        ("acme", 1, ANNA, "2026-11-03", "workday", "worked_seconds", "25200", "27000",
+         "2026-11-05T08:00:00+00:00", False),
+    ],
+}  # fmt: skip
+
+
+def panel_rows(engine: Engine, title: str) -> list[tuple[Any, ...]]:
+    """The rows of panel `title` over the test's time range, dates and instants as ISO text."""
+    (sql,) = [target["rawSql"] for name, target in targets("grafana-postgresql-datasource") if name == title]
+    with engine.connect() as connection:
+        rows = connection.execute(text(expand_grafana_macros(sql))).all()
+    return [tuple(_plain(value) for value in row) for row in rows]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    return value.isoformat() if isinstance(value, date) else value
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_the_attendance_panels_show_a_seeded_month_as_worked_out_by_hand(engine: Engine) -> None:
+    seed_worktime(engine)
+    for title, expected in ATTENDANCE_PANELS.items():
+        assert panel_rows(engine, title) == expected, title
+    cells = panel_rows(engine, "Worked hours per employee and day")
+    assert len(cells) == 3 * 30  # every user on every day of November, work or not
+    worked = {(day[:10], employee): hours for day, employee, hours in cells if hours}
+    assert worked == {
+        ("2026-11-02", f"acme / {ANNA} #1"): 8.33,
+        ("2026-11-03", f"acme / {ANNA} #1"): 7.5,
+        ("2026-11-02", f"acme / {BORIS} #2"): 10.5,
+        ("2026-11-04", f"acme / {BORIS} #2"): 4.0,
+        ("2026-11-07", f"acme / {BORIS} #2"): 3.0,
+        ("2026-11-02", f"acme / {CARL} #3"): 8.0,
+    }
 
 
 # -- alert rules -------------------------------------------------------------------------
