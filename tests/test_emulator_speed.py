@@ -42,8 +42,7 @@ def open_days(engine: Engine, speed: float, catch_up: bool) -> list[dict[str, ob
     clock = ManualClock(MONDAY_NOON)
     settings = EmulatorSettings(users=len(USERS), speed=speed, rate=0, operating_limit=0)
     emulator = Emulator(replayed(settings, clock.now()) if catch_up else settings, clock=clock).start()
-    try:
-        storage.upgrade_database(engine)
+    try:  # `engine` is at head already (conftest)
         (client,) = make_clients(make_config(portal(emulator, USERS)), engine, clock=clock)
         for _ in range(3):
             poll_portal(client, engine, clock.now)

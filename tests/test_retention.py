@@ -96,10 +96,9 @@ def every(n: int, engine: Engine, **others: int) -> dict[str, int]:
 
 
 @pytest.fixture
-def filled(database_url: str) -> tuple[str, datetime]:
+def filled(database_url: str, engine: Engine) -> tuple[str, datetime]:
+    """The database at head (conftest's `engine`) with old and new evidence; its URL and now."""
     now = datetime.now(UTC).replace(microsecond=0)
-    engine = storage.make_engine(database_url)
-    storage.upgrade_database(engine)
     add_evidence(engine, now)
     engine.dispose()
     return database_url, now

@@ -7,6 +7,7 @@ pair that was used but not kept leaves the poller with a dead refresh token afte
 from __future__ import annotations
 
 import logging
+import shutil
 import sqlite3
 import stat
 from collections.abc import Callable, Iterator
@@ -148,11 +149,11 @@ def test_a_pair_saved_while_the_database_is_up_goes_there_and_leaves_the_file(
 
 
 @pytest.fixture
-def locked_sqlite(tmp_path: Path) -> Iterator[tuple[Engine, Callable[[], None]]]:
+def locked_sqlite(tmp_path: Path, head_sqlite_file: Path) -> Iterator[tuple[Engine, Callable[[], None]]]:
     """An upgraded SQLite database another connection holds write-locked, and how to unlock it."""
     database = tmp_path / "locked.sqlite3"
+    shutil.copyfile(head_sqlite_file, database)  # conftest's, upgraded once per session
     engine = storage.make_engine(f"sqlite:///{database}")
-    storage.upgrade_database(engine)
 
     def wait_briefly(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.execute("PRAGMA busy_timeout = 100")  # after make_engine's 30 s
