@@ -3,8 +3,8 @@
 November 2026 on portal "acme" (UTC+3, a holiday on the 4th, weekends SA,SU): three users in two
 departments, each day built so that one flag of the `attendance` view holds (late, early leave,
 short, overtime, work on a holiday and on a Saturday, a day awaiting approval, an absence), and
-one correction. Plain inserts: the point is what the panels and canned queries read, not how
-the poller writes it.
+one correction; user 3 is at work on the 30th, as the newest poll says. Plain inserts: the point
+is what the panels and canned queries read, not how the poller writes it.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from poller.models import (
     absences_table,
     departments_table,
     portal_calendars_table,
+    snapshots_table,
     user_norms_table,
     users_table,
     workday_revisions_table,
@@ -85,6 +86,14 @@ def seed_worktime(engine: Engine) -> None:
               **norms} for key in USERS],
         )  # fmt: skip
         connection.execute(insert(workdays_table), WORKDAYS)
+        polled = datetime(2026, 11, 30, 7, tzinfo=UTC)
+        connection.execute(
+            insert(snapshots_table),
+            [{"portal": PORTAL, "user_id": 3, "polled_at": polled, "last_seen_at": polled, "seen_count": 1,
+              "status": "OPENED", "time_start": datetime(2026, 11, 30, 6, tzinfo=UTC), "tz_offset": OFFSET,
+              "work_date": date(2026, 11, 30), "duration_seconds": 0, "time_leaks_seconds": 0,
+              "active": True, "raw": {}}],
+        )  # fmt: skip
         connection.execute(
             insert(absences_table),
             [{"portal": PORTAL, "user_id": 3, "day": date(2026, 11, 3), "event_id": "7", "name": "Vacation",
