@@ -25,6 +25,7 @@ from poller.daemon.takeover import take_over
 from poller.errors import PollerError
 from poller.poll.cycle import PortalOutcome, poll_portal
 from poller.poll.directory_refresh import DirectoryRefresher
+from poller.poll.norms_refresh import NormsRefresher
 from poller.spool.queue import Spool
 from poller.spool.tokenstore import TokenStore
 
@@ -58,7 +59,8 @@ class PortalJobs:
         self.metrics = metrics
         self.locks: ReplicaLocks | None = None
         self.replica: str | None = None
-        self.directory = DirectoryRefresher(engine, config.directory.refresh_hours)
+        self.norms = NormsRefresher(config, engine)  # started by the directory, held off by cycles
+        self.directory = DirectoryRefresher(engine, config.directory.refresh_hours, norms=self.norms)
         self.cycles: Counter[str] = Counter(dict.fromkeys(portals, 0))
         self.last_outcome: dict[str, PortalOutcome] = {}
         self._busy: set[str] = set()
@@ -82,16 +84,17 @@ class PortalJobs:
         try:
             if self.database.ready and not self.stopping.is_set():
                 self.directory.refresh_if_due(client)
-            outcome = poll_portal(
-                client,
-                self.engine,
-                mode=self.config.storage_mode,
-                spool=self.spool,
-                stop=self.stopping,
-                replica=self.replica,
-                metrics=self.metrics,
-                database_ready=self.database.ready,
-            )
+            with self.norms.holding_off(name):
+                outcome = poll_portal(
+                    client,
+                    self.engine,
+                    mode=self.config.storage_mode,
+                    spool=self.spool,
+                    stop=self.stopping,
+                    replica=self.replica,
+                    metrics=self.metrics,
+                    database_ready=self.database.ready,
+                )
         except PollerError as exc:
             logger.error("portal %s: cycle failed: %s", name, exc)
             return None

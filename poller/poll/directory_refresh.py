@@ -8,6 +8,8 @@ inside that portal's job, and `poll` before that portal's cycle: it shares the p
 bucket with no cycle beside it, and a `users = "all"` cycle right after takes its ids from
 it. Without the `department` scope the users are still stored (names in the views), and
 that is said once per portal. A stop between two pages leaves the stored directory as it was.
+Given a NormsRefresher, each look also starts the portal's norms refresh on a thread of its
+own when that is due (poller.poll.norms_refresh): it does not hold the cycle.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
@@ -24,6 +26,9 @@ from poller.bitrix import PortalClient, fetch_departments, fetch_users
 from poller.errors import BitrixError, Stopped
 from poller.redaction import redact
 from poller.storage.tasks import get_task, save_task_done, save_task_failed
+
+if TYPE_CHECKING:
+    from poller.poll.norms_refresh import NormsRefresher
 
 logger = logging.getLogger(__name__)
 
@@ -52,15 +57,24 @@ class DirectoryRefresher:
     monotonic clock), so a cycle every second costs no query.
     """
 
-    def __init__(self, engine: Engine, refresh_hours: float) -> None:
+    def __init__(self, engine: Engine, refresh_hours: float, norms: NormsRefresher | None = None) -> None:
         self.engine = engine
         self.refresh_hours = refresh_hours
+        self.norms = norms
         self._next_look: dict[str, float] = {}
         self._no_department_scope: set[str] = set()
         self._lock = threading.Lock()
 
     def refresh_if_due(self, client: PortalClient) -> bool:
-        """Read and store the portal's users and departments when due; True when it did."""
+        """Read and store the portal's users and departments when due; True when it did. Then
+        start the norms refresh in the background when it is due (after the directory, so
+        `users = "all"` reads the norms of new hires too)."""
+        refreshed = self._directory_if_due(client)
+        if self.norms is not None:
+            self.norms.start_if_due(client)
+        return refreshed
+
+    def _directory_if_due(self, client: PortalClient) -> bool:
         name = client.portal.name
         mono = client.clock.monotonic()
         with self._lock:

@@ -1,4 +1,5 @@
-"""A portal's chores beside its cycle: the directory refresh before it, the daily reconcile after.
+"""A portal's chores beside its cycle: the directory refresh before it, the daily reconcile and
+the norms refresh (poller.poll.norms_refresh, due with the directory) after.
 
 `run` schedules the reconcile daily at `[reconcile] at`; `poll` (a timer, cron) does each
 chore when the database says it is due, so both keep names, departments, ids and records
@@ -25,6 +26,7 @@ from poller.errors import PollerError
 from poller.poll import backfill
 from poller.poll.backfill import PortalBackfill
 from poller.poll.directory_refresh import DirectoryRefresher
+from poller.poll.norms_refresh import NormsRefresher
 from poller.redaction import redact
 from poller.storage.tasks import get_task, save_task_done, save_task_failed
 
@@ -81,6 +83,7 @@ class PortalChores:
         self.engine = engine
         self.stop = stop
         self.directory = DirectoryRefresher(engine, config.directory.refresh_hours)
+        self.norms = NormsRefresher(config, engine)
 
     @property
     def stopping(self) -> bool:
@@ -99,7 +102,13 @@ class PortalChores:
             self.directory.refresh_if_due(client)
 
     def after(self, client: PortalClient) -> None:
-        """Reconcile the portal when it is due; a failure is logged (and recorded), never raised."""
+        """Reconcile the portal, then refresh its norms, each when due; a failure is logged (and
+        recorded), never raised. Both run after the cycle, so neither delays it."""
+        self._reconcile(client)
+        if not self.stopping:
+            self.norms.refresh_if_due(client)
+
+    def _reconcile(self, client: PortalClient) -> None:
         name = client.portal.name
         try:
             if self.stopping or not reconcile_due(self.engine, self.config, name, client.clock.now()):
