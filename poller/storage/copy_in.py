@@ -5,7 +5,9 @@ is still one execution on the server and a dozen Python calls on the client). CO
 rows in one command; since COPY cannot skip or update a stored key, the rows go to a temporary
 staging table first (one per table and column list, ON COMMIT DELETE ROWS, created by the first
 write of a session) and from there into the table by one INSERT ... SELECT that takes the same
-ON CONFLICT clause as the executemany would have, emptying the stage as it reads it.
+ON CONFLICT clause as the executemany would have, emptying the stage as it reads it. Rows
+expected new (a cycle's snapshots) are copied straight into the table in a savepoint, and take
+the stage only when a key turns out stored already (a replay).
 
 A role that may not create temporary tables (no TEMP privilege) is seen at the engine's first
 COPY, in a savepoint: the engine then keeps to executemany. A row the database refuses raises
