@@ -14,16 +14,18 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any, Literal
 
 from poller import commands
+from poller.compliance.pay import NIGHT
 from poller.config import Config
 from poller.emulator.settings import EmulatorSettings
 from poller.errors import ConfigError
 from poller.history import closing, corrections
+from poller.render.compliance import render_compliance
 from poller.render.progress import ProgressDisplay
-from poller.render.report import CORRECTIONS, TIMESHEET, render, render_check
+from poller.render.report import COMPLIANCE, CORRECTIONS, TIMESHEET, render, render_check
 from poller.render.results import REPLAY, emulator_banner, json_text, resume_line, terminal_width
 from poller.render.timesheet import render_timesheet
 
@@ -89,15 +91,35 @@ def show_report(
     portals: Sequence[str] = (),
     users: Sequence[int] = (),
     as_closed: bool = False,
+    rules: str | None = None,
+    night: tuple[time, time] | None = None,
     output_format: Literal["table", "csv", "json"] = "table",
 ) -> int:
-    """workdays, latest and daily through `call`; a timesheet and corrections are their own."""
+    """workdays, latest and daily through `call`; a timesheet, corrections and compliance are their own."""
+    if rules is not None and name != COMPLIANCE:
+        raise ConfigError("--rules: only for `report compliance`")
+    if night is not None and (name != TIMESHEET or as_closed):
+        raise ConfigError("--night: only for `report timesheet` (not --as-closed)")
+    if name == COMPLIANCE:
+        if month is None or date_from is not None or date_to is not None:
+            raise ConfigError("report compliance: give --month YYYY-MM (not --from/--to)")
+        found = commands.compliance(
+            config, month, rules=rules or "eu", portals=portals, department=department, users=users
+        )
+        print(render_compliance(found, output_format, terminal_width()))
+        return EXIT_OK if found.ok else EXIT_FAILED  # exit 1 on findings: a timer can alert on it
     if name == TIMESHEET:
         if date_from is not None or date_to is not None:
             raise ConfigError("report timesheet: give --month, not --from/--to")
-        timesheet = closing.closed_timesheet if as_closed else commands.timesheet
         month = month or date.today().replace(day=1)  # by default the month this machine is in
-        sheet = timesheet(config, month, portals=portals, department=department, users=users)
+        if as_closed:
+            sheet = closing.closed_timesheet(
+                config, month, portals=portals, department=department, users=users
+            )
+        else:
+            sheet = commands.timesheet(
+                config, month, portals=portals, department=department, users=users, night=night or NIGHT
+            )
         print(render_timesheet(sheet, output_format, terminal_width()))
     elif name == CORRECTIONS:
         if month is None:

@@ -9,9 +9,11 @@ name whose meaning differs between commands is keyed `command.name` for the odd 
 
 from __future__ import annotations
 
+import argparse
 import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,19 @@ from poller.emulator.settings import FAULT_KINDS, EmulatorSettings
 from poller.logs import LOG_LEVELS
 from poller.render.report import REPORT_NAMES
 
-NO_DEFAULT: Any = inspect.Parameter.empty  # a parameter without a default: a required option
+NO_DEFAULT: Any = inspect.Parameter.empty
+
+
+def night_window(text: str) -> tuple[time, time]:
+    """`22:00-06:00` as its two local times; a window may cross midnight, not be empty."""
+    start, _, end = text.partition("-")
+    try:
+        bounds = (time.fromisoformat(start.strip()), time.fromisoformat(end.strip()))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a night window (HH:MM-HH:MM)") from None
+    if bounds[0] == bounds[1]:
+        raise argparse.ArgumentTypeError(f"{text!r}: the night window is empty")
+    return bounds  # a parameter without a default: a required option
 
 
 @dataclass(frozen=True)
@@ -77,12 +91,23 @@ OPTIONS: dict[str, Option | Fields] = {
     "month": Option(("--month",), "the month", type=cli_types.month, metavar="YYYY-MM"),
     "report.month": Option(
         ("--month",),
-        "timesheet (default: this month), corrections: the month",
+        "timesheet (default: this month), corrections, compliance: the month",
         type=cli_types.month,
         metavar="YYYY-MM",
     ),
     "department": Option(
-        ("--department",), "timesheet: only this department (name, any case)", metavar="NAME"
+        ("--department",), "timesheet, compliance: only this department (name, any case)", metavar="NAME"
+    ),
+    "rules": Option(
+        ("--rules",),
+        "compliance: the rule pack, eu (default: EU 2003/88), de (ArbZG), ru (TK RF) or a TOML file's path",
+        metavar="PACK",
+    ),
+    "night": Option(
+        ("--night",),
+        "timesheet: the night window of night_hours, local time (default 22:00-06:00)",
+        type=night_window,
+        metavar="HH:MM-HH:MM",
     ),
     "date_from": Option(("--from",), "first local work date, YYYY-MM-DD", type=cli_types.iso_date),
     "date_to": Option(("--to",), "last local work date, YYYY-MM-DD", type=cli_types.iso_date),

@@ -192,6 +192,7 @@ def test_the_csv_is_ready_for_a_spreadsheet_with_a_totals_line(
         "portal", "user_id", "user_name", "department", *dates,
         "worked_hours", "break_hours", "days_worked", "days_pending_approval", "days_estimated",
         "days_corrected", "days_corrected_after_close",
+        "regular_hours", "overtime_hours", "night_hours", "weekend_hours", "holiday_hours", "pay_estimated",
     ]  # fmt: skip
     assert [line[1] for line in people] == ["1", "4", "5", "6", "7", "8"]
     assert total[:4] == ["", "", "total", ""]
@@ -233,7 +234,7 @@ def test_the_table_fits_the_terminal_and_names_the_days_it_left_out(
     shown_days = [int(word) for word in heading[2:-5]]
     assert shown_days == worked[: len(shown_days)]  # the days with work, from the first
     at = next(n for n, line in enumerate(lines) if line.startswith("not shown"))
-    footer = " ".join(line.strip() for line in lines[at:])
+    footer = " ".join(line.strip() for line in lines[at : lines.index("", at)])  # the pay table below
     hidden = [day for day in worked if day not in shown_days]
     assert footer == (
         f"not shown at 100 columns: {', '.join(day_ranges(hidden))}, department, "

@@ -10,8 +10,10 @@ from __future__ import annotations
 import calendar
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 from typing import Any
+
+from poller.compliance.pay import PayCategories
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,10 @@ class Timesheet:
     month: date  # its first day
     rows: tuple[TimesheetRow, ...]
     as_closed: str | None = None  # the figures a month close froze: which close (else: as they stand)
+    # Pay categories per (portal, user id), and the night window they were measured with;
+    # None: not computed (a closed month's frozen rows keep no calendar of their own).
+    pay: Mapping[tuple[str, int], PayCategories] | None = None
+    night: tuple[time, time] | None = None
 
     @property
     def dates(self) -> tuple[date, ...]:
@@ -103,6 +109,30 @@ class Timesheet:
     @property
     def totals(self) -> Totals:
         return sum((row.totals for row in self.rows), Totals())
+
+    def pay_of(self, row: TimesheetRow) -> PayCategories | None:
+        """The row's pay categories; a person without work in the month has zeros."""
+        if self.pay is None:
+            return None
+        zero = PayCategories(row.user_id, f"{self.month:%Y-%m}", 0, 0, 0, 0, 0, 0, False)
+        return self.pay.get((row.portal, row.user_id), zero)
+
+    def pay_totals(self) -> PayCategories | None:
+        """The pay categories summed over every person."""
+        if self.pay is None:
+            return None
+        parts = [part for row in self.rows if (part := self.pay_of(row)) is not None]
+        return PayCategories(
+            user_id=0,
+            month=f"{self.month:%Y-%m}",
+            worked=sum(p.worked for p in parts),
+            regular=sum(p.regular for p in parts),
+            overtime=sum(p.overtime for p in parts),
+            weekend=sum(p.weekend for p in parts),
+            holiday=sum(p.holiday for p in parts),
+            night=sum(p.night for p in parts),
+            estimated=any(p.estimated for p in parts),
+        )
 
     def day_totals(self) -> dict[date, Day]:
         """Per date, the sum over every person (what a totals row shows under each day)."""

@@ -31,7 +31,8 @@ REPORTS: dict[str, Table] = {
 }
 TIMESHEET = "timesheet"
 CORRECTIONS = "corrections"  # poller.history.corrections
-REPORT_NAMES = (*REPORTS, TIMESHEET, CORRECTIONS)
+COMPLIANCE = "compliance"  # poller.compliance.from_storage, poller.render.compliance
+REPORT_NAMES = (*REPORTS, TIMESHEET, CORRECTIONS, COMPLIANCE)
 
 # The columns a terminal table shows, in order; CSV and JSON carry every column of the view.
 # Columns a view does not have (yet) are skipped.

@@ -18,6 +18,7 @@ from __future__ import annotations
 from poller.storage import records as _records
 from poller.storage.absences import AbsenceDay, AbsencesSaved, get_absences, save_absences
 from poller.storage.calendars import CalendarMonth, get_calendar_days, save_calendar
+from poller.storage.compliance_reads import WorkdayFigures, get_workday_figures, get_workday_portals
 from poller.storage.cycles import BAD_VALUE, CycleSaved, save_portal_cycle
 from poller.storage.directory import get_directory_age, get_directory_user_ids, save_departments, save_users
 from poller.storage.engine import (
@@ -81,6 +82,7 @@ __all__ = [
     "SnapshotRow",
     "StorageMode",
     "VersionsSaved",
+    "WorkdayFigures",
     "check_schema",
     "classify",
     "describe_db_error",
@@ -96,6 +98,8 @@ __all__ = [
     "get_recent_runs",
     "get_tokens",
     "get_view_rows",
+    "get_workday_figures",
+    "get_workday_portals",
     "is_database_url",
     "is_known_revision",
     "is_outage",
