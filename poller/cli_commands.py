@@ -103,6 +103,8 @@ def show_report(
     if name == COMPLIANCE:
         if month is None or date_from is not None or date_to is not None:
             raise ConfigError("report compliance: give --month YYYY-MM (not --from/--to)")
+        if as_closed:
+            raise ConfigError("--as-closed: only for `report timesheet`")
         found = commands.compliance(
             config, month, rules=rules or "eu", portals=portals, department=department, users=users
         )

@@ -11,7 +11,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from itertools import pairwise
 from pathlib import Path
@@ -22,8 +22,8 @@ from sqlalchemy import Engine
 
 from poller import commands, storage
 from poller.cli import main
-from poller.compliance import DayKind, DayStatus, Norms, PayCategories
-from poller.compliance.from_storage import build_day
+from poller.compliance import DayKind, DayStatus, Month, Norms, PayCategories, RulePack, load_pack
+from poller.compliance.from_storage import build_day, find_stored_violations
 from poller.storage import WorkdayFigures
 
 PORTAL = "acme"
@@ -285,6 +285,8 @@ def test_a_bad_rules_file_is_one_line_naming_the_file_and_key(
     assert "--month" in capsys.readouterr().err
     assert main(["report", "timesheet", "--month", "2026-11", "--database", seeded, "--rules", "de"]) == 2
     assert "--rules: only for `report compliance`" in capsys.readouterr().err
+    assert main(["report", "compliance", "--month", "2026-11", "--database", seeded, "--as-closed"]) == 2
+    assert "--as-closed: only for `report timesheet`" in capsys.readouterr().err
 
 
 # -- pay categories --------------------------------------------------------------------------
@@ -392,3 +394,16 @@ def test_a_day_open_when_last_seen_is_estimated_and_ends_where_its_figures_reach
         True,
     )
     assert day.longest_stretch == 7200  # the closed first part, longer than half the open one
+
+
+def test_a_stretch_that_rests_on_the_place_of_a_break_is_estimated(seeded: str, engine: Engine) -> None:
+    """Anna's 4th, 13:00-23:00 with 30 minutes of breaks somewhere: 4:45 at least without one."""
+    de = load_pack("de")
+    stricter = RulePack(
+        "strict", "", tuple(replace(r, limit=4 * 3600) for r in de.rules if r.kind == "max_stretch")
+    )
+    found = find_stored_violations(engine, Month.parse("2026-11"), stricter, users=[1])
+    assert [(f.violation.on, f.violation.figure, f.violation.estimated) for f in found.findings] == [
+        (nov(3), 7 * 3600, False),  # no break at all: the stretch is the span, exactly
+        (nov(4), (10 * 3600 - 1800) / 2, True),  # 4:45; the ordinary days' 4:00 is not over 4:00
+    ]

@@ -45,7 +45,9 @@ def max_stretch(rule: Rule, days: Sequence[WorkedDay], month: Month) -> list[Vio
     for day in _in(days, month):
         stretch = day.stretch(rule.min_part)
         if stretch > rule.limit:
-            found.append(violation(rule, day, stretch, estimated=is_estimated(day)))
+            # A stretch known only as the polls saw it (longest_stretch) is an estimate.
+            estimated = is_estimated(day) or day.longest_stretch is not None
+            found.append(violation(rule, day, stretch, estimated=estimated))
     return found
 
 
