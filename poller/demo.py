@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack, closing
 from dataclasses import dataclass
-from datetime import UTC, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -170,8 +170,9 @@ def latest_table(engine: Engine) -> str:
     return "\n".join(lines)
 
 
-def next_steps(database: Path) -> str:
-    """What to try after the demo, with the file it wrote."""
+def next_steps(database: Path, month: date | None = None) -> str:
+    """What to try after the demo, with the file it wrote and the month it polled (default: this one)."""
+    month = month or datetime.now(UTC).date()
     return (
         "Query the history yourself, for example:\n"
         f'  sqlite3 {database} "SELECT user_id, polled_at, status, duration_seconds, '
@@ -179,6 +180,11 @@ def next_steps(database: Path) -> str:
         f'  sqlite3 -header {database} "SELECT user_id, work_date, status, worked_seconds, leaks_seconds '
         'FROM workdays ORDER BY user_id, time_start"\n'
         f'  sqlite3 {database} "SELECT portal, user_id, code, message FROM poll_errors"\n'
+        "Judge a month against the working-time law (exit 1 when anything is found; a few hours\n"
+        "of polls rarely break a rule: point it at a month of your portal's history), and see the\n"
+        "timesheet with its pay categories:\n"
+        f"  timeman-poller report compliance --month {month:%Y-%m} --rules eu --database sqlite:///{database}\n"
+        f"  timeman-poller report timesheet --month {month:%Y-%m} --database sqlite:///{database}\n"
         "Point config.toml at your own portal (see config.example.toml) and run "
         "`timeman-poller run`."
     )

@@ -77,3 +77,18 @@ def test_a_companion_that_is_not_a_file_is_refused_before_anything_is_removed(
         "remove it or give another --database"
     ]
     assert is_demo_database(database), "the old demo kept"
+
+
+def test_the_compliance_and_timesheet_commands_the_demo_prints_run_on_its_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert main([*DEMO, "--database", "timeman-demo.sqlite3"]) == 0
+    printed = [
+        line.split()[1:] for line in capsys.readouterr().out.splitlines() if "timeman-poller report" in line
+    ]
+    assert [words[:2] for words in printed] == [["report", "compliance"], ["report", "timesheet"]]
+    assert main(printed[0]) in (0, 1)  # 1: something found, as a timer would alert
+    assert re.match(r"(no violations|\d+ violations?) of eu \(EU Working Time", capsys.readouterr().out)
+    assert main(printed[1]) == 0
+    assert "regular" in capsys.readouterr().out
