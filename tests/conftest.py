@@ -1,10 +1,14 @@
 """Fixtures: emulated portals on loopback, one config builder, a clock to move, real databases.
 
-- `make_emulator(**settings)` starts emulators (stopped at the end of the test); pass
-  `clock=clock` to share the test's `ManualClock` with the poller.
+- `make_emulator(**settings)` starts emulators (stopped after the test, on a thread of their
+  own); pass `clock=clock` to share the test's `ManualClock` with the poller.
 - `portal(emulator, users, ...)` is a [[portals]] table for an emulator (webhook or OAuth);
   `make_config(*portals, ...)` parses a whole config around them.
-- `database_url` / `engine`: SQLite in tmp_path and the scratch PostgreSQL database.
+- `database_url` / `engine`: SQLite in tmp_path and the scratch PostgreSQL database;
+  `@on_sqlite_only` over a test whose point is not storage keeps it to SQLite.
+- Where they live (tmp_path in memory, PostgreSQL without synchronous commits, a database per
+  pytest-xdist worker): tests/fast_storage.py. Plain helpers (a free port, row counts):
+  tests/helpers.py.
 """
 
 from __future__ import annotations
