@@ -21,13 +21,14 @@ import requests
 from conftest import MakeEmulator, make_config, portal, wait_until
 from sqlalchemy import Engine, select
 
-from poller import commands
+from poller import commands, storage
 from poller.bitrix import PortalClient
 from poller.bitrix.records import batch_support, fetch_records, record_window
 from poller.cli import main
 from poller.clock import ManualClock
 from poller.config import Config
 from poller.emulator import Emulator
+from poller.emulator import absences as emulated_absences
 from poller.models import backfill_progress_table, workday_records_table
 from poller.poll.backfill import (
     DAEMON_SHARE,
@@ -155,9 +156,53 @@ def test_one_month_of_120_users_costs_one_request_per_50_users(
 
     state = run(config, engine, client)
 
-    assert state.requests == 3 == emulator.stats.requests
+    assert state.requests == 3  # record batches; then the calendar and ceil(120/50) absence requests
+    assert emulator.stats.requests == 3 + 1 + 3
+    assert state.calendar is not None and state.calendar.startswith("calendar 2026 (portal), ")
+    assert state.calendar.endswith(" absence days (4 requests)")
     assert emulator.stats.calls["timeman.record.list"] == 120
     assert stored(engine) == truth(emulator, range(1, 121), OCTOBER, NOW, NOW)
+
+
+def test_a_backfilled_month_has_its_absences_and_its_calendar_year_as_a_live_one_would(
+    make_emulator: MakeEmulator, clock: ManualClock, engine: Engine
+) -> None:
+    _, config, client = setup(make_emulator, clock, users=8)
+    span = (date(2025, 12, 1), date(2026, 1, 31))  # across a new year: both years' calendars
+
+    state = run(config, engine, client, span)
+
+    expected = set()
+    for user_id in range(1, 9):
+        for absence in emulated_absences.absences_between(user_id, *span):
+            expected |= {
+                (user_id, absence.first + timedelta(days=n))
+                for n in range((absence.last - absence.first).days + 1)
+                if span[0] <= absence.first + timedelta(days=n) <= span[1]
+            }
+    stored = {(row.user_id, row.day) for row in storage.get_absences(engine, "emu", *span)}
+    assert stored == expected and stored
+    assert storage.get_calendar_days(engine, "emu", date(2025, 12, 1)).source == "portal"
+    january = storage.get_calendar_days(engine, "emu", date(2026, 1, 1))
+    assert [day.day for day, kind in january.days.items() if kind == "holiday"] == [1, 2, 7]
+    assert state.ok and state.calendar == (
+        f"calendar 2025 (portal), 2026 (portal), {len(expected)} absence days (2 requests)"
+    )
+
+
+def test_a_backfill_without_the_calendar_scope_keeps_its_records_and_says_what_it_skipped(
+    make_emulator: MakeEmulator, clock: ManualClock, engine: Engine
+) -> None:
+    emulator, config, client = setup(make_emulator, clock, users=8, calendar_scope=False)
+
+    state = run(config, engine, client)
+
+    assert state.ok and state.records > 0
+    assert state.calendar == (
+        "calendar none, 0 absence days; no `calendar` scope: the portal's calendar and absences "
+        "skipped (1 request)"
+    )
+    assert emulator.stats.calls["calendar.accessibility.get"] == 0
 
 
 # -- resume and re-runs ---------------------------------------------------------------------

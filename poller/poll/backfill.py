@@ -24,6 +24,7 @@ from poller.bitrix.records import RecordsFetched, RecordsUnavailable, fetch_reco
 from poller.config import Config
 from poller.errors import BitrixError, ConfigError, Stopped
 from poller.poll.audience import user_ids_to_ask
+from poller.poll.backfill_calendar import backfill_calendar
 from poller.redaction import redact
 from poller.render.status import counted
 
@@ -56,6 +57,8 @@ class PortalBackfill:
     seconds: float = 0.0
     error: str | None = None
     stopped: bool = False
+    user_ids: list[int] = field(default_factory=list, repr=False)
+    calendar: str | None = None  # backfill: the calendar years and absences stored (own requests)
 
     @property
     def to_do(self) -> int:
@@ -85,6 +88,8 @@ class PortalBackfill:
             line += f"; {len(self.failed):,} users failed"
         if self.stopped:
             line += f"; stopped with {self.left:,} users left"
+        if self.calendar is not None:
+            line += f"; {self.calendar}"
         if self.error is not None:
             line += f"; {self.error}"
         return line
@@ -140,6 +145,8 @@ def backfill(
        the stored directory's active users, else `user.get`'s).
     2. Users finished by an earlier run of the same range are skipped; the records of the
        users a request finished are saved together, then each user is marked finished.
+       Then the calendar years and every user's absences of the range
+       (poller.poll.backfill_calendar), so the range is judged like one polled live.
     3. `progress(state)` is called as users finish. `stop` set ends the backfill after the
        request in flight; a KeyboardInterrupt (raised by `progress`, or a hard Ctrl-C) ends
        it at once. Either way what was saved stays saved and the report says `interrupted`.
@@ -154,6 +161,8 @@ def backfill(
             state = PortalBackfill(client.portal.name, since, until)
             report.portals.append(state)
             _run_portal(engine, client, state, users, resume=True, progress=progress, stop=stop)
+            if not state.stopped and state.user_ids:
+                state.stopped = not _calendar(engine, client, state)
             if state.stopped:
                 report.interrupted = True
                 break
@@ -188,6 +197,17 @@ def reconcile(
     _run_portal(engine, client, state, None, resume=False, share=DAEMON_SHARE, stop=stop)
     logger.info("%s", state.summary("reconcile"))
     return state
+
+
+def _calendar(engine: Engine, client: PortalClient, state: PortalBackfill) -> bool:
+    """The range's calendar years and absences (poller.poll.backfill_calendar); False on a stop."""
+    sent = client.requests_sent
+    try:
+        found = backfill_calendar(engine, client, state.user_ids, state.date_from, state.date_to)
+    except Stopped:
+        return False
+    state.calendar = f"{found.summary()} ({counted(client.requests_sent - sent, 'request')})"
+    return True
 
 
 def _choose(config: Config, clients: Sequence[PortalClient], names: Sequence[str]) -> list[PortalClient]:
@@ -231,7 +251,7 @@ def _run_portal(
         state.error = f"portal {name}: users could not be listed: {redact(exc.message, client.secrets())}"
         finish()
         return
-    state.users = len(user_ids)
+    state.users, state.user_ids = len(user_ids), list(user_ids)
     if resume:
         finished = storage.get_backfill_done(engine, name, state.date_from, state.date_to)
         user_ids = [u for u in user_ids if u not in finished]
