@@ -42,7 +42,7 @@ class DemoResult:
 
 
 def run_demo(
-    database: Path,
+    database: Path = Path("timeman-demo.sqlite3"),
     *,
     duration: float = 20.0,
     interval: float = 5.0,

@@ -14,7 +14,8 @@ from datetime import date
 from typing import Any
 
 from poller.compliance.pay import PayCategories
-from poller.history.timesheet import Day, Timesheet, TimesheetRow, Totals
+from poller.history.timesheet import Day, Timesheet, Totals
+from poller.render.pay import PAY_COLUMNS, decimal_hours, night_text, pay_cells, pay_json, pay_table
 from poller.render.report import csv_rows
 from poller.render.tables import Column, fit_table, left_out_line
 
@@ -22,14 +23,6 @@ TIMESHEET_TOTALS = (
     "worked_hours", "break_hours", "days_worked", "days_pending_approval", "days_estimated",
     "days_corrected", "days_corrected_after_close",
 )  # fmt: skip
-# Pay categories for a payroll import (poller.compliance.pay): each column's PayCategories field.
-PAY_COLUMNS = {
-    "regular_hours": "regular",
-    "overtime_hours": "overtime",
-    "night_hours": "night",
-    "weekend_hours": "weekend",
-    "holiday_hours": "holiday",
-}
 # Marks after a day's hours: corrected after it was stored; corrected after the month's close.
 CORRECTED, CORRECTED_AFTER_CLOSE = "*", "!"
 # What `~` marks: a day whose worked time is not the portal's own DURATION (poller.storage.workday_rules).
@@ -44,11 +37,6 @@ def render_timesheet(sheet: Timesheet, output_format: str, width: int | None = N
     if output_format == "csv":
         return _timesheet_csv(sheet)
     return _timesheet_table(sheet, width)
-
-
-def decimal_hours(seconds: int) -> float:
-    """Hours to the hundredth: 29700 seconds are 8.25."""
-    return round(seconds / 3600, 2)
 
 
 def _totals_json(totals: Totals) -> dict[str, Any]:
@@ -91,43 +79,17 @@ def timesheet_json(sheet: Timesheet) -> dict[str, Any]:
                 "department": row.department,
                 "days": {d.isoformat(): _day_json(day) for d, day in sorted(row.days.items())},
                 **_totals_json(row.totals),
-                **_pay_json(sheet.pay_of(row)),
+                **pay_json(sheet.pay_of(row)),
             }
             for row in sheet.rows
         ],
         "totals": {
             "days": {d.isoformat(): _day_json(day) for d, day in sorted(sheet.day_totals().items())},
             **_totals_json(sheet.totals),
-            **_pay_json(sheet.pay_totals()),
+            **pay_json(sheet.pay_totals()),
         },
         "night": night_text(sheet),
     }
-
-
-def night_text(sheet: Timesheet) -> str | None:
-    """The night window the night hours were measured in, `22:00-06:00`; None: no pay categories."""
-    if sheet.night is None:
-        return None
-    return "-".join(bound.strftime("%H:%M") for bound in sheet.night)
-
-
-def _pay_json(pay: PayCategories | None) -> dict[str, Any]:
-    """The pay categories in hours and seconds, and whether they rest on estimates; nulls: not computed."""
-    found: dict[str, Any] = {}
-    for column, name in PAY_COLUMNS.items():
-        seconds = None if pay is None else getattr(pay, name)
-        found[column] = None if seconds is None else decimal_hours(seconds)
-        found[column.replace("_hours", "_seconds")] = seconds
-    found["pay_estimated"] = None if pay is None else pay.estimated
-    return found
-
-
-def _pay_cells(pay: PayCategories | None) -> list[str]:
-    """The CSV's pay columns: decimal hours, then the estimate flag; empty: not computed."""
-    if pay is None:
-        return [""] * (len(PAY_COLUMNS) + 1)
-    hours = [f"{decimal_hours(getattr(pay, name)):.2f}" for name in PAY_COLUMNS.values()]
-    return [*hours, "true" if pay.estimated else "false"]
 
 
 def _timesheet_csv(sheet: Timesheet) -> str:
@@ -146,7 +108,7 @@ def _timesheet_csv(sheet: Timesheet) -> str:
             totals.days_corrected,
             totals.days_corrected_after_close,
         ]
-        return [*identity, *hours, *sums, *_pay_cells(pay)]
+        return [*identity, *hours, *sums, *pay_cells(pay)]
 
     header = ["portal", "user_id", "user_name", "department", *(d.isoformat() for d in sheet.dates)]
     lines = [
@@ -234,38 +196,7 @@ def _timesheet_table(sheet: Timesheet, width: int | None) -> str:
     if fitted.left_out:
         lines.append(left_out_line(_left_out_headings(fitted.left_out, day_columns, sheet), width))
     if sheet.pay is not None:
-        lines += ["", _pay_table(sheet, multi_portal, width)]
-    return "\n".join(lines)
-
-
-def _pay_table(sheet: Timesheet, multi_portal: bool, width: int | None) -> str:
-    """Per person the month's hours by pay category, a totals line, and what they mean."""
-    columns = [
-        *([Column("portal", keep=0)] if multi_portal else []),
-        Column("user", keep=0, right=True),
-        Column("name", 1, wrap=True),
-        *(Column(name.removesuffix("_hours"), 2 + n, right=True) for n, name in enumerate(PAY_COLUMNS)),
-    ]
-
-    def cells(identity: list[str], pay: PayCategories | None) -> list[str]:
-        hours = _pay_cells(pay)[: len(PAY_COLUMNS)]
-        return [*(identity if multi_portal else identity[1:]), *hours]
-
-    def who(row: TimesheetRow) -> list[str]:
-        return [row.portal, str(row.user_id), row.user_name or "-"]
-
-    rows = [cells(who(row), sheet.pay_of(row)) for row in sheet.rows]
-    fitted = fit_table(columns, rows, width, totals=cells(["", "", "total"], sheet.pay_totals()))
-    estimated = any(pay.estimated for row in sheet.rows if (pay := sheet.pay_of(row)) is not None)
-    legend = (
-        f"pay categories in hours: regular + overtime + weekend + holiday = worked; night "
-        f"({night_text(sheet)}, --night) is counted within them; overtime beyond each day's minimum "
-        "duration (8 h when unknown)"
-        + ("; night hours include breaks where only a day's span is known (estimated)" if estimated else "")
-    )
-    lines = [fitted.text, _fill(legend, width)]
-    if fitted.left_out:
-        lines.append(left_out_line([c.heading for c in fitted.left_out], width))
+        lines += ["", pay_table(sheet, multi_portal, width)]
     return "\n".join(lines)
 
 
