@@ -10,19 +10,25 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack, closing
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine
 
 from poller import storage
+from poller.compliance import Month, load_pack
+from poller.compliance.from_storage import ComplianceReport, find_stored_violations
 from poller.config import Config, HttpConfig, PortalConfig, ScheduleConfig, parse_webhook_url
 from poller.emulator import Emulator, EmulatorSettings, SimClock
 from poller.errors import ConfigError
 from poller.poll.cycle import poll_once
+from poller.render.compliance import summary_line
 from poller.render.durations import hours_minutes
 from poller.runtime import open_runtime
 
+# The pack the demo judges its month by: ArbZG asks for 30 minutes of breaks over 6 hours,
+# which the emulated employees' breaks often miss (the EU pack's 15 minutes they keep).
+DEMO_RULES = "de"
 # PRAGMA application_id of a database the demo made ("tmdo"): the one file it may remove.
 DEMO_APPLICATION_ID = int.from_bytes(b"tmdo", "big")
 SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
@@ -36,9 +42,10 @@ class DemoResult:
     cycles: int
     ok: bool
     latest_table: str
+    compliance: ComplianceReport | None = None  # the polled month judged by DEMO_RULES
 
     def next_steps(self) -> str:
-        return next_steps(self.database)
+        return next_steps(self.database, self.compliance)
 
 
 def run_demo(
@@ -102,7 +109,10 @@ def run_demo(
             if remaining <= 0:
                 break
             time.sleep(min(interval, remaining))
-        return DemoResult(database, cycle, all_ok, latest_table(runtime.engine))
+        judged = find_stored_violations(
+            runtime.engine, Month.parse(f"{clock.now():%Y-%m}"), load_pack(DEMO_RULES), portals=("demo",)
+        )
+        return DemoResult(database, cycle, all_ok, latest_table(runtime.engine), judged)
 
 
 def fresh_database(database: Path) -> bool:
@@ -170,9 +180,10 @@ def latest_table(engine: Engine) -> str:
     return "\n".join(lines)
 
 
-def next_steps(database: Path, month: date | None = None) -> str:
-    """What to try after the demo, with the file it wrote and the month it polled (default: this one)."""
-    month = month or datetime.now(UTC).date()
+def next_steps(database: Path, compliance: ComplianceReport | None = None) -> str:
+    """What to try after the demo, with the file it wrote and its month judged (one line)."""
+    month = compliance.month.first if compliance else datetime.now(UTC).date()
+    found = f"{summary_line(compliance)}\n" if compliance else "\n"
     return (
         "Query the history yourself, for example:\n"
         f'  sqlite3 {database} "SELECT user_id, polled_at, status, duration_seconds, '
@@ -180,10 +191,11 @@ def next_steps(database: Path, month: date | None = None) -> str:
         f'  sqlite3 -header {database} "SELECT user_id, work_date, status, worked_seconds, leaks_seconds '
         'FROM workdays ORDER BY user_id, time_start"\n'
         f'  sqlite3 {database} "SELECT portal, user_id, code, message FROM poll_errors"\n'
-        "Judge a month against the working-time law (exit 1 when anything is found; a few hours\n"
-        "of polls rarely break a rule: point it at a month of your portal's history), and see the\n"
-        "timesheet with its pay categories:\n"
-        f"  timeman-poller report compliance --month {month:%Y-%m} --rules eu --database sqlite:///{database}\n"
+        f"Working-time compliance: {found}"
+        "  the full report (exit 1 when anything is found; --rules eu, de, ru or your own TOML pack),\n"
+        "  and the timesheet with its pay categories:\n"
+        f"  timeman-poller report compliance --month {month:%Y-%m} --rules {DEMO_RULES} "
+        f"--database sqlite:///{database}\n"
         f"  timeman-poller report timesheet --month {month:%Y-%m} --database sqlite:///{database}\n"
         "Point config.toml at your own portal (see config.example.toml) and run "
         "`timeman-poller run`."

@@ -79,16 +79,19 @@ def test_a_companion_that_is_not_a_file_is_refused_before_anything_is_removed(
     assert is_demo_database(database), "the old demo kept"
 
 
-def test_the_compliance_and_timesheet_commands_the_demo_prints_run_on_its_database(
+def test_the_demo_judges_its_month_and_prints_the_commands_of_the_full_reports(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
     assert main([*DEMO, "--database", "timeman-demo.sqlite3"]) == 0
-    printed = [
-        line.split()[1:] for line in capsys.readouterr().out.splitlines() if "timeman-poller report" in line
-    ]
+    out = capsys.readouterr().out.splitlines()
+    summary = next(line for line in out if line.startswith("Working-time compliance: "))
+    printed = [line.split()[1:] for line in out if "timeman-poller report" in line]
     assert [words[:2] for words in printed] == [["report", "compliance"], ["report", "timesheet"]]
-    assert main(printed[0]) in (0, 1)  # 1: something found, as a timer would alert
-    assert re.match(r"(no violations|\d+ violations?) of eu \(EU Working Time", capsys.readouterr().out)
+    code = main(printed[0])
+    report = capsys.readouterr().out.splitlines()
+    assert code == (0 if "no violations" in summary else 1)  # 1: something found, as a timer would alert
+    assert summary.removeprefix("Working-time compliance: ") in report  # the same month, the same pack
+    assert re.search(r"(no violations|\d+ violations?) of de \(Germany", summary)
     assert main(printed[1]) == 0
     assert "regular" in capsys.readouterr().out
