@@ -34,10 +34,10 @@ from sqlalchemy import (
 from poller.models import snapshots_table, workday_records_table, workdays_table
 from poller.storage.bulk import insert_tuples
 from poller.storage.directory import Names, names_of
-from poller.storage.keyed import KEYS_PER_STATEMENT, rows_by_key, tuples_by_key
+from poller.storage.keyed import rows_by_key, tuples_by_key
 from poller.storage.offsets import local_offsets
+from poller.storage.record_days import days_of_records, record_homes, record_key
 from poller.storage.revisions import DayChanges, save_day_changes
-from poller.storage.statements import chunks, one_of
 from poller.storage.statistics import note_rows_added
 from poller.storage.workday_rules import DAY_COLUMNS, Day, Poll, advance, has_polls, is_late, with_record
 
@@ -82,7 +82,7 @@ def apply_polls(
     """
     polls = list(polls)
     carried = {(user_id, poll.record_id) for user_id, poll in polls if (user_id, poll.time_start) not in days}
-    homes = _record_homes(
+    homes = record_homes(
         connection, portal, {(user_id, record_id) for user_id, record_id in carried if record_id}
     )
     days = {**days, **load_days(connection, portal, set(homes.values()) - set(days))}
@@ -125,14 +125,14 @@ def apply_records(
     changes = DayChanges(revised=set(revised))
     changes.remember(days, keys)
     changes.see(record["fetched_at"] for record in records)
-    unpolled = [record for record in records if not has_polls(days.get(_record_key(record)))]
-    elsewhere = _days_of_records(connection, portal, unpolled)
+    unpolled = [record for record in records if not has_polls(days.get(record_key(record)))]
+    elsewhere = days_of_records(connection, portal, unpolled)
     _delete(connection, portal, {old for olds in elsewhere.values() for old in olds}, changes)
     offsets = local_offsets(connection, portal, unpolled)
     changed: dict[WorkdayKey, Day] = {}
     rebuild = {key for key in moved if key not in keys}
     for record in records:
-        key = _record_key(record)
+        key = record_key(record)
         day = days.get(key)
         if record["record_id"] in elsewhere:
             rebuild.add(key)  # the day polled with its ID under another start: it moves here
@@ -165,7 +165,7 @@ def rebuild_days(
         save_day_changes(connection, portal, changes)
         return
     found = {
-        _record_key(row): row
+        record_key(row): row
         for row in rows_by_key(connection, workday_records_table, "start_time", portal, keys)
     }
     snapshots = snapshots_table.c
@@ -184,7 +184,7 @@ def rebuild_days(
     carried = {
         (row["user_id"], row["record_id"]) for rows in seen.values() for row in rows if row["record_id"]
     }
-    homes = _record_homes(connection, portal, carried)
+    homes = record_homes(connection, portal, carried)
     polled: dict[WorkdayKey, Day] = {}
     for key, rows in seen.items():
         for row in rows:
@@ -216,47 +216,6 @@ def _delete(connection: Connection, portal: str, keys: Collection[WorkdayKey], c
             ),
             [{"u": user_id, "t": time_start} for user_id, time_start in keys],
         )
-
-
-def _record_homes(
-    connection: Connection, portal: str, carried: Collection[tuple[int, int]]
-) -> dict[tuple[int, int], WorkdayKey]:
-    """The day of each stored record among `carried` (user_id, record ID a poll carried): the
-    record's own start, which wins over the poll's TIME_START when a manager edited it."""
-    table = workday_records_table.c
-    homes: dict[tuple[int, int], WorkdayKey] = {}
-    for chunk in chunks(sorted({record_id for _, record_id in carried}), 1000):
-        query = select(table.record_id, table.user_id, table.start_time).where(
-            table.portal == portal, one_of(connection, table.record_id, chunk)
-        )
-        for record_id, user_id, start_time in connection.execute(query):
-            if (user_id, record_id) in carried:
-                homes[(user_id, record_id)] = (user_id, start_time)
-    return homes
-
-
-def _days_of_records(
-    connection: Connection, portal: str, records: Sequence[Mapping[str, Any]]
-) -> dict[int, list[WorkdayKey]]:
-    """The stored days that hold the ID of one of `records` under another start than the record's."""
-    wanted = {(record["user_id"], record["record_id"]): _record_key(record) for record in records}
-    table = workdays_table.c
-    found: dict[int, list[WorkdayKey]] = {}
-    for chunk in chunks(sorted(wanted), KEYS_PER_STATEMENT):
-        query = select(table.user_id, table.record_id, table.time_start).where(
-            table.portal == portal,
-            one_of(connection, table.user_id, {user_id for user_id, _ in chunk}),
-            one_of(connection, table.record_id, {record_id for _, record_id in chunk}),
-        )
-        for user_id, record_id, time_start in connection.execute(query):
-            home = wanted.get((user_id, record_id))
-            if home is not None and home != (user_id, time_start):
-                found.setdefault(record_id, []).append((user_id, time_start))
-    return found
-
-
-def _record_key(record: Mapping[Any, Any]) -> WorkdayKey:
-    return record["user_id"], record["start_time"]
 
 
 def _note_before(
