@@ -1,11 +1,11 @@
 """`check`: whether a config is ready to deploy, found by asking the database and each portal.
 
 The database: reachable, and at which schema revision. Then each portal's checks in order
-(poller.check_portal: reach, credentials, scopes, other users, REST 3.0 records), about
-five requests per portal.
+(poller.check_portal: reach, credentials, scopes, other users, REST 3.0 records, and the
+norms refresh's methods: poller.check_norms), about nine requests per portal.
 
 A "problem" stops polling; a "warning" costs a feature (names, departments, backfill and
-reconcile) but polling works.
+reconcile, norms, schedules, the calendar and absences) but polling works.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 Reachable; credentials accepted; the `timeman` scope (timeman.status of the caller); the
 `user` and `department` scopes (one page of `user.get` and `department.get`); the right to
 read other users (timeman.status of a user who is not the caller); REST 3.0 and the right
-to read work time records (one `timeman.record.list` item). About five requests.
+to read work time records (one `timeman.record.list` item); then what the norms refresh reads
+(poller.check_norms: timeman.settings, the configured schedules, the `calendar` scope and
+absences). About nine requests.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from poller.bitrix import PortalClient
+from poller.check_norms import STEPS as NORM_STEPS
+from poller.check_norms import check_norm_methods
 from poller.config import PortalConfig
 from poller.errors import V3_PREFIX, BitrixError
 
@@ -44,6 +48,7 @@ class PortalCheck:
         "scope department",
         "other users",
         "REST 3.0 records",
+        *NORM_STEPS,
     )
 
     def __init__(self, client: PortalClient, *, reconcile_days: int = 0) -> None:
@@ -60,6 +65,9 @@ class PortalCheck:
             self._departments()
             other = self._other_users()
             self._records(other if other is not None else self.caller)
+            holder = "webhook" if self.portal.uses_webhook else "application"
+            for found in check_norm_methods(self.client, other if other is not None else self.caller, holder):
+                self._add(*found)  # type: ignore[arg-type]
         except _Stop:
             done = {f.check for f in self.findings}
             for step in self.STEPS:
