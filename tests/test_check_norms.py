@@ -31,7 +31,8 @@ def test_without_the_calendar_scope_check_warns_names_the_scope_and_skips_the_ab
     outcome, detail, advice = found["scope calendar"]
     assert (outcome, detail) == (
         "warning",
-        "The request requires higher privileges than provided by the webhook token",
+        "HTTP 403 insufficient_scope: The request requires higher privileges than provided by the "
+        "webhook token",
     )
     assert advice == (
         "add the calendar (Calendar) scope to the webhook; without it no absences are read "
