@@ -98,8 +98,8 @@ def show_report(
     """workdays, latest and daily through `call`; a timesheet, corrections and compliance are their own."""
     if rules is not None and name != COMPLIANCE:
         raise ConfigError("--rules: only for `report compliance`")
-    if night is not None and (name != TIMESHEET or as_closed):
-        raise ConfigError("--night: only for `report timesheet` (not --as-closed)")
+    if night is not None and name != TIMESHEET:
+        raise ConfigError("--night: only for `report timesheet`")
     if name == COMPLIANCE:
         if month is None or date_from is not None or date_to is not None:
             raise ConfigError("report compliance: give --month YYYY-MM (not --from/--to)")
@@ -115,8 +115,8 @@ def show_report(
             raise ConfigError("report timesheet: give --month, not --from/--to")
         month = month or date.today().replace(day=1)  # by default the month this machine is in
         if as_closed:
-            sheet = closing.closed_timesheet(
-                config, month, portals=portals, department=department, users=users
+            sheet = commands.closed_timesheet(
+                config, month, portals=portals, department=department, users=users, night=night or NIGHT
             )
         else:
             sheet = commands.timesheet(

@@ -29,7 +29,7 @@ from poller.daemon.scheduler import Daemon
 from poller.demo import run_demo
 from poller.emulator import Emulator, EmulatorSettings
 from poller.errors import ConfigError
-from poller.history import retention
+from poller.history import closing, retention
 from poller.history.timesheet import Timesheet, build_timesheet, month_dates
 from poller.poll.backfill import BackfillReport, Progress
 from poller.poll.backfill import backfill as backfill_portals
@@ -40,7 +40,7 @@ from poller.poll.recent import RunInfo as RunInfo
 from poller.poll.recent import StatusInfo, read_status
 from poller.render.report import REPORT_NAMES, REPORTS
 from poller.runtime import Schema, open_runtime
-from poller.storage import maintenance
+from poller.storage import closes, maintenance
 
 logger = logging.getLogger(__name__)
 
@@ -261,6 +261,34 @@ def timesheet(
         for portal in sorted({row.portal for row in sheet.rows}):
             people = [row.user_id for row in sheet.rows if row.portal == portal]
             found = stored_pay(engine, portal, Month.parse(f"{first:%Y-%m}"), night=night, users=people)
+            pay |= {(portal, user_id): part for user_id, part in found.items()}
+    return replace(sheet, pay=pay, night=night)
+
+
+def closed_timesheet(
+    config: Config,
+    month: date,
+    *,
+    portals: Sequence[str] = (),
+    department: str | None = None,
+    users: Sequence[int] = (),
+    night: tuple[time, time] = NIGHT,
+) -> Timesheet:
+    """The month's timesheet as its newest close froze it (`--as-closed`), pay categories made
+    from the frozen days too, so payroll sees again what it saw."""
+    sheet = closing.closed_timesheet(config, month, portals=portals, department=department, users=users)
+    first = month.replace(day=1)
+    pay: dict[tuple[str, int], PayCategories] = {}
+    with maintenance.open_database(config.database_url) as engine:
+        for portal in sorted({row.portal for row in sheet.rows}):
+            with engine.connect() as connection:
+                frozen = closes.get_closed_workdays(
+                    connection, closes.get_closes(connection, portal, first)[-1]
+                )
+            people = {row.user_id for row in sheet.rows if row.portal == portal}
+            found = stored_pay(
+                engine, portal, Month.parse(f"{first:%Y-%m}"), night=night, users=people, frozen=frozen
+            )
             pay |= {(portal, user_id): part for user_id, part in found.items()}
     return replace(sheet, pay=pay, night=night)
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import date, time, timedelta, timezone
 from itertools import pairwise
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -126,10 +127,16 @@ def stored_pay(
     *,
     night: tuple[time, time] = NIGHT,
     users: Collection[int] | None = None,
+    frozen: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[int, PayCategories]:
     """Each user's pay categories of `month` on `portal`; overtime beyond the user's minimum
-    duration (timeman.settings) of each day, 8 hours where no norm is known."""
-    stored = read_days(engine, portal, month.first, month.last, month, users=users)
+    duration (timeman.settings) of each day, 8 hours where no norm is known.
+
+    `frozen`: the workdays rows a month close froze, judged instead of the stored ones; a
+    frozen row keeps no offset, so it takes its day's stored one (else the user's, else UTC).
+    """
+    rows = None if frozen is None else _thawed(engine, portal, month, frozen)
+    stored = read_days(engine, portal, month.first, month.last, month, users=users, rows=rows)
     by_norm: dict[int, list[WorkedDay]] = defaultdict(list)
     for day in stored.days:
         by_norm[day.norms.min_duration or DAILY_NORM].append(day)
@@ -138,6 +145,27 @@ def stored_pay(
         for part in pay_categories(days, night=night, daily_norm=norm):
             found[part.user_id] = _add(found[part.user_id], part) if part.user_id in found else part
     return found
+
+
+def _thawed(
+    engine: Engine, portal: str, month: Month, frozen: Sequence[Mapping[str, Any]]
+) -> list[WorkdayFigures]:
+    """Frozen workdays rows as WorkdayFigures, each with the offset of its stored day."""
+    live = get_workday_figures(
+        engine, portal, month.first, month.last, user_ids={r["user_id"] for r in frozen}
+    )
+    by_start = {(row.user_id, row.time_start): row.tz_offset for row in live}
+    by_user = {row.user_id: row.tz_offset for row in live if row.tz_offset is not None}
+    names = [field.name for field in fields(WorkdayFigures)]
+    thawed = []
+    for row in frozen:
+        key = (row["user_id"], row["time_start"])
+        offset = row.get("tz_offset", by_start.get(key, by_user.get(row["user_id"])))
+        values: dict[str, Any] = {name: row.get(name) for name in names}
+        values |= {"portal": portal, "tz_offset": offset}
+        values["worked_is_estimate"] = bool(values["worked_is_estimate"])
+        thawed.append(WorkdayFigures(**values))
+    return sorted(thawed, key=lambda row: (row.user_id, row.work_date, row.time_start))
 
 
 def read_days(
@@ -149,10 +177,14 @@ def read_days(
     *,
     users: Collection[int] | None = None,
     department: str | None = None,
+    rows: Sequence[WorkdayFigures] | None = None,
 ) -> StoredDays:
-    """The days with work of `first`..`last`; people named as of their newest day up to the
-    month's end, `department` matched on that name ignoring case."""
-    rows = get_workday_figures(engine, portal, first, last, user_ids=users)
+    """The days with work of `first`..`last` (of `rows` when given); people named as of their
+    newest day up to the month's end, `department` matched on that name ignoring case."""
+    if rows is None:
+        rows = get_workday_figures(engine, portal, first, last, user_ids=users)
+    elif users is not None:
+        rows = [row for row in rows if row.user_id in users]
     people: dict[int, Person] = {}
     for row in rows:
         if row.work_date <= month.last:
