@@ -4,7 +4,8 @@ Which jobs there are and when they fire is read without threads in test_daemon_j
 in-process where a step can be called with a clock (`Daemon.poll`, `Daemon.reconcile`), with
 the real scheduler where only its threads show the point (a hung portal beside a healthy
 one), and real processes where signals, exit codes and SIGKILL are the point. Waits are for
-conditions, with deadlines.
+conditions, with deadlines. SQLite only where the database is incidental (a hung portal,
+signals, the API); a database down at start on both, since each is down in its own way.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import MakeEmulator, make_config, portal, wait_until
+from conftest import MakeEmulator, make_config, on_sqlite_only, portal, wait_until
 from daemons import make_daemon
 from sqlalchemy import Engine, func, select, text
 
@@ -58,6 +59,7 @@ def finished(engine: Engine, portal_name: str) -> int:
 # -- in process ----------------------------------------------------------------------------
 
 
+@on_sqlite_only
 def test_a_hung_portal_delays_neither_a_healthy_one_nor_the_stop(
     engine: Engine, database_url: str, make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
@@ -216,21 +218,16 @@ def write_config(
     return path
 
 
-def start(command: str, config: Path, log: Path) -> subprocess.Popen[bytes]:
+def start_poller(command: str, config: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as output:
         return subprocess.Popen(
             [sys.executable, "-m", "poller", command, "-c", str(config)], stdout=output, stderr=output
         )
 
 
-def upgraded(database_url: str) -> Engine:
-    engine = storage.make_engine(database_url)
-    storage.upgrade_database(engine)
-    return engine
-
-
+@on_sqlite_only
 def test_run_stops_within_the_request_deadline_with_a_hung_portal_and_a_second_ctrl_c_at_once(
-    database_url: str, make_emulator: MakeEmulator, tmp_path: Path
+    engine: Engine, database_url: str, make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
     healthy = make_emulator(users=5, rate=0)
     hung = make_emulator(users=5, fault_hang=1.0)
@@ -238,11 +235,10 @@ def test_run_stops_within_the_request_deadline_with_a_hung_portal_and_a_second_c
     config = write_config(
         tmp_path / "config.toml", database_url, portals, http=FAST_HTTP, schedule={"interval_seconds": 1}
     )
-    engine = upgraded(database_url)
     deadline = READ_TIMEOUT + 10
 
     # One Ctrl-C: the hung portal's request ends at its deadline, its cycle is closed as cut.
-    process = start("run", config, tmp_path / "first.log")
+    process = start_poller("run", config, tmp_path / "first.log")
     try:
         wait_until(lambda: finished(engine, "healthy") >= 2 and hung.stats.faults["hang"] >= 1, timeout=30)
         process.send_signal(signal.SIGINT)
@@ -258,7 +254,7 @@ def test_run_stops_within_the_request_deadline_with_a_hung_portal_and_a_second_c
 
     # Two Ctrl-C: the second ends it at once; a third finds nothing to interrupt.
     hangs = hung.stats.faults["hang"]
-    process = start("run", config, tmp_path / "second.log")
+    process = start_poller("run", config, tmp_path / "second.log")
     try:
         wait_until(lambda: hung.stats.faults["hang"] > hangs, timeout=30, what="the hung portal asked again")
         process.send_signal(signal.SIGINT)
@@ -275,9 +271,9 @@ def test_run_stops_within_the_request_deadline_with_a_hung_portal_and_a_second_c
     assert (code, took < 2) == (130, True), output[-2000:]
     assert "stopping now" in output
     assert "Traceback" not in output and "Exception ignored" not in output
-    engine.dispose()
 
 
+@on_sqlite_only
 def test_the_daemon_api_for_tests_and_replicas(
     engine: Engine, make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
@@ -332,14 +328,12 @@ def test_a_stop_that_overruns_its_grace_ends_the_process_and_a_second_signal_at_
     assert "stopping now (SIGINT again)" in lines
 
 
+@on_sqlite_only
 def test_the_daemon_waits_briefly_for_a_sqlite_lock_and_the_other_commands_as_before(
-    make_emulator: MakeEmulator, tmp_path: Path
+    engine: Engine, make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
     """The daemon's cycles spool after DAEMON_BUSY_TIMEOUT_SECONDS; other users of the engine wait longer."""
     from poller.storage.engine import BUSY_TIMEOUT_SECONDS, DAEMON_BUSY_TIMEOUT_SECONDS
-
-    engine = storage.make_engine(f"sqlite:///{tmp_path / 'poller.sqlite3'}")
-    storage.upgrade_database(engine)
 
     def busy_timeout() -> int:
         with engine.connect() as connection:
@@ -354,4 +348,3 @@ def test_the_daemon_waits_briefly_for_a_sqlite_lock_and_the_other_commands_as_be
     finally:
         daemon.stop()
     assert busy_timeout() == BUSY_TIMEOUT_SECONDS * 1000
-    engine.dispose()

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from conftest import make_config
+from conftest import make_config, on_sqlite_only
 from sqlalchemy import Engine, text
 
 from poller import storage
@@ -49,7 +49,7 @@ def busy_timeout(engine: Engine) -> int:
         return int(connection.execute(text("PRAGMA busy_timeout")).scalar_one())
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@on_sqlite_only
 def test_the_spool_is_held_while_open_and_released_on_close(engine: Engine, tmp_path: Path) -> None:
     config = config_on(engine, tmp_path)
     with open_runtime(config, handle_signals=False) as runtime:
@@ -60,7 +60,7 @@ def test_the_spool_is_held_while_open_and_released_on_close(engine: Engine, tmp_
         pass
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@on_sqlite_only
 def test_an_error_in_the_block_releases_the_spool_and_comes_out(engine: Engine, tmp_path: Path) -> None:
     config = config_on(engine, tmp_path)
     with pytest.raises(RuntimeError, match="a bug"), open_runtime(config, handle_signals=False):
@@ -95,7 +95,7 @@ def test_upgrade_creates_the_schema_and_as_found_asks_nothing(tmp_path: Path) ->
         pass  # now at head
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@on_sqlite_only
 def test_short_lock_waits_last_as_long_as_the_runtime(engine: Engine, tmp_path: Path) -> None:
     config = config_on(engine, tmp_path)
     with open_runtime(config, short_lock_waits=True, handle_signals=False) as runtime:
@@ -106,7 +106,7 @@ def test_short_lock_waits_last_as_long_as_the_runtime(engine: Engine, tmp_path: 
         assert busy_timeout(runtime.engine) == BUSY_TIMEOUT_SECONDS * 1000
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@on_sqlite_only
 def test_every_client_stops_on_the_runtime_stop(engine: Engine, tmp_path: Path) -> None:
     second: dict[str, object] = {**WEBHOOK, "name": "other"}
     config = config_on(engine, tmp_path, WEBHOOK, second)
@@ -118,7 +118,7 @@ def test_every_client_stops_on_the_runtime_stop(engine: Engine, tmp_path: Path) 
         assert sessions[0] is not sessions[1]  # one connection pool per portal thread
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@on_sqlite_only
 def test_metrics_only_when_asked_for_and_a_port_is_set(engine: Engine, tmp_path: Path) -> None:
     with open_runtime(config_on(engine, tmp_path), metrics=True, handle_signals=False) as runtime:
         assert runtime.metrics is None  # no [metrics] port
@@ -140,7 +140,7 @@ def keep_in_file(config: Config, tmp_path: Path) -> None:
     assert tokens_path(config.spool_path) is not None
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@on_sqlite_only
 def test_a_pair_kept_in_the_file_is_written_to_the_database_and_used(engine: Engine, tmp_path: Path) -> None:
     config = config_on(engine, tmp_path, OAUTH)
     keep_in_file(config, tmp_path)
@@ -151,7 +151,7 @@ def test_a_pair_kept_in_the_file_is_written_to_the_database_and_used(engine: Eng
     assert stored is not None and stored.access_token == "kept-access"
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@on_sqlite_only
 def test_as_found_leaves_the_kept_pair_to_the_daemon_but_starts_from_it(
     engine: Engine, tmp_path: Path
 ) -> None:
@@ -163,7 +163,7 @@ def test_as_found_leaves_the_kept_pair_to_the_daemon_but_starts_from_it(
     assert get_stored_tokens(engine, "oauth") is None
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@on_sqlite_only
 def test_signals_reach_the_runtime_stop_while_open(engine: Engine, tmp_path: Path) -> None:
     """SIGTERM goes to the runtime's Shutdown; closing marks the work ended and cancels nothing
     that was not started (the handlers stay: a late signal is a graceful stop, see shutdown.py)."""
@@ -176,7 +176,7 @@ def test_signals_reach_the_runtime_stop_while_open(engine: Engine, tmp_path: Pat
     assert runtime.shutdown.work_ended
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+@on_sqlite_only
 def test_without_signals_nothing_is_installed(engine: Engine, tmp_path: Path) -> None:
     before = signal.getsignal(signal.SIGTERM)
     with open_runtime(config_on(engine, tmp_path), handle_signals=False) as runtime:

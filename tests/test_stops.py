@@ -9,6 +9,7 @@ releases. Nothing depends on how fast the machine is.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -48,13 +49,14 @@ def write_config(tmp_path: Path, emulator: Emulator, users: object, **tables: di
     return path
 
 
-def database(tmp_path: Path) -> Engine:
-    engine = storage.make_engine(f"sqlite:///{tmp_path / 'stops.sqlite3'}")
-    storage.upgrade_database(engine)
-    return engine
+def database(tmp_path: Path, head_sqlite_file: Path) -> Engine:
+    """The config's SQLite file at the newest schema: a copy of the session's, not a migration."""
+    path = tmp_path / "stops.sqlite3"
+    shutil.copyfile(head_sqlite_file, path)
+    return storage.make_engine(f"sqlite:///{path}")
 
 
-def start(command: str, config: Path, log: Path) -> subprocess.Popen[bytes]:
+def start_poller(command: str, config: Path, log: Path) -> subprocess.Popen[bytes]:
     with log.open("wb") as output:
         return subprocess.Popen(
             [sys.executable, "-m", "poller", command, "-c", str(config)], stdout=output, stderr=output
@@ -89,12 +91,14 @@ def clean(log: Path) -> str:
     return output
 
 
-def test_poll_stops_listing_users_all_at_ctrl_c(make_emulator: MakeEmulator, tmp_path: Path) -> None:
+def test_poll_stops_listing_users_all_at_ctrl_c(
+    make_emulator: MakeEmulator, tmp_path: Path, head_sqlite_file: Path
+) -> None:
     emulator = make_emulator(users=500, rate=0)  # ten pages of user.get
-    engine = database(tmp_path)
+    engine = database(tmp_path, head_sqlite_file)
     emulator.hold("user.get", after=1)
     log = tmp_path / "poll.log"
-    code = stop_while_held(start("poll", write_config(tmp_path, emulator, "all"), log), emulator, log)
+    code = stop_while_held(start_poller("poll", write_config(tmp_path, emulator, "all"), log), emulator, log)
     output = clean(log)
     assert code == 130, output[-2000:]
     assert emulator.stats.calls["user.get"] == 2  # the page held at the signal, no page after it
@@ -105,14 +109,14 @@ def test_poll_stops_listing_users_all_at_ctrl_c(make_emulator: MakeEmulator, tmp
 
 
 def test_poll_stops_the_directory_refresh_at_sigterm_and_keeps_no_partial_directory(
-    make_emulator: MakeEmulator, tmp_path: Path
+    make_emulator: MakeEmulator, tmp_path: Path, head_sqlite_file: Path
 ) -> None:
     emulator = make_emulator(users=500, rate=0)
-    engine = database(tmp_path)
+    engine = database(tmp_path, head_sqlite_file)
     emulator.hold("user.get", after=1)
     config = write_config(tmp_path, emulator, "all", directory={"refresh_hours": 24})
     log = tmp_path / "poll.log"
-    code = stop_while_held(start("poll", config, log), emulator, log, signal.SIGTERM)
+    code = stop_while_held(start_poller("poll", config, log), emulator, log, signal.SIGTERM)
     output = clean(log)
     assert code == 130, output[-2000:]
     assert "user directory refresh stopped" in output
@@ -125,13 +129,13 @@ def test_poll_stops_the_directory_refresh_at_sigterm_and_keeps_no_partial_direct
 
 
 def test_poll_stops_polling_at_ctrl_c_after_the_batch_in_flight(
-    make_emulator: MakeEmulator, tmp_path: Path
+    make_emulator: MakeEmulator, tmp_path: Path, head_sqlite_file: Path
 ) -> None:
     emulator = make_emulator(users=2000, rate=0)  # 40 batches, stored ten at a time
-    engine = database(tmp_path)
+    engine = database(tmp_path, head_sqlite_file)
     emulator.hold("batch", after=10)  # the eleventh batch waits: the first part is stored
     log = tmp_path / "poll.log"
-    process = start("poll", write_config(tmp_path, emulator, list(range(1, 2001))), log)
+    process = start_poller("poll", write_config(tmp_path, emulator, list(range(1, 2001))), log)
     assert emulator.wait_held(1, timeout=60), log.read_text()[-2000:]
     assert row_count(engine, "snapshots") == 500
     code = stop_while_held(process, emulator, log)
@@ -146,14 +150,14 @@ def test_poll_stops_polling_at_ctrl_c_after_the_batch_in_flight(
 
 
 def test_poll_stops_the_reconcile_at_ctrl_c_and_does_it_again_next_time(
-    make_emulator: MakeEmulator, tmp_path: Path
+    make_emulator: MakeEmulator, tmp_path: Path, head_sqlite_file: Path
 ) -> None:
     emulator = make_emulator(users=200, rate=0)
-    engine = database(tmp_path)
+    engine = database(tmp_path, head_sqlite_file)
     emulator.hold("api/batch")  # the reconcile's first request of records (of four or more)
     config = write_config(tmp_path, emulator, list(range(1, 201)), reconcile={"days": 2})
     log = tmp_path / "poll.log"
-    code = stop_while_held(start("poll", config, log), emulator, log)
+    code = stop_while_held(start_poller("poll", config, log), emulator, log)
     output = clean(log)
     assert code == 130, output[-2000:]
     (run,) = runs(engine)
@@ -172,14 +176,14 @@ def test_poll_stops_the_reconcile_at_ctrl_c_and_does_it_again_next_time(
 
 
 def test_run_stops_the_directory_refresh_at_sigterm_and_closes_the_cycle_as_interrupted(
-    make_emulator: MakeEmulator, tmp_path: Path
+    make_emulator: MakeEmulator, tmp_path: Path, head_sqlite_file: Path
 ) -> None:
     emulator = make_emulator(users=500, rate=0)
-    engine = database(tmp_path)
+    engine = database(tmp_path, head_sqlite_file)
     emulator.hold("user.get", after=1)
     config = write_config(tmp_path, emulator, "all", directory={"refresh_hours": 24})
     log = tmp_path / "run.log"
-    code = stop_while_held(start("run", config, log), emulator, log, signal.SIGTERM)
+    code = stop_while_held(start_poller("run", config, log), emulator, log, signal.SIGTERM)
     output = clean(log)
     assert code == 0, output[-2000:]
     assert emulator.stats.calls["user.get"] == 2 and emulator.stats.calls["batch"] == 0
@@ -188,12 +192,14 @@ def test_run_stops_the_directory_refresh_at_sigterm_and_closes_the_cycle_as_inte
 
 
 def test_a_sigkill_mid_cycle_loses_at_most_the_part_in_flight(
-    make_emulator: MakeEmulator, tmp_path: Path
+    make_emulator: MakeEmulator, tmp_path: Path, head_sqlite_file: Path
 ) -> None:
     emulator = make_emulator(users=2000, rate=0)
-    engine = database(tmp_path)
+    engine = database(tmp_path, head_sqlite_file)
     emulator.hold("batch", after=15)  # the 16th batch waits, half way through the second part
-    process = start("poll", write_config(tmp_path, emulator, list(range(1, 2001))), tmp_path / "poll.log")
+    process = start_poller(
+        "poll", write_config(tmp_path, emulator, list(range(1, 2001))), tmp_path / "poll.log"
+    )
     try:
         assert emulator.wait_held(1, timeout=60)
         os.kill(process.pid, signal.SIGKILL)
