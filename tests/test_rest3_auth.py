@@ -50,7 +50,8 @@ def test_an_oauth_backfill_sends_the_rest_3_batch_token_as_a_bearer_header(
 
     (state,) = report.portals
     assert state.ok and state.requests == 1 and batch_support(client) is True
-    assert emulator.stats.auth_placements == {"header": 1}
+    # the body: backfill's calendar and absences (REST 1, poller.poll.backfill_calendar)
+    assert emulator.stats.auth_placements == {"header": 1, "body": 2}
     assert stored_users(engine) == users_with_records(emulator, range(1, 31)) != []
 
 
@@ -65,5 +66,5 @@ def test_an_oauth_backfill_without_the_batch_sends_each_token_in_the_json_body(
 
     (state,) = report.portals
     assert state.ok and state.requests == 1 + 3  # the refused batch, then one call per user
-    assert emulator.stats.auth_placements == {"header": 1, "body": 3}
+    assert emulator.stats.auth_placements == {"header": 1, "body": 3 + 2}  # + calendar and absences
     assert stored_users(engine) == users_with_records(emulator, range(1, 4)) != []
