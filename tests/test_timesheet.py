@@ -322,3 +322,25 @@ def test_the_legend_marks_what_the_workday_rules_call_an_estimate() -> None:
         == "~ marks an estimate (the day was not closed when last seen: hours counted up to then)"
     )
     assert lines[-1] == f"2 people; hours in decimals; {ESTIMATE_LEGEND}"
+
+
+def test_the_pay_categories_add_up_to_the_worked_hours_and_the_night_shift_has_night_hours(
+    october: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sheet = json.loads(timesheet(capsys, october, "--format", "json"))
+    assert sheet["night"] == "22:00-06:00"
+    for row in [*sheet["rows"], sheet["totals"]]:
+        parts = ("regular_seconds", "overtime_seconds", "weekend_seconds", "holiday_seconds")
+        assert sum(row[part] for part in parts) == row["worked_seconds"]
+    nights = {row["user_id"]: row["night_seconds"] for row in sheet["rows"]}
+    assert nights.pop(4) > 100 * 3600 and set(nights.values()) == {0}  # user 4 works a night shift
+    table = timesheet(capsys, october).splitlines()
+    at = next(n for n, line in enumerate(table) if line.split()[2:] == PAY_HEADINGS)
+    assert (
+        table[at].split()[:2] == ["user", "name"] and table[at + 9].split()[0] == "total"
+    )  # heading, rule, 6 people, rule
+    assert main(["report", "--night", "22:00-06:00", "--database", october]) == 2
+    assert "--night: only for `report timesheet`" in capsys.readouterr().err
+
+
+PAY_HEADINGS = ["regular", "overtime", "night", "weekend", "holiday"]
