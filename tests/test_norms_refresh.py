@@ -207,3 +207,23 @@ def test_the_daemon_refreshes_on_a_thread_of_its_own_and_a_cycle_counts_only_its
     assert sorted(current_calendars(engine)) == [today.year, today.year + 1]
     assert get_task(engine, "emu", TASK).last_error is None
     assert emulator.stats.calls["timeman.settings"] == len(USERS)  # once: not due at the second cycle
+
+
+def test_a_failed_part_is_recorded_the_others_stored_and_the_refresh_tried_again_later(
+    engine: Engine, database_url: str, make_emulator: MakeEmulator, clock: ManualClock
+) -> None:
+    emulator = make_emulator(users=10, clock=clock)
+    config = a_config(emulator, database_url)
+    emulator.force_operating_limit(1200, "timeman.settings")  # blocked for 20 minutes of the clock
+    assert timer_poll(config, engine, clock).ok  # the cycle is not affected
+    failed = get_task(engine, "emu", TASK)
+    assert failed.last_done_at is None and failed.last_error is not None
+    assert failed.last_error.startswith("norms not read: ") and "OPERATION_TIME_LIMIT" in failed.last_error
+    today = clock.now().date()
+    assert storage.get_norms(engine, "emu", today, today) == {}
+    assert sorted(current_calendars(engine)) == [2026, 2027]  # the other parts ran
+    assert storage.get_absences(engine, "emu", today - timedelta(days=10), today + timedelta(days=20))
+    clock.advance(1800)  # past the block and the retry wait
+    timer_poll(config, engine, clock)
+    assert get_task(engine, "emu", TASK).last_error is None
+    assert sorted(storage.get_norms(engine, "emu", today, today)) == USERS
