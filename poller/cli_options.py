@@ -42,7 +42,8 @@ class Option:
     """One option: its flags (a single name without dashes: a positional) and what it means.
 
     A parameter whose default is True or False is a switch: `flags` turn it on, `off` (a
-    flag and its help) turns it off. `default` is for a parameter that has none of its own.
+    flag and its help) turns it off. `default` is for the global options only: a command's
+    defaults are its function's, declared there once.
     """
 
     flags: tuple[str, ...]
@@ -167,9 +168,7 @@ OPTIONS: dict[str, Option | Fields] = {
         )
         for kind in FAULT_KINDS
     },
-    "demo.database": Option(
-        ("--database",), "SQLite file to write", type=Path, default="timeman-demo.sqlite3"
-    ),
+    "demo.database": Option(("--database",), "SQLite file to write", type=Path),
     "duration": Option(("--duration",), "seconds to poll", type=float),
     "interval": Option(("--interval",), "seconds between cycles", type=float),
 }

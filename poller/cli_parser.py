@@ -218,7 +218,9 @@ def _parameter(name: str, default: Any) -> inspect.Parameter:
 
 
 def _argument(parameter: inspect.Parameter, declared: Option) -> Argument:
-    default = declared.default if parameter.default is parameter.empty else parameter.default
+    if declared.default is not NO_DEFAULT:  # one place for a default: the function's signature
+        raise ValueError(f"{parameter.name}: give its default on the function, not on the option")
+    default = parameter.default
     annotation = parameter.annotation
     literal = typing.get_args(annotation) if typing.get_origin(annotation) is typing.Literal else None
     return Argument(parameter.name, declared, default, declared.choices or literal)

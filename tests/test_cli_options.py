@@ -80,3 +80,17 @@ def test_the_emulator_settings_are_built_from_their_fields_options() -> None:
     settings = parsed(["emulator", "--users", "3", "--fault-hang", "0.5", "--secret", "s"])["settings"]
     assert (settings.users, settings.fault_hang, settings.webhook_secret, settings.rate) == (3, 0.5, "s", 2.0)  # type: ignore[attr-defined]
     assert parsed(["emulator"])["settings"].users == 25  # type: ignore[attr-defined]
+
+
+def test_a_default_on_a_command_option_is_refused_it_belongs_on_the_function() -> None:
+    """Two places for one default drift apart (a default only on the option never reached the call)."""
+    import inspect
+
+    from poller.cli_options import Option
+    from poller.cli_parser import _argument
+
+    def command(path: str) -> None: ...
+
+    parameter = inspect.signature(command).parameters["path"]
+    with pytest.raises(ValueError, match="give its default on the function"):
+        _argument(parameter, Option(("--path",), "a path", default="x"))
