@@ -13,9 +13,16 @@ timeman.schedule.get per schedule), their total against that expectation, the po
 (the clock's time the refresh took: the bucket's pace), the bucket's floor ((requests -
 burst) / rate), the wall seconds, and QUERY_LIMIT_EXCEEDED answers (target 0).
 
+`--beside-cycles` measures instead what the refresh does to the cycles beside it, as `run`
+runs them: a cycle of the N users (ceil(N/50) timeman.status batches) alone, then the refresh
+on its thread (taking turns with the cycles: poller.poll.norms_refresh.Turns) while a cycle
+starts every `--interval` seconds of the portal's clock; printed: the lone cycle's portal
+seconds, the slowest and mean cycle beside the refresh, and the refresh's own seconds.
+
     $ python bench/norms_requests.py
     $ python bench/norms_requests.py --users 5000 \
           --postgres-server postgresql+psycopg://postgres@127.0.0.1/postgres
+    $ python bench/norms_requests.py --beside-cycles
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from poller.bitrix import PortalClient
 from poller.clock import SYSTEM_CLOCK, Clock, ManualClock
 from poller.config import parse_config
 from poller.emulator import Emulator, EmulatorSettings
+from poller.poll.cycle import poll_portal
 from poller.poll.norms_refresh import NormsRefresher, stopping_pace
 
 NOW = datetime(2026, 11, 16, 9, 30, tzinfo=UTC)
@@ -86,14 +94,75 @@ def refresh_once(users: int, database_url: str, real_clock: bool) -> dict[str, f
         emulator.stop()
 
 
+def beside_cycles(users: int, database_url: str, interval: float) -> dict[str, float]:
+    """A lone cycle, then cycles every `interval` portal seconds beside a refresh on its thread."""
+    clock = ManualClock(NOW)
+    settings = EmulatorSettings(users=users, rate=RATE, burst=BURST, start=NOW, operating_limit=0)
+    emulator = Emulator(settings, clock=clock).start()  # the bucket is measured, not the time budget
+    engine = storage.make_engine(database_url)
+    try:
+        storage.upgrade_database(engine)
+        portal = {"name": "bench", "webhook_url": emulator.webhook_url, "users": list(range(1, users + 1))}
+        config = parse_config({"portals": [portal], "database": {"url": database_url}}, {})
+        client = PortalClient(config.portals[0], requests.Session(), config.http, clock=clock)
+        refresher = NormsRefresher(config, engine)
+
+        def cycle() -> float:
+            started = clock.monotonic()
+            with refresher.holding_off("bench"):
+                outcome = poll_portal(client, engine, clock=clock.now)
+            assert outcome.users_ok == users, outcome.summary()
+            return clock.monotonic() - started
+
+        alone = cycle()
+        clock.advance(interval)
+        started = clock.monotonic()
+        thread = refresher.start_if_due(client)
+        assert thread is not None
+        beside = []
+        while thread.is_alive():
+            next_start = clock.monotonic() + interval
+            beside.append(cycle())
+            while thread.is_alive() and clock.monotonic() < next_start:
+                time.sleep(0.01)  # the refresh's bucket waits move the clock
+        refreshed = clock.monotonic() - started
+        return {
+            "alone": alone,
+            "slowest": max(beside),
+            "mean": sum(beside) / len(beside),
+            "cycles": len(beside),
+            "refresh": refreshed,
+            "query limit exceeded": emulator.stats.query_limit_exceeded,
+        }
+    finally:
+        engine.dispose()
+        emulator.stop()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=5000)
     parser.add_argument("--clock", choices=("manual", "real"), default="manual")
+    parser.add_argument("--beside-cycles", action="store_true")
+    parser.add_argument("--interval", type=float, default=60.0, help="with --beside-cycles: seconds")
     scratch.add_server_argument(parser)
     args = parser.parse_args(argv)
     if args.postgres_server:
         scratch.check_server(args.postgres_server)  # refuse before any work
+    if args.beside_cycles:
+        print(
+            f"{'database':<11} {'lone cycle s':>12} {'beside: slowest s':>17} {'mean s':>7} {'cycles':>6} "
+            f"{'refresh s':>9} {'QLE':>4}"
+        )
+        for backend, server in scratch.servers(args.postgres_server):
+            with scratch.scratch_database(server, "norms") as url:
+                f = beside_cycles(args.users, url, args.interval)
+            print(
+                f"{backend:<11} {f['alone']:>12.1f} {f['slowest']:>17.1f} {f['mean']:>7.1f} {f['cycles']:>6.0f} "
+                f"{f['refresh']:>9.1f} {f['query limit exceeded']:>4.0f}",
+                flush=True,
+            )
+        return
     per_method = math.ceil(args.users / 50)
     expected = 2 * per_method + 1 + len(SCHEDULES)
     print(
