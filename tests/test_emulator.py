@@ -437,15 +437,15 @@ def test_a_hung_connection_is_accepted_never_answered_and_released_at_stop(
     make_emulator: MakeEmulator,
 ) -> None:
     emulator = make_emulator(users=3, fault_hang=1.0)
-    sock = raw_exchange(emulator, timeout=0.3)
-    with pytest.raises(TimeoutError):
-        sock.recv(1)
-    sock.settimeout(5)
-    closed = threading.Event()
-    reader = threading.Thread(target=lambda: (sock.recv(1), closed.set()), daemon=True)
-    reader.start()
-    emulator.stop()
-    wait_until(closed.is_set, timeout=5, what="the hung connection closed at stop")
+    with raw_exchange(emulator, timeout=0.3) as sock:
+        with pytest.raises(TimeoutError):
+            sock.recv(1)
+        sock.settimeout(5)
+        closed = threading.Event()
+        reader = threading.Thread(target=lambda: (sock.recv(1), closed.set()), daemon=True)
+        reader.start()
+        emulator.stop()
+        wait_until(closed.is_set, timeout=5, what="the hung connection closed at stop")
     assert emulator.stats.faults["hang"] == 1
 
 

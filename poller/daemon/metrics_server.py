@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from poller.serving import PromptServer
 
 if TYPE_CHECKING:
     from poller.daemon.metrics import Metrics
@@ -37,9 +39,9 @@ class MetricsServer:
                 """Scrapes every few seconds would flood the log."""
 
         self.max_age_seconds = max_age_seconds
-        self._server = ThreadingHTTPServer((host, port), Handler)
+        self._server = PromptServer((host, port), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.2,), daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="metrics", daemon=True)
 
     @property
     def port(self) -> int:
@@ -50,5 +52,6 @@ class MetricsServer:
         return self
 
     def stop(self) -> None:
+        """Stop serving at once (no wait for a poll interval: see poller.serving)."""
         self._server.shutdown()
         self._server.server_close()

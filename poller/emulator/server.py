@@ -24,6 +24,11 @@ from poller.emulator.settings import EmulatorSettings, EmulatorStats
 from poller.emulator.simclock import SimClock
 from poller.emulator.wire import Answer
 from poller.emulator.world import World
+from poller.serving import PromptServer
+
+
+class PromptEmulatorServer(PromptServer, EmulatorServer):
+    """The emulator's server, which `Emulator.stop()` stops at once (see poller.serving)."""
 
 
 class Emulator:
@@ -56,16 +61,14 @@ class Emulator:
     def bind(self, host: str = "127.0.0.1", port: int = 0) -> Emulator:
         """Listen on `host:port` (0 picks a free port); raises OSError when it is taken."""
         self.stopping.clear()
-        self._server = EmulatorServer((host, port), handler_for(self))
+        self._server = PromptEmulatorServer((host, port), handler_for(self))
         return self
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> Emulator:
         """Serve in a daemon thread, binding first unless `bind()` was called."""
         server = self._server or self.bind(host, port)._server
         assert server is not None
-        self._thread = threading.Thread(
-            target=server.serve_forever, args=(0.05,), name="emulator", daemon=True
-        )
+        self._thread = threading.Thread(target=server.serve_forever, name="emulator", daemon=True)
         self._thread.start()
         return self
 
