@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import signal
 import socket
 import sqlite3
@@ -34,6 +35,15 @@ def write_config(path: Path, emulator: Emulator, users: list[int], interval: int
         f'[[portals]]\nname = "emu"\nwebhook_url = "{emulator.webhook_url}"\nusers = {users}\n'
     )
     path.chmod(0o600)
+    return database
+
+
+@pytest.fixture
+def at_head(tmp_path: Path, head_sqlite_file: Path) -> Path:
+    """`write_config`'s database already at head: a copy of the session's file, for tests whose
+    point is not the upgrade (`db upgrade` and `--migrate` then find nothing to do)."""
+    database = tmp_path / "poller.sqlite3"
+    shutil.copyfile(head_sqlite_file, database)
     return database
 
 
@@ -65,6 +75,7 @@ def test_the_help_of_a_command_is_its_docstring(capsys: pytest.CaptureFixture[st
     assert " ".join((commands.poll.__doc__ or "").split()) in out
 
 
+@pytest.mark.usefixtures("at_head")
 def test_global_options_go_before_or_after_the_command(
     tmp_path: Path, emulator: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -187,6 +198,7 @@ def test_db_upgrade_then_poll_stores_every_user_and_exits_0(
     assert emulator.settings.webhook_secret not in captured.err + captured.out
 
 
+@pytest.mark.usefixtures("at_head")
 def test_poll_exits_1_when_a_user_is_unknown_and_keeps_the_others(
     tmp_path: Path, emulator: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -198,6 +210,7 @@ def test_poll_exits_1_when_a_user_is_unknown_and_keeps_the_others(
     assert "user 404: User not found" in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("at_head")
 def test_debug_logs_show_each_request_with_the_secret_hidden(
     tmp_path: Path, emulator: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -319,6 +332,7 @@ def test_a_bug_is_logged_with_its_traceback_redacted_and_exit_code_1(
     assert emulator.settings.webhook_secret not in line
 
 
+@pytest.mark.usefixtures("at_head")
 def test_main_leaves_logging_as_it_found_it(tmp_path: Path, emulator: Emulator) -> None:
     import logging
 
@@ -331,12 +345,12 @@ def test_main_leaves_logging_as_it_found_it(tmp_path: Path, emulator: Emulator) 
 
 
 def test_commands_that_read_the_database_need_no_portal_secret(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, at_head: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.delenv("ACME_SECRET", raising=False)
     config = tmp_path / "config.toml"
     config.write_text(
-        f'[database]\nurl = "sqlite:///{tmp_path / "db.sqlite3"}"\n[[portals]]\nname = "acme"\n'
+        f'[database]\nurl = "sqlite:///{at_head}"\n[[portals]]\nname = "acme"\n'
         'webhook_url = "https://acme.example/rest/1/${ACME_SECRET}/"\nusers = [1]\n'
     )
     for command in (["db", "upgrade"], ["report"], ["prune", "--older-than", "800d"]):
@@ -353,6 +367,7 @@ def test_commands_that_read_the_database_need_no_portal_secret(
     ]
 
 
+@pytest.mark.usefixtures("at_head")
 def test_status_reads_a_database_url_without_a_config_file(
     tmp_path: Path, emulator: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -368,6 +383,7 @@ def test_status_reads_a_database_url_without_a_config_file(
     assert [(run["users_ok"], run["users_failed"]) for run in answer["runs"]] == [(2, 0)]
 
 
+@pytest.mark.usefixtures("at_head")
 def test_debug_logs_show_each_request_its_users_status_and_time_without_secrets(
     tmp_path: Path, emulator: Emulator, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -25,10 +25,14 @@ from poller.storage.tasks import get_task
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
+# `database_url` at head without migrating: a copy of the session's SQLite file, or the
+# PostgreSQL tables emptied (see conftest's `engine`). Tests of the upgrade itself start empty.
+AT_HEAD = pytest.mark.usefixtures("engine")
+
 
 def config_for(database_url: str, emulator: Emulator | None = None, users: list[int] | None = None) -> Config:
     """A config on `database_url`: the emulator's webhook portal, or one that is never called."""
-    table = (
+    table: dict[str, object] = (
         portal(emulator, users or [1], requests_per_second=100)
         if emulator
         else {"name": "emu", "webhook_url": "https://acme.example/rest/1/abc/", "users": [1]}
@@ -81,11 +85,12 @@ def test_open_database_refuses_a_database_behind_the_newest_revision(tmp_path: P
         assert maintenance.get_schema_revision(engine) == maintenance.get_head_revision()
 
 
+@AT_HEAD
 def test_status_shows_the_cycles_and_the_errors_of_the_last_day(
     database_url: str, emulator: Emulator
 ) -> None:
     config = config_for(database_url, emulator, [1, 2, 777])
-    assert commands.db_upgrade(config).outcome == "created"
+    assert commands.db_upgrade(config).outcome == "up to date"  # created in its own test above
     report = commands.poll(config)
     assert not report.ok and (report.users_ok, report.users_failed) == (2, 1)
     info = commands.status(config)
@@ -164,9 +169,9 @@ def history(engine: Engine) -> dict[str, list[tuple[object, ...]]]:
         }
 
 
+@AT_HEAD
 def test_prune_deletes_old_history_and_a_dry_run_counts_the_same(database_url: str) -> None:
     config = replace(config_for(database_url), retention=RetentionConfig(keep_days=400))
-    commands.db_upgrade(config)
     with maintenance.open_database(config.database_url) as engine:
         ids = add_history(engine)
         before = history(engine)
@@ -189,11 +194,11 @@ def test_prune_deletes_old_history_and_a_dry_run_counts_the_same(database_url: s
         }
 
 
+@AT_HEAD
 def test_prune_keeps_the_newest_run_and_each_users_newest_snapshot_whatever_their_age(
     database_url: str,
 ) -> None:
     config = replace(config_for(database_url), retention=RetentionConfig(keep_days=0))  # no floor
-    commands.db_upgrade(config)
     with maintenance.open_database(config.database_url) as engine:
         ids = add_history(engine)
     result = commands.prune(config, timedelta(hours=1), now=NOW)
@@ -300,6 +305,7 @@ def closed_port_url() -> str:
     return f"http://127.0.0.1:{port}/rest/1/secret0123/"
 
 
+@AT_HEAD
 @pytest.mark.parametrize("cause", ["a wrong webhook secret", "a closed port"])
 def test_a_cycle_that_cannot_list_users_all_is_failed_in_poll_runs_status_and_metrics(
     database_url: str, emulator: Emulator, cause: str
@@ -312,7 +318,6 @@ def test_a_cycle_that_cannot_list_users_all_is_failed_in_poll_runs_status_and_me
         http={"max_retries": 0},
         directory={"refresh_hours": 0},
     )
-    commands.db_upgrade(config)
     metrics = Metrics(["emu"])
     with maintenance.open_database(config.database_url) as engine:
         report = poll_once(make_clients(config, engine), engine, metrics=metrics)
@@ -343,6 +348,7 @@ def test_status_goes_by_each_portals_newest_cycle() -> None:
     assert not status(run(2, "finished", failed=1)).ok
 
 
+@AT_HEAD
 def test_the_poll_command_refreshes_the_directory_and_reconciles_when_due(
     database_url: str, make_emulator: MakeEmulator
 ) -> None:
@@ -353,7 +359,6 @@ def test_the_poll_command_refreshes_the_directory_and_reconciles_when_due(
         storage={"spool_path": ""},
         reconcile={"days": 1},
     )
-    commands.db_upgrade(config)
     first = commands.poll(config)
     assert first.ok and first.users_ok == 30  # every user, ids from the directory
     with maintenance.open_database(config.database_url) as engine:
