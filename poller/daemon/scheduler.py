@@ -156,6 +156,9 @@ class Daemon:
         scheduler, self._scheduler = self._scheduler, None
         if scheduler is not None:
             scheduler.shutdown(wait=True)
+        # A norms refresh on its own thread sees the stop before its next request; wait for it,
+        # so it never writes after the daemon (and the runtime's engine) closed.
+        self.portal_jobs.norms.join(timeout=self.config.http.read_timeout_seconds + 5)
         if self.locks is not None:
             self.locks.close()  # other replicas take the portals at once
         self._undo_lock_waits()
