@@ -24,10 +24,12 @@ from poller.emulator.settings import EmulatorSettings
 from poller.errors import ConfigError
 from poller.history import closing, corrections
 from poller.render.compliance import render_compliance
+from poller.render.corrections import render_corrections
 from poller.render.progress import ProgressDisplay
-from poller.render.report import COMPLIANCE, CORRECTIONS, TIMESHEET, render, render_check
+from poller.render.report import render, render_check
 from poller.render.results import REPLAY, emulator_banner, json_text, resume_line, terminal_width
 from poller.render.timesheet import render_timesheet
+from poller.views import COMPLIANCE, CORRECTIONS, TIMESHEET
 
 logger = logging.getLogger("poller.cli")  # the command line's lines, as they always were
 
@@ -131,7 +133,7 @@ def show_report(
                 "report corrections: give --month (and --portal, --user), not --from/--to/--department"
             )
         rows = corrections.corrections(config, month, portals=portals, users=users)
-        print(corrections.render_corrections(rows, output_format, terminal_width()))
+        print(render_corrections(rows, output_format, terminal_width()))
     elif as_closed:
         raise ConfigError("--as-closed: only for `report timesheet`")
     elif month is not None or department is not None:

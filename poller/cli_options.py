@@ -20,7 +20,7 @@ from typing import Any
 from poller import cli_types
 from poller.emulator.settings import FAULT_KINDS, EmulatorSettings
 from poller.logs import LOG_LEVELS
-from poller.render.report import REPORT_NAMES
+from poller.views import REPORT_NAMES
 
 NO_DEFAULT: Any = inspect.Parameter.empty
 

@@ -38,7 +38,6 @@ from poller.poll.housekeeping import PortalChores
 from poller.poll.recent import ErrorInfo as ErrorInfo  # callers import them from here
 from poller.poll.recent import RunInfo as RunInfo
 from poller.poll.recent import StatusInfo, read_status
-from poller.render.report import REPORT_NAMES, REPORTS
 from poller.runtime import Schema, open_runtime
 from poller.storage import closes, maintenance
 
@@ -204,13 +203,13 @@ def report(
     Tables fit the terminal: names wrap, and columns that still do not fit are named in a
     footer line. --database URL reads that database without a config file.
     """
-    if name not in REPORTS:
-        raise ConfigError(f"report {name!r}: expected one of {', '.join(REPORT_NAMES)}")
+    if name not in views.REPORTS:
+        raise ConfigError(f"report {name!r}: expected one of {', '.join(views.REPORT_NAMES)}")
     if date_from and date_to and date_from > date_to:
         raise ConfigError(f"--from {date_from} is after --to {date_to}")
     with maintenance.open_database(config.database_url) as engine:
         return storage.get_view_rows(
-            engine, REPORTS[name], date_from=date_from, date_to=date_to, portals=portals, users=users
+            engine, views.REPORTS[name], date_from=date_from, date_to=date_to, portals=portals, users=users
         )
 
 

@@ -1,5 +1,6 @@
 """Typed descriptions of what the reports read: the latest_status and daily_worktime views and
-the workdays table (a view until revision 0004), under one name each.
+the workdays table (a view until revision 0004), under one name each, and which one each
+report reads (REPORTS): data the commands and the renderers share, not layout.
 
 The views live in their own MetaData: migrations create them, never create_all. workdays is
 the models' table itself.
@@ -58,3 +59,10 @@ daily_worktime = Table(
     Column("has_estimate", Boolean),
     *_name_columns(),
 )
+
+# The reports that list a view's rows, by name; the other reports build their own rows.
+REPORTS: dict[str, Table] = {"workdays": workdays, "latest": latest_status, "daily": daily_worktime}
+TIMESHEET = "timesheet"  # poller.history.timesheet
+CORRECTIONS = "corrections"  # poller.history.corrections
+COMPLIANCE = "compliance"  # poller.compliance.from_storage
+REPORT_NAMES = (*REPORTS, TIMESHEET, CORRECTIONS, COMPLIANCE)

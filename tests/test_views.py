@@ -23,7 +23,8 @@ from poller.clock import ManualClock
 from poller.emulator import Emulator, Workday
 from poller.emulator.world import EXPIRED_USER, NIGHT_SHIFT_USER, NO_RECORDS_USER, shows_pause_moment
 from poller.poll.cycle import poll_portal
-from poller.render.report import REPORTS, render
+from poller.render.report import render
+from poller.views import REPORTS
 
 MONDAY = datetime(2026, 11, 16, tzinfo=UTC)
 USERS = list(range(1, 17))

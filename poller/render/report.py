@@ -15,24 +15,13 @@ from datetime import date, datetime, timedelta
 from pathlib import PurePath
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table
-
-from poller import views
 from poller.render.durations import hours_minutes
 from poller.render.tables import Column, fit_table, left_out_line
+from poller.views import REPORTS
 
 if TYPE_CHECKING:
     from poller.check import CheckReport
 
-REPORTS: dict[str, Table] = {
-    "workdays": views.workdays,
-    "latest": views.latest_status,
-    "daily": views.daily_worktime,
-}
-TIMESHEET = "timesheet"
-CORRECTIONS = "corrections"  # poller.history.corrections
-COMPLIANCE = "compliance"  # poller.compliance.from_storage, poller.render.compliance
-REPORT_NAMES = (*REPORTS, TIMESHEET, CORRECTIONS, COMPLIANCE)
 
 # The columns a terminal table shows, in order; CSV and JSON carry every column of the view.
 # Columns a view does not have (yet) are skipped.
