@@ -28,6 +28,7 @@ from poller.render.corrections import render_corrections
 from poller.render.progress import ProgressDisplay
 from poller.render.report import render, render_check
 from poller.render.results import REPLAY, emulator_banner, json_text, resume_line, terminal_width
+from poller.render.status import status_json, status_summary
 from poller.render.timesheet import render_timesheet
 from poller.views import COMPLIANCE, CORRECTIONS, TIMESHEET
 
@@ -77,7 +78,7 @@ def show_run(call: Call) -> int:
 
 def show_status(call: Call, output_format: Literal["text", "json"] = "text") -> int:
     info = call()
-    print(json_text(info.to_json()) if output_format == "json" else info.summary())
+    print(json_text(status_json(info)) if output_format == "json" else status_summary(info))
     return EXIT_OK if info.ok else EXIT_FAILED
 
 

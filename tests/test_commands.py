@@ -20,6 +20,7 @@ from poller.emulator import Emulator, EmulatorSettings
 from poller.errors import ConfigError, StorageError
 from poller.models import PollError, PollRun, Snapshot
 from poller.poll.cycle import poll_once
+from poller.render.status import status_json, status_summary
 from poller.storage import maintenance
 from poller.storage.tasks import get_task
 
@@ -101,7 +102,7 @@ def test_status_shows_the_cycles_and_the_errors_of_the_last_day(
     assert run == commands.RunInfo(
         run.id, cycle.started_at, cycle.finished_at, 2, 1, seconds, "emu", "finished", None
     )
-    assert f"emu       2 ok       1 failed  {seconds:.2f} s" in info.summary()
+    assert f"emu       2 ok       1 failed  {seconds:.2f} s" in status_summary(info)
     (error,) = info.errors
     assert isinstance(error.last_at, datetime) and error.last_at.tzinfo is not None
     assert "User not found" in error.last_message
@@ -109,7 +110,7 @@ def test_status_shows_the_cycles_and_the_errors_of_the_last_day(
         "emu", "USER_NOT_FOUND", 1, 1, None, ""
     )
     assert not info.ok and info.spool_waiting is None
-    as_json = json.loads(json.dumps(info.to_json()))
+    as_json = json.loads(json.dumps(status_json(info)))
     assert as_json["ok"] is False
     assert [(r["id"], r["users_ok"], r["users_failed"]) for r in as_json["runs"]] == [(run.id, 2, 1)]
     assert as_json["errors"][0]["code"] == "USER_NOT_FOUND"
@@ -328,7 +329,7 @@ def test_a_cycle_that_cannot_list_users_all_is_failed_in_poll_runs_status_and_me
     info = commands.status(config)
     (run,) = info.runs
     assert (run.users_ok, run.users_failed, run.outcome) == (0, 0, "failed")
-    assert not info.ok and "(failed)" in info.summary()
+    assert not info.ok and "(failed)" in status_summary(info)
     value = metrics.registry.get_sample_value
     assert value("timeman_poller_cycles_total", {"portal": "emu", "outcome": "failed"}) == 1
     assert value("timeman_poller_cycles_total", {"portal": "emu", "outcome": "finished"}) == 0

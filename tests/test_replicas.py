@@ -31,6 +31,7 @@ from poller import storage
 from poller.daemon import replicas
 from poller.daemon.replicas import PortalLocks, SingleDaemonLock
 from poller.errors import ConfigError
+from poller.render.status import status_json, status_summary
 
 PORTALS = [f"portal-{n}" for n in range(10)]
 
@@ -519,8 +520,8 @@ def test_status_names_the_replica_holding_each_portal(pg_url: str, make_locks: M
     assert locks.claim("emu")
     shown = commands.status(config)
     assert shown.holders == {"emu": "web-1", "idle": None}
-    assert "  emu:  web-1" in shown.summary().splitlines()  # aligned with the longer name
-    assert "  idle: not held (no live replica has taken it)" in shown.summary().splitlines()
-    assert shown.to_json()["holders"] == {"emu": "web-1", "idle": None}
+    assert "  emu:  web-1" in status_summary(shown).splitlines()  # aligned with the longer name
+    assert "  idle: not held (no live replica has taken it)" in status_summary(shown).splitlines()
+    assert status_json(shown)["holders"] == {"emu": "web-1", "idle": None}
     locks.close()
     assert commands.status(config).holders == {"emu": None, "idle": None}

@@ -10,7 +10,7 @@ import pytest
 
 from poller.commands import ErrorInfo, RunInfo, StatusInfo
 from poller.daemon import shutdown
-from poller.render.status import counted
+from poller.render.status import counted, status_summary
 
 NOW = datetime(2026, 10, 5, 12, tzinfo=UTC)
 
@@ -26,7 +26,7 @@ def test_status_columns_line_up_whatever_the_portal_names() -> None:
         ErrorInfo("a-much-longer-portal", "QUERY_LIMIT_EXCEEDED", 4, 2, NOW, "Too many requests"),
     )
     info = StatusInfo(runs, errors, NOW, None, {"a": "host:1", "mid-size": None})
-    lines = info.summary().splitlines()
+    lines = status_summary(info).splitlines()
     cycles = lines[1:4]
     assert lines[0] == "last 3 cycles (UTC):"
     assert len({line.index(" ok ") for line in cycles}) == 1  # the counts in one column
@@ -46,7 +46,7 @@ def test_status_columns_line_up_whatever_the_portal_names() -> None:
 
 def test_one_cycle_is_a_cycle() -> None:
     info = StatusInfo((RunInfo(1, NOW, NOW, 1, 0, 0.1, "emu", "finished"),), (), NOW, None)
-    assert info.summary().splitlines()[0] == "last 1 cycle (UTC):"
+    assert status_summary(info).splitlines()[0] == "last 1 cycle (UTC):"
     assert [counted(n, "request") for n in (0, 1, 2, 1500)] == [
         "0 requests", "1 request", "2 requests", "1,500 requests",
     ]  # fmt: skip

@@ -1,12 +1,11 @@
 """What the poll cycles did lately, as `status` shows it: the newest cycles, a day's errors,
-who holds each portal, and a spool still waiting."""
+who holds each portal, and a spool still waiting (poller.render.status writes it out)."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import Engine
 
@@ -14,8 +13,6 @@ from poller import storage
 from poller.config import Config
 from poller.daemon import replicas
 from poller.models import PollRun
-from poller.render.report import json_values
-from poller.render.status import status_summary
 
 
 @dataclass(frozen=True)
@@ -68,12 +65,6 @@ class StatusInfo:
             run.users_failed or run.outcome == "failed" for run in newest.values()
         )
 
-    def to_json(self) -> dict[str, Any]:
-        """Plain JSON types: instants as ISO 8601 strings."""
-        return json_values({"ok": self.ok, **asdict(self)})
-
-    def summary(self) -> str:
-        return status_summary(self)
 
 
 def read_status(engine: Engine, config: Config, runs: int, since: datetime) -> StatusInfo:

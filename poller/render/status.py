@@ -1,20 +1,28 @@
 """The text `status` prints: the newest cycles in aligned columns, the day's errors, the locks.
 
-Apart from `commands.StatusInfo` so that the command module holds no layout; counts are
-said in the singular when there is one ("1 cycle", "1 user").
+Apart from `poll.recent.StatusInfo` so that the data holds no layout; counts are said in the
+singular when there is one ("1 cycle", "1 user"). `--format json` is status_json.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from poller.render.report import json_values
 
 if TYPE_CHECKING:
-    from poller.commands import StatusInfo
+    from poller.poll.recent import StatusInfo
 
 
 def counted(number: int, noun: str) -> str:
     """`1 cycle`, `2 cycles`, `1,200 users`: a count with its noun in the right number."""
     return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
+def status_json(info: StatusInfo) -> dict[str, Any]:
+    """`status --format json`: plain JSON types, instants as ISO 8601 strings."""
+    return dict(json_values({"ok": info.ok, **asdict(info)}))
 
 
 def status_summary(info: StatusInfo) -> str:
