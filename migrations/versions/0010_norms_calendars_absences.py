@@ -11,6 +11,8 @@
 - attendance (a view): one row per user and calendar day from the user's first known day (a
   workday, an absence, the first norms seen) to the last one, or today for a user the
   directory does not mark inactive, with the kind of day, the worked time and the flags.
+  Overtime is over the shift of the user's schedule (their own assignment, else their first
+  department's) where one applies, else over the minimum duration of their norms.
 
 Nothing is filled: the tables start empty and fill from the next refresh.
 
@@ -48,6 +50,7 @@ _DIALECT: dict[str, dict[str, Callable[..., str]]] = {
         "year": lambda day: f"CAST(strftime('%Y', {day}) AS INTEGER)",
         "iso": lambda day: day,
         "clock": lambda seconds: f"time({seconds}, 'unixepoch')",
+        "first_department": lambda: "json_extract(u.department_ids, '$[0]')",
     },
     "postgresql": {
         "next_day": lambda day: f"{day} + 1",
@@ -61,6 +64,9 @@ _DIALECT: dict[str, dict[str, Callable[..., str]]] = {
         "iso": lambda day: f"to_char({day}, 'YYYY-MM-DD')",
         "clock": lambda seconds: (
             f"to_char(TIME '00:00' + MOD({seconds}, 86400) * INTERVAL '1 second', 'HH24:MI:SS')"
+        ),
+        "first_department": lambda: (
+            "CASE WHEN json_typeof(u.department_ids) = 'array' THEN (u.department_ids ->> 0)::integer END"
         ),
     },
 }
@@ -77,7 +83,8 @@ known AS (
 ),
 spans AS (
     SELECT s.portal, s.user_id, s.first_day,
-           CASE WHEN u.active IS NULL OR u.active THEN {last_or_today} ELSE s.last_day END AS last_day
+           CASE WHEN u.active IS NULL OR u.active THEN {last_or_today} ELSE s.last_day END AS last_day,
+           {first_department} AS department_id
     FROM (
         SELECT portal, user_id, MIN(day) AS first_day, MAX(day) AS last_day
         FROM known GROUP BY portal, user_id
@@ -89,6 +96,28 @@ dates (day) AS (
     SELECT first_day FROM bounds WHERE first_day IS NOT NULL
     UNION ALL
     SELECT {next_day} FROM dates d, bounds b WHERE d.day < b.last_day
+),
+assigned AS (
+    -- The config's map as periods of days; the portal's first read stands for the days before it.
+    SELECT a.portal, a.subject, a.subject_id, a.schedule_id,
+           CASE WHEN a.valid_from > f.first_seen THEN {assigned_from} END AS from_day,
+           {assigned_to} AS to_day
+    FROM schedule_assignments a
+    JOIN (SELECT portal, MIN(valid_from) AS first_seen FROM schedule_assignments GROUP BY portal) f
+      ON f.portal = a.portal
+),
+shifts AS (
+    -- Each schedule version's first shift in seconds worked (a shift ending at or before its
+    -- start ends the next day); the schedule's first version stands for the days before it.
+    SELECT v.portal, v.schedule_id, v.work_days,
+           CASE WHEN v.valid_from > f.first_seen THEN {shift_from} END AS from_day,
+           {shift_to} AS to_day,
+           {shift_seconds} AS shift_seconds
+    FROM schedules v
+    JOIN (SELECT portal, schedule_id, MIN(valid_from) AS first_seen FROM schedules
+          GROUP BY portal, schedule_id) f
+      ON f.portal = v.portal AND f.schedule_id = v.schedule_id
+    WHERE v.shift_start IS NOT NULL AND v.shift_end IS NOT NULL
 ),
 worked AS (
     SELECT portal, user_id, work_date AS day,
@@ -122,9 +151,15 @@ judged AS (
            w.worked_seconds, w.break_seconds, w.time_start, w.time_finish,
            w.start_seconds, w.finish_seconds, w.unclosed, w.pending_approval,
            n.id AS norm_id, n.tracked, n.max_start, n.min_finish, n.min_duration,
-           COALESCE(n.allowed_delta, 0) AS delta
+           COALESCE(n.allowed_delta, 0) AS delta,
+           COALESCE(ua.schedule_id, da.schedule_id) AS schedule_id, sc.shift_seconds,
+           CASE WHEN sc.shift_seconds IS NULL THEN NULL
+                WHEN COALESCE(sc.work_days, '') = '' THEN 1
+                WHEN sc.work_days LIKE '%' || substr('7123456', {weekday} + 1, 1) || '%' THEN 1
+                ELSE 0
+           END AS schedule_day
     FROM (
-        SELECT s.portal, s.user_id, x.day
+        SELECT s.portal, s.user_id, s.department_id, x.day
         FROM spans s JOIN dates x ON x.day >= s.first_day AND x.day <= s.last_day
     ) d
     LEFT JOIN worked w ON w.portal = d.portal AND w.user_id = d.user_id AND w.day = d.day
@@ -135,22 +170,38 @@ judged AS (
             WHERE p.portal = n.portal AND p.user_id = n.user_id AND p.valid_from < n.valid_from
         ))
     LEFT JOIN portal_calendars c ON c.portal = d.portal AND c.year = {year} AND c.valid_to IS NULL
+    LEFT JOIN assigned ua ON ua.portal = d.portal AND ua.subject = 'user' AND ua.subject_id = d.user_id
+        AND (ua.from_day IS NULL OR d.day >= ua.from_day) AND (ua.to_day IS NULL OR d.day < ua.to_day)
+    LEFT JOIN assigned da ON da.portal = d.portal AND da.subject = 'department'
+        AND da.subject_id = d.department_id
+        AND (da.from_day IS NULL OR d.day >= da.from_day) AND (da.to_day IS NULL OR d.day < da.to_day)
+    LEFT JOIN shifts sc ON sc.portal = d.portal AND sc.schedule_id = COALESCE(ua.schedule_id, da.schedule_id)
+        AND (sc.from_day IS NULL OR d.day >= sc.from_day) AND (sc.to_day IS NULL OR d.day < sc.to_day)
 )
 SELECT portal, user_id, day AS work_date, day_kind,
        worked_seconds, break_seconds, time_start, time_finish,
        start_seconds, finish_seconds,
        {start_clock} AS start_local, {finish_clock} AS finish_local,
-       norm_id,
+       norm_id, schedule_id,
        CASE WHEN {late} THEN TRUE ELSE FALSE END AS late,
        CASE WHEN {late} THEN start_seconds - max_start END AS late_seconds,
        CASE WHEN {early} THEN TRUE ELSE FALSE END AS early_leave,
        CASE WHEN {early} THEN min_finish - finish_seconds END AS early_leave_seconds,
        CASE WHEN {short} THEN TRUE ELSE FALSE END AS short_day,
        CASE WHEN {short} THEN min_duration - worked_seconds END AS short_seconds,
-       CASE WHEN day_kind = 'workday' AND worked_seconds IS NOT NULL AND min_duration IS NOT NULL
-            THEN CASE WHEN worked_seconds > min_duration THEN worked_seconds - min_duration ELSE 0 END
+       CASE WHEN day_kind = 'workday' AND worked_seconds IS NOT NULL THEN
+           CASE WHEN schedule_day = 0 THEN worked_seconds
+                WHEN schedule_day = 1 THEN {later_shift}
+                WHEN min_duration IS NOT NULL THEN {later_duration}
+           END
        END AS overtime_seconds,
+       CASE WHEN day_kind = 'workday' AND worked_seconds IS NOT NULL THEN
+           CASE WHEN schedule_day IS NOT NULL THEN 'schedule'
+                WHEN min_duration IS NOT NULL THEN 'min_duration'
+           END
+       END AS overtime_basis,
        CASE WHEN day_kind = 'workday' AND NOT has_work AND day <= {today} AND (tracked IS NULL OR tracked)
+                 AND (schedule_day IS NULL OR schedule_day = 1)
             THEN TRUE ELSE FALSE END AS no_show,
        CASE WHEN unclosed = 1 THEN TRUE ELSE FALSE END AS unclosed,
        CASE WHEN pending_approval = 1 THEN TRUE ELSE FALSE END AS pending_approval
@@ -159,6 +210,10 @@ FROM judged
 
 _LATE = "day_kind = 'workday' AND start_seconds > max_start + delta"
 _EARLY = "day_kind = 'workday' AND finish_seconds < min_finish - delta"
+_SHIFT = (
+    "v.shift_end - v.shift_start + CASE WHEN v.shift_end <= v.shift_start THEN 86400 ELSE 0 END"
+    " - COALESCE(v.shift_break, 0)"
+)
 _SHORT = "day_kind = 'workday' AND finish_seconds IS NOT NULL AND worked_seconds < min_duration - delta"
 
 
@@ -176,6 +231,14 @@ def attendance_sql(dialect: str) -> str:
         day_iso=f["iso"]("d.day"),
         weekday=f["weekday"]("d.day"),
         valid_to_date=f["utc_date"]("n.valid_to"),
+        first_department=f["first_department"](),
+        assigned_from=f["utc_date"]("a.valid_from"),
+        assigned_to=f["utc_date"]("a.valid_to"),
+        shift_from=f["utc_date"]("v.valid_from"),
+        shift_to=f["utc_date"]("v.valid_to"),
+        shift_seconds=f["later"](_SHIFT, "0"),
+        later_shift=f["later"]("worked_seconds - shift_seconds", "0"),
+        later_duration=f["later"]("worked_seconds - min_duration", "0"),
         year=f["year"]("d.day"),
         start_clock=f["clock"]("start_seconds"),
         finish_clock=f["clock"]("finish_seconds"),
