@@ -23,6 +23,7 @@ from poller.config import Config
 from poller.emulator.settings import EmulatorSettings
 from poller.errors import ConfigError
 from poller.history import closing, corrections
+from poller.render.backfill import backfill_summary
 from poller.render.compliance import render_compliance
 from poller.render.corrections import render_corrections
 from poller.render.progress import ProgressDisplay
@@ -216,7 +217,7 @@ def show_demo(call: Call) -> int:
 def show_backfill(call: Call, portals: Sequence[str] = (), users: Sequence[int] | None = None) -> int:
     with ProgressDisplay(sys.stderr) as progress:
         report = call(progress=progress)
-    print(report.summary())
+    print(backfill_summary(report))
     if report.interrupted:
         print(resume_line(report, portals, users))
         return EXIT_INTERRUPTED

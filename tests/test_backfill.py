@@ -37,6 +37,7 @@ from poller.poll.backfill import (
     backfill,
     reconcile,
 )
+from poller.render.backfill import backfill_summary, calendar_line, portal_line
 from poller.render.progress import ProgressDisplay
 from poller.spool.queue import Spool
 
@@ -158,8 +159,9 @@ def test_one_month_of_120_users_costs_one_request_per_50_users(
 
     assert state.requests == 3  # record batches; then the calendar and ceil(120/50) absence requests
     assert emulator.stats.requests == 3 + 1 + 3
-    assert state.calendar is not None and state.calendar.startswith("calendar 2026 (portal), ")
-    assert state.calendar.endswith(" absence days (4 requests)")
+    line = calendar_line(state)
+    assert line is not None and line.startswith("calendar 2026 (portal), ")
+    assert line.endswith(" absence days (4 requests)")
     assert emulator.stats.calls["timeman.record.list"] == 120
     assert stored(engine) == truth(emulator, range(1, 121), OCTOBER, NOW, NOW)
 
@@ -185,7 +187,7 @@ def test_a_backfilled_month_has_its_absences_and_its_calendar_year_as_a_live_one
     assert storage.get_calendar_days(engine, "emu", date(2025, 12, 1)).source == "portal"
     january = storage.get_calendar_days(engine, "emu", date(2026, 1, 1))
     assert [day.day for day, kind in january.days.items() if kind == "holiday"] == [1, 2, 7]
-    assert state.ok and state.calendar == (
+    assert state.ok and calendar_line(state) == (
         f"calendar 2025 (portal), 2026 (portal), {len(expected)} absence days (2 requests)"
     )
 
@@ -198,7 +200,7 @@ def test_a_backfill_without_the_calendar_scope_keeps_its_records_and_says_what_i
     state = run(config, engine, client)
 
     assert state.ok and state.records > 0
-    assert state.calendar == (
+    assert calendar_line(state) == (
         "calendar none, 0 absence days; no `calendar` scope: the portal's calendar and absences "
         "skipped (1 request)"
     )
@@ -259,7 +261,7 @@ def test_a_stop_request_ends_the_backfill_after_the_current_request(
     (state,) = report.portals
     assert report.interrupted and state.stopped
     assert (state.done, state.left, state.requests) == (50, 70, 1)  # the first batch is saved whole
-    assert "stopped with 70 users left" in state.summary()
+    assert "stopped with 70 users left" in portal_line(state)
     with engine.connect() as connection:
         finished = set(connection.execute(select(backfill_progress_table.c.user_id)).scalars())
     assert finished == set(range(1, 51))
@@ -379,7 +381,7 @@ def test_a_portal_that_cannot_serve_the_records_gets_one_clear_line(
     assert state.requests <= 2 and state.done == 0 and not state.ok
     assert state.failed == {}  # the one line stands for every user
     assert stored(engine) == []
-    assert state.summary().endswith(f"; {line}")
+    assert portal_line(state).endswith(f"; {line}")
     assert [r.getMessage() for r in caplog.records if r.levelname == "ERROR"] == [line]
 
 
@@ -484,7 +486,7 @@ def test_progress_off_a_terminal_is_a_log_line_now_and_then(caplog: pytest.LogCa
 def test_the_report_summarises_each_portal_in_one_line() -> None:
     state = PortalBackfill("acme", *OCTOBER, users=1000, done=1000, records=21_345, inserted=21_000)
     state.updated, state.requests, state.seconds = 345, 25, 48.21
-    assert BackfillReport(*OCTOBER, [state]).summary() == (
+    assert backfill_summary(BackfillReport(*OCTOBER, [state])) == (
         "backfill acme: 1000 users, 21,345 records (21,000 new, 345 updated), 25 requests, 48.2 s"
     )
 

@@ -24,9 +24,8 @@ from poller.bitrix.records import RecordsFetched, RecordsUnavailable, fetch_reco
 from poller.config import Config
 from poller.errors import BitrixError, ConfigError, Stopped
 from poller.poll.audience import user_ids_to_ask
-from poller.poll.backfill_calendar import backfill_calendar
+from poller.poll.backfill_calendar import CalendarBackfilled, backfill_calendar
 from poller.redaction import redact
-from poller.render.status import counted
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +57,8 @@ class PortalBackfill:
     error: str | None = None
     stopped: bool = False
     user_ids: list[int] = field(default_factory=list, repr=False)
-    calendar: str | None = None  # backfill: the calendar years and absences stored (own requests)
+    calendar: CalendarBackfilled | None = None  # backfill: the calendar years and absences stored
+    calendar_requests: int = 0  # ... and the requests that took (not in `requests`)
 
     @property
     def to_do(self) -> int:
@@ -74,37 +74,11 @@ class PortalBackfill:
     def ok(self) -> bool:
         return self.error is None and not self.failed and not self.stopped
 
-    def summary(self, what: str = "backfill") -> str:
-        """One line: `backfill acme: 1000 users, 21,345 records (21,000 new, 345 updated), ...`."""
-        line = (
-            f"{what} {self.portal}: {self.users} user{'' if self.users == 1 else 's'}, "
-            f"{self.records:,} records "
-            f"({self.inserted:,} new, {self.updated:,} updated), {counted(self.requests, 'request')}, "
-            f"{self.seconds:.1f} s"
-        )
-        if self.skipped:
-            line += f"; {self.skipped:,} users already done before"
-        if self.failed:
-            line += f"; {len(self.failed):,} users failed"
-        if self.stopped:
-            line += f"; stopped with {self.left:,} users left"
-        if self.calendar is not None:
-            line += f"; {self.calendar}"
-        if self.error is not None:
-            line += f"; {self.error}"
-        return line
-
-    def failures(self, limit: int = 5) -> list[str]:
-        """A line per failed user, at most `limit` of them and a count of the rest."""
-        shown = [f"  user {user_id}: {message}" for user_id, message in list(self.failed.items())[:limit]]
-        if len(self.failed) > limit:
-            shown.append(f"  ... and {len(self.failed) - limit:,} more users")
-        return shown
-
 
 @dataclass
 class BackfillReport:
-    """Every portal's backfill; `interrupted` when Ctrl-C stopped it before the end."""
+    """Every portal's backfill; `interrupted` when Ctrl-C stopped it before the end (its text:
+    poller.render.backfill)."""
 
     date_from: date
     date_to: date
@@ -114,14 +88,6 @@ class BackfillReport:
     @property
     def ok(self) -> bool:
         return not self.interrupted and all(p.ok for p in self.portals)
-
-    def summary(self) -> str:
-        lines = []
-        for portal in self.portals:
-            lines.append(portal.summary())
-            if portal.error is None:
-                lines.extend(portal.failures())
-        return "\n".join(lines)
 
 
 Progress = Callable[[PortalBackfill], None]
@@ -195,7 +161,19 @@ def reconcile(
     if days <= 0:
         return state
     _run_portal(engine, client, state, None, resume=False, share=DAEMON_SHARE, stop=stop)
-    logger.info("%s", state.summary("reconcile"))
+    logger.info(
+        "reconcile %s: %d users, %d records (%d new, %d updated), %d requests, %.1f s; %d users failed%s%s",
+        state.portal,
+        state.users,
+        state.records,
+        state.inserted,
+        state.updated,
+        state.requests,
+        state.seconds,
+        len(state.failed),
+        f"; stopped with {state.left} users left" if state.stopped else "",
+        f"; {state.error}" if state.error is not None else "",
+    )
     return state
 
 
@@ -206,7 +184,7 @@ def _calendar(engine: Engine, client: PortalClient, state: PortalBackfill) -> bo
         found = backfill_calendar(engine, client, state.user_ids, state.date_from, state.date_to)
     except Stopped:
         return False
-    state.calendar = f"{found.summary()} ({counted(client.requests_sent - sent, 'request')})"
+    state.calendar, state.calendar_requests = found, client.requests_sent - sent
     return True
 
 

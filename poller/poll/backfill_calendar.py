@@ -3,8 +3,8 @@
 A month filled after the fact is then judged like one polled live: the attendance view and the
 compliance report find its holidays and its absences. The calendar is read once (one request),
 the absences 50 users a request over the whole range; without the `calendar` scope both are
-skipped (the config's and the `holidays` package's holidays are still stored) and the summary
-says so. A portal error here costs only this part: the records stay read.
+skipped (the config's and the `holidays` package's holidays are still stored) and the result's
+`note` says so. A portal error here costs only this part: the records stay read.
 """
 
 from __future__ import annotations
@@ -33,11 +33,6 @@ class CalendarBackfilled:
     years: tuple[tuple[int, str], ...]
     absence_days: int
     note: str | None = None
-
-    def summary(self) -> str:
-        years = ", ".join(f"{year} ({source})" for year, source in self.years) or "none"
-        line = f"calendar {years}, {self.absence_days:,} absence days"
-        return line if self.note is None else f"{line}; {self.note}"
 
 
 def backfill_calendar(
