@@ -24,6 +24,7 @@ from poller.emulator.settings import EmulatorSettings
 from poller.errors import ConfigError
 from poller.history import closing, corrections
 from poller.render.backfill import backfill_summary
+from poller.render.closing import close_json, close_line, verify_json, verify_summary
 from poller.render.compliance import render_compliance
 from poller.render.corrections import render_corrections
 from poller.render.progress import ProgressDisplay
@@ -154,18 +155,18 @@ def show_check(call: Call, output_format: Literal["table", "json"] = "table", st
 def show_close(call: Call, output_format: Literal["text", "json"] = "text") -> int:
     done = call()
     if output_format == "json":
-        print(json_text(closing.close_json(done)))
+        print(json_text(close_json(done)))
     else:
-        print("\n".join(closing.close_summary(close) for close in done))
+        print("\n".join(close_line(close) for close in done))
     return EXIT_OK
 
 
 def show_verify(call: Call, output_format: Literal["text", "json"] = "text") -> int:
     found = call()
     if output_format == "json":
-        print(json_text([result.to_json() for result in found]))
+        print(json_text([verify_json(result) for result in found]))
     else:
-        print("\n".join(result.summary() for result in found))
+        print("\n".join(verify_summary(result) for result in found))
     return EXIT_OK if all(result.ok for result in found) else EXIT_FAILED
 
 

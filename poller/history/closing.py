@@ -3,7 +3,8 @@
 A close stores the digest of the month's canonical rendering (poller.history.canonical), the lines
 themselves (closed_rows: what verify compares, row by row) and the workdays as they stood
 (closed_workdays: `report timesheet --as-closed`). The digest printed can be kept outside the
-database; `verify --digest` checks the stored close against it.
+database; `verify --digest` checks the stored close against it. What `close` and `verify` print
+is poller.render.closing.
 """
 
 from __future__ import annotations
@@ -56,30 +57,6 @@ def close_month(
         ]
 
 
-def close_json(done: Sequence[MonthClose]) -> dict[str, Any]:
-    return {"closes": [_close_json(close) for close in done]}
-
-
-def close_summary(close: MonthClose) -> str:
-    again = f" (close {close.sequence}; the earlier ones are kept)" if close.sequence > 1 else ""
-    return (
-        f"closed {close.month:%Y-%m} on portal {close.portal}{again}: {close.row_count:,} rows, "
-        f"sha256 {close.digest}"
-    )
-
-
-def _close_json(close: MonthClose) -> dict[str, Any]:
-    return {
-        "portal": close.portal,
-        "month": f"{close.month:%Y-%m}",
-        "sequence": close.sequence,
-        "closed_at": close.closed_at.isoformat(),
-        "sha256": close.digest,
-        "rows": close.row_count,
-        "canonical_version": close.canonical_version,
-    }
-
-
 # -- verify ----------------------------------------------------------------------------------
 
 
@@ -92,29 +69,6 @@ class Difference:
     change: str
     columns: tuple[tuple[str, str, str], ...] = ()  # name, at the close, now
     fields: dict[str, str] | None = None  # the whole row (added: now; deleted: at the close)
-
-    def line(self) -> str:
-        key = " ".join(f"{name}={value}" for name, value in self.key.items())
-        if self.change == "altered":
-            what = "; ".join(f"{name} {was} -> {now}" for name, was, now in self.columns)
-            return f"{self.table} {key}: altered: {what}"
-        if self.table == "workday_revisions" and self.fields is not None:
-            f = self.fields
-            late = ", after close" if f["after_close"] == "true" else ""
-            return (
-                f"{self.table} {key}: {self.change}: {f['source']} {f['field']} of user {f['user_id']} "
-                f"on {f['work_date']}: {f['old_value']} -> {f['new_value']}{late}"
-            )
-        return f"{self.table} {key}: {self.change}"
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "table": self.table,
-            "key": self.key,
-            "change": self.change,
-            "columns": [{"column": n, "at_close": was, "now": now} for n, was, now in self.columns],
-            "row": self.fields,
-        }
 
 
 @dataclass(frozen=True)
@@ -135,35 +89,6 @@ class Verified:
             and not self.differences
             and self.given_matches is not False
         )
-
-    def summary(self) -> str:
-        close = self.close
-        head = (
-            f"verify {close.month:%Y-%m} on portal {close.portal}: close {close.sequence} of "
-            f"{close.closed_at:%Y-%m-%d %H:%M} UTC, sha256 {close.digest}"
-        )
-        lines = [head]
-        if self.given_matches is False:
-            lines.append("  the digest given is NOT the one this close stored")
-        if not self.copy_intact:
-            lines.append("  the stored copy of the close was altered: its lines no longer give its digest")
-        if self.ok:
-            lines.append("  matches: nothing changed since the close")
-            return "\n".join(lines)
-        count = len(self.differences)
-        lines.append(f"  now sha256 {self.digest_now}: {count} difference{'s' * (count != 1)}")
-        lines += [f"  {difference.line()}" for difference in self.differences]
-        return "\n".join(lines)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            **_close_json(self.close),
-            "ok": self.ok,
-            "sha256_now": self.digest_now,
-            "stored_copy_intact": self.copy_intact,
-            "given_digest_matches": self.given_matches,
-            "differences": [difference.to_json() for difference in self.differences],
-        }
 
 
 def verify_month(
