@@ -219,3 +219,140 @@ def test_no_show_waits_for_the_day_to_come(engine: Engine) -> None:
         "absent",
     )
     assert len(rows) == 5 and not any(no_show for _, _, no_show in rows)
+
+
+# Overtime over a schedule's shift. Schedule 1: 09:00-18:00 with an hour's break, Monday to
+# Friday (8 h); from the 16th 08:00-17:00 with half an hour (8.5 h). Schedule 2: a night shift,
+# 22:00-07:00 with half an hour's break, Monday to Thursday (8.5 h). No calendar: SA,SU off.
+DAY_SHIFT, LONGER_DAY_SHIFT, NIGHT_SHIFT = 8 * H, 8 * H + 1800, 8 * H + 1800
+
+
+@dataclass(frozen=True)
+class Shift:
+    start: int | None
+    end: int | None
+    break_seconds: int | None
+    work_days: tuple[int, ...]
+    shift_id: int | None = 1
+    name: str | None = "Shift"
+    deleted: bool | None = False
+
+
+@dataclass(frozen=True)
+class Schedule:
+    schedule_id: int
+    shifts: tuple[Shift, ...]
+    name: str | None = "Schedule"
+    schedule_type: str | None = "FIXED"
+    report_period: str | None = "MONTH"
+    violation_rules: dict[str, int | None] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+WEEK = (1, 2, 3, 4, 5)
+
+
+def _fill_schedules(engine: Engine) -> None:
+    """Users 11-15 (see each test) and their schedules; user 14's own schedule and user 15's map
+    entry change on the 16th (CHANGED), as does schedule 1's shift."""
+    day, night = Shift(9 * H, 18 * H, H, WEEK), Shift(22 * H, 7 * H, 1800, (1, 2, 3, 4))
+    storage.save_schedules(engine, "acme", [Schedule(1, (day,)), Schedule(2, (night,))], SEEN)
+    storage.save_schedules(engine, "acme", [Schedule(1, (Shift(8 * H, 17 * H, 1800, WEEK),))], CHANGED)
+    first = {("user", 11): 2, ("user", 14): 1, ("department", 7): 1}
+    storage.save_schedule_assignments(engine, "acme", first, SEEN)
+    storage.save_schedule_assignments(engine, "acme", first | {("user", 14): 2, ("user", 15): 2}, CHANGED)
+    norms = [Norms(11), Norms(12, min_duration=6 * H), Norms(13, min_duration=7 * H)]
+    storage.save_norms(engine, "acme", norms, SEEN)
+    departments = {11: None, 12: [7, 8], 13: [8, 7], 14: [7], 15: [7]}
+    rows = [
+        _workday(11, _march(2), 22 * H, 31 * H, 9 * H),  # 22:00 to 07:00 the next morning
+        _workday(11, _march(3), 22 * H, 29 * H, 7 * H),
+        _workday(11, _march(5), 22 * H, 30 * H + 1800, NIGHT_SHIFT),
+        _workday(11, _march(6), 22 * H, 30 * H, 8 * H),  # a Friday: off the night schedule
+        _workday(11, _march(8), 10 * H, 15 * H, 5 * H),  # a Sunday
+        _workday(12, _march(2), 9 * H, 19 * H, 9 * H),
+        _workday(12, _march(3), 9 * H, 17 * H, 7 * H),
+        _workday(12, _march(17), 8 * H, 18 * H, 9 * H),
+        _workday(13, _march(2), 9 * H, 19 * H, 9 * H),
+        _workday(14, date(2026, 2, 27), 9 * H, 19 * H, 9 * H),  # before the map was first read
+        _workday(14, _march(13), 9 * H, 19 * H, 9 * H),
+        _workday(14, _march(16), 22 * H, 31 * H, 9 * H),
+        _workday(14, _march(20), 9 * H, 11 * H, 2 * H),  # a Friday: off the night schedule
+        _workday(15, _march(2), 9 * H, 19 * H, 9 * H),
+        _workday(15, _march(16), 22 * H, 31 * H, 9 * H),
+    ]
+    users = [
+        {"portal": "acme", "user_id": user, "active": True, "department_ids": ids, "updated_at": SEEN}
+        for user, ids in departments.items()
+    ]
+    with engine.begin() as connection:
+        connection.execute(insert(workdays_table), rows)
+        connection.execute(insert(users_table), users)
+
+
+def _overtime(engine: Engine, user_id: int, first: date, last: date) -> list[tuple[Any, ...]]:
+    """(day, kind, worked, overtime, basis, schedule id, no-show) of `user_id`'s days."""
+    query = text(
+        "SELECT work_date, day_kind, worked_seconds, overtime_seconds, overtime_basis, schedule_id, no_show"
+        " FROM attendance WHERE portal = 'acme' AND user_id = :user AND work_date BETWEEN :first AND :last"
+        " ORDER BY work_date"
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query, {"user": user_id, "first": str(first), "last": str(last)})
+        return [(str(row[0]), *row[1:6], bool(row[6])) for row in rows]
+
+
+def _on(engine: Engine, user_id: int, *days: date) -> list[tuple[Any, ...]]:
+    """The `_overtime` rows of `days`."""
+    return [row for day in days for row in _overtime(engine, user_id, day, day)]
+
+
+def test_overtime_over_the_night_shift_of_the_users_own_schedule_and_all_of_a_day_off_it(
+    engine: Engine,
+) -> None:
+    _fill_schedules(engine)
+    assert _overtime(engine, 11, _march(2), _march(8)) == [
+        ("2026-03-02", "workday", 9 * H, 9 * H - NIGHT_SHIFT, "schedule", 2, False),  # min_duration: 1 h
+        ("2026-03-03", "workday", 7 * H, 0, "schedule", 2, False),
+        ("2026-03-04", "workday", None, None, None, 2, True),
+        ("2026-03-05", "workday", NIGHT_SHIFT, 0, "schedule", 2, False),
+        ("2026-03-06", "workday", 8 * H, 8 * H, "schedule", 2, False),  # a Friday: all of it
+        ("2026-03-07", "weekend", None, None, None, 2, False),
+        ("2026-03-08", "weekend", 5 * H, None, None, 2, False),  # days off: in worked_seconds only
+    ]
+    # A workday the schedule does not work is no no-show.
+    assert _on(engine, 11, _march(13)) == [
+        ("2026-03-13", "workday", None, None, None, 2, False),
+    ]
+
+
+def test_overtime_over_the_first_departments_schedule_else_over_the_minimum_duration(
+    engine: Engine,
+) -> None:
+    _fill_schedules(engine)
+    via_department = _overtime(engine, 12, _march(2), _march(3)) + _on(engine, 12, _march(17))
+    assert via_department == [
+        ("2026-03-02", "workday", 9 * H, 9 * H - DAY_SHIFT, "schedule", 1, False),
+        ("2026-03-03", "workday", 7 * H, 0, "schedule", 1, False),  # 1 h over min_duration
+        ("2026-03-17", "workday", 9 * H, 9 * H - LONGER_DAY_SHIFT, "schedule", 1, False),  # the new shift
+    ]
+    # Department 7 has a schedule, but it is the user's second department.
+    assert _on(engine, 13, _march(2)) == [
+        ("2026-03-02", "workday", 9 * H, 2 * H, "min_duration", None, False),
+    ]
+
+
+def test_overtime_follows_the_assignment_in_force_on_each_day(engine: Engine) -> None:
+    _fill_schedules(engine)
+    own_changed = _on(engine, 14, date(2026, 2, 27), _march(13), _march(16), _march(20))
+    assert own_changed == [
+        ("2026-02-27", "workday", 9 * H, H, "schedule", 1, False),  # the first read stands for before
+        ("2026-03-13", "workday", 9 * H, H, "schedule", 1, False),
+        ("2026-03-16", "workday", 9 * H, 9 * H - NIGHT_SHIFT, "schedule", 2, False),
+        ("2026-03-20", "workday", 2 * H, 2 * H, "schedule", 2, False),
+    ]
+    # An entry added to the map on the 16th holds from then; the department's schedule before.
+    assert _on(engine, 15, _march(2), _march(16)) == [
+        ("2026-03-02", "workday", 9 * H, H, "schedule", 1, False),
+        ("2026-03-16", "workday", 9 * H, 9 * H - NIGHT_SHIFT, "schedule", 2, False),
+    ]
