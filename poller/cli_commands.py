@@ -29,7 +29,16 @@ from poller.render.compliance import render_compliance
 from poller.render.corrections import render_corrections
 from poller.render.progress import ProgressDisplay
 from poller.render.report import render, render_check
-from poller.render.results import REPLAY, emulator_banner, json_text, resume_line, terminal_width
+from poller.render.results import (
+    REPLAY,
+    emulator_banner,
+    init_line,
+    json_text,
+    prune_summary,
+    resume_line,
+    terminal_width,
+    upgrade_line,
+)
 from poller.render.status import status_json, status_summary
 from poller.render.timesheet import render_timesheet
 from poller.views import COMPLIANCE, CORRECTIONS, TIMESHEET
@@ -60,8 +69,13 @@ class Command:
         return inspect.getdoc(self.function) or ""
 
 
-def show_summary(call: Call) -> int:
-    print(call().summary())
+def show_init(call: Call) -> int:
+    print(init_line(call()))
+    return EXIT_OK
+
+
+def show_upgrade(call: Call) -> int:
+    print(upgrade_line(call()))
     return EXIT_OK
 
 
@@ -172,7 +186,7 @@ def show_verify(call: Call, output_format: Literal["text", "json"] = "text") -> 
 
 def show_prune(call: Call) -> int:
     result = call()
-    print(result.summary())
+    print(prune_summary(result))
     if result.refused is not None:  # a dry run inside the retention floor: exit 2 after the counts
         raise ConfigError(result.refused)
     return EXIT_OK
@@ -226,8 +240,8 @@ def show_backfill(call: Call, portals: Sequence[str] = (), users: Sequence[int] 
 
 
 COMMANDS = (
-    Command("init", commands.init, show_summary, portal_secrets=False),
-    Command("db upgrade", commands.db_upgrade, show_summary, portal_secrets=False),
+    Command("init", commands.init, show_init, portal_secrets=False),
+    Command("db upgrade", commands.db_upgrade, show_upgrade, portal_secrets=False),
     Command("poll", commands.poll, show_poll),
     Command("run", commands.run, show_run),
     Command("report", commands.report, show_report, portal_secrets=False, database_option=True),

@@ -94,13 +94,6 @@ class UpgradeResult:
             return "created"
         return "up to date" if self.before == self.after else "upgraded"
 
-    def summary(self) -> str:
-        if self.outcome == "created":
-            return f"{self.database}: schema created at revision {self.after}"
-        if self.outcome == "upgraded":
-            return f"{self.database}: schema upgraded from revision {self.before} to {self.after}"
-        return f"{self.database}: schema already up to date (revision {self.after})"
-
 
 def init(path: Path = Path("config.toml"), force: bool = False) -> WrittenExample:
     """Write the example config, every key documented, to PATH (default ./config.toml).

@@ -20,6 +20,7 @@ from poller.emulator import Emulator, EmulatorSettings
 from poller.errors import ConfigError, StorageError
 from poller.models import PollError, PollRun, Snapshot
 from poller.poll.cycle import poll_once
+from poller.render.results import prune_summary, upgrade_line
 from poller.render.status import status_json, status_summary
 from poller.storage import maintenance
 from poller.storage.tasks import get_task
@@ -48,7 +49,7 @@ def test_db_upgrade_says_created_then_up_to_date(database_url: str) -> None:
     assert (first.outcome, first.before, first.after) == ("created", None, head)
     second = commands.db_upgrade(config)
     assert (second.outcome, second.before, second.after) == ("up to date", head, head)
-    assert second.summary().endswith(f"schema already up to date (revision {head})")
+    assert upgrade_line(second).endswith(f"schema already up to date (revision {head})")
 
 
 def test_db_upgrade_says_from_which_revision_it_upgraded(tmp_path: Path) -> None:
@@ -59,7 +60,7 @@ def test_db_upgrade_says_from_which_revision_it_upgraded(tmp_path: Path) -> None
     result = commands.db_upgrade(config)
     head = maintenance.get_head_revision()
     assert (result.outcome, result.before, result.after) == ("upgraded", "0001", head)
-    assert result.summary() == (
+    assert upgrade_line(result) == (
         f"SQLite file {tmp_path / 'old.sqlite3'}: schema upgraded from revision 0001 to {head}"
     )
 
@@ -178,7 +179,7 @@ def test_prune_deletes_old_history_and_a_dry_run_counts_the_same(database_url: s
         before = history(engine)
     dry = commands.prune(config, timedelta(days=400), dry_run=True, now=NOW)
     assert dry.counts == maintenance.PruneCounts(snapshots=2, poll_runs=2, poll_errors=3)
-    assert dry.summary() == (
+    assert prune_summary(dry) == (
         "would delete 2 snapshots, 0 workday records, 0 workday revisions, 2 poll runs and 3 poll errors "
         "from before 2025-10-21 12:00 UTC"
     )
@@ -186,7 +187,7 @@ def test_prune_deletes_old_history_and_a_dry_run_counts_the_same(database_url: s
         assert history(engine) == before
     done = commands.prune(config, timedelta(days=400), now=NOW)
     assert done.counts == dry.counts
-    assert done.summary().startswith("deleted 2 snapshots, 0 workday records, 0 workday revisions")
+    assert prune_summary(done).startswith("deleted 2 snapshots, 0 workday records, 0 workday revisions")
     with maintenance.open_database(config.database_url) as engine:
         assert history(engine) == {
             "runs": [(ids["recent"],)],

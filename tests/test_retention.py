@@ -15,6 +15,7 @@ from poller.cli import main
 from poller.config import Config, RetentionConfig, parse_config
 from poller.errors import ConfigError
 from poller.models import Base, PollError, PollRun, Snapshot, workday_records_table, workdays_table
+from poller.render.results import prune_summary
 from poller.status import parse_status
 from poller.storage import maintenance
 
@@ -185,7 +186,7 @@ def test_a_dry_run_inside_the_floor_shows_what_goes_at_the_floor_and_what_it_pro
     assert result.protected == maintenance.PruneCounts(1, 1, 1, 1, revisions)  # the 500-day-old rows
     floor = now - 730 * DAY
     asked = now - 400 * DAY
-    assert result.summary().splitlines() == [
+    assert prune_summary(result).splitlines() == [
         f"would delete 2 snapshots, 2 workday records, {2 * revisions} workday revisions, 2 poll runs and "
         f"2 poll errors from before {floor:%Y-%m-%d %H:%M} UTC (the retention floor)",
         f"protected by the floor: 1 snapshots, 1 workday records, {revisions} workday revisions, 1 poll runs "

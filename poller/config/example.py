@@ -26,13 +26,6 @@ class WrittenExample:
     path: Path
     replaced: bool
 
-    def summary(self) -> str:
-        verb = "replaced" if self.replaced else "wrote"
-        return (
-            f"{verb} {self.path} (the example config, owner-only: it will hold secrets); "
-            f"set your portal under [[portals]], then run: timeman-poller -c {self.path} check"
-        )
-
 
 def write_example(path: Path, *, force: bool = False) -> WrittenExample:
     """Write the example to `path` with mode 0600; an existing file stays unless `force`."""

@@ -60,16 +60,6 @@ class PruneResult:
     protected: PruneCounts | None = None
     floor_cutoff: datetime | None = None
 
-    def summary(self) -> str:
-        verb = "would delete" if self.dry_run else "deleted"
-        if self.protected is None or self.floor_cutoff is None:
-            return f"{verb} {self.counts.describe()} from before {self.cutoff:%Y-%m-%d %H:%M} UTC"
-        return (
-            f"{verb} {self.counts.describe()} from before {self.floor_cutoff:%Y-%m-%d %H:%M} UTC "
-            f"(the retention floor)\nprotected by the floor: {self.protected.describe()} "
-            f"from {self.cutoff:%Y-%m-%d %H:%M} UTC on"
-        )
-
 
 def cutoff_before(now: datetime, older_than: timedelta) -> datetime:
     """The instant `older_than` before `now`; an age before the calendar is a ConfigError."""

@@ -1,5 +1,5 @@
 """The text of the command results that have no layout module of their own: JSON documents,
-the emulator's banner, a backfill's resume line.
+`init`'s, `db upgrade`'s and `prune`'s lines, the emulator's banner, a backfill's resume line.
 
 Layout only: the CLI decides what to print and the exit code (`poller.cli_commands`).
 """
@@ -17,7 +17,10 @@ from typing import TYPE_CHECKING, Any
 from poller.logs import PROGRAM
 
 if TYPE_CHECKING:
+    from poller.commands import UpgradeResult
+    from poller.config.example import WrittenExample
     from poller.emulator import Emulator, EmulatorSettings
+    from poller.history.retention import PruneResult
     from poller.poll.backfill import BackfillReport
 
 REPLAY = timedelta(days=1)  # `emulator --speed N` (N > 1) replays this much of the past
@@ -35,6 +38,36 @@ def terminal_width() -> int | None:
 def json_text(value: Any) -> str:
     """A result as the JSON that `--format json` prints: indented, non-ASCII kept."""
     return json.dumps(value, indent=2, ensure_ascii=False)
+
+
+def init_line(written: WrittenExample) -> str:
+    """Where `init` wrote the example config and what to do next."""
+    verb = "replaced" if written.replaced else "wrote"
+    return (
+        f"{verb} {written.path} (the example config, owner-only: it will hold secrets); "
+        f"set your portal under [[portals]], then run: {PROGRAM} -c {written.path} check"
+    )
+
+
+def upgrade_line(result: UpgradeResult) -> str:
+    """The database and what `db upgrade` did to its schema."""
+    if result.outcome == "created":
+        return f"{result.database}: schema created at revision {result.after}"
+    if result.outcome == "upgraded":
+        return f"{result.database}: schema upgraded from revision {result.before} to {result.after}"
+    return f"{result.database}: schema already up to date (revision {result.after})"
+
+
+def prune_summary(result: PruneResult) -> str:
+    """What `prune` deleted (or would); inside the floor, also what the floor protects."""
+    verb = "would delete" if result.dry_run else "deleted"
+    if result.protected is None or result.floor_cutoff is None:
+        return f"{verb} {result.counts.describe()} from before {result.cutoff:%Y-%m-%d %H:%M} UTC"
+    return (
+        f"{verb} {result.counts.describe()} from before {result.floor_cutoff:%Y-%m-%d %H:%M} UTC "
+        f"(the retention floor)\nprotected by the floor: {result.protected.describe()} "
+        f"from {result.cutoff:%Y-%m-%d %H:%M} UTC on"
+    )
 
 
 def clock_words(speed: float) -> str:
