@@ -81,7 +81,7 @@ def show_upgrade(call: Call) -> int:
 
 def show_poll(call: Call) -> int:
     report = call()
-    logger.info("cycle: %s", report.summary())
+    logger.info("cycle: %s", report.log_line())
     if report.interrupted:
         return EXIT_INTERRUPTED
     return EXIT_OK if report.ok else EXIT_FAILED

@@ -270,7 +270,7 @@ def test_a_stopped_poll_once_is_reported_as_interrupted(
     config = make_config(portal(emulator, list(range(1, 201))), database_url=database_url)
     report = poll_once(make_clients(config, engine, clock=clock), engine, stop=StopAfter(2))
     assert (report.interrupted, report.ok, report.users_ok, report.not_polled) == (True, False, 100, 100)
-    assert report.summary().endswith("interrupted: 100 users not polled")
+    assert report.log_line().endswith("interrupted: 100 users not polled")
 
 
 def test_a_portal_wide_error_is_one_row_and_the_other_users_count_as_failed(

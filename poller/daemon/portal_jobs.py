@@ -107,7 +107,7 @@ class PortalJobs:
             self._rebalance(name)
         self.cycles[name] += 1
         self.last_outcome[name] = outcome
-        logger.info("portal %s: cycle %d: %s", name, self.cycles[name], outcome.summary())
+        logger.info("portal %s: cycle %d: %s", name, self.cycles[name], outcome.log_line())
         if self.metrics is not None:
             self.metrics.set_spool_rows(self.spool.rows)
         return outcome

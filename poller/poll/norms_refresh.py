@@ -73,21 +73,6 @@ class NormsRefreshed:
     def ok(self) -> bool:
         return not self.errors and not self.stopped
 
-    def summary(self) -> str:
-        d = self.done
-        line = (
-            f"portal {self.portal}: norms refreshed: {d.norms_read}/{d.users} users "
-            f"({d.norms_changed} changed), {d.schedules} schedules, calendar "
-            f"{', '.join(f'{year} ({source})' for year, source in d.calendar_years) or 'none'}, "
-            f"{d.absence_days} absence days of {d.absence_users} users, {self.requests} requests, "
-            f"{self.seconds:.1f} s"
-        )
-        if d.failed_users:
-            line += f"; {len(d.failed_users)} users failed"
-        if not self.calendar_scope:
-            line += "; no calendar scope"
-        return line + "".join(f"; {error}" for error in self.errors)
-
 
 def norms_due_at(engine: Engine, portal: str, now: datetime, refresh_hours: float) -> datetime | None:
     """When the portal's refresh is next due (`now` or earlier: due); None when refreshes are off."""
@@ -282,7 +267,24 @@ class NormsRefresher:
         except storage.DatabaseFailure as exc:
             logger.warning("portal %s: norms refresh not recorded: %s", name, storage.describe_db_error(exc))
         log = logger.info if result.ok else logger.warning
-        log("%s", result.summary())
+        log("%s", _log_line(result))
+
+
+def _log_line(result: NormsRefreshed) -> str:
+    """What a refresh did, in one log line (never a command's output)."""
+    d = result.done
+    line = (
+        f"portal {result.portal}: norms refreshed: {d.norms_read}/{d.users} users "
+        f"({d.norms_changed} changed), {d.schedules} schedules, calendar "
+        f"{', '.join(f'{year} ({source})' for year, source in d.calendar_years) or 'none'}, "
+        f"{d.absence_days} absence days of {d.absence_users} users, {result.requests} requests, "
+        f"{result.seconds:.1f} s"
+    )
+    if d.failed_users:
+        line += f"; {len(d.failed_users)} users failed"
+    if not result.calendar_scope:
+        line += "; no calendar scope"
+    return line + "".join(f"; {error}" for error in result.errors)
 
 
 def stopping_pace(client: PortalClient) -> steps.Pace:

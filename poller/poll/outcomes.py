@@ -1,4 +1,9 @@
-"""What a poll cycle did: one portal's `PortalOutcome`, every portal's `PollReport`, one line each."""
+"""What a poll cycle did: one portal's `PortalOutcome`, every portal's `PollReport`.
+
+Each has its log line (`log_line`): the daemon logs a portal's after each cycle, `poll` logs
+the report's, the demo shows it per cycle. A log line is the cycle's own text, not a command's
+output, so it stays here rather than in poller.render (which the cycle never imports).
+"""
 
 from __future__ import annotations
 
@@ -39,8 +44,8 @@ class PortalOutcome:
             return "interrupted"
         return "failed" if self.portal_failed else "finished"
 
-    def summary(self) -> str:
-        return _summary(self, self.seconds, "the portal failed" if self.portal_failed else "")
+    def log_line(self) -> str:
+        return _line(self, self.seconds, "the portal failed" if self.portal_failed else "")
 
 
 @dataclass(frozen=True)
@@ -85,16 +90,16 @@ class PollReport:
             for p in self.portals
         )
 
-    def summary(self, seconds: float | None = None) -> str:
+    def log_line(self, seconds: float | None = None) -> str:
         """One line; `seconds` replaces the report's own span when its instants are simulated (demo)."""
         if seconds is None:
             seconds = (self.finished_at - self.started_at).total_seconds()
         failed = sum(p.portal_failed for p in self.portals)
-        return _summary(self, seconds, f"{failed} of {len(self.portals)} portals failed" if failed else "")
+        return _line(self, seconds, f"{failed} of {len(self.portals)} portals failed" if failed else "")
 
 
-def _summary(counts: PortalOutcome | PollReport, seconds: float, failure: str) -> str:
-    """The line both summaries share; `failure` names the failed portals ('' when none)."""
+def _line(counts: PortalOutcome | PollReport, seconds: float, failure: str) -> str:
+    """The line both log lines share; `failure` names the failed portals ('' when none)."""
     text = (
         f"{counts.users_ok} users stored, {counts.users_failed} failed, "
         f"{counts.requests} request{'' if counts.requests == 1 else 's'}, {seconds:.2f} s"
