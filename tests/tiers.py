@@ -51,6 +51,7 @@ GROUPS = {
 # 2-core machine (`pytest --durations=100`). A renamed test only falls back into the quick tier.
 SLOW = frozenset(
     {
+        "test_compliance_end_to_end.py::test_the_de_report_of_the_month_equals_the_worlds_truth",
         "test_outage_sqlite.py::test_poll_on_a_database_another_writer_holds_keeps_the_rows_in_the_spool_and_exits_1",
         "test_outage_sqlite.py::test_a_locked_database_is_polled_through_and_written_when_the_lock_goes",
         "test_outage_sqlite.py::test_a_read_only_database_file_is_written_to_once_writable_again_without_a_restart",
