@@ -27,6 +27,7 @@ from poller.render.backfill import backfill_summary
 from poller.render.closing import close_json, close_line, verify_json, verify_summary
 from poller.render.compliance import render_compliance
 from poller.render.corrections import render_corrections
+from poller.render.demo import demo_ending, demo_line
 from poller.render.progress import ProgressDisplay
 from poller.render.report import render, render_check
 from poller.render.results import (
@@ -224,8 +225,8 @@ def replayed(settings: EmulatorSettings, now: datetime) -> EmulatorSettings:
 
 
 def show_demo(call: Call) -> int:
-    result = call(progress=lambda line: print(line, flush=True))
-    print(f"\n{result.latest_table}\n\n{result.next_steps()}")
+    result = call(progress=lambda event: print(demo_line(event), flush=True))
+    print(demo_ending(result))
     return EXIT_OK if result.ok else EXIT_FAILED
 
 

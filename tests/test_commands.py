@@ -20,6 +20,7 @@ from poller.emulator import Emulator, EmulatorSettings
 from poller.errors import ConfigError, StorageError
 from poller.models import PollError, PollRun, Snapshot
 from poller.poll.cycle import poll_once
+from poller.render.demo import demo_line, latest_table
 from poller.render.results import prune_summary, upgrade_line
 from poller.render.status import status_json, status_summary
 from poller.storage import maintenance
@@ -244,12 +245,16 @@ def test_start_emulator_on_a_busy_port_is_a_config_error() -> None:
 def test_the_demo_returns_what_it_stored(tmp_path: Path) -> None:
     lines: list[str] = []
     result = commands.demo(
-        tmp_path / "demo.sqlite3", duration=0.1, interval=1, users=5, progress=lines.append
+        tmp_path / "demo.sqlite3",
+        duration=0.1,
+        interval=1,
+        users=5,
+        progress=lambda event: lines.append(demo_line(event)),
     )
     assert result.ok and result.cycles >= 1
     assert lines[0].startswith("Emulated Bitrix24 portal with 5 users")
     assert [line.split(" (")[0] for line in lines[1:]] == [f"cycle {n}" for n in range(1, result.cycles + 1)]
-    assert len(result.latest_table.splitlines()) == 2 + 5  # heading, rule, one row per user
+    assert len(latest_table(result.latest).splitlines()) == 2 + 5  # heading, rule, one row per user
     with pytest.raises(ConfigError, match="--duration and --interval: expected seconds > 0"):
         commands.demo(tmp_path / "demo.sqlite3", duration=0)
 
