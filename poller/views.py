@@ -66,3 +66,9 @@ TIMESHEET = "timesheet"  # poller.history.timesheet
 CORRECTIONS = "corrections"  # poller.history.corrections
 COMPLIANCE = "compliance"  # poller.compliance.from_storage
 REPORT_NAMES = (*REPORTS, TIMESHEET, CORRECTIONS, COMPLIANCE)
+
+# `report corrections`: a revision's columns, in the order CSV and JSON carry them.
+CORRECTION_COLUMNS = (
+    "portal", "user_id", "user_name", "department", "work_date", "time_start", "record_id", "source",
+    "field", "old_value", "new_value", "old_seen_at", "changed_at", "after_close",
+)  # fmt: skip

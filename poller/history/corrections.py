@@ -1,8 +1,8 @@
 """`report corrections --month YYYY-MM`: what changed in a month's workdays after they were stored.
 
 One row per changed field (workday_revisions): the record's or the day's value before and
-after, when each was seen, and whether it came after the month was closed; COLUMNS, in the
-order CSV and JSON carry them. poller.render.corrections lays them out.
+after, when each was seen, and whether it came after the month was closed
+(poller.views.CORRECTION_COLUMNS); poller.render.corrections lays them out.
 """
 
 from __future__ import annotations
@@ -14,11 +14,7 @@ from typing import Any
 from poller.config import Config
 from poller.storage import maintenance
 from poller.storage.revisions import get_revisions
-
-COLUMNS = (
-    "portal", "user_id", "user_name", "department", "work_date", "time_start", "record_id", "source",
-    "field", "old_value", "new_value", "old_seen_at", "changed_at", "after_close",
-)  # fmt: skip
+from poller.views import CORRECTION_COLUMNS
 
 
 def corrections(
@@ -27,4 +23,4 @@ def corrections(
     """The revisions of the workdays of `month` (what `report corrections` lists)."""
     with maintenance.open_database(config.database_url) as engine:
         rows = get_revisions(engine, month, portals=portals, users=users)
-    return [{name: row[name] for name in COLUMNS} for row in rows]
+    return [{name: row[name] for name in CORRECTION_COLUMNS} for row in rows]

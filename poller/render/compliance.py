@@ -8,12 +8,15 @@ many findings rest on estimates, and that these are figures, not legal advice.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from poller.compliance.from_storage import ComplianceReport, Finding
 from poller.render.durations import hours_minutes
 from poller.render.report import csv_rows, json_values
 from poller.render.tables import Column, fit_table, left_out_line
+
+if TYPE_CHECKING:
+    from poller.compliance.from_storage import ComplianceReport, Finding
+
 
 COLUMNS = (
     "portal", "user_id", "user_name", "department", "date", "period", "rule", "figure", "limit",

@@ -1,7 +1,7 @@
 """`report corrections` as a terminal table that fits, CSV or JSON.
 
 Tables fit the terminal like the other reports (poller.render.tables); CSV and JSON carry
-every column of poller.history.corrections.COLUMNS.
+every column of poller.views.CORRECTION_COLUMNS.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from poller.history.corrections import COLUMNS
 from poller.render.durations import hours_minutes
 from poller.render.report import HEADINGS, csv_rows, json_values, table_cell
 from poller.render.tables import Column, fit_table, left_out_line
+from poller.views import CORRECTION_COLUMNS as COLUMNS
 
 TABLE_COLUMNS = (
     "portal", "user_id", "user_name", "work_date", "source", "field", "old_value", "new_value",

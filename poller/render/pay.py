@@ -8,11 +8,14 @@ maps them; the terminal shows them as a small table under the days.
 from __future__ import annotations
 
 import textwrap
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from poller.compliance.pay import PayCategories
-from poller.history.timesheet import Timesheet, TimesheetRow
 from poller.render.tables import Column, fit_table, left_out_line
+
+if TYPE_CHECKING:
+    from poller.compliance.pay import PayCategories
+    from poller.history.timesheet import Timesheet, TimesheetRow
+
 
 # Pay categories for a payroll import (poller.compliance.pay): each column's PayCategories field.
 PAY_COLUMNS = {

@@ -11,13 +11,16 @@ import json
 import textwrap
 from collections.abc import Sequence
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from poller.compliance.pay import PayCategories
-from poller.history.timesheet import Day, Timesheet, Totals
 from poller.render.pay import PAY_COLUMNS, decimal_hours, night_text, pay_cells, pay_json, pay_table
 from poller.render.report import csv_rows
 from poller.render.tables import Column, fit_table, left_out_line
+
+if TYPE_CHECKING:
+    from poller.compliance.pay import PayCategories
+    from poller.history.timesheet import Day, Timesheet, Totals
+
 
 TIMESHEET_TOTALS = (
     "worked_hours", "break_hours", "days_worked", "days_pending_approval", "days_estimated",
