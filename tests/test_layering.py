@@ -1,9 +1,15 @@
-"""Storage owns the database and its failures.
+"""Storage owns the database and its failures; render is a leaf only the command line uses.
 
 No module outside poller/storage/ imports or catches SQLAlchemy's exceptions: storage raises the
 project's own (poller.errors.DatabaseFailure and its kinds). The daemon's and the history's
 packages take at most an Engine or a URL from SQLAlchemy, for typing: their SQL is storage's.
 Every storage function that code outside storage calls with an Engine translates its failures.
+
+poller/render/ turns results into text (tables, CSV, JSON, summaries, the progress bar): only the
+command line (poller/cli*.py) imports it. At run time render imports nothing but the data it
+words (RENDER_LOADS: views, models, fields, errors, clock, the demo's events, the program's
+name); the result classes it takes it names for annotations only (under TYPE_CHECKING), and
+never from the modules that call it (the CLI) or run the poller (daemon, runtime).
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ import ast
 import builtins
 import importlib
 import inspect
+import subprocess
+import sys
 from pathlib import Path
 
 import sqlalchemy.exc
@@ -20,6 +28,21 @@ from poller import storage
 
 PACKAGE = Path(__file__).resolve().parent.parent / "poller"
 STORAGE = PACKAGE / "storage"
+RENDER = PACKAGE / "render"
+# The modules render may load when it runs (and what they load): data, not doers.
+RENDER_LOADS = (
+    "poller.render",
+    "poller.views",
+    "poller.models",
+    "poller.fields",
+    "poller.errors",
+    "poller.clock",
+    "poller.logs",  # PROGRAM, the command's name in a resume line
+    "poller.redaction",  # loaded by poller.logs
+    "poller.demo_events",
+)
+# What render never imports, not even for annotations: what calls it and what runs the poller.
+RENDER_NEVER = ("poller.cli", "poller.__main__", "poller.daemon", "poller.runtime")
 # What poller/daemon and poller/history may take from SQLAlchemy: types to annotate with.
 TYPING_ONLY = {"Engine", "URL"}
 # SQLAlchemy's exception names (those that are no builtin's name too).
@@ -171,3 +194,96 @@ def test_every_storage_function_called_with_an_engine_from_outside_translates_it
         and name.rsplit(".", 1)[1] not in NO_STATEMENT | IN_A_TRANSLATED_BLOCK
     )
     assert untranslated == []
+
+
+# -- render ------------------------------------------------------------------------------------
+
+
+def _within(module: str, prefixes: tuple[str, ...]) -> bool:
+    """Whether `module` is one of `prefixes` or inside one (poller.cli also covers poller.cli_types)."""
+    return any(module == p or module.startswith((f"{p}.", f"{p}_")) for p in prefixes)
+
+
+def _poller_imports(path: Path) -> list[tuple[int, str, bool]]:
+    """Each poller module `path` imports: its line, its name, and whether only under TYPE_CHECKING."""
+    tree = _tree(path)
+    typing_only = {
+        id(node)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+        for node in ast.walk(block)
+    }
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module is not None:
+            names = [node.module]
+            if node.module == "poller":  # `from poller import render`
+                names = [f"poller.{a.name}" for a in node.names]
+        else:
+            continue
+        found += [(node.lineno, n, id(node) in typing_only) for n in names if _within(n, ("poller",))]
+    return found
+
+
+def _imports_render(path: Path) -> list[str]:
+    return [
+        f"line {line}: {name}" for line, name, _ in _poller_imports(path) if _within(name, ("poller.render",))
+    ]
+
+
+def _render_overreach(path: Path) -> list[str]:
+    """Imports of a render module beyond RENDER_LOADS at run time, or of RENDER_NEVER at all."""
+    return [
+        f"line {line}: {name}" + (" (for annotations)" if typing_only else "")
+        for line, name, typing_only in _poller_imports(path)
+        if _within(name, RENDER_NEVER) or not (typing_only or _within(name, RENDER_LOADS))
+    ]
+
+
+def test_only_the_command_line_imports_render() -> None:
+    outside = sorted(
+        p for p in PACKAGE.rglob("*.py") if RENDER not in p.parents and not p.name.startswith("cli")
+    )
+    assert _offenders(sorted(PACKAGE.glob("cli*.py")), _imports_render) != {}  # the CLI does
+    assert _offenders(outside, _imports_render) == {}
+
+
+def test_render_imports_only_the_data_it_words() -> None:
+    assert _offenders(sorted(RENDER.rglob("*.py")), _render_overreach) == {}
+
+
+def test_loading_every_render_module_loads_no_poll_cycle_storage_or_daemon() -> None:
+    """What render pulls in through its imports' own imports, in an interpreter of its own."""
+    names = sorted(f"poller.render.{p.stem}" for p in RENDER.glob("*.py") if p.stem != "__init__")
+    assert len(names) > 5
+    code = (
+        "import importlib, sys\n"
+        f"for name in {names!r}: importlib.import_module(name)\n"
+        "print('\\n'.join(sorted(n for n in sys.modules if n.startswith('poller.'))))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.split()
+    assert "poller.render.progress" in loaded
+    assert [name for name in loaded if not _within(name, RENDER_LOADS)] == []
+
+
+def test_the_render_checks_see_every_spelling(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+    module.write_text(
+        "from typing import TYPE_CHECKING\nimport poller.render.report\nfrom poller import render, views\n"
+        "from poller.poll.recent import StatusInfo\nif TYPE_CHECKING:\n    from poller.poll import outcomes\n"
+        "    from poller.cli_types import Month\ndef f():\n    from poller.render.status import counted\n",
+        encoding="utf-8",
+    )
+    assert [hit.split(": ")[1] for hit in _imports_render(module)] == [
+        "poller.render.report",
+        "poller.render",
+        "poller.render.status",
+    ]
+    assert [hit.split(": ")[1] for hit in _render_overreach(module)] == [
+        "poller.poll.recent",
+        "poller.cli_types (for annotations)",
+    ]
