@@ -66,7 +66,6 @@ class StatusInfo:
         )
 
 
-
 def read_status(engine: Engine, config: Config, runs: int, since: datetime) -> StatusInfo:
     """The newest `runs` cycles, the errors since `since`, each portal's holder (PostgreSQL
     only) and whether the spool file of `config` waits."""
