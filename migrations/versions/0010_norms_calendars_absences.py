@@ -92,10 +92,12 @@ spans AS (
     LEFT JOIN users u ON u.portal = s.portal AND u.user_id = s.user_id
 ),
 bounds AS (SELECT MIN(first_day) AS first_day, MAX(last_day) AS last_day FROM spans),
-dates (day) AS (
-    SELECT first_day FROM bounds WHERE first_day IS NOT NULL
+dates (day, weekday) AS (
+    -- weekday: 0 = Sunday; worked out once per date here, not on each user's row
+    SELECT first_day, {first_weekday} FROM bounds WHERE first_day IS NOT NULL
     UNION ALL
-    SELECT {next_day} FROM dates d, bounds b WHERE d.day < b.last_day
+    SELECT {next_day}, CASE WHEN d.weekday = 6 THEN 0 ELSE d.weekday + 1 END
+    FROM dates d, bounds b WHERE d.day < b.last_day
 ),
 assigned AS (
     -- The config's map as periods of days; the portal's first read stands for the days before it.
@@ -144,7 +146,7 @@ judged AS (
                WHEN ',' || c.moved_workdays || ',' LIKE '%,' || {day_iso} || ',%' THEN 'workday'
                WHEN ',' || c.holidays || ',' LIKE '%,' || {day_iso} || ',%' THEN 'holiday'
                WHEN ',' || COALESCE(c.week_holidays, 'SA,SU') || ','
-                    LIKE '%,' || substr('SUMOTUWETHFRSA', {weekday} * 2 + 1, 2) || ',%' THEN 'weekend'
+                    LIKE '%,' || substr('SUMOTUWETHFRSA', d.weekday * 2 + 1, 2) || ',%' THEN 'weekend'
                ELSE 'workday'
            END AS day_kind,
            w.portal IS NOT NULL AS has_work,
@@ -155,11 +157,11 @@ judged AS (
            COALESCE(ua.schedule_id, da.schedule_id) AS schedule_id, sc.shift_seconds,
            CASE WHEN sc.shift_seconds IS NULL THEN NULL
                 WHEN COALESCE(sc.work_days, '') = '' THEN 1
-                WHEN sc.work_days LIKE '%' || substr('7123456', {weekday} + 1, 1) || '%' THEN 1
+                WHEN sc.work_days LIKE '%' || substr('7123456', d.weekday + 1, 1) || '%' THEN 1
                 ELSE 0
            END AS schedule_day
     FROM (
-        SELECT s.portal, s.user_id, s.department_id, x.day
+        SELECT s.portal, s.user_id, s.department_id, x.day, x.weekday
         FROM spans s JOIN dates x ON x.day >= s.first_day AND x.day <= s.last_day
     ) d
     LEFT JOIN worked w ON w.portal = d.portal AND w.user_id = d.user_id AND w.day = d.day
@@ -229,7 +231,7 @@ def attendance_sql(dialect: str) -> str:
         finish_epoch=f["epoch"]("time_finish"),
         work_date_epoch=f["date_epoch"]("work_date"),
         day_iso=f["iso"]("d.day"),
-        weekday=f["weekday"]("d.day"),
+        first_weekday=f["weekday"]("first_day"),
         valid_to_date=f["utc_date"]("n.valid_to"),
         first_department=f["first_department"](),
         assigned_from=f["utc_date"]("a.valid_from"),
