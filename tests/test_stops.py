@@ -43,6 +43,7 @@ def write_config(tmp_path: Path, emulator: Emulator, users: object, **tables: di
         lines.append(f"[{table}]")
         lines += [f"{key} = {value!r}".replace("'", '"') for key, value in values.items()]
     lines.append(f'[[portals]]\nname = "emu"\nwebhook_url = "{emulator.webhook_url}"\nusers = {users_value}')
+    lines.append("requests_per_second = 100")  # the emulator has no limit: no pacing to wait for
     path = tmp_path / "config.toml"
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o600)
