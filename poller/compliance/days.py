@@ -91,6 +91,9 @@ class WorkedDay:
     norms: Norms = Norms()
     longest_stretch: int | None = None
     estimated: bool = False
+    # Seconds of work before overtime begins, as the attendance view measures this day (a
+    # schedule's shift, 0 on a day off the schedule, the minimum duration); None: the caller's norm.
+    overtime_norm: int | None = None
 
     def __post_init__(self) -> None:
         stamps = [(i.start_ts, i.end_ts) for i in self.intervals]

@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 
 from poller.compliance.days import DayKind, DayStatus, Interval, Norms, WorkedDay
 from poller.compliance.engine import find_violations
+from poller.compliance.overtime_norms import thresholds, with_overtime_norms
 from poller.compliance.packs import RulePack
 from poller.compliance.pay import DAILY_NORM, NIGHT, PayCategories, pay_categories
 from poller.compliance.violation import Month, Violation
@@ -39,6 +40,7 @@ from poller.storage import (
     get_workday_portals,
     norm_on,
 )
+from poller.storage.compliance_reads import get_overtime_figures
 
 _STATUS = {"CLOSED": DayStatus.CLOSED, "EXPIRED": DayStatus.EXPIRED}  # else OPENED, PAUSED: open
 # Days read before the month besides what the pack's own periods need: the first week's rest
@@ -129,22 +131,18 @@ def stored_pay(
     users: Collection[int] | None = None,
     frozen: Sequence[Mapping[str, Any]] | None = None,
 ) -> dict[int, PayCategories]:
-    """Each user's pay categories of `month` on `portal`; overtime beyond the user's minimum
-    duration (timeman.settings) of each day, 8 hours where no norm is known.
+    """Each user's pay categories of `month` on `portal`; overtime beyond each day's threshold
+    in the `attendance` view (the schedule's shift, else the minimum duration), 8 hours where
+    the view has no basis for the day.
 
     `frozen`: the workdays rows a month close froze, judged instead of the stored ones; a
     frozen row keeps no offset, so it takes its day's stored one (else the user's, else UTC).
     """
     rows = None if frozen is None else _thawed(engine, portal, month, frozen)
     stored = read_days(engine, portal, month.first, month.last, month, users=users, rows=rows)
-    by_norm: dict[int, list[WorkedDay]] = defaultdict(list)
-    for day in stored.days:
-        by_norm[day.norms.min_duration or DAILY_NORM].append(day)
-    found: dict[int, PayCategories] = {}
-    for norm, days in by_norm.items():
-        for part in pay_categories(days, night=night, daily_norm=norm):
-            found[part.user_id] = _add(found[part.user_id], part) if part.user_id in found else part
-    return found
+    figures = get_overtime_figures(engine, portal, month.first, month.last, user_ids=list(stored.people))
+    days = with_overtime_norms(stored.days, thresholds(figures))
+    return {part.user_id: part for part in pay_categories(days, night=night, daily_norm=DAILY_NORM)}
 
 
 def _thawed(
@@ -266,9 +264,3 @@ def build_day(rows: Sequence[WorkdayFigures], kind: DayKind, norms: Norms) -> Wo
         longest_stretch=round(max(stretches)) if leaks_total else None,
         estimated=any(row.worked_is_estimate or row.worked_seconds is None for row in rows),
     )
-
-
-def _add(a: PayCategories, b: PayCategories) -> PayCategories:
-    """Two parts of one user's month (days judged by different norms) as one."""
-    sums = {f.name: getattr(a, f.name) + getattr(b, f.name) for f in fields(a) if f.type == "int"}
-    return PayCategories(**{**a.__dict__, **sums, "estimated": a.estimated or b.estimated})

@@ -2,7 +2,8 @@
 
 regular + overtime + weekend + holiday = worked: every worked second is in exactly one of them,
 chosen by the kind of day (work on a day marked absent is regular). Overtime is work on a
-workday beyond `daily_norm` (Russia's TK art. 99 and 152 count it per day); weekend and holiday
+workday beyond the day's own `overtime_norm` (the attendance view's threshold), else beyond
+`daily_norm` (Russia's TK art. 99 and 152 count it per day); weekend and holiday
 work is paid on its own (TK art. 153), so none of it is overtime. Night is a measure across
 the others, not a fifth part: the seconds of work intervals inside the night window, which a
 payroll adds a night supplement to on top of their category.
@@ -60,7 +61,7 @@ def _month(
 ) -> PayCategories:
     """Sum one user's month."""
     worked = sum(day.worked_seconds for day in days)
-    over = sum(overtime(day, daily_norm) for day in days)
+    over = sum(overtime(day, daily_norm if day.overtime_norm is None else day.overtime_norm) for day in days)
     weekend = sum(day.worked_seconds for day in days if day.kind is DayKind.WEEKEND)
     holiday = sum(day.worked_seconds for day in days if day.kind is DayKind.HOLIDAY)
     nights = sum(night_seconds(i, *night) for day in days for i in day.intervals)
