@@ -369,11 +369,6 @@ def test_the_attendance_views_kinds_and_flags_equal_the_worlds_truth(stored: Sto
 # -- a backfill before the first poll ----------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a backfill on a database without the directory dates records written in UTC (older "
-    "builds) at UTC, and the directory refresh after it does not re-date them",
-)
 def test_a_backfill_before_the_first_poll_dates_each_day_in_the_users_zone(
     engine: Engine, database_url: str, make_emulator: MakeEmulator
 ) -> None:

@@ -50,8 +50,9 @@ def test_an_oauth_backfill_sends_the_rest_3_batch_token_as_a_bearer_header(
 
     (state,) = report.portals
     assert state.ok and state.requests == 1 and batch_support(client) is True
-    # the body: backfill's calendar and absences (REST 1, poller.poll.backfill_calendar)
-    assert emulator.stats.auth_placements == {"header": 1, "body": 2}
+    # the body (REST 1): the directory read first (user.get, department.get), then backfill's
+    # calendar and absences (poller.poll.backfill_calendar)
+    assert emulator.stats.auth_placements == {"header": 1, "body": 2 + 2}
     assert stored_users(engine) == users_with_records(emulator, range(1, 31)) != []
 
 
@@ -66,5 +67,6 @@ def test_an_oauth_backfill_without_the_batch_sends_each_token_in_the_json_body(
 
     (state,) = report.portals
     assert state.ok and state.requests == 1 + 3  # the refused batch, then one call per user
-    assert emulator.stats.auth_placements == {"header": 1, "body": 3 + 2}  # + calendar and absences
+    # + the directory (user.get, department.get), the calendar and the absences
+    assert emulator.stats.auth_placements == {"header": 1, "body": 3 + 2 + 2}
     assert stored_users(engine) == users_with_records(emulator, range(1, 4)) != []

@@ -25,6 +25,7 @@ from poller.config import Config
 from poller.errors import BitrixError, ConfigError, Stopped
 from poller.poll.audience import user_ids_to_ask
 from poller.poll.backfill_calendar import CalendarBackfilled, backfill_calendar
+from poller.poll.directory_refresh import DirectoryRefresher
 from poller.redaction import redact
 
 logger = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ def backfill(
 ) -> BackfillReport:
     """Copy each user's records from `since` to `until` (local dates) into workday_records.
 
+    0. The directory, when due: it gives each user's zone, in which a record's day is dated.
     1. The users: `users`, else as for a cycle (poller.poll.audience: the configured list, else
        the stored directory's active users, else `user.get`'s).
     2. Users finished by an earlier run of the same range are skipped; the records of the
@@ -122,10 +124,14 @@ def backfill(
         raise ConfigError(f"--since {since} is after --until {until}")
     chosen = _choose(config, clients, portals)
     report = BackfillReport(since, until)
+    # A record's day is dated in its user's zone, which the directory holds: read it first when
+    # due (never read, or stale), so a backfill before the first poll dates days as a poll would.
+    directory = DirectoryRefresher(engine, config.directory.refresh_hours)
     try:
         for client in chosen:
             state = PortalBackfill(client.portal.name, since, until)
             report.portals.append(state)
+            directory.refresh_if_due(client)
             _run_portal(engine, client, state, users, resume=True, progress=progress, stop=stop)
             if not state.stopped and state.user_ids:
                 state.stopped = not _calendar(engine, client, state)
