@@ -15,7 +15,7 @@ burst) / rate), the wall seconds, and QUERY_LIMIT_EXCEEDED answers (target 0).
 
 `--beside-cycles` measures instead what the refresh does to the cycles beside it, as `run`
 runs them: a cycle of the N users (ceil(N/50) timeman.status batches) alone, then the refresh
-on its thread (taking turns with the cycles: poller.poll.norms_refresh.Turns) while a cycle
+on its thread (taking turns with the cycles: poller.poll.norms_turns.Turns) while a cycle
 starts every `--interval` seconds of the portal's clock; printed: the lone cycle's portal
 seconds, the slowest and mean cycle beside the refresh, and the refresh's own seconds.
 
@@ -46,7 +46,8 @@ from poller.clock import SYSTEM_CLOCK, Clock, ManualClock
 from poller.config import parse_config
 from poller.emulator import Emulator, EmulatorSettings
 from poller.poll.cycle import poll_portal
-from poller.poll.norms_refresh import NormsRefresher, stopping_pace
+from poller.poll.norms_refresh import NormsRefresher
+from poller.poll.norms_turns import stopping_pace
 
 NOW = datetime(2026, 11, 16, 9, 30, tzinfo=UTC)
 RATE, BURST = 2.0, 50

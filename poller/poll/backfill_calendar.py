@@ -20,7 +20,7 @@ from poller import storage
 from poller.bitrix import PortalClient
 from poller.errors import BitrixError
 from poller.poll import norms_steps as steps
-from poller.poll.norms_refresh import stopping_pace
+from poller.poll.norms_turns import stopping_pace
 from poller.redaction import redact
 
 logger = logging.getLogger(__name__)

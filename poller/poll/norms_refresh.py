@@ -36,12 +36,12 @@ from sqlalchemy import Engine
 
 from poller import storage
 from poller.bitrix import PortalClient
-from poller.clock import SystemClock
 from poller.config import Config
 from poller.errors import BitrixError, Stopped
 from poller.poll import norms_steps as steps
 from poller.poll.audience import user_ids_to_ask
 from poller.poll.directory_refresh import RETRY_SECONDS
+from poller.poll.norms_turns import Turns, stopping_pace
 from poller.redaction import redact
 from poller.storage.tasks import get_task, save_task_done, save_task_failed
 
@@ -49,8 +49,6 @@ logger = logging.getLogger(__name__)
 
 TASK = "norms"
 CALENDAR_TASK = "calendar"
-YIELD_SLOTS = 2
-CYCLE_WAIT_SECONDS = 5.0  # a cycle waits this long at most for the refresh's request in flight
 NO_SCOPE = (
     "no `calendar` scope: the portal's calendar and the absences are not read (add the scope "
     "to the webhook or app); the config's holidays and the norms are"
@@ -285,63 +283,3 @@ def _log_line(result: NormsRefreshed) -> str:
     if not result.calendar_scope:
         line += "; no calendar scope"
     return line + "".join(f"; {error}" for error in result.errors)
-
-
-def stopping_pace(client: PortalClient) -> steps.Pace:
-    """A pace that never waits (the bucket itself paces), and raises Stopped once the client's
-    stop is set."""
-
-    def pace() -> None:
-        if client.stop is not None and client.stop.is_set():
-            raise Stopped("stopped")
-
-    return pace
-
-
-class Turns:
-    """One portal's cycles and its background refresh taking turns (see the module)."""
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._cycles = 0  # cycles in flight
-        self._sending = False  # a refresh request (and its save) in flight
-
-    def cycle_starts(self) -> None:
-        with self._condition:
-            self._cycles += 1
-            self._condition.wait_for(lambda: not self._sending, CYCLE_WAIT_SECONDS)
-
-    def cycle_ends(self) -> None:
-        with self._condition:
-            self._cycles -= 1
-            self._condition.notify_all()
-
-    def refresh_ends(self) -> None:
-        with self._condition:
-            self._sending = False
-            self._condition.notify_all()
-
-    def pace(self, client: PortalClient, slots: int = YIELD_SLOTS) -> steps.Pace:
-        """Before each refresh request: wait while a cycle runs and until the portal's bucket
-        holds at most `slots` requests; raise Stopped once the client's stop is set."""
-        stopping = stopping_pace(client)
-
-        def pace() -> None:
-            self.refresh_ends()  # the previous request and its save are over
-            while True:
-                stopping()
-                with self._condition:
-                    if self._cycles:
-                        self._condition.wait(0.5)
-                        continue
-                    over = client.bucket.level - slots
-                    if over <= 0:
-                        self._sending = True
-                        return
-                wait = over / client.bucket.rate
-                if client.stop is not None and isinstance(client.clock, SystemClock):
-                    client.stop.wait(wait)  # a stop ends the wait at once
-                else:
-                    client.clock.sleep(wait)
-
-        return pace
