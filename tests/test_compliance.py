@@ -117,6 +117,30 @@ def test_a_stretch_known_from_polls_only_is_judged_and_marked_estimated() -> Non
     assert found([day], "de", "break_30m_over_6h") == [], "the break total stands in for the gaps"
 
 
+def test_a_break_total_without_its_parts_is_a_finding_only_when_the_parts_cannot_reach_the_limit() -> None:
+    """Records give a day's break total, not its pauses; only pauses of 15 minutes count."""
+
+    def total_only(break_seconds: int) -> WorkedDay:
+        # 08:00-15:30 with the breaks somewhere in it: the span, the total, a stretch from polls.
+        worked = int(7.5 * H) - break_seconds
+        figures = {"worked_seconds": worked, "break_seconds": break_seconds, "longest_stretch": 4 * H}
+        return worked_day(7, D1, ("08:00", "15:30"), **figures)
+
+    def breaks(day: WorkedDay) -> list[tuple[float, bool]]:
+        return [(v.figure, v.estimated) for v in found([day], "de", "break_30m_over_6h")]
+
+    # Under 15 minutes in all: every part was short, so no break counts, exactly.
+    assert breaks(total_only(899)) == [(0, False)]
+    # 20 minutes: whatever its parts, under 30 count; the figure is the total (an upper bound).
+    assert breaks(total_only(1200)) == [(1200, False)]
+    # 40 minutes may be four pauses of 10, which would count 0: not provable either way, and
+    # not reported (docs/compliance.md: such a day may be missed).
+    assert breaks(total_only(2400)) == []
+    # Where the pauses are known, the same 40 minutes in short parts is a finding.
+    short_parts = worked_day(7, D1, *[(f"{8 + n}:00", f"{8 + n}:50") for n in range(4)], ("12:00", "16:00"))
+    assert [(v.figure, v.estimated) for v in found([short_parts], "de", "break_30m_over_6h")] == [(0, False)]
+
+
 def test_ten_hours_a_day_are_allowed_and_one_second_more_is_not() -> None:
     assert found([worked_day(7, D1, ("08:00", "18:00"))], "de", "daily_10h") == []
     broken = found([worked_day(7, D1, ("08:00", "18:00:01"), status=DayStatus.EXPIRED)], "de", "daily_10h")

@@ -28,12 +28,21 @@ def daily_rest(rule: Rule, days: Sequence[WorkedDay], month: Month) -> list[Viol
 
 
 def min_break(rule: Rule, days: Sequence[WorkedDay], month: Month) -> list[Violation]:
-    """Breaks under the limit on a day worked longer than `over`; pauses under `min_part` do not count."""
+    """Breaks under the limit on a day worked longer than `over`; pauses under `min_part` do not count.
+
+    A day known only by its break total (records and polls give no parts) is judged on the
+    total. The breaks that count are at most the total, so a total under the limit is surely a
+    finding (its figure the total, which may hold parts under `min_part`); a total under
+    `min_part` is all short parts, so it counts 0. A total that meets the limit cannot be
+    proven to, as its parts may be short: that day is not reported (docs/compliance.md).
+    """
     found = []
     for day in _in(days, month):
         if day.worked_seconds > rule.over:
             gaps = day.gaps(rule.min_part)
             breaks = day.break_seconds if gaps is None else sum(gaps)
+            if gaps is None and breaks < rule.min_part:
+                breaks = 0
             if breaks < rule.limit:
                 found.append(violation(rule, day, breaks, estimated=is_estimated(day)))
     return found
