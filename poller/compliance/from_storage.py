@@ -140,6 +140,8 @@ def stored_pay(
     """
     rows = None if frozen is None else _thawed(engine, portal, month, frozen)
     stored = read_days(engine, portal, month.first, month.last, month, users=users, rows=rows)
+    if not stored.days:
+        return {}
     figures = get_overtime_figures(engine, portal, month.first, month.last, user_ids=list(stored.people))
     days = with_overtime_norms(stored.days, thresholds(figures))
     return {part.user_id: part for part in pay_categories(days, night=night, daily_norm=DAILY_NORM)}
