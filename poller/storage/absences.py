@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from poller.models import absences_table
 from poller.storage.failures import database_call
 from poller.storage.statements import chunks, one_of
+from poller.storage.statistics import note_rows_added
 
 _VALUES = ("name", "whole_day", "starts_at", "ends_at")
 _USERS_PER_QUERY = 1000
@@ -113,6 +114,7 @@ def save_absences(
             )
         if added:
             connection.execute(insert(absences_table), added)
+            note_rows_added(connection, "absences", len(added))  # the attendance view plans on them
     return AbsencesSaved(added=len(added), removed=len(removed), unchanged=len(wanted) - len(added))
 
 
