@@ -80,6 +80,6 @@ def next_steps(database: Path, rules: str, compliance: ComplianceReport | None =
         f"  timeman-poller report compliance --month {month:%Y-%m} --rules {rules} "
         f"--database sqlite:///{database}\n"
         f"  timeman-poller report timesheet --month {month:%Y-%m} --database sqlite:///{database}\n"
-        "Point config.toml at your own portal (see config.example.toml) and run "
-        "`timeman-poller run`."
+        "Next, your own portal: `timeman-poller init` writes config.toml (every key documented);\n"
+        "set its [[portals]], then `timeman-poller check` and `timeman-poller run`."
     )
