@@ -588,7 +588,8 @@ def test_ctrl_c_stops_the_backfill_after_the_current_request_and_says_how_to_res
     # A real process for the real signal; the emulator holds the fourth user's request until
     # the backfill has seen the signal.
     emulator = make_emulator(users=60, rate=0, rest_v3_batch=False)
-    config = write_config(tmp_path, emulator, list(range(1, 61)))
+    # The emulator has no limit: a bucket of 100/s spares the resumed run 8 s of pacing.
+    config = write_config(tmp_path, emulator, list(range(1, 61)), requests_per_second=100)
     command = [sys.executable, "-m", "poller", "-c", str(config), "backfill", "--since", "2026-10-01"]
     command += ["--until", "2026-10-31"]
     emulator.hold("api/timeman.record.list", after=3)
