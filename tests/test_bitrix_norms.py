@@ -190,3 +190,16 @@ def test_an_unreadable_absence_is_skipped_and_named_the_others_kept(make_emulato
         "portal emu user 2 event '5': DATE_FROM_TS_UTC 'soon' is not a whole number in 0..1099511627776",
         "portal emu user 2 event '5': span ('soon', '1794913200') is unusable: skipped",
     ]
+    assert fetched.unread_users == {2}  # its stored days must not be taken as withdrawn
+
+
+def test_a_users_answer_that_is_not_a_list_marks_only_that_user_unread(
+    make_emulator: MakeEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emulator = make_emulator(users=3, rate=0)
+    client = client_of(emulator)
+    answer = {"1": [], "2": "oops", "3": {}}  # 3: PHP's empty array as an object
+    monkeypatch.setattr(client, "call", lambda method, params: {"result": answer})
+    fetched = fetch_absences(client, [1, 2, 3], date(2026, 11, 1), date(2026, 11, 30))
+    assert fetched.absences == [] and fetched.unread_users == {2}
+    assert fetched.warnings == ["portal emu user 2: events 'oops' are not a list: skipped"]

@@ -227,3 +227,38 @@ def test_a_failed_part_is_recorded_the_others_stored_and_the_refresh_tried_again
     timer_poll(config, engine, clock)
     assert get_task(engine, "emu", TASK).last_error is None
     assert sorted(storage.get_norms(engine, "emu", today, today)) == USERS
+
+
+def test_an_unreadable_absence_answer_keeps_the_users_stored_days(
+    engine: Engine,
+    database_url: str,
+    make_emulator: MakeEmulator,
+    clock: ManualClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    emulator = make_emulator(users=10, clock=clock)
+    config = a_config(emulator, database_url)
+    away = emulated_absences.Absence(77, "Vacation", date(2026, 11, 24), date(2026, 11, 26))
+    event = emulated_absences.absence_event(away, 3600, "Europe/Berlin")
+    norm_methods.override(emulator, "calendar.accessibility.get", [event], user_id=2)
+    timer_poll(config, engine, clock)
+    window = (date(2026, 11, 1), date(2026, 12, 31))
+    kept = [(row.day, row.event_id) for row in storage.get_absences(engine, "emu", *window, user_ids=[2])]
+    assert kept == [(date(2026, 11, 24), "77"), (date(2026, 11, 25), "77"), (date(2026, 11, 26), "77")]
+    others = storage.get_absences(engine, "emu", *window, user_ids=[3, 4, 5, 6, 7])
+
+    for bad in ([{**event, "DATE_TO_TS_UTC": ""}], ["not an event", event]):
+        norm_methods.override(emulator, "calendar.accessibility.get", bad, user_id=2)
+        clock.advance(25 * 3600)
+        with caplog.at_level(logging.WARNING):
+            timer_poll(config, engine, clock)
+        stored = storage.get_absences(engine, "emu", *window, user_ids=[2])
+        assert [(row.day, row.event_id) for row in stored] == kept  # not marked removed
+        assert "portal emu user 2: absences not fully read: the stored ones are kept" in caplog.text
+        assert storage.get_absences(engine, "emu", *window, user_ids=[3, 4, 5, 6, 7]) == others
+        caplog.clear()
+
+    norm_methods.override(emulator, "calendar.accessibility.get", [], user_id=2)  # withdrawn, read whole
+    clock.advance(25 * 3600)
+    timer_poll(config, engine, clock)
+    assert storage.get_absences(engine, "emu", *window, user_ids=[2]) == []

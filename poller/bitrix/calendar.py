@@ -160,10 +160,15 @@ class Absence:
 
 @dataclass
 class AbsenceFetch:
-    """The absences found, in the order the portal listed them, and the events that could not be read."""
+    """The absences found, in the order the portal listed them, and the events that could not be read.
+
+    `unread_users`: users whose answer was not a list or had an event that could not be read;
+    their answer is not the whole truth of the window, so their stored days must stay as they are.
+    """
 
     absences: list[Absence] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    unread_users: set[int] = field(default_factory=set)
 
 
 def fetch_absences(
@@ -184,18 +189,33 @@ def fetch_absences(
                 http_status=200,
             )
         for user_id in chunk:
-            events = result.get(str(user_id)) or []
-            problems = Problems(f"portal {client.portal.name} user {user_id}")
-            if not isinstance(events, list):
-                problems.add("events", events, "are not a list: skipped")
-                events = []
-            for event in events:
-                if isinstance(event, dict) and event.get("ACCESSIBILITY") == "absent":
-                    absence = parse_absence(user_id, event, problems)
-                    if absence is not None:
-                        fetched.absences.append(absence)
-            fetched.warnings += problems.lines
+            _read_user(client, user_id, result.get(str(user_id)), fetched)
     return fetched
+
+
+def _read_user(client: PortalClient, user_id: int, events: Any, fetched: AbsenceFetch) -> None:
+    """One user's events into `fetched`; a user with an answer or event that could not be read
+    goes to `unread_users`."""
+    problems = Problems(f"portal {client.portal.name} user {user_id}")
+    skipped = False
+    if events in (None, {}):
+        events = []  # no key, or PHP's empty array sent as an empty object
+    if not isinstance(events, list):
+        problems.add("events", events, "are not a list: skipped")
+        events, skipped = [], True
+    for event in events:
+        if not isinstance(event, dict):
+            problems.add("event", event, "is not an object: skipped")
+            skipped = True
+        elif event.get("ACCESSIBILITY") == "absent":
+            absence = parse_absence(user_id, event, problems)
+            if absence is None:
+                skipped = True
+            else:
+                fetched.absences.append(absence)
+    if skipped:
+        fetched.unread_users.add(user_id)
+    fetched.warnings += problems.lines
 
 
 def parse_absence(user_id: int, event: dict[str, Any], problems: Problems) -> Absence | None:

@@ -134,17 +134,24 @@ def save_absences_of(
     done: PartsDone,
 ) -> None:
     """The `absent` events of every user in the window, 50 users per request, each request's
-    users stored as the portal's whole answer for the window (a withdrawn absence is removed)."""
+    users stored as the portal's whole answer for the window (a withdrawn absence is removed).
+    A user whose answer could not be fully read is left out: the stored days stay as they are."""
     name, shown = client.portal.name, 0
     for start in range(0, len(user_ids), USERS_PER_REQUEST):
         chunk = user_ids[start : start + USERS_PER_REQUEST]
         pace()
         fetched = fetch_absences(client, chunk, date_from, date_to)
         at: datetime = client.clock.now()
-        saved = storage.save_absences(engine, name, chunk, date_from, date_to, fetched.absences, at)
-        done.absence_days += saved.added + saved.unchanged
-        done.absence_users += len(chunk)
+        read = [user for user in chunk if user not in fetched.unread_users]
+        absences = [absence for absence in fetched.absences if absence.user_id not in fetched.unread_users]
+        if read:
+            saved = storage.save_absences(engine, name, read, date_from, date_to, absences, at)
+            done.absence_days += saved.added + saved.unchanged
+        done.absence_users += len(read)
         for line in fetched.warnings:
+            shown = _warn(line, shown)
+        for user in sorted(fetched.unread_users):
+            line = f"portal {name} user {user}: absences not fully read: the stored ones are kept"
             shown = _warn(line, shown)
 
 
