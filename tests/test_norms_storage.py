@@ -276,3 +276,118 @@ def test_the_clients_own_values_go_in_as_they_are(engine: Engine) -> None:
         (32400, 64800, 3600, "12345")
     ]
     assert _rows(engine, absences_table, "user_id", "day", "whole_day") == [(5, date(2026, 3, 2), True)]
+
+
+# Two writers on one key (a rebalanced replica's refresh, a backfill beside the daemon): each
+# reads the current rows, then inserts. A partial unique index keeps one current row per key;
+# the writer that loses the race saves again on what the other stored, or reports it stale.
+# On SQLite a writer's transaction locks the database, so the race needs PostgreSQL; SQLite
+# shows the index refusing a second current row.
+
+on_postgresql_only = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+
+
+def _read_before(monkeypatch: pytest.MonkeyPatch, module: Any, name: str, other_writer: Any) -> None:
+    """`module.name` (the current rows' read) returns what it read before `other_writer` ran and
+    committed, once: the interleaving of two writers that both read before either inserts."""
+    real = getattr(module, name)
+    calls = []
+
+    def read_then_lose(*args: Any, **kwargs: Any) -> Any:
+        found = real(*args, **kwargs)
+        if not calls:
+            calls.append(1)
+            other_writer()
+        return found
+
+    monkeypatch.setattr(module, name, read_then_lose)
+
+
+@on_postgresql_only
+def test_two_writers_of_one_users_norms_leave_one_current_row(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from poller.storage import versioned
+
+    other = storage.make_engine(engine.url.render_as_string(hide_password=False))
+    _read_before(
+        monkeypatch, versioned, "_current", lambda: storage.save_norms(other, "acme", [Norms(1)], T1)
+    )
+    saved = storage.save_norms(engine, "acme", [Norms(1, max_start=10 * 3600)], T2)
+    other.dispose()
+    assert saved.changed == 1  # saved again on the other writer's row: nothing lost
+    assert _rows(engine, user_norms_table, "user_id", "max_start", "valid_from", "valid_to") == [
+        (1, 9 * 3600, T1, T2),
+        (1, 10 * 3600, T2, None),
+    ]
+
+
+@on_postgresql_only
+def test_two_writers_of_one_absence_day_leave_one_current_row(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from poller.storage import absences
+
+    days = (date(2026, 3, 1), date(2026, 3, 31))
+    vacation = Absence(1, "7", date(2026, 3, 4), date(2026, 3, 4))
+    other = storage.make_engine(engine.url.render_as_string(hide_password=False))
+    _read_before(
+        monkeypatch,
+        absences,
+        "_stored",
+        lambda: storage.save_absences(other, "acme", [1], *days, [vacation], T1),
+    )
+    saved = storage.save_absences(engine, "acme", [1], *days, [vacation], T2)
+    other.dispose()
+    assert (saved.added, saved.removed, saved.unchanged, saved.stale) == (0, 0, 1, 0)
+    assert _rows(engine, absences_table, "user_id", "day", "fetched_at", "removed_at") == [
+        (1, date(2026, 3, 4), T1, None),
+    ]
+
+
+@on_postgresql_only
+def test_a_writer_whose_snapshot_misses_the_others_row_reports_it_stale(engine: Engine) -> None:
+    """A real race on two connections: the second reads (its snapshot) before the first commits
+    and inserts after; it cannot add a second current row, and no error reaches the refresh."""
+    from poller.storage.versioned import save_versions
+
+    compared = ("max_start",)
+    rows = {(1,): {"max_start": 9 * 3600, "raw": {}}}
+    with engine.connect() as late:
+        late = late.execution_options(isolation_level="REPEATABLE READ")
+        with late.begin():
+            late.execute(select(user_norms_table.c.id)).all()  # the snapshot is taken here
+            other = storage.make_engine(engine.url.render_as_string(hide_password=False))
+            with other.begin() as first:
+                save_versions(first, user_norms_table, "acme", ("user_id",), rows, T1, compared=compared)
+            other.dispose()
+            saved = save_versions(late, user_norms_table, "acme", ("user_id",), rows, T2, compared=compared)
+    assert saved.stale == 1
+    assert _rows(engine, user_norms_table, "user_id", "valid_from", "valid_to") == [(1, T1, None)]
+
+
+def test_the_database_refuses_a_second_current_row_for_one_key(engine: Engine) -> None:
+    from sqlalchemy import insert
+    from sqlalchemy.exc import IntegrityError
+
+    storage.save_norms(engine, "acme", [Norms(1)], T1)
+    storage.save_absences(
+        engine,
+        "acme",
+        [1],
+        date(2026, 3, 1),
+        date(2026, 3, 31),
+        [Absence(1, "7", date(2026, 3, 4), date(2026, 3, 4))],
+        T1,
+    )
+    second_norms = {"portal": "acme", "user_id": 1, "raw": {}, "valid_from": T2}
+    vacation = Absence(1, "7", date(2026, 3, 4), date(2026, 3, 4))
+    second_day = {
+        "portal": "acme", "user_id": 1, "day": date(2026, 3, 4), "event_id": "7", "name": None,
+        "whole_day": True, "starts_at": vacation.starts_at, "ends_at": vacation.ends_at, "fetched_at": T2,
+    }  # fmt: skip
+    for table, row in ((user_norms_table, second_norms), (absences_table, second_day)):
+        with pytest.raises(IntegrityError), engine.begin() as connection:
+            connection.execute(insert(table), row)
+    with engine.begin() as connection:  # a closed version beside the current one is fine
+        connection.execute(insert(user_norms_table), {**second_norms, "valid_to": T3})

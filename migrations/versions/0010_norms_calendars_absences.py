@@ -251,6 +251,15 @@ def attendance_sql(dialect: str) -> str:
     )
 
 
+_CURRENT_ONLY = (
+    ("user_norms", ["portal", "user_id"], "valid_to"),
+    ("schedules", ["portal", "schedule_id"], "valid_to"),
+    ("schedule_assignments", ["portal", "subject", "subject_id"], "valid_to"),
+    ("portal_calendars", ["portal", "year"], "valid_to"),
+    ("absences", ["portal", "user_id", "day", "event_id"], "removed_at"),
+)
+
+
 def _validity() -> list[sa.Column[object]]:
     return [
         sa.Column("valid_from", UTC_TIMESTAMP, nullable=False),
@@ -348,6 +357,12 @@ def upgrade() -> None:
         ),
     )  # fmt: skip
     op.create_index("ix_absences_portal_day", "absences", ["portal", "day"])
+    # At most one current row per key: two writers racing on a key cannot both leave one.
+    for table, key, open_column in _CURRENT_ONLY:
+        where = sa.text(f"{open_column} IS NULL")
+        op.create_index(
+            f"uq_{table}_current", table, key, unique=True, sqlite_where=where, postgresql_where=where
+        )
     op.execute(attendance_sql(op.get_bind().dialect.name))
 
 

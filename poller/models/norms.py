@@ -20,11 +20,19 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 from poller.models.base import Base, UTCDateTime
 
 _ID = BigInteger().with_variant(Integer, "sqlite")
+
+
+def current_only(table: str, *columns: str, open_column: str = "valid_to") -> Index:
+    """At most one current row (`open_column` null) per key: two writers racing on one key
+    (a rebalanced replica, a backfill beside the daemon) cannot both leave a current row."""
+    where = text(f"{open_column} IS NULL")
+    return Index(f"uq_{table}_current", *columns, unique=True, sqlite_where=where, postgresql_where=where)
 
 
 def _validity() -> list[Column[object]]:
@@ -51,6 +59,7 @@ user_norms_table = Table(
     Column("raw", JSON, nullable=False),
     *_validity(),
     UniqueConstraint("portal", "user_id", "valid_from"),
+    current_only("user_norms", "portal", "user_id"),
 )
 
 # `timeman.schedule.get` by id; the first shift's figures as columns, every shift in `shifts`.
@@ -72,6 +81,7 @@ schedules_table = Table(
     Column("raw", JSON, nullable=False),
     *_validity(),
     UniqueConstraint("portal", "schedule_id", "valid_from"),
+    current_only("schedules", "portal", "schedule_id"),
 )
 
 # The config's map of a user or a department to a schedule (no REST method gives it).
@@ -85,6 +95,7 @@ schedule_assignments_table = Table(
     Column("schedule_id", Integer, nullable=False),
     *_validity(),
     UniqueConstraint("portal", "subject", "subject_id", "valid_from"),
+    current_only("schedule_assignments", "portal", "subject", "subject_id"),
 )
 
 # The portal's calendar per year: ISO dates and weekday codes as comma-separated text.
@@ -101,6 +112,7 @@ portal_calendars_table = Table(
     Column("raw", JSON, nullable=True),
     *_validity(),
     UniqueConstraint("portal", "year", "valid_from"),
+    current_only("portal_calendars", "portal", "year"),
 )
 
 # One row per day an `absent` event covers, per user; removed_at: a refresh no longer saw it.
@@ -120,4 +132,5 @@ absences_table = Table(
     Column("removed_at", UTCDateTime(), nullable=True),
     UniqueConstraint("portal", "user_id", "day", "event_id", "fetched_at"),
     Index("ix_absences_portal_day", "portal", "day"),
+    current_only("absences", "portal", "user_id", "day", "event_id", open_column="removed_at"),
 )

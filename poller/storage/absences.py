@@ -16,6 +16,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from poller.models import absences_table
 from poller.storage.failures import database_call
@@ -49,11 +50,14 @@ class AbsenceLike(Protocol):
 
 @dataclass(frozen=True)
 class AbsencesSaved:
-    """Days added, days marked removed, days unchanged (a changed day counts as both removed and added)."""
+    """Days added, days marked removed, days unchanged (a changed day counts as both removed and
+    added). A partial unique index allows one current row per day and event: a save that loses a
+    race to another writer is retried once on what that writer stored, then counted as stale."""
 
     added: int
     removed: int
     unchanged: int
+    stale: int = 0  # days not stored: two tries lost the race to another writer
 
 
 @dataclass(frozen=True)
@@ -93,28 +97,46 @@ def save_absences(
         while day <= min(absence.last_day, date_to):
             wanted.setdefault((absence.user_id, day, str(absence.event_id)), values)
             day += timedelta(days=1)
-    with engine.begin() as connection:
-        stored = _stored(connection, portal, sorted(users), date_from, date_to)
-        removed = [
-            {"_id": row_id, "_at": fetched_at}
-            for key, (row_id, values) in stored.items()
-            if wanted.get(key) != values
-        ]
-        added = [
-            {"portal": portal, "user_id": key[0], "day": key[1], "event_id": key[2], **values,
-             "fetched_at": fetched_at}
-            for key, values in wanted.items()
-            if key not in stored or stored[key][1] != values
-        ]  # fmt: skip
-        if removed:
-            table = absences_table
-            connection.execute(
-                update(table).where(table.c.id == bindparam("_id")).values(removed_at=bindparam("_at")),
-                removed,
-            )
-        if added:
-            connection.execute(insert(absences_table), added)
-            note_rows_added(connection, "absences", len(added))  # the attendance view plans on them
+    for _ in range(2):  # a lost race is retried once on the rows the other writer stored
+        try:
+            with engine.begin() as connection:
+                return _replace(connection, portal, sorted(users), date_from, date_to, wanted, fetched_at)
+        except IntegrityError:
+            continue
+    return AbsencesSaved(added=0, removed=0, unchanged=0, stale=len(wanted))
+
+
+def _replace(
+    connection: Connection,
+    portal: str,
+    user_ids: list[int],
+    date_from: date,
+    date_to: date,
+    wanted: dict[DayKey, dict[str, Any]],
+    fetched_at: datetime,
+) -> AbsencesSaved:
+    """One attempt of `save_absences`; raises IntegrityError when another writer came first."""
+    stored = _stored(connection, portal, user_ids, date_from, date_to)
+    removed = [
+        {"_id": row_id, "_at": fetched_at}
+        for key, (row_id, values) in stored.items()
+        if wanted.get(key) != values
+    ]
+    added = [
+        {"portal": portal, "user_id": key[0], "day": key[1], "event_id": key[2], **values,
+         "fetched_at": fetched_at}
+        for key, values in wanted.items()
+        if key not in stored or stored[key][1] != values
+    ]  # fmt: skip
+    if removed:
+        table = absences_table
+        connection.execute(
+            update(table).where(table.c.id == bindparam("_id")).values(removed_at=bindparam("_at")),
+            removed,
+        )
+    if added:
+        connection.execute(insert(absences_table), added)
+        note_rows_added(connection, "absences", len(added))  # the attendance view plans on them
     return AbsencesSaved(added=len(added), removed=len(removed), unchanged=len(wanted) - len(added))
 
 

@@ -6,6 +6,11 @@ version). Saving what was read at T adds a row for a new key, closes the current
 changed key (valid_to = T) and adds one valid from T, and leaves an unchanged key alone; no
 other column of a stored row is ever updated. A read no newer than the current version's
 valid_from (one that arrives late) changes nothing: the newer version stands.
+
+A partial unique index allows one current row per key. When another writer (a rebalanced
+replica, a backfill beside the daemon) stores a key between this save's read and its insert,
+the save's savepoint is rolled back and the save runs once more on the rows now current; if
+that loses a race too, its rows count as stale and the other writer's versions stand.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from poller.storage.statistics import note_rows_added
 
@@ -52,6 +58,26 @@ def save_versions(
     first seen). `complete`: `rows` is the whole set, so a current key missing from it is
     closed at `seen_at`; otherwise a key that is not in `rows` was simply not read.
     """
+    for _ in range(2):  # a lost race is retried once on the rows another writer stored
+        try:
+            with connection.begin_nested():
+                return _save(connection, table, portal, keys, rows, seen_at, compared, complete)
+        except IntegrityError:
+            continue
+    return VersionsSaved(stale=len(rows))
+
+
+def _save(
+    connection: Connection,
+    table: Table,
+    portal: str,
+    keys: Sequence[str],
+    rows: Mapping[Key, Mapping[str, Any]],
+    seen_at: datetime,
+    compared: Sequence[str],
+    complete: bool,
+) -> VersionsSaved:
+    """One attempt of `save_versions`; raises IntegrityError when another writer came first."""
     current = _current(connection, table, portal, keys, compared)
     inserts: list[dict[str, Any]] = []
     closes: list[dict[str, Any]] = []
