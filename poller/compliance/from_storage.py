@@ -17,8 +17,8 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, fields
-from datetime import date, time, timedelta, timezone
+from dataclasses import dataclass, fields, replace
+from datetime import date, datetime, time, timedelta, timezone
 from itertools import pairwise
 from typing import Any
 
@@ -40,7 +40,12 @@ from poller.storage import (
     get_workday_portals,
     norm_on,
 )
-from poller.storage.compliance_reads import get_overtime_figures
+from poller.storage.compliance_reads import (
+    get_absent_days_as_of,
+    get_calendar_days_as_of,
+    get_norms_as_of,
+    get_overtime_figures,
+)
 
 _STATUS = {"CLOSED": DayStatus.CLOSED, "EXPIRED": DayStatus.EXPIRED}  # else OPENED, PAUSED: open
 # Days read before the month besides what the pack's own periods need: the first week's rest
@@ -130,6 +135,7 @@ def stored_pay(
     night: tuple[time, time] = NIGHT,
     users: Collection[int] | None = None,
     frozen: Sequence[Mapping[str, Any]] | None = None,
+    as_of: datetime | None = None,
 ) -> dict[int, PayCategories]:
     """Each user's pay categories of `month` on `portal`; overtime beyond each day's threshold
     in the `attendance` view (the schedule's shift, else the minimum duration), 8 hours where
@@ -137,13 +143,19 @@ def stored_pay(
 
     `frozen`: the workdays rows a month close froze, judged instead of the stored ones; a
     frozen row keeps no offset, so it takes its day's stored one (else the user's, else UTC).
+    `as_of` (a close's time): the calendar, absences and norms as stored then, and overtime
+    over the minimum duration of the day's norms as stored then (8 hours without one), since
+    the view only knows today's versions.
     """
     rows = None if frozen is None else _thawed(engine, portal, month, frozen)
-    stored = read_days(engine, portal, month.first, month.last, month, users=users, rows=rows)
+    stored = read_days(engine, portal, month.first, month.last, month, users=users, rows=rows, as_of=as_of)
     if not stored.days:
         return {}
-    figures = get_overtime_figures(engine, portal, month.first, month.last, user_ids=list(stored.people))
-    days = with_overtime_norms(stored.days, thresholds(figures))
+    if as_of is not None:
+        days = [replace(day, overtime_norm=day.norms.min_duration) for day in stored.days]
+    else:
+        figures = get_overtime_figures(engine, portal, month.first, month.last, user_ids=list(stored.people))
+        days = with_overtime_norms(stored.days, thresholds(figures))
     return {part.user_id: part for part in pay_categories(days, night=night, daily_norm=DAILY_NORM)}
 
 
@@ -178,9 +190,11 @@ def read_days(
     users: Collection[int] | None = None,
     department: str | None = None,
     rows: Sequence[WorkdayFigures] | None = None,
+    as_of: datetime | None = None,
 ) -> StoredDays:
     """The days with work of `first`..`last` (of `rows` when given); people named as of their
-    newest day up to the month's end, `department` matched on that name ignoring case."""
+    newest day up to the month's end, `department` matched on that name ignoring case; kinds
+    and norms as stored at `as_of` when given, else the current ones."""
     if rows is None:
         rows = get_workday_figures(engine, portal, first, last, user_ids=users)
     elif users is not None:
@@ -195,8 +209,11 @@ def read_days(
     rows = [row for row in rows if row.user_id in people]
     if not rows:
         return StoredDays([], people)
-    kinds = _DayKinds(engine, portal, first, last, list(people))
-    norms = get_norms(engine, portal, first, last, user_ids=list(people))
+    kinds = _DayKinds(engine, portal, first, last, list(people), as_of)
+    if as_of is None:
+        norms = get_norms(engine, portal, first, last, user_ids=list(people))
+    else:
+        norms = get_norms_as_of(engine, portal, as_of, user_ids=list(people))
     grouped: dict[tuple[int, date], list[WorkdayFigures]] = defaultdict(list)
     for row in rows:
         grouped[(row.user_id, row.work_date)].append(row)
@@ -208,11 +225,17 @@ def read_days(
 
 
 class _DayKinds:
-    """Absent, else the calendar's kind, for the users and dates read (a month's calendar read once)."""
+    """Absent, else the calendar's kind, for the users and dates read (a month's calendar read
+    once); as stored at `as_of` when given."""
 
-    def __init__(self, engine: Engine, portal: str, first: date, last: date, users: list[int]) -> None:
-        self._engine, self._portal = engine, portal
-        self._absent = {(a.user_id, a.day) for a in get_absences(engine, portal, first, last, users)}
+    def __init__(
+        self, engine: Engine, portal: str, first: date, last: date, users: list[int], as_of: datetime | None
+    ) -> None:
+        self._engine, self._portal, self._as_of = engine, portal, as_of
+        if as_of is None:
+            self._absent = {(a.user_id, a.day) for a in get_absences(engine, portal, first, last, users)}
+        else:
+            self._absent = get_absent_days_as_of(engine, portal, first, last, as_of, users)
         self._months: dict[date, dict[date, str]] = {}
 
     def kind(self, user_id: int, day: date) -> DayKind:
@@ -220,7 +243,12 @@ class _DayKinds:
             return DayKind.ABSENT
         first = day.replace(day=1)
         if first not in self._months:
-            self._months[first] = get_calendar_days(self._engine, self._portal, first).days
+            if self._as_of is None:
+                self._months[first] = get_calendar_days(self._engine, self._portal, first).days
+            else:
+                self._months[first] = get_calendar_days_as_of(
+                    self._engine, self._portal, first, self._as_of
+                ).days
         return DayKind(self._months[first][day])
 
 

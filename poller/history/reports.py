@@ -103,19 +103,20 @@ def closed_timesheet(
     night: tuple[time, time] = NIGHT,
 ) -> Timesheet:
     """The month's timesheet as its newest close froze it (`--as-closed`), pay categories made
-    from the frozen days too, so payroll sees again what it saw."""
+    from the frozen days and the calendar, absences and norms as stored at the close, so
+    payroll sees again what it saw whatever changed since."""
     sheet = closing.closed_timesheet(config, month, portals=portals, department=department, users=users)
     first = month.replace(day=1)
+    closed_month = Month.parse(f"{first:%Y-%m}")
     pay: dict[tuple[str, int], PayCategories] = {}
     with maintenance.open_database(config.database_url) as engine:
         for portal in sorted({row.portal for row in sheet.rows}):
             with engine.connect() as connection:
-                frozen = closes.get_closed_workdays(
-                    connection, closes.get_closes(connection, portal, first)[-1]
-                )
+                close = closes.get_closes(connection, portal, first)[-1]
+                frozen = closes.get_closed_workdays(connection, close)
             people = {row.user_id for row in sheet.rows if row.portal == portal}
             found = stored_pay(
-                engine, portal, Month.parse(f"{first:%Y-%m}"), night=night, users=people, frozen=frozen
+                engine, portal, closed_month, night=night, users=people, frozen=frozen, as_of=close.closed_at
             )
             pay |= {(portal, user_id): part for user_id, part in found.items()}
     return replace(sheet, pay=pay, night=night)

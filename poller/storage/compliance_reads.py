@@ -5,19 +5,33 @@ need (start, end, offset, worked and break seconds, status, estimate flag) and t
 report shows; and each day's overtime as the `attendance` view measures it, so the pay
 categories count overtime by the view's one rule. The assembly into the rules' days is
 poller.compliance.from_storage's job.
+
+The `*_as_of` reads give the calendar, absences and norms as the database held them at an
+instant (a month's close): versions seen after it are left out, and one replaced after it is
+read as still current, so a closed month's pay is judged by what was known when it was closed.
 """
 
 from __future__ import annotations
 
+import calendar as month_days
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 
 import sqlalchemy as sa
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, or_, select
 
-from poller.models import user_norms_table, workdays_table
+from poller.models import absences_table, portal_calendars_table, user_norms_table, workdays_table
+from poller.storage.calendars import (
+    DEFAULT_WEEK_HOLIDAYS,
+    HOLIDAY,
+    WEEKDAY_CODES,
+    WEEKEND,
+    WORKDAY,
+    CalendarMonth,
+)
 from poller.storage.failures import database_call
+from poller.storage.norms import NORM_COLUMNS, NormVersion
 from poller.storage.statements import one_of
 
 
@@ -126,3 +140,83 @@ def get_workday_portals(engine: Engine, date_from: date, date_to: date) -> Seque
     )
     with engine.connect() as connection:
         return list(connection.execute(query).scalars())
+
+
+@database_call
+def get_calendar_days_as_of(engine: Engine, portal: str, month: date, as_of: datetime) -> CalendarMonth:
+    """Each day of `month`'s month by the year's calendar version in force at `as_of`; the
+    first version stands for the time before it, as in the attendance view."""
+    c = portal_calendars_table.c
+    query = (
+        select(c.holidays, c.moved_workdays, c.week_holidays, c.source, c.valid_from)
+        .where(c.portal == portal, c.year == month.year)
+        .where(or_(c.valid_to.is_(None), c.valid_to > as_of))
+        .order_by(c.valid_from)
+    )
+    with engine.connect() as connection:
+        versions = connection.execute(query).all()
+    known = [row for row in versions if row.valid_from <= as_of]
+    row = known[-1] if known else (versions[0] if versions else None)
+    holidays = set(_split(row.holidays)) if row else set()
+    moved = set(_split(row.moved_workdays)) if row else set()
+    week = set(_split(row.week_holidays if row else DEFAULT_WEEK_HOLIDAYS))
+    days: dict[date, str] = {}
+    for number in range(1, month_days.monthrange(month.year, month.month)[1] + 1):
+        day = month.replace(day=number)
+        iso = day.isoformat()
+        off = WEEKEND if WEEKDAY_CODES[day.weekday()] in week else WORKDAY
+        days[day] = WORKDAY if iso in moved else HOLIDAY if iso in holidays else off
+    return CalendarMonth(days, row.source if row else None)
+
+
+@database_call
+def get_absent_days_as_of(
+    engine: Engine,
+    portal: str,
+    date_from: date,
+    date_to: date,
+    as_of: datetime,
+    user_ids: Collection[int] | None = None,
+) -> set[tuple[int, date]]:
+    """The (user, day) pairs of `date_from`..`date_to` listed as absent at `as_of`: fetched by
+    then and not yet marked removed."""
+    c = absences_table.c
+    query = (
+        select(c.user_id, c.day)
+        .where(c.portal == portal, c.day >= date_from, c.day <= date_to, c.fetched_at <= as_of)
+        .where(or_(c.removed_at.is_(None), c.removed_at > as_of))
+        .distinct()
+    )
+    with engine.connect() as connection:
+        if user_ids is not None:
+            query = query.where(one_of(connection, c.user_id, list(user_ids)))
+        return {(row.user_id, row.day) for row in connection.execute(query)}
+
+
+@database_call
+def get_norms_as_of(
+    engine: Engine, portal: str, as_of: datetime, user_ids: Collection[int] | None = None
+) -> dict[int, list[NormVersion]]:
+    """Each user's norm versions as stored at `as_of`, oldest first (for `norm_on`): those seen
+    by then, the last one open-ended. A user whose norms were first seen later has none: the
+    view would let that first version stand for the days before it, which is what changed."""
+    table = user_norms_table
+    query = select(*(table.c[name] for name in ("user_id", *NORM_COLUMNS, "valid_from", "valid_to")))
+    query = query.where(table.c.portal == portal).order_by(table.c.user_id, table.c.valid_from)
+    found: dict[int, list[NormVersion]] = {}
+    with engine.connect() as connection:
+        if user_ids is not None:
+            query = query.where(one_of(connection, table.c.user_id, list(user_ids)))
+        for row in connection.execute(query):
+            found.setdefault(row.user_id, []).append(NormVersion(*row))
+    found = {user_id: _as_of(versions, as_of) for user_id, versions in found.items()}
+    return {user_id: versions for user_id, versions in found.items() if versions}
+
+
+def _as_of(versions: list[NormVersion], as_of: datetime) -> list[NormVersion]:
+    known = [v for v in versions if v.valid_from <= as_of]
+    return [v if v.valid_to is None or v.valid_to <= as_of else replace(v, valid_to=None) for v in known]
+
+
+def _split(text: str) -> list[str]:
+    return [part for part in text.split(",") if part]

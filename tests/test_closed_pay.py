@@ -1,0 +1,124 @@
+"""`report timesheet --as-closed` judges a closed month's pay by what was stored at the close.
+
+A month closed, then the portal's calendar loses a holiday, an absence is marked removed and a
+user's norms are seen for the first time: the plain timesheet's pay categories follow the new
+data, the closed one's stay what they were right after the close. SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, insert
+
+from poller import commands, storage
+from poller.history import closing, reports
+from poller.models import workdays_table
+
+H = 3600
+PORTAL = "acme"
+NOVEMBER = date(2026, 11, 1)
+SEEN = datetime(2026, 11, 1, 6, tzinfo=UTC)
+CLOSED_AT = datetime(2026, 12, 1, 10, tzinfo=UTC)
+LATER = datetime(2026, 12, 2, 8, tzinfo=UTC)
+HOLIDAY = date(2026, 11, 4)  # a Wednesday
+ABSENT = date(2026, 11, 5)  # a Thursday
+
+
+@dataclass(frozen=True)
+class Norms:
+    user_id: int
+    min_duration: int | None = 8 * H
+    max_start: int | None = 9 * H
+    min_finish: int | None = 18 * H
+    allowed_delta: int | None = 0
+    tracked: bool | None = True
+    free: bool | None = False
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Absence:
+    user_id: int
+    first_day: date
+    last_day: date
+    event_id: str = "7"
+    name: str | None = "Leave"
+    whole_day: bool = True
+    starts_at: datetime = datetime(2026, 11, 5, tzinfo=UTC)
+    ends_at: datetime = datetime(2026, 11, 6, tzinfo=UTC)
+
+
+def workday(user_id: int, day: date, worked: int) -> dict[str, Any]:
+    """A closed workdays row in UTC starting at 08:00, without breaks."""
+    start = datetime(day.year, day.month, day.day, 8, tzinfo=UTC)
+    return {
+        "portal": PORTAL, "user_id": user_id, "work_date": day, "tz_offset": 0, "status": "CLOSED",
+        "time_start": start, "time_finish": start + timedelta(seconds=worked), "worked_seconds": worked,
+        "worked_is_estimate": False, "leaks_seconds": 0, "pending_approval": False, "source": "polls",
+    }  # fmt: skip
+
+
+def pay(sheet: Any) -> dict[int, tuple[int, int, int, int]]:
+    """Per user: regular, overtime, weekend and holiday seconds."""
+    return {
+        user_id: (part.regular, part.overtime, part.weekend, part.holiday)
+        for (_, user_id), part in (sheet.pay or {}).items()
+    }
+
+
+def calendar(engine: Engine, holidays: list[date], seen_at: datetime) -> None:
+    storage.save_calendar(
+        engine, PORTAL, 2026, holidays=holidays, moved_workdays=[], week_holidays=[5, 6],
+        source="config", seen_at=seen_at,
+    )  # fmt: skip
+
+
+def test_a_closed_months_pay_keeps_the_calendar_absences_and_norms_of_its_close(
+    engine: Engine, database_url: str
+) -> None:
+    # User 1 works the holiday; user 2 works a day they are absent; users 3 and 4 have no norms.
+    calendar(engine, [date(2026, 1, 1), HOLIDAY], SEEN)
+    storage.save_absences(
+        engine, PORTAL, [2], NOVEMBER, date(2026, 11, 30), [Absence(2, ABSENT, ABSENT)], SEEN
+    )
+    storage.save_norms(engine, PORTAL, [Norms(1), Norms(2)], SEEN)
+    with engine.begin() as connection:
+        connection.execute(
+            insert(workdays_table),
+            [
+                workday(1, HOLIDAY, 9 * H),
+                workday(2, ABSENT, 10 * H),
+                workday(3, date(2026, 11, 2), 9 * H),
+                workday(4, date(2026, 11, 3), 9 * H),
+            ],
+        )
+    config = commands.database_only(database_url)
+    closing.close_month(config, NOVEMBER, now=CLOSED_AT)
+    at_close = {
+        1: (0, 0, 0, 9 * H),  # all holiday
+        2: (10 * H, 0, 0, 0),  # work on a day marked absent is regular
+        3: (8 * H, H, 0, 0),  # no norms: over 8 hours
+        4: (8 * H, H, 0, 0),
+    }
+    assert pay(reports.timesheet(config, NOVEMBER)) == at_close
+    assert pay(reports.closed_timesheet(config, NOVEMBER)) == at_close
+
+    # After the close: the holiday is dropped from the calendar, the absence is no longer
+    # listed (marked removed), user 3's norms are seen (6 h, standing for the days before
+    # them in the view), user 2's change (from December on), and user 4's absence is listed.
+    calendar(engine, [date(2026, 1, 1)], LATER)
+    storage.save_absences(engine, PORTAL, [2], NOVEMBER, date(2026, 11, 30), [], LATER)
+    storage.save_norms(engine, PORTAL, [Norms(2, min_duration=4 * H), Norms(3, min_duration=6 * H)], LATER)
+    late = Absence(4, date(2026, 11, 3), date(2026, 11, 3), event_id="8")
+    storage.save_absences(engine, PORTAL, [4], NOVEMBER, date(2026, 11, 30), [late], LATER)
+
+    assert pay(reports.timesheet(config, NOVEMBER)) == {
+        1: (8 * H, H, 0, 0),  # a workday now, over user 1's 8 h
+        2: (8 * H, 2 * H, 0, 0),  # a workday now, over the 8 h in force on the day
+        3: (6 * H, 3 * H, 0, 0),  # over the 6 h seen after the close
+        4: (9 * H, 0, 0, 0),  # absent now
+    }
+    assert pay(reports.closed_timesheet(config, NOVEMBER)) == at_close
