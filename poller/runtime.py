@@ -87,7 +87,7 @@ def open_runtime(
     1. The engine, its schema as `schema` asks; database errors in the block (and from
        opening) come out as one StorageError naming the database.
     2. With `spool`, the spool at `[spool] path` (SpoolLocked when another poller holds it).
-    3. `short_lock_waits`: SQLite waits DAEMON_BUSY_TIMEOUT_SECONDS for a lock (PostgreSQL: a
+    3. `short_lock_waits`: SQLite waits `[database] lock_wait_seconds` for a lock (PostgreSQL: a
        statement deadline), so a locked database sends rows to the spool instead of waiting.
     4. The stop; `handle_signals` routes SIGTERM and Ctrl-C to it (main thread only).
     5. The token store (the database, else a file beside the spool); the pairs kept in the
@@ -103,7 +103,7 @@ def open_runtime(
             else None
         )
         if short_lock_waits:
-            stack.callback(shorten_lock_waits(engine))
+            stack.callback(shorten_lock_waits(engine, config.lock_wait_seconds))
         grace = grace_seconds(config)
         stop = stack.enter_context(signals.on_signals(grace)) if handle_signals else signals.Shutdown(grace)
         tokens = TokenStore(engine, tokens_path(config.spool_path))

@@ -47,7 +47,7 @@ def test_the_sections_are_those_of_the_example_in_its_order() -> None:
         "absences",
         "portals",
     ]
-    assert len(every_key()) == 39
+    assert len(every_key()) == 40
 
 
 @pytest.mark.parametrize("part", sections(), ids=lambda part: part.name)

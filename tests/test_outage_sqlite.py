@@ -4,6 +4,7 @@ was kept is written once the database takes writes again, without a restart."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import signal
@@ -13,7 +14,6 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import closing
-from functools import partial
 from pathlib import Path
 
 import pytest
@@ -21,10 +21,8 @@ from conftest import MakeEmulator, make_config, portal, wait_until
 from daemons import make_daemon
 
 from poller import storage
-from poller.daemon import scheduler
 from poller.emulator import Emulator
 from poller.spool.queue import Spool
-from poller.storage.engine import shorten_lock_waits
 
 NOBODY = 65534
 POLLER_RUN = [sys.executable, "-m", "poller", "run", "-c"]
@@ -47,9 +45,7 @@ def _answered(emulator: Emulator) -> int:
 def test_a_locked_database_is_polled_through_and_written_when_the_lock_goes(
     make_emulator: MakeEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Each locked cycle waits the daemon's lock wait before it spools: 0.5 s here, not 5 s (how
-    # long `poll` waits is the next test's point, through a real process).
-    monkeypatch.setattr(scheduler, "shorten_lock_waits", partial(shorten_lock_waits, seconds=0.5))
+    # Each locked cycle waits [database] lock_wait_seconds before it spools: 0.5 s here, not 5 s.
     emulator = make_emulator(users=5, rate=0, operating_limit=0)
     database = tmp_path / "poller.sqlite3"
     engine = storage.make_engine(f"sqlite:///{database}")
@@ -59,6 +55,7 @@ def test_a_locked_database_is_polled_through_and_written_when_the_lock_goes(
         directory={"refresh_hours": 0},
         reconcile={"days": 0},
     )
+    config = dataclasses.replace(config, lock_wait_seconds=0.5)
     spool = Spool(tmp_path / "spool.jsonl")
     daemon = make_daemon(config, engine, spool)
     daemon.start()
@@ -142,8 +139,8 @@ def test_a_read_only_database_file_is_written_to_once_writable_again_without_a_r
 def test_poll_on_a_database_another_writer_holds_keeps_the_rows_in_the_spool_and_exits_1(
     make_emulator: MakeEmulator, tmp_path: Path
 ) -> None:
-    """`poll` waits 5 s for a SQLite lock, as the daemon does, not 30 s per write; the next
-    `poll` writes what the spool kept."""
+    """`poll` waits [database] lock_wait_seconds for a SQLite lock (1 s here; 5 by default), as
+    the daemon does, not 30 s per write; the next `poll` writes what the spool kept."""
     emulator = make_emulator(users=3, rate=0, operating_limit=0)
     database = tmp_path / "poller.sqlite3"
     engine = storage.make_engine(f"sqlite:///{database}")
@@ -152,7 +149,7 @@ def test_poll_on_a_database_another_writer_holds_keeps_the_rows_in_the_spool_and
     spool = tmp_path / "spool.jsonl"
     config = tmp_path / "poller.toml"
     config.write_text(
-        f'[database]\nurl = "sqlite:///{database}"\n'
+        f'[database]\nurl = "sqlite:///{database}"\nlock_wait_seconds = 1\n'
         "[directory]\nrefresh_hours = 0\n[reconcile]\ndays = 0\n"
         f'[storage]\nspool_path = "{spool}"\n'
         f'[[portals]]\nname = "emu"\nwebhook_url = "{emulator.webhook_url}"\nusers = [1, 2, 3]\n'

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import threading
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from poller.runtime import open_runtime
 from poller.spool.files import SpoolLocked
 from poller.spool.queue import Spool
 from poller.spool.tokenstore import TokenStore, tokens_path
-from poller.storage.engine import BUSY_TIMEOUT_SECONDS, DAEMON_BUSY_TIMEOUT_SECONDS
+from poller.storage.engine import BUSY_TIMEOUT_SECONDS
 from poller.storage.tokens import get_stored_tokens
 
 WEBHOOK: dict[str, object] = {"name": "emu", "webhook_url": "https://acme.example/rest/1/abc/", "users": [1]}
@@ -97,9 +98,9 @@ def test_upgrade_creates_the_schema_and_as_found_asks_nothing(tmp_path: Path) ->
 
 @on_sqlite_only
 def test_short_lock_waits_last_as_long_as_the_runtime(engine: Engine, tmp_path: Path) -> None:
-    config = config_on(engine, tmp_path)
+    config = dataclasses.replace(config_on(engine, tmp_path), lock_wait_seconds=2.5)
     with open_runtime(config, short_lock_waits=True, handle_signals=False) as runtime:
-        assert busy_timeout(runtime.engine) == DAEMON_BUSY_TIMEOUT_SECONDS * 1000
+        assert busy_timeout(runtime.engine) == 2500  # [database] lock_wait_seconds
         long_waiting = runtime.engine
     assert busy_timeout(long_waiting) == BUSY_TIMEOUT_SECONDS * 1000
     with open_runtime(config, handle_signals=False) as runtime:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from poller.config.calendar_kinds import check_holidays_country
 from poller.config.keys import Section, read_keys, reject_unknown, section, sections_of, setting
-from poller.config.kinds import Choice, Integer
+from poller.config.kinds import Choice, Integer, Number
 from poller.config.paths import DatabaseUrl, SpoolPath
 from poller.config.sections import (
     DEFAULT_OAUTH_URL,
@@ -79,6 +79,13 @@ class Config:
         "`postgres://` or `postgresql://` URL is read as that, with an INFO line. A SQLite file's "
         "directory must exist.",
         key="url",
+        table="database",
+    )
+    lock_wait_seconds: float = setting(
+        5.0,
+        Number(),
+        "Under `run` and `poll`, how long a write waits for a SQLite file another program has "
+        "locked before its rows go to the spool, to be written once the lock is gone.",
         table="database",
     )
     storage_mode: Literal["all", "changes"] = setting(

@@ -3,7 +3,7 @@
 Which jobs there are, and when they fire, is `jobs.py` (read from the config alone); their
 bodies are `portal_jobs.py` (poll, reconcile) and `database_job.py` (schema, lock connection,
 spool). This module binds each spec to its body, runs the scheduler, and serves the metrics.
-The daemon's SQLite connections wait at most DAEMON_BUSY_TIMEOUT_SECONDS for a lock: a locked
+The daemon's SQLite connections wait at most `[database] lock_wait_seconds` for a lock: a locked
 database is an outage like any other.
 `run()` is `start()`, wait for SIGTERM or Ctrl-C (see `shutdown.py`), `stop()`.
 Tests call `start()` and `stop()` themselves, or one job (`poll`, `reconcile`) directly.
@@ -126,7 +126,7 @@ class Daemon:
         self.replica = self.locks.name
         self.database.locks = self.portal_jobs.locks = self.locks
         self.portal_jobs.replica = self.replica
-        self._undo_lock_waits = shorten_lock_waits(self.engine)
+        self._undo_lock_waits = shorten_lock_waits(self.engine, self.config.lock_wait_seconds)
         self.ensure_database()
         scheduler = BackgroundScheduler(
             executors={name: JobExecutor(size) for name, size in pool_sizes(len(portals)).items()},

@@ -28,7 +28,6 @@ __all__ = [
 ]
 
 BUSY_TIMEOUT_SECONDS = 30  # how long a command waits for another SQLite writer
-DAEMON_BUSY_TIMEOUT_SECONDS = 5  # the daemon's cycles wait this long, then keep their rows in the spool
 CONNECT_TIMEOUT_SECONDS = 5  # a PostgreSQL that does not answer is an outage, not a wait
 # A PostgreSQL whose host or network vanishes (no FIN, no RST): a write waits ~10 s for its
 # packets to be acknowledged, an idle connection is probed after 5 s, then the cycle spools.
@@ -88,12 +87,13 @@ def _reopen_after_file_errors(context: ExceptionContext) -> None:
         context.is_disconnect = True
 
 
-def shorten_lock_waits(engine: Engine, seconds: float = DAEMON_BUSY_TIMEOUT_SECONDS) -> Callable[[], None]:
+def shorten_lock_waits(engine: Engine, seconds: float) -> Callable[[], None]:
     """Make `engine`'s SQLite connections wait at most `seconds` for a lock; return the undo.
 
     Set on every checkout, so connections already in the pool follow too. The daemon and `poll`
-    use it: a locked database is an outage to poll through, not a wait. On PostgreSQL a statement
-    unanswered for STATEMENT_SECONDS fails instead (storage/deadline.py).
+    use it with `[database] lock_wait_seconds`: a locked database is an outage to poll through,
+    not a wait. On PostgreSQL a statement unanswered for STATEMENT_SECONDS fails instead
+    (storage/deadline.py).
     """
     if engine.dialect.name == "postgresql":
         return limit_statement_time(engine)
