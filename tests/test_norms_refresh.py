@@ -262,3 +262,46 @@ def test_an_unreadable_absence_answer_keeps_the_users_stored_days(
     clock.advance(25 * 3600)
     timer_poll(config, engine, clock)
     assert storage.get_absences(engine, "emu", *window, user_ids=[2]) == []
+
+
+def test_a_failed_calendar_read_keeps_the_stored_years_and_still_reads_the_absences(
+    engine: Engine, database_url: str, make_emulator: MakeEmulator, clock: ManualClock
+) -> None:
+    emulator = make_emulator(users=10, clock=clock)
+    config = a_config(emulator, database_url, holidays_country="DE", extra_holidays=["2027-12-24"])
+    window = (date(2026, 11, 1), date(2026, 12, 31))
+
+    def away(event_id: int, first: date, last: date) -> None:
+        absence = emulated_absences.Absence(event_id, "Vacation", first, last)
+        event = emulated_absences.absence_event(absence, 3600, "Europe/Berlin")
+        norm_methods.override(emulator, "calendar.accessibility.get", [event], user_id=2)
+
+    def refresh_with_the_calendar(answer: object) -> None:
+        norm_methods.override(emulator, "calendar.settings.get", answer)
+        clock.advance(25 * 3600)
+        timer_poll(config, engine, clock)
+
+    def absence_days() -> list[date]:
+        return [row.day for row in storage.get_absences(engine, "emu", *window, user_ids=[2])]
+
+    away(70, date(2026, 11, 24), date(2026, 11, 24))
+    refresh_with_the_calendar("not an object")  # nothing stored yet
+    error = get_task(engine, "emu", TASK).last_error
+    assert error is not None and error.startswith("calendar not read: ") and "is not an object" in error
+    assert current_calendars(engine) == {2027: ("2027-12-24", "", "SA,SU", "config")}  # no package
+    assert absence_days() == [date(2026, 11, 24)]
+
+    refresh_with_the_calendar(None)  # read again
+    assert get_task(engine, "emu", TASK).last_error is None
+    seen = current_calendars(engine)
+    assert {year: value[3] for year, value in seen.items()} == {2026: "portal", 2027: "config"}
+    with engine.connect() as connection:
+        rows = connection.execute(select(portal_calendars_table.c.id)).all()
+
+    away(71, date(2026, 11, 30), date(2026, 12, 1))
+    refresh_with_the_calendar("not an object")
+    assert get_task(engine, "emu", TASK).last_error.startswith("calendar not read: ")  # type: ignore[union-attr]
+    assert current_calendars(engine) == seen  # no 'holidays-package' or 'config' version over the portal's
+    with engine.connect() as connection:
+        assert connection.execute(select(portal_calendars_table.c.id)).all() == rows
+    assert absence_days() == [date(2026, 11, 30), date(2026, 12, 1)]  # the absences were still read

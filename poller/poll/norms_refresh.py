@@ -6,7 +6,9 @@ again after RETRY_SECONDS. One refresh reads (poller.poll.norms_steps):
 1. timeman.settings of every polled user (poller.poll.audience), 50 per batch: ceil(N/50);
 2. the schedules the config names (a request each) and stores its user/department map;
 3. calendar.settings.get (one request) for this year and next, with the config's extra
-   holidays and the `holidays` package as a fallback (poller.poll.calendar_years);
+   holidays and the `holidays` package as a fallback (poller.poll.calendar_years); when the
+   read fails otherwise than for the scope, the stored years stay as they are (a year with none
+   gets the config's extra holidays alone) and the absences are still read;
 4. calendar.accessibility.get for [today - past_days, today + future_days], 50 users a request.
 A part that fails is logged and recorded (the task's last_error) and the others still run;
 nothing is raised to the cycle. Without the `calendar` scope parts 3 (but the config's and
@@ -204,21 +206,7 @@ class NormsRefresher:
             client, result, "schedules", lambda: steps.save_schedules_of(self.engine, client, pace, done)
         )
         today = client.clock.now().date()
-        read = None
-        try:
-            read = steps.read_calendar(client, pace)
-        except BitrixError as exc:
-            if not steps.is_scope_error(exc):
-                self._failed(client, result, "calendar", exc)  # the stored calendar stays as it is
-                return
-            result.calendar_scope = False
-        years = (today.year, today.year + 1)
-        self._part(
-            client,
-            result,
-            "calendar",
-            lambda: steps.save_calendar_years(self.engine, client, years, read, done),
-        )
+        self._calendar(client, pace, result, (today.year, today.year + 1))
         if not result.calendar_scope or not user_ids:
             return
         window = self.config.absences
@@ -228,6 +216,31 @@ class NormsRefresher:
             result,
             "absences",
             lambda: steps.save_absences_of(self.engine, client, user_ids, first, last, pace, done),
+        )
+
+    def _calendar(
+        self, client: PortalClient, pace: steps.Pace, result: NormsRefreshed, years: tuple[int, int]
+    ) -> None:
+        """The calendar part; a failed read (not for the scope) leaves the stored years as they are."""
+        done = result.done
+        try:
+            read = steps.read_calendar(client, pace)
+        except BitrixError as exc:
+            if not steps.is_scope_error(exc):
+                self._failed(client, result, "calendar", exc)
+                self._part(
+                    client,
+                    result,
+                    "calendar",
+                    lambda: steps.save_config_holidays(self.engine, client, years, done),
+                )
+                return
+            result.calendar_scope, read = False, None
+        self._part(
+            client,
+            result,
+            "calendar",
+            lambda: steps.save_calendar_years(self.engine, client, years, read, done),
         )
 
     def _part(self, client: PortalClient, result: NormsRefreshed, what: str, run: Callable[[], None]) -> None:

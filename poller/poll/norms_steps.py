@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
 from sqlalchemy import Engine
@@ -21,8 +21,9 @@ from poller.bitrix import PortalClient
 from poller.bitrix.calendar import USERS_PER_REQUEST, PortalCalendar, fetch_absences, fetch_calendar_settings
 from poller.bitrix.norms import fetch_schedule, fetch_settings
 from poller.errors import BitrixError
-from poller.poll.calendar_years import calendar_year
+from poller.poll.calendar_years import CalendarYear, calendar_year
 from poller.redaction import redact
+from poller.storage.calendars import get_calendar_years
 
 logger = logging.getLogger(__name__)
 
@@ -108,20 +109,36 @@ def save_calendar_years(
     at = client.clock.now()
     for year in years:
         built = calendar_year(client.portal, year, read)
-        if built is None:
-            continue
-        storage.save_calendar(
-            engine,
-            client.portal.name,
-            year,
-            holidays=built.holidays,
-            moved_workdays=built.moved_workdays,
-            week_holidays=built.week_holidays,
-            source=built.source,
-            seen_at=at,
-            raw=built.raw,
-        )
-        done.calendar_years.append((year, built.source))
+        if built is not None:
+            _store_year(engine, client.portal.name, built, at, done)
+
+
+def _store_year(engine: Engine, portal: str, built: CalendarYear, at: datetime, done: PartsDone) -> None:
+    storage.save_calendar(
+        engine,
+        portal,
+        built.year,
+        holidays=built.holidays,
+        moved_workdays=built.moved_workdays,
+        week_holidays=built.week_holidays,
+        source=built.source,
+        seen_at=at,
+        raw=built.raw,
+    )
+    done.calendar_years.append((built.year, built.source))
+
+
+def save_config_holidays(engine: Engine, client: PortalClient, years: Sequence[int], done: PartsDone) -> None:
+    """When the portal's calendar could not be read (not for want of the scope): the config's
+    extra holidays alone, for each of `years` that has no calendar stored. A stored year stays as
+    it is, and the `holidays` package stands in for nothing: the portal's calendar exists."""
+    missing = sorted(set(years) - get_calendar_years(engine, client.portal.name, years))
+    without_package = replace(client.portal, holidays_country=None, holidays_subdivision=None)
+    at = client.clock.now()
+    for year in missing:
+        built = calendar_year(without_package, year, None)
+        if built is not None:
+            _store_year(engine, client.portal.name, built, at, done)
 
 
 def save_absences_of(

@@ -111,3 +111,16 @@ def get_calendar_days(engine: Engine, portal: str, month: date) -> CalendarMonth
 
 def _split(text: str) -> list[str]:
     return [part for part in text.split(",") if part]
+
+
+@database_call
+def get_calendar_years(engine: Engine, portal: str, years: Iterable[int]) -> set[int]:
+    """Which of `years` have a calendar stored (any version): a backfill adds none over them,
+    since a past year's stored calendar is what was seen then."""
+    wanted = sorted(set(years))
+    if not wanted:
+        return set()
+    table = portal_calendars_table.c
+    query = select(table.year).where(table.portal == portal, table.year.in_(wanted)).distinct()
+    with engine.connect() as connection:
+        return set(connection.scalars(query))
