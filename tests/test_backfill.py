@@ -27,9 +27,9 @@ from poller.bitrix.records import batch_support, fetch_records, record_window
 from poller.cli import main
 from poller.clock import ManualClock
 from poller.config import Config
-from poller.emulator import Emulator
+from poller.emulator import Emulator, norm_methods
 from poller.emulator import absences as emulated_absences
-from poller.models import backfill_progress_table, workday_records_table
+from poller.models import backfill_progress_table, portal_calendars_table, workday_records_table
 from poller.poll.backfill import (
     DAEMON_SHARE,
     BackfillReport,
@@ -207,6 +207,55 @@ def test_a_backfill_without_the_calendar_scope_keeps_its_records_and_says_what_i
         "skipped (1 request)"
     )
     assert emulator.stats.calls["calendar.accessibility.get"] == 0
+
+
+def test_a_backfill_adds_no_calendar_version_to_a_year_already_stored(
+    make_emulator: MakeEmulator, clock: ManualClock, engine: Engine
+) -> None:
+    _, config, client = setup(make_emulator, clock, users=8)
+    seen = datetime(2025, 3, 1, tzinfo=UTC)  # what the portal said then: not today's settings
+    storage.save_calendar(
+        engine, "emu", 2025, holidays=[date(2025, 1, 1)], moved_workdays=[], week_holidays=[5, 6],
+        source="portal", seen_at=seen,
+    )  # fmt: skip
+
+    state = run(config, engine, client, (date(2025, 12, 1), date(2026, 1, 31)))
+
+    line = calendar_line(state)
+    assert line is not None and line.startswith("calendar 2026 (portal), ")  # 2025 was stored already
+    c = portal_calendars_table.c
+    with engine.connect() as connection:
+        rows = connection.execute(select(c.year, c.holidays, c.valid_from, c.valid_to).order_by(c.year)).all()
+    assert [(year, valid_to) for year, _, _, valid_to in rows] == [(2025, None), (2026, None)]
+    assert rows[0][1:3] == ("2025-01-01", seen)  # the stored year as it was
+
+
+def test_a_failed_calendar_read_in_a_backfill_keeps_stored_years_and_still_reads_absences(
+    make_emulator: MakeEmulator, clock: ManualClock, engine: Engine
+) -> None:
+    emulator = make_emulator(clock=clock, users=8, rate=0)
+    users = list(range(1, 9))
+    config = make_config(portal(emulator, users, holidays_country="DE", extra_holidays=["2026-10-05"]))
+    client = client_of(config, clock)
+    norm_methods.override(emulator, "calendar.settings.get", "not an object")
+
+    state = run(config, engine, client)
+
+    expected = {
+        (user_id, absence.first + timedelta(days=n))
+        for user_id in users
+        for absence in emulated_absences.absences_between(user_id, *OCTOBER)
+        for n in range((absence.last - absence.first).days + 1)
+        if OCTOBER[0] <= absence.first + timedelta(days=n) <= OCTOBER[1]
+    }
+    assert {(row.user_id, row.day) for row in storage.get_absences(engine, "emu", *OCTOBER)} == expected
+    assert expected
+    line = calendar_line(state)
+    assert line is not None and line.startswith(f"calendar 2026 (config), {len(expected)} absence days; ")
+    assert "calendar not read: " in line and "is not an object" in line
+    october = storage.get_calendar_days(engine, "emu", date(2026, 10, 1))
+    assert october.source == "config"  # the config's extra holiday alone: no `holidays` package
+    assert [day.day for day, kind in october.days.items() if kind == "holiday"] == [5]
 
 
 # -- resume and re-runs ---------------------------------------------------------------------
