@@ -182,23 +182,78 @@ def test_no_norms_no_judgement_untracked_no_no_show_and_the_first_norms_stand_fo
 
 
 def test_the_days_run_to_today_unless_the_directory_marks_the_user_inactive(engine: Engine) -> None:
+    """Each user's today at the offset of their last workday (Moscow for 1 and 4), else UTC's."""
     _fill(engine)
-    today = datetime.now(UTC).date()
-    with engine.connect() as connection:
-        spans = connection.execute(
-            text(
-                "SELECT user_id, count(*), min(work_date), max(work_date)"
-                " FROM attendance GROUP BY user_id ORDER BY user_id"
-            )
-        ).all()
-    days_to_today = (today - _march(1)).days + 1
+    query = text(
+        "SELECT user_id, count(*), min(work_date), max(work_date)"
+        " FROM attendance GROUP BY user_id ORDER BY user_id"
+    )
+    spans, (utc, moscow) = _at_today(engine, query, 0, MOSCOW)
     assert [(row[0], row[1], str(row[2]), str(row[3])) for row in spans] == [
-        (1, days_to_today, "2026-03-01", today.isoformat()),
-        (2, days_to_today - 1, "2026-03-02", today.isoformat()),
-        (3, days_to_today, "2026-03-01", today.isoformat()),
-        (4, days_to_today - 1, "2026-03-02", today.isoformat()),
+        (1, (moscow - _march(1)).days + 1, "2026-03-01", moscow.isoformat()),
+        (2, (utc - _march(2)).days + 1, "2026-03-02", utc.isoformat()),
+        (3, (utc - _march(1)).days + 1, "2026-03-01", utc.isoformat()),  # no workday: UTC
+        (4, (moscow - _march(2)).days + 1, "2026-03-02", moscow.isoformat()),
         (5, 1, "2026-03-02", "2026-03-02"),  # inactive: nothing after the last day known
     ]
+
+
+def _at_today(engine: Engine, query: Any, *offsets: int) -> tuple[list[Any], list[date]]:
+    """`query`'s rows and the dates now at `offsets` (seconds east of UTC), read again if a date
+    changed while the query ran."""
+
+    def dates() -> list[date]:
+        now = datetime.now(UTC)
+        return [(now + timedelta(seconds=offset)).date() for offset in offsets]
+
+    for _ in range(2):
+        before = dates()
+        with engine.connect() as connection:
+            rows = connection.execute(query).all()
+        if dates() == before:
+            break
+    return rows, before
+
+
+def test_no_show_waits_for_the_day_to_end_in_the_users_own_zone(engine: Engine) -> None:
+    """A user at UTC-12 and one at UTC+14, every day a working day: each user's today (whatever
+    UTC's date) is listed and not yet a no-show; their yesterday is one."""
+    far_west, far_east = -12 * H, 14 * H
+    now = datetime.now(UTC)
+    for year in sorted({2026, now.year, (now + timedelta(days=1)).year}):
+        storage.save_calendar(
+            engine,
+            "acme",
+            year,
+            holidays=[],
+            moved_workdays=[],
+            week_holidays=[],
+            source="config",
+            seen_at=SEEN,
+        )
+    storage.save_norms(engine, "acme", [Norms(7), Norms(8)], SEEN)
+    with engine.begin() as connection:
+        connection.execute(
+            insert(workdays_table),
+            [
+                _workday(7, _march(2), 9 * H, 18 * H, 8 * H, offset=far_west),
+                _workday(8, _march(2), 9 * H, 18 * H, 8 * H, offset=far_east),
+            ],
+        )
+    recent = (now - timedelta(days=3)).date().isoformat()
+    query = text(
+        "SELECT user_id, work_date, no_show FROM attendance"
+        f" WHERE work_date >= '{recent}' ORDER BY user_id, work_date"
+    )
+    rows, (west, east) = _at_today(engine, query, far_west, far_east)
+    last_two = {
+        user: [(str(day), bool(flag)) for user_id, day, flag in rows if user_id == user][-2:]
+        for user in (7, 8)
+    }
+    assert last_two == {
+        7: [((west - timedelta(days=1)).isoformat(), True), (west.isoformat(), False)],
+        8: [((east - timedelta(days=1)).isoformat(), True), (east.isoformat(), False)],
+    }
 
 
 def test_no_show_waits_for_the_day_to_come(engine: Engine) -> None:

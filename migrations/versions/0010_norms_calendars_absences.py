@@ -9,8 +9,9 @@
 - absences: one row per user and local day an `absent` calendar event covers; a refresh marks
   what the portal no longer lists with removed_at.
 - attendance (a view): one row per user and calendar day from the user's first known day (a
-  workday, an absence, the first norms seen) to the last one, or today for a user the
-  directory does not mark inactive, with the kind of day, the worked time and the flags.
+  workday, an absence, the first norms seen) to the last one, or the user's own today for a
+  user the directory does not mark inactive, with the kind of day, the worked time and the
+  flags. no_show waits for the day to end in the user's zone.
   Overtime is over the shift of the user's schedule (their own assignment, else their first
   department's) where one applies, else over the minimum duration of their norms.
 
@@ -42,7 +43,7 @@ _DIALECT: dict[str, dict[str, Callable[..., str]]] = {
     "sqlite": {
         "next_day": lambda day: f"date({day}, '+1 day')",
         "utc_date": lambda instant: f"date({instant})",
-        "today": lambda: "date('now')",
+        "local_today": lambda offset: f"date('now', ({offset}) || ' seconds')",
         "later": lambda a, b: f"max({a}, {b})",
         "epoch": lambda instant: f"CAST(strftime('%s', {instant}) AS INTEGER)",
         "date_epoch": lambda day: f"CAST(strftime('%s', {day}) AS INTEGER)",
@@ -55,7 +56,9 @@ _DIALECT: dict[str, dict[str, Callable[..., str]]] = {
     "postgresql": {
         "next_day": lambda day: f"{day} + 1",
         "utc_date": lambda instant: f"CAST({instant} AT TIME ZONE 'UTC' AS date)",
-        "today": lambda: "CAST(now() AT TIME ZONE 'UTC' AS date)",
+        "local_today": lambda offset: (
+            f"CAST((now() AT TIME ZONE 'UTC') + ({offset}) * INTERVAL '1 second' AS date)"
+        ),
         "later": lambda a, b: f"GREATEST({a}, {b})",
         "epoch": lambda instant: f"CAST(FLOOR(EXTRACT(EPOCH FROM {instant})) AS bigint)",
         "date_epoch": lambda day: f"CAST(EXTRACT(EPOCH FROM CAST({day} AS timestamp)) AS bigint)",
@@ -82,12 +85,17 @@ known AS (
     SELECT portal, user_id, {seen_date} FROM user_norms
 ),
 spans AS (
+    -- today: the user's own date now, at the offset of their last workday that has one (the
+    -- directory keeps only a zone name, which SQLite cannot read), else UTC's
     SELECT s.portal, s.user_id, s.first_day,
            CASE WHEN u.active IS NULL OR u.active THEN {last_or_today} ELSE s.last_day END AS last_day,
-           {first_department} AS department_id
+           s.today, {first_department} AS department_id
     FROM (
-        SELECT portal, user_id, MIN(day) AS first_day, MAX(day) AS last_day
-        FROM known GROUP BY portal, user_id
+        SELECT k.portal, k.user_id, k.first_day, k.last_day, {local_today} AS today
+        FROM (
+            SELECT portal, user_id, MIN(day) AS first_day, MAX(day) AS last_day
+            FROM known GROUP BY portal, user_id
+        ) k
     ) s
     LEFT JOIN users u ON u.portal = s.portal AND u.user_id = s.user_id
 ),
@@ -136,7 +144,7 @@ worked AS (
     GROUP BY portal, user_id, work_date
 ),
 judged AS (
-    SELECT d.portal, d.user_id, d.day,
+    SELECT d.portal, d.user_id, d.day, d.today,
            CASE
                WHEN EXISTS (
                    SELECT 1 FROM absences a
@@ -161,7 +169,7 @@ judged AS (
                 ELSE 0
            END AS schedule_day
     FROM (
-        SELECT s.portal, s.user_id, s.department_id, x.day, x.weekday
+        SELECT s.portal, s.user_id, s.department_id, s.today, x.day, x.weekday
         FROM spans s JOIN dates x ON x.day >= s.first_day AND x.day <= s.last_day
     ) d
     LEFT JOIN worked w ON w.portal = d.portal AND w.user_id = d.user_id AND w.day = d.day
@@ -202,7 +210,7 @@ SELECT portal, user_id, day AS work_date, day_kind,
                 WHEN min_duration IS NOT NULL THEN 'min_duration'
            END
        END AS overtime_basis,
-       CASE WHEN day_kind = 'workday' AND NOT has_work AND day <= {today} AND (tracked IS NULL OR tracked)
+       CASE WHEN day_kind = 'workday' AND NOT has_work AND day < today AND (tracked IS NULL OR tracked)
                  AND (schedule_day IS NULL OR schedule_day = 1)
             THEN TRUE ELSE FALSE END AS no_show,
        CASE WHEN unclosed = 1 THEN TRUE ELSE FALSE END AS unclosed,
@@ -210,6 +218,10 @@ SELECT portal, user_id, day AS work_date, day_kind,
 FROM judged
 """
 
+_LAST_OFFSET = (
+    "COALESCE((SELECT w.tz_offset FROM workdays w WHERE w.portal = k.portal AND w.user_id = k.user_id"
+    " AND w.tz_offset IS NOT NULL ORDER BY w.time_start DESC LIMIT 1), 0)"
+)
 _LATE = "day_kind = 'workday' AND start_seconds > max_start + delta"
 _EARLY = "day_kind = 'workday' AND finish_seconds < min_finish - delta"
 _SHIFT = (
@@ -225,7 +237,8 @@ def attendance_sql(dialect: str) -> str:
     return ATTENDANCE.format(
         seen_date=f["utc_date"]("valid_from"),
         valid_from_date=f["utc_date"]("n.valid_from"),
-        last_or_today=f["later"]("s.last_day", f["today"]()),
+        last_or_today=f["later"]("s.last_day", "s.today"),
+        local_today=f["local_today"](_LAST_OFFSET),
         next_day=f["next_day"]("d.day"),
         start_epoch=f["epoch"]("time_start"),
         finish_epoch=f["epoch"]("time_finish"),
@@ -247,7 +260,6 @@ def attendance_sql(dialect: str) -> str:
         late=_LATE,
         early=_EARLY,
         short=_SHORT,
-        today=f["today"](),
     )
 
 
