@@ -15,7 +15,7 @@ from sqlalchemy import Engine, insert
 
 from poller import commands, storage
 from poller.history import closing, reports
-from poller.models import workdays_table
+from poller.models import users_table, workdays_table
 
 H = 3600
 PORTAL = "acme"
@@ -51,6 +51,28 @@ class Absence:
     ends_at: datetime = datetime(2026, 11, 6, tzinfo=UTC)
 
 
+@dataclass(frozen=True)
+class Shift:
+    start: int
+    end: int
+    break_seconds: int
+    work_days: tuple[int, ...] = (1, 2, 3, 4, 5)
+    shift_id: int | None = 1
+    name: str | None = "Shift"
+    deleted: bool | None = False
+
+
+@dataclass(frozen=True)
+class Schedule:
+    schedule_id: int
+    shifts: tuple[Shift, ...]
+    name: str | None = "Schedule"
+    schedule_type: str | None = "FIXED"
+    report_period: str | None = "MONTH"
+    violation_rules: dict[str, int | None] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict)
+
+
 def workday(user_id: int, day: date, worked: int) -> dict[str, Any]:
     """A closed workdays row in UTC starting at 08:00, without breaks."""
     start = datetime(day.year, day.month, day.day, 8, tzinfo=UTC)
@@ -79,12 +101,25 @@ def calendar(engine: Engine, holidays: list[date], seen_at: datetime) -> None:
 def test_a_closed_months_pay_keeps_the_calendar_absences_and_norms_of_its_close(
     engine: Engine, database_url: str
 ) -> None:
-    # User 1 works the holiday; user 2 works a day they are absent; users 3 and 4 have no norms.
+    # User 1 works the holiday; user 2 works a day they are absent; users 3 and 4 have no norms;
+    # user 5 has a schedule of 7.5 h; user 6's department is assigned schedule 2, not read yet.
     calendar(engine, [date(2026, 1, 1), HOLIDAY], SEEN)
     storage.save_absences(
         engine, PORTAL, [2], NOVEMBER, date(2026, 11, 30), [Absence(2, ABSENT, ABSENT)], SEEN
     )
     storage.save_norms(engine, PORTAL, [Norms(1), Norms(2)], SEEN)
+    storage.save_schedules(engine, PORTAL, [Schedule(1, (Shift(9 * H, 17 * H, 1800),))], SEEN)
+    storage.save_schedule_assignments(engine, PORTAL, {("user", 5): 1, ("department", 9): 2}, SEEN)
+    users = [
+        {
+            "portal": PORTAL,
+            "user_id": user,
+            "active": True,
+            "department_ids": [department],
+            "updated_at": SEEN,
+        }
+        for user, department in ((5, 8), (6, 9))
+    ]
     with engine.begin() as connection:
         connection.execute(
             insert(workdays_table),
@@ -93,8 +128,11 @@ def test_a_closed_months_pay_keeps_the_calendar_absences_and_norms_of_its_close(
                 workday(2, ABSENT, 10 * H),
                 workday(3, date(2026, 11, 2), 9 * H),
                 workday(4, date(2026, 11, 3), 9 * H),
+                workday(5, date(2026, 11, 2), 9 * H),
+                workday(6, date(2026, 11, 2), 9 * H),
             ],
         )
+        connection.execute(insert(users_table), users)
     config = commands.database_only(database_url)
     closing.close_month(config, NOVEMBER, now=CLOSED_AT)
     at_close = {
@@ -102,23 +140,30 @@ def test_a_closed_months_pay_keeps_the_calendar_absences_and_norms_of_its_close(
         2: (10 * H, 0, 0, 0),  # work on a day marked absent is regular
         3: (8 * H, H, 0, 0),  # no norms: over 8 hours
         4: (8 * H, H, 0, 0),
+        5: (15 * H // 2, 3 * H // 2, 0, 0),  # over the shift
+        6: (8 * H, H, 0, 0),  # no shift known yet, no norms: over 8 hours
     }
     assert pay(reports.timesheet(config, NOVEMBER)) == at_close
     assert pay(reports.closed_timesheet(config, NOVEMBER)) == at_close
 
     # After the close: the holiday is dropped from the calendar, the absence is no longer
     # listed (marked removed), user 3's norms are seen (6 h, standing for the days before
-    # them in the view), user 2's change (from December on), and user 4's absence is listed.
+    # them in the view), user 2's change (from December on), user 4's absence is listed, and
+    # schedule 2 (6 h) is read, its first version standing for the days before it.
     calendar(engine, [date(2026, 1, 1)], LATER)
     storage.save_absences(engine, PORTAL, [2], NOVEMBER, date(2026, 11, 30), [], LATER)
     storage.save_norms(engine, PORTAL, [Norms(2, min_duration=4 * H), Norms(3, min_duration=6 * H)], LATER)
     late = Absence(4, date(2026, 11, 3), date(2026, 11, 3), event_id="8")
     storage.save_absences(engine, PORTAL, [4], NOVEMBER, date(2026, 11, 30), [late], LATER)
+    later_schedules = [Schedule(1, (Shift(9 * H, 19 * H, 0),)), Schedule(2, (Shift(8 * H, 14 * H, 0),))]
+    storage.save_schedules(engine, PORTAL, later_schedules, LATER)
 
     assert pay(reports.timesheet(config, NOVEMBER)) == {
         1: (8 * H, H, 0, 0),  # a workday now, over user 1's 8 h
         2: (8 * H, 2 * H, 0, 0),  # a workday now, over the 8 h in force on the day
         3: (6 * H, 3 * H, 0, 0),  # over the 6 h seen after the close
         4: (9 * H, 0, 0, 0),  # absent now
+        5: (15 * H // 2, 3 * H // 2, 0, 0),  # schedule 1's change counts from December on
+        6: (6 * H, 3 * H, 0, 0),  # over schedule 2's 6 h
     }
     assert pay(reports.closed_timesheet(config, NOVEMBER)) == at_close

@@ -17,13 +17,14 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from datetime import date, datetime, time, timedelta, timezone
 from itertools import pairwise
 from typing import Any
 
 from sqlalchemy import Engine
 
+from poller.compliance.closed_overtime import with_closed_overtime_norms
 from poller.compliance.days import DayKind, DayStatus, Interval, Norms, WorkedDay
 from poller.compliance.engine import find_violations
 from poller.compliance.overtime_norms import thresholds, with_overtime_norms
@@ -46,6 +47,7 @@ from poller.storage.compliance_reads import (
     get_norms_as_of,
     get_overtime_figures,
 )
+from poller.storage.schedule_reads import get_schedules_as_of
 
 _STATUS = {"CLOSED": DayStatus.CLOSED, "EXPIRED": DayStatus.EXPIRED}  # else OPENED, PAUSED: open
 # Days read before the month besides what the pack's own periods need: the first week's rest
@@ -143,16 +145,16 @@ def stored_pay(
 
     `frozen`: the workdays rows a month close froze, judged instead of the stored ones; a
     frozen row keeps no offset, so it takes its day's stored one (else the user's, else UTC).
-    `as_of` (a close's time): the calendar, absences and norms as stored then, and overtime
-    over the minimum duration of the day's norms as stored then (8 hours without one), since
-    the view only knows today's versions.
+    `as_of` (a close's time): the calendar, absences, norms and schedules as stored then,
+    overtime by the view's rule over them (poller.compliance.closed_overtime).
     """
     rows = None if frozen is None else _thawed(engine, portal, month, frozen)
     stored = read_days(engine, portal, month.first, month.last, month, users=users, rows=rows, as_of=as_of)
     if not stored.days:
         return {}
     if as_of is not None:
-        days = [replace(day, overtime_norm=day.norms.min_duration) for day in stored.days]
+        schedules = get_schedules_as_of(engine, portal, as_of, list(stored.people))
+        days = with_closed_overtime_norms(stored.days, schedules)
     else:
         figures = get_overtime_figures(engine, portal, month.first, month.last, user_ids=list(stored.people))
         days = with_overtime_norms(stored.days, thresholds(figures))

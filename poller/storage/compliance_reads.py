@@ -21,7 +21,12 @@ from datetime import date, datetime
 import sqlalchemy as sa
 from sqlalchemy import Engine, or_, select
 
-from poller.models import absences_table, portal_calendars_table, user_norms_table, workdays_table
+from poller.models import (
+    absences_table,
+    portal_calendars_table,
+    user_norms_table,
+    workdays_table,
+)
 from poller.storage.calendars import (
     DEFAULT_WEEK_HOLIDAYS,
     HOLIDAY,
