@@ -247,13 +247,16 @@ def test_an_unreadable_absence_answer_keeps_the_users_stored_days(
     assert kept == [(date(2026, 11, 24), "77"), (date(2026, 11, 25), "77"), (date(2026, 11, 26), "77")]
     others = storage.get_absences(engine, "emu", *window, user_ids=[3, 4, 5, 6, 7])
 
-    for bad in ([{**event, "DATE_TO_TS_UTC": ""}], ["not an event", event]):
+    later = emulated_absences.Absence(78, "Sick", date(2026, 11, 30), date(2026, 11, 30))
+    new_event = emulated_absences.absence_event(later, 3600, "Europe/Berlin")
+    for bad in ([{**event, "DATE_TO_TS_UTC": ""}, new_event], ["not an event", event]):
         norm_methods.override(emulator, "calendar.accessibility.get", bad, user_id=2)
         clock.advance(25 * 3600)
         with caplog.at_level(logging.WARNING):
             timer_poll(config, engine, clock)
         stored = storage.get_absences(engine, "emu", *window, user_ids=[2])
-        assert [(row.day, row.event_id) for row in stored] == kept  # not marked removed
+        # the days of 77 not marked removed; 78, read in the first round, stored and then kept
+        assert [(row.day, row.event_id) for row in stored] == [*kept, (date(2026, 11, 30), "78")]
         assert "portal emu user 2: absences not fully read: the stored ones are kept" in caplog.text
         assert storage.get_absences(engine, "emu", *window, user_ids=[3, 4, 5, 6, 7]) == others
         caplog.clear()

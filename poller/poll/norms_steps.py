@@ -152,18 +152,20 @@ def save_absences_of(
 ) -> None:
     """The `absent` events of every user in the window, 50 users per request, each request's
     users stored as the portal's whole answer for the window (a withdrawn absence is removed).
-    A user whose answer could not be fully read is left out: the stored days stay as they are."""
+    A user whose answer could not be fully read is not: the days read are stored, and the
+    stored days not read stay as they are."""
     name, shown = client.portal.name, 0
     for start in range(0, len(user_ids), USERS_PER_REQUEST):
         chunk = user_ids[start : start + USERS_PER_REQUEST]
         pace()
         fetched = fetch_absences(client, chunk, date_from, date_to)
         at: datetime = client.clock.now()
-        read = [user for user in chunk if user not in fetched.unread_users]
-        absences = [absence for absence in fetched.absences if absence.user_id not in fetched.unread_users]
-        if read:
-            saved = storage.save_absences(engine, name, read, date_from, date_to, absences, at)
-            done.absence_days += saved.added + saved.unchanged
+        unread = fetched.unread_users
+        read = [user for user in chunk if user not in unread]
+        saved = storage.save_absences(
+            engine, name, read, date_from, date_to, fetched.absences, at, partly_read=unread
+        )
+        done.absence_days += saved.added + saved.unchanged
         done.absence_users += len(read)
         for line in fetched.warnings:
             shown = _warn(line, shown)

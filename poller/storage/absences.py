@@ -4,8 +4,10 @@ A refresh of users U over days [from, to] is the portal's whole answer for that 
 it lists that is not stored is added, a stored day it no longer lists gets removed_at (the
 refresh's time) instead of being deleted, and a day whose event changed (its name, span or
 whole-day flag) is marked removed and added again as it is now. Days outside the window, and
-users outside U, are left alone. The inputs are read by their attributes, so the client's
-poller.bitrix.calendar.Absence goes in as it is.
+users outside U, are left alone. A user whose answer was only partly read (`partly_read`) gets
+the days read added or updated and keeps every stored day not read: none is taken as withdrawn.
+The inputs are read by their attributes, so the client's poller.bitrix.calendar.Absence goes
+in as it is.
 """
 
 from __future__ import annotations
@@ -85,9 +87,11 @@ def save_absences(
     date_to: date,
     absences: Iterable[AbsenceLike],
     fetched_at: datetime,
+    partly_read: Collection[int] = (),
 ) -> AbsencesSaved:
     """Replace the window `date_from`..`date_to` of `user_ids` with `absences` (see the module)."""
-    users = set(user_ids)
+    keep = set(partly_read)
+    users = set(user_ids) | keep
     wanted: dict[DayKey, dict[str, Any]] = {}
     for absence in absences:
         if absence.user_id not in users:
@@ -100,7 +104,9 @@ def save_absences(
     for _ in range(2):  # a lost race is retried once on the rows the other writer stored
         try:
             with engine.begin() as connection:
-                return _replace(connection, portal, sorted(users), date_from, date_to, wanted, fetched_at)
+                return _replace(
+                    connection, portal, sorted(users), date_from, date_to, wanted, fetched_at, keep
+                )
         except IntegrityError:
             continue
     return AbsencesSaved(added=0, removed=0, unchanged=0, stale=len(wanted))
@@ -114,13 +120,14 @@ def _replace(
     date_to: date,
     wanted: dict[DayKey, dict[str, Any]],
     fetched_at: datetime,
+    keep: set[int],
 ) -> AbsencesSaved:
     """One attempt of `save_absences`; raises IntegrityError when another writer came first."""
     stored = _stored(connection, portal, user_ids, date_from, date_to)
     removed = [
         {"_id": row_id, "_at": fetched_at}
         for key, (row_id, values) in stored.items()
-        if wanted.get(key) != values
+        if wanted.get(key) != values and (key in wanted or key[0] not in keep)
     ]
     added = [
         {"portal": portal, "user_id": key[0], "day": key[1], "event_id": key[2], **values,
