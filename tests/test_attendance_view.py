@@ -276,6 +276,41 @@ def test_no_show_waits_for_the_day_to_come(engine: Engine) -> None:
     assert len(rows) == 5 and not any(no_show for _, _, no_show in rows)
 
 
+def test_a_start_the_offset_dates_outside_its_day_is_not_judged_by_the_clock(engine: Engine) -> None:
+    """The autumn DST night in Berlin: a start at 00:30 local on the 25th (22:30 UTC) dated the
+    25th, while the portal's TZ_OFFSET is already 3600: start_seconds comes out as -1800. Late
+    and early_leave are null for that day; short_day, on worked time alone, stands."""
+    night = date(2026, 10, 25)  # a Sunday: every day a working day here
+    storage.save_calendar(
+        engine, "acme", 2026, holidays=[], moved_workdays=[], week_holidays=[], source="config", seen_at=SEEN
+    )
+    storage.save_norms(engine, "acme", [Norms(9)], SEEN)
+    start = datetime(2026, 10, 24, 22, 30, tzinfo=UTC)
+    rows = [
+        {
+            **_workday(9, night, 0, None, 6 * H, offset=H),
+            "time_start": start,
+            "time_finish": start + timedelta(hours=6),
+        },
+        _workday(9, night + timedelta(days=1), 10 * H, 16 * H, 6 * H, offset=H),  # a day judged as usual
+    ]
+    with engine.begin() as connection:
+        connection.execute(insert(workdays_table), rows)
+    found = _view(engine, 9, night + timedelta(days=1))[-2:]
+    assert [
+        (row["start_seconds"], row["late"], row["early_leave"], row["short_day"], row["short_seconds"])
+        for row in found
+    ] == [(-1800, False, False, True, 2 * H), (10 * H, True, True, True, 2 * H)]
+    with engine.connect() as connection:
+        flags = connection.execute(
+            text(
+                "SELECT late, late_seconds, early_leave, early_leave_seconds FROM attendance"
+                f" WHERE user_id = 9 AND work_date = '{night.isoformat()}'"
+            )
+        ).one()
+    assert tuple(flags) == (None, None, None, None)
+
+
 # Overtime over a schedule's shift. Schedule 1: 09:00-18:00 with an hour's break, Monday to
 # Friday (8 h); from the 16th 08:00-17:00 with half an hour (8.5 h). Schedule 2: a night shift,
 # 22:00-07:00 with half an hour's break, Monday to Thursday (8.5 h). No calendar: SA,SU off.

@@ -193,9 +193,9 @@ SELECT portal, user_id, day AS work_date, day_kind,
        start_seconds, finish_seconds,
        {start_clock} AS start_local, {finish_clock} AS finish_local,
        norm_id, schedule_id,
-       CASE WHEN {late} THEN TRUE ELSE FALSE END AS late,
+       CASE WHEN {clock_off} THEN NULL WHEN {late} THEN TRUE ELSE FALSE END AS late,
        CASE WHEN {late} THEN start_seconds - max_start END AS late_seconds,
-       CASE WHEN {early} THEN TRUE ELSE FALSE END AS early_leave,
+       CASE WHEN {clock_off} THEN NULL WHEN {early} THEN TRUE ELSE FALSE END AS early_leave,
        CASE WHEN {early} THEN min_finish - finish_seconds END AS early_leave_seconds,
        CASE WHEN {short} THEN TRUE ELSE FALSE END AS short_day,
        CASE WHEN {short} THEN min_duration - worked_seconds END AS short_seconds,
@@ -222,8 +222,13 @@ _LAST_OFFSET = (
     "COALESCE((SELECT w.tz_offset FROM workdays w WHERE w.portal = k.portal AND w.user_id = k.user_id"
     " AND w.tz_offset IS NOT NULL ORDER BY w.time_start DESC LIMIT 1), 0)"
 )
-_LATE = "day_kind = 'workday' AND start_seconds > max_start + delta"
-_EARLY = "day_kind = 'workday' AND finish_seconds < min_finish - delta"
+# A start outside its own day: the offset the portal sent disagrees with the day's date (the
+# autumn DST night, dated in the user's zone at the new offset): the clock times are an hour
+# off, so late and early_leave are not judged (null). short_day counts worked time, not clocks.
+_CLOCK_OFF = "(start_seconds < 0 OR start_seconds >= 86400)"
+_CLOCK_OK = "start_seconds >= 0 AND start_seconds < 86400"
+_LATE = f"day_kind = 'workday' AND {_CLOCK_OK} AND start_seconds > max_start + delta"
+_EARLY = f"day_kind = 'workday' AND {_CLOCK_OK} AND finish_seconds < min_finish - delta"
 _SHIFT = (
     "v.shift_end - v.shift_start + CASE WHEN v.shift_end <= v.shift_start THEN 86400 ELSE 0 END"
     " - COALESCE(v.shift_break, 0)"
@@ -257,6 +262,7 @@ def attendance_sql(dialect: str) -> str:
         year=f["year"]("d.day"),
         start_clock=f["clock"]("start_seconds"),
         finish_clock=f["clock"]("finish_seconds"),
+        clock_off=_CLOCK_OFF,
         late=_LATE,
         early=_EARLY,
         short=_SHORT,
