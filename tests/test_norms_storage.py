@@ -391,3 +391,18 @@ def test_the_database_refuses_a_second_current_row_for_one_key(engine: Engine) -
             connection.execute(insert(table), row)
     with engine.begin() as connection:  # a closed version beside the current one is fine
         connection.execute(insert(user_norms_table), {**second_norms, "valid_to": T3})
+
+
+def test_a_versioned_save_stays_inside_the_callers_transaction(engine: Engine) -> None:
+    """Its savepoint must not commit on its own (pysqlite opens no transaction before it)."""
+    from poller.storage.norms import NORM_COLUMNS
+    from poller.storage.versioned import save_versions
+
+    rows = {(1,): {**{name: getattr(Norms(1), name) for name in NORM_COLUMNS}, "raw": {}}}
+    with pytest.raises(RuntimeError), engine.begin() as connection:
+        saved = save_versions(
+            connection, user_norms_table, "acme", ("user_id",), rows, T1, compared=NORM_COLUMNS
+        )
+        assert saved.added == 1
+        raise RuntimeError("the caller fails after the save")
+    assert _rows(engine, user_norms_table, "user_id") == []

@@ -58,6 +58,7 @@ def save_versions(
     first seen). `complete`: `rows` is the whole set, so a current key missing from it is
     closed at `seen_at`; otherwise a key that is not in `rows` was simply not read.
     """
+    _begin_on_sqlite(connection)
     for _ in range(2):  # a lost race is retried once on the rows another writer stored
         try:
             with connection.begin_nested():
@@ -65,6 +66,17 @@ def save_versions(
         except IntegrityError:
             continue
     return VersionsSaved(stale=len(rows))
+
+
+def _begin_on_sqlite(connection: Connection) -> None:
+    """Open the SQLite transaction before the savepoint. pysqlite begins one only before a
+    write, so a savepoint issued first would itself open the transaction, and releasing it would
+    commit: the caller's transaction would no longer hold the save."""
+    if connection.dialect.name != "sqlite":
+        return
+    raw = connection.connection.dbapi_connection
+    if raw is not None and not raw.in_transaction:
+        connection.exec_driver_sql("BEGIN")
 
 
 def _save(
