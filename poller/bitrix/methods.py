@@ -107,7 +107,7 @@ def _fetch_chunk(
             stop = None
         else:
             client.limits.check(STATUS_METHOD, client.portal.host)  # blocked: not even a batch
-            stop = _merge_batch(client, chunk, _call_batch(client, chunk), into)
+            stop = _merge_batch(client, chunk, call_per_user_batch(client, chunk), into)
     except BitrixError as exc:
         if exc.per_user and len(chunk) == 1:
             into.errors[chunk[0]] = exc
@@ -132,8 +132,12 @@ def _portal_still_answers(exc: BitrixError) -> bool:
     return exc.retryable or exc.code == "BAD_RESPONSE"
 
 
-def _call_batch(client: PortalClient, user_ids: Sequence[int]) -> dict[str, Any]:
-    commands = {f"u{user_id}": f"{STATUS_METHOD}?USER_ID={user_id}" for user_id in user_ids}
+def call_per_user_batch(
+    client: PortalClient, user_ids: Sequence[int], method: str = STATUS_METHOD
+) -> dict[str, Any]:
+    """One `batch` of `method?USER_ID=<id>` for each of `user_ids` (at most 50): its result object,
+    keyed `u<id>`; an answer without one is a retryable BAD_RESPONSE."""
+    commands = {f"u{user_id}": f"{method}?USER_ID={user_id}" for user_id in user_ids}
     body = client.call("batch", {"halt": 0, "cmd": commands})
     result = body.get("result")
     if not isinstance(result, dict):

@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from poller.bitrix.client import PortalClient
-from poller.errors import BitrixError, OperatingTimeLimit, TransportError
-
-BATCH_LIMIT = 50
+from poller.bitrix.methods import BATCH_LIMIT, call_per_user_batch
+from poller.errors import BitrixError, OperatingTimeLimit
 
 
 @dataclass
@@ -31,17 +30,7 @@ def fetch_per_user(client: PortalClient, method: str, user_ids: Sequence[int]) -
     for start in range(0, len(user_ids), BATCH_LIMIT):
         chunk = user_ids[start : start + BATCH_LIMIT]
         client.limits.check(method, client.portal.host)  # blocked: not even a batch
-        commands = {f"u{user_id}": f"{method}?USER_ID={user_id}" for user_id in chunk}
-        body = client.call("batch", {"halt": 0, "cmd": commands})
-        result = body.get("result")
-        if not isinstance(result, dict):
-            raise TransportError(
-                f"portal {client.portal.host}: batch answer has no result object",
-                code="BAD_RESPONSE",
-                http_status=200,
-                retryable=True,
-            )
-        _merge(client, method, chunk, result, answers)
+        _merge(client, method, chunk, call_per_user_batch(client, chunk, method), answers)
     return answers
 
 

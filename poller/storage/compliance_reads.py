@@ -36,7 +36,7 @@ from poller.storage.calendars import (
     CalendarMonth,
 )
 from poller.storage.failures import database_call
-from poller.storage.norms import NORM_COLUMNS, NormVersion
+from poller.storage.norms import NormVersion, read_norm_versions
 from poller.storage.statements import one_of
 
 
@@ -205,16 +205,8 @@ def get_norms_as_of(
     """Each user's norm versions as stored at `as_of`, oldest first (for `norm_on`): those seen
     by then, the last one open-ended. A user whose norms were first seen later has none: the
     view would let that first version stand for the days before it, which is what changed."""
-    table = user_norms_table
-    query = select(*(table.c[name] for name in ("user_id", *NORM_COLUMNS, "valid_from", "valid_to")))
-    query = query.where(table.c.portal == portal).order_by(table.c.user_id, table.c.valid_from)
-    found: dict[int, list[NormVersion]] = {}
-    with engine.connect() as connection:
-        if user_ids is not None:
-            query = query.where(one_of(connection, table.c.user_id, list(user_ids)))
-        for row in connection.execute(query):
-            found.setdefault(row.user_id, []).append(NormVersion(*row))
-    found = {user_id: _as_of(versions, as_of) for user_id, versions in found.items()}
+    stored = read_norm_versions(engine, portal, user_ids)
+    found = {user_id: _as_of(versions, as_of) for user_id, versions in stored.items()}
     return {user_id: versions for user_id, versions in found.items() if versions}
 
 

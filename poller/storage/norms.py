@@ -131,15 +131,7 @@ def get_norms(
 ) -> dict[int, list[NormVersion]]:
     """Each user's versions in force on some day of `date_from`..`date_to`, oldest first (see
     `norm_on`). A user's first version also covers the range's days before it."""
-    table = user_norms_table
-    query = select(*(table.c[name] for name in ("user_id", *NORM_COLUMNS, "valid_from", "valid_to")))
-    query = query.where(table.c.portal == portal).order_by(table.c.user_id, table.c.valid_from)
-    found: dict[int, list[NormVersion]] = {}
-    with engine.connect() as connection:
-        if user_ids is not None:
-            query = query.where(one_of(connection, table.c.user_id, list(user_ids)))
-        for row in connection.execute(query):
-            found.setdefault(row.user_id, []).append(NormVersion(*row))
+    found = read_norm_versions(engine, portal, user_ids)
     return {
         user_id: [
             version
@@ -149,6 +141,22 @@ def get_norms(
         ]
         for user_id, versions in found.items()
     }
+
+
+def read_norm_versions(
+    engine: Engine, portal: str, user_ids: Collection[int] | None = None
+) -> dict[int, list[NormVersion]]:
+    """Every stored version of each user's norms, oldest first; callers pick the ones they need."""
+    table = user_norms_table
+    query = select(*(table.c[name] for name in ("user_id", *NORM_COLUMNS, "valid_from", "valid_to")))
+    query = query.where(table.c.portal == portal).order_by(table.c.user_id, table.c.valid_from)
+    found: dict[int, list[NormVersion]] = {}
+    with engine.connect() as connection:
+        if user_ids is not None:
+            query = query.where(one_of(connection, table.c.user_id, list(user_ids)))
+        for row in connection.execute(query):
+            found.setdefault(row.user_id, []).append(NormVersion(*row))
+    return found
 
 
 def norm_on(versions: Sequence[NormVersion], day: date) -> NormVersion | None:
