@@ -3,10 +3,10 @@ flag with its figure, the expected values worked out here from the rows written.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import norm_rows
 from sqlalchemy import Engine, insert, text
 
 from poller import storage
@@ -16,30 +16,6 @@ H = 3600
 MOSCOW = 3 * H
 SEEN = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 CHANGED = datetime(2026, 3, 16, 8, 0, tzinfo=UTC)  # user 1's max start moves from 09:00 to 10:00
-
-
-@dataclass(frozen=True)
-class Norms:
-    user_id: int
-    max_start: int | None = 9 * H
-    min_finish: int | None = 18 * H
-    min_duration: int | None = 8 * H
-    allowed_delta: int | None = 900
-    tracked: bool | None = True
-    free: bool | None = False
-    raw: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Absence:
-    user_id: int
-    event_id: str
-    first_day: date
-    last_day: date
-    name: str | None = "Vacation"
-    whole_day: bool = True
-    starts_at: datetime = SEEN
-    ends_at: datetime = SEEN
 
 
 def _workday(
@@ -66,13 +42,27 @@ def _fill(engine: Engine) -> None:
         engine, "acme", 2026, holidays=[_march(9)], moved_workdays=[_march(7)], week_holidays=[5, 6],
         source="portal", seen_at=SEEN,
     )  # fmt: skip
-    storage.save_norms(engine, "acme", [Norms(1), Norms(3, tracked=False)], SEEN)
-    storage.save_norms(engine, "acme", [Norms(1, max_start=10 * H)], CHANGED)
-    storage.save_norms(engine, "acme", [Norms(4)], datetime(2026, 3, 20, tzinfo=UTC))
+    storage.save_norms(
+        engine,
+        "acme",
+        [norm_rows.norms(1, allowed_delta=900), norm_rows.norms(3, tracked=False, allowed_delta=900)],
+        SEEN,
+    )
+    storage.save_norms(engine, "acme", [norm_rows.norms(1, max_start=10 * H, allowed_delta=900)], CHANGED)
+    storage.save_norms(
+        engine, "acme", [norm_rows.norms(4, allowed_delta=900)], datetime(2026, 3, 20, tzinfo=UTC)
+    )
     window = (_march(1), _march(31))
-    first = [Absence(1, "a", _march(4), _march(5))]
+    first = [norm_rows.absence(1, _march(4), _march(5), event_id="a", starts_at=SEEN, ends_at=SEEN)]
     storage.save_absences(engine, "acme", [1], *window, first, SEEN)
-    storage.save_absences(engine, "acme", [1], *window, [Absence(1, "a", _march(5), _march(5))], CHANGED)
+    storage.save_absences(
+        engine,
+        "acme",
+        [1],
+        *window,
+        [norm_rows.absence(1, _march(5), _march(5), event_id="a", starts_at=SEEN, ends_at=SEEN)],
+        CHANGED,
+    )
     rows = [
         _workday(1, _march(2), 9 * H + 20 * 60, 18 * H + 30 * 60, 8 * H + 1800, leaks=1800),
         _workday(1, _march(3), 9 * H + 10 * 60, 17 * H + 30 * 60, 7 * H + 1800),
@@ -231,7 +221,9 @@ def test_no_show_waits_for_the_day_to_end_in_the_users_own_zone(engine: Engine) 
             source="config",
             seen_at=SEEN,
         )
-    storage.save_norms(engine, "acme", [Norms(7), Norms(8)], SEEN)
+    storage.save_norms(
+        engine, "acme", [norm_rows.norms(7, allowed_delta=900), norm_rows.norms(8, allowed_delta=900)], SEEN
+    )
     with engine.begin() as connection:
         connection.execute(
             insert(workdays_table),
@@ -258,8 +250,17 @@ def test_no_show_waits_for_the_day_to_end_in_the_users_own_zone(engine: Engine) 
 
 def test_no_show_waits_for_the_day_to_come(engine: Engine) -> None:
     today = datetime.now(UTC).date()
-    storage.save_norms(engine, "acme", [Norms(1)], SEEN)
-    later = [Absence(1, "b", today + timedelta(days=5), today + timedelta(days=5))]
+    storage.save_norms(engine, "acme", [norm_rows.norms(1, allowed_delta=900)], SEEN)
+    later = [
+        norm_rows.absence(
+            1,
+            today + timedelta(days=5),
+            today + timedelta(days=5),
+            event_id="b",
+            starts_at=SEEN,
+            ends_at=SEEN,
+        )
+    ]
     storage.save_absences(engine, "acme", [1], today, today + timedelta(days=10), later, SEEN)
     with engine.connect() as connection:
         rows = connection.execute(
@@ -284,7 +285,7 @@ def test_a_start_the_offset_dates_outside_its_day_is_not_judged_by_the_clock(eng
     storage.save_calendar(
         engine, "acme", 2026, holidays=[], moved_workdays=[], week_holidays=[], source="config", seen_at=SEEN
     )
-    storage.save_norms(engine, "acme", [Norms(9)], SEEN)
+    storage.save_norms(engine, "acme", [norm_rows.norms(9, allowed_delta=900)], SEEN)
     start = datetime(2026, 10, 24, 22, 30, tzinfo=UTC)
     rows = [
         {
@@ -317,41 +318,27 @@ def test_a_start_the_offset_dates_outside_its_day_is_not_judged_by_the_clock(eng
 DAY_SHIFT, LONGER_DAY_SHIFT, NIGHT_SHIFT = 8 * H, 8 * H + 1800, 8 * H + 1800
 
 
-@dataclass(frozen=True)
-class Shift:
-    start: int | None
-    end: int | None
-    break_seconds: int | None
-    work_days: tuple[int, ...]
-    shift_id: int | None = 1
-    name: str | None = "Shift"
-    deleted: bool | None = False
-
-
-@dataclass(frozen=True)
-class Schedule:
-    schedule_id: int
-    shifts: tuple[Shift, ...]
-    name: str | None = "Schedule"
-    schedule_type: str | None = "FIXED"
-    report_period: str | None = "MONTH"
-    violation_rules: dict[str, int | None] = field(default_factory=dict)
-    raw: dict[str, Any] = field(default_factory=dict)
-
-
 WEEK = (1, 2, 3, 4, 5)
 
 
 def _fill_schedules(engine: Engine) -> None:
     """Users 11-15 (see each test) and their schedules; user 14's own schedule and user 15's map
     entry change on the 16th (CHANGED), as does schedule 1's shift."""
-    day, night = Shift(9 * H, 18 * H, H, WEEK), Shift(22 * H, 7 * H, 1800, (1, 2, 3, 4))
-    storage.save_schedules(engine, "acme", [Schedule(1, (day,)), Schedule(2, (night,))], SEEN)
-    storage.save_schedules(engine, "acme", [Schedule(1, (Shift(8 * H, 17 * H, 1800, WEEK),))], CHANGED)
+    day, night = norm_rows.shift(9 * H, 18 * H, H, WEEK), norm_rows.shift(22 * H, 7 * H, 1800, (1, 2, 3, 4))
+    storage.save_schedules(
+        engine, "acme", [norm_rows.schedule(1, (day,)), norm_rows.schedule(2, (night,))], SEEN
+    )
+    storage.save_schedules(
+        engine, "acme", [norm_rows.schedule(1, (norm_rows.shift(8 * H, 17 * H, 1800, WEEK),))], CHANGED
+    )
     first = {("user", 11): 2, ("user", 14): 1, ("department", 7): 1}
     storage.save_schedule_assignments(engine, "acme", first, SEEN)
     storage.save_schedule_assignments(engine, "acme", first | {("user", 14): 2, ("user", 15): 2}, CHANGED)
-    norms = [Norms(11), Norms(12, min_duration=6 * H), Norms(13, min_duration=7 * H)]
+    norms = [
+        norm_rows.norms(11, allowed_delta=900),
+        norm_rows.norms(12, min_duration=6 * H, allowed_delta=900),
+        norm_rows.norms(13, min_duration=7 * H, allowed_delta=900),
+    ]
     storage.save_norms(engine, "acme", norms, SEEN)
     departments = {11: None, 12: [7, 8], 13: [8, 7], 14: [7], 15: [7]}
     rows = [

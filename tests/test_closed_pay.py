@@ -7,10 +7,10 @@ data, the closed one's stay what they were right after the close. SQLite and Pos
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import norm_rows
 from sqlalchemy import Engine, insert
 
 from poller import commands, storage
@@ -25,52 +25,6 @@ CLOSED_AT = datetime(2026, 12, 1, 10, tzinfo=UTC)
 LATER = datetime(2026, 12, 2, 8, tzinfo=UTC)
 HOLIDAY = date(2026, 11, 4)  # a Wednesday
 ABSENT = date(2026, 11, 5)  # a Thursday
-
-
-@dataclass(frozen=True)
-class Norms:
-    user_id: int
-    min_duration: int | None = 8 * H
-    max_start: int | None = 9 * H
-    min_finish: int | None = 18 * H
-    allowed_delta: int | None = 0
-    tracked: bool | None = True
-    free: bool | None = False
-    raw: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Absence:
-    user_id: int
-    first_day: date
-    last_day: date
-    event_id: str = "7"
-    name: str | None = "Leave"
-    whole_day: bool = True
-    starts_at: datetime = datetime(2026, 11, 5, tzinfo=UTC)
-    ends_at: datetime = datetime(2026, 11, 6, tzinfo=UTC)
-
-
-@dataclass(frozen=True)
-class Shift:
-    start: int
-    end: int
-    break_seconds: int
-    work_days: tuple[int, ...] = (1, 2, 3, 4, 5)
-    shift_id: int | None = 1
-    name: str | None = "Shift"
-    deleted: bool | None = False
-
-
-@dataclass(frozen=True)
-class Schedule:
-    schedule_id: int
-    shifts: tuple[Shift, ...]
-    name: str | None = "Schedule"
-    schedule_type: str | None = "FIXED"
-    report_period: str | None = "MONTH"
-    violation_rules: dict[str, int | None] = field(default_factory=dict)
-    raw: dict[str, Any] = field(default_factory=dict)
 
 
 def workday(user_id: int, day: date, worked: int) -> dict[str, Any]:
@@ -105,10 +59,18 @@ def test_a_closed_months_pay_keeps_the_calendar_absences_and_norms_of_its_close(
     # user 5 has a schedule of 7.5 h; user 6's department is assigned schedule 2, not read yet.
     calendar(engine, [date(2026, 1, 1), HOLIDAY], SEEN)
     storage.save_absences(
-        engine, PORTAL, [2], NOVEMBER, date(2026, 11, 30), [Absence(2, ABSENT, ABSENT)], SEEN
+        engine,
+        PORTAL,
+        [2],
+        NOVEMBER,
+        date(2026, 11, 30),
+        [norm_rows.absence(2, ABSENT, ABSENT, event_id="7", name="Leave")],
+        SEEN,
     )
-    storage.save_norms(engine, PORTAL, [Norms(1), Norms(2)], SEEN)
-    storage.save_schedules(engine, PORTAL, [Schedule(1, (Shift(9 * H, 17 * H, 1800),))], SEEN)
+    storage.save_norms(engine, PORTAL, [norm_rows.norms(1), norm_rows.norms(2)], SEEN)
+    storage.save_schedules(
+        engine, PORTAL, [norm_rows.schedule(1, (norm_rows.shift(9 * H, 17 * H, 1800),))], SEEN
+    )
     storage.save_schedule_assignments(engine, PORTAL, {("user", 5): 1, ("department", 9): 2}, SEEN)
     users = [
         {
@@ -152,10 +114,26 @@ def test_a_closed_months_pay_keeps_the_calendar_absences_and_norms_of_its_close(
     # schedule 2 (6 h) is read, its first version standing for the days before it.
     calendar(engine, [date(2026, 1, 1)], LATER)
     storage.save_absences(engine, PORTAL, [2], NOVEMBER, date(2026, 11, 30), [], LATER)
-    storage.save_norms(engine, PORTAL, [Norms(2, min_duration=4 * H), Norms(3, min_duration=6 * H)], LATER)
-    late = Absence(4, date(2026, 11, 3), date(2026, 11, 3), event_id="8")
+    storage.save_norms(
+        engine,
+        PORTAL,
+        [norm_rows.norms(2, min_duration=4 * H), norm_rows.norms(3, min_duration=6 * H)],
+        LATER,
+    )
+    late = norm_rows.absence(
+        4,
+        date(2026, 11, 3),
+        date(2026, 11, 3),
+        event_id="8",
+        name="Leave",
+        starts_at=datetime(2026, 11, 5, tzinfo=UTC),
+        ends_at=datetime(2026, 11, 6, tzinfo=UTC),
+    )
     storage.save_absences(engine, PORTAL, [4], NOVEMBER, date(2026, 11, 30), [late], LATER)
-    later_schedules = [Schedule(1, (Shift(9 * H, 19 * H, 0),)), Schedule(2, (Shift(8 * H, 14 * H, 0),))]
+    later_schedules = [
+        norm_rows.schedule(1, (norm_rows.shift(9 * H, 19 * H, 0),)),
+        norm_rows.schedule(2, (norm_rows.shift(8 * H, 14 * H, 0),)),
+    ]
     storage.save_schedules(engine, PORTAL, later_schedules, LATER)
 
     assert pay(reports.timesheet(config, NOVEMBER)) == {

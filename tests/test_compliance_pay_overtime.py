@@ -4,10 +4,10 @@ no basis. Expected figures are worked out here from the rows written."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import norm_rows
 from conftest import make_config
 from sqlalchemy import Engine, insert, text
 
@@ -22,40 +22,6 @@ from poller.storage.compliance_reads import OvertimeFigures
 H = 3600
 SEEN = datetime(2026, 3, 1, 6, tzinfo=UTC)
 PORTAL = "acme"
-
-
-@dataclass(frozen=True)
-class Norms:
-    user_id: int
-    min_duration: int | None = 8 * H
-    max_start: int | None = 9 * H
-    min_finish: int | None = 18 * H
-    allowed_delta: int | None = 0
-    tracked: bool | None = True
-    free: bool | None = False
-    raw: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Shift:
-    start: int
-    end: int
-    break_seconds: int
-    work_days: tuple[int, ...]
-    shift_id: int | None = 1
-    name: str | None = "Shift"
-    deleted: bool | None = False
-
-
-@dataclass(frozen=True)
-class Schedule:
-    schedule_id: int
-    shifts: tuple[Shift, ...]
-    name: str | None = "Schedule"
-    schedule_type: str | None = "FIXED"
-    report_period: str | None = "MONTH"
-    violation_rules: dict[str, int | None] = field(default_factory=dict)
-    raw: dict[str, Any] = field(default_factory=dict)
 
 
 def march(day: int) -> date:
@@ -93,12 +59,14 @@ EXPECTED = {1: 2 * H, 2: 2 * H, 3: 6 * H, 4: 2 * H}
 def fill(engine: Engine) -> None:
     week, four_days = (1, 2, 3, 4, 5), (1, 2, 3, 4)
     schedules = [
-        Schedule(1, (Shift(9 * H, 17 * H, 1800, week),)),
-        Schedule(2, (Shift(8 * H, 16 * H, 0, four_days),)),
+        norm_rows.schedule(1, (norm_rows.shift(9 * H, 17 * H, 1800, week),)),
+        norm_rows.schedule(2, (norm_rows.shift(8 * H, 16 * H, 0, four_days),)),
     ]
     storage.save_schedules(engine, PORTAL, schedules, SEEN)
     storage.save_schedule_assignments(engine, PORTAL, {("user", 1): 1, ("department", 7): 2}, SEEN)
-    storage.save_norms(engine, PORTAL, [Norms(1), Norms(2, min_duration=7 * H), Norms(3)], SEEN)
+    storage.save_norms(
+        engine, PORTAL, [norm_rows.norms(1), norm_rows.norms(2, min_duration=7 * H), norm_rows.norms(3)], SEEN
+    )
     departments = {1: [8], 2: [8], 3: [7, 8], 4: [8]}
     users = [
         {"portal": PORTAL, "user_id": user, "active": True, "department_ids": ids, "updated_at": SEEN}

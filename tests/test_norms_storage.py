@@ -3,11 +3,10 @@ read adds nothing, a change closes the current version and opens one, nothing is
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
+import norm_rows
 import pytest
 from sqlalchemy import Engine, select
 
@@ -20,62 +19,6 @@ T2 = datetime(2026, 3, 8, 10, 0, tzinfo=UTC)
 T3 = datetime(2026, 3, 16, 8, 0, tzinfo=UTC)
 
 
-@dataclass(frozen=True)
-class Norms:
-    """What the storage reads of a user's norms (poller.bitrix.norms.UserNorms has the same)."""
-
-    user_id: int
-    max_start: int | None = 9 * 3600
-    min_finish: int | None = 18 * 3600
-    min_duration: int | None = 8 * 3600
-    allowed_delta: int | None = 900
-    tracked: bool | None = True
-    free: bool | None = False
-    raw: Mapping[str, Any] = field(default_factory=lambda: {"UF_TIMEMAN": True})
-
-
-@dataclass(frozen=True)
-class Shift:
-    shift_id: int | None
-    name: str | None
-    start: int | None
-    end: int | None
-    break_seconds: int | None
-    work_days: frozenset[int]
-    deleted: bool | None = False
-
-
-@dataclass(frozen=True)
-class Schedule:
-    schedule_id: int
-    name: str | None
-    shifts: tuple[Shift, ...]
-    schedule_type: str | None = "FIXED"
-    report_period: str | None = "MONTH"
-    violation_rules: Mapping[str, int | None] = field(default_factory=lambda: {"MAX_EXACT_START": 32400})
-    raw: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Absence:
-    user_id: int
-    event_id: str
-    first_day: date
-    last_day: date
-    name: str | None = "Vacation"
-    whole_day: bool = True
-
-    @property
-    def starts_at(self) -> datetime:
-        return datetime(self.first_day.year, self.first_day.month, self.first_day.day, tzinfo=UTC)
-
-    @property
-    def ends_at(self) -> datetime:
-        return datetime(self.last_day.year, self.last_day.month, self.last_day.day, tzinfo=UTC) + timedelta(
-            days=1
-        )
-
-
 def _rows(engine: Engine, table: Any, *columns: str) -> list[tuple[Any, ...]]:
     with engine.connect() as connection:
         query = select(*(table.c[name] for name in columns)).order_by(table.c.id)  # in the order written
@@ -83,12 +26,36 @@ def _rows(engine: Engine, table: Any, *columns: str) -> list[tuple[Any, ...]]:
 
 
 def test_an_unchanged_user_gets_no_row_and_a_changed_one_a_closed_and_a_new_version(engine: Engine) -> None:
-    first = storage.save_norms(engine, "acme", [Norms(1), Norms(2)], T1)
-    again = storage.save_norms(
-        engine, "acme", [Norms(1), Norms(2, raw={"UF_TIMEMAN": True, "ADMIN": True})], T2
+    first = storage.save_norms(
+        engine,
+        "acme",
+        [
+            norm_rows.norms(1, allowed_delta=900, raw={"UF_TIMEMAN": True}),
+            norm_rows.norms(2, allowed_delta=900, raw={"UF_TIMEMAN": True}),
+        ],
+        T1,
     )
-    changed = storage.save_norms(engine, "acme", [Norms(1, max_start=10 * 3600), Norms(2)], T3)
-    late = storage.save_norms(engine, "acme", [Norms(1, max_start=0)], T2)  # older than the current version
+    again = storage.save_norms(
+        engine,
+        "acme",
+        [
+            norm_rows.norms(1, allowed_delta=900, raw={"UF_TIMEMAN": True}),
+            norm_rows.norms(2, raw={"UF_TIMEMAN": True, "ADMIN": True}, allowed_delta=900),
+        ],
+        T2,
+    )
+    changed = storage.save_norms(
+        engine,
+        "acme",
+        [
+            norm_rows.norms(1, max_start=10 * 3600, allowed_delta=900, raw={"UF_TIMEMAN": True}),
+            norm_rows.norms(2, allowed_delta=900, raw={"UF_TIMEMAN": True}),
+        ],
+        T3,
+    )
+    late = storage.save_norms(
+        engine, "acme", [norm_rows.norms(1, max_start=0, allowed_delta=900, raw={"UF_TIMEMAN": True})], T2
+    )  # older than the current version
     assert (first.added, again.unchanged, changed.changed, changed.unchanged, late.stale) == (2, 2, 1, 1, 1)
     assert _rows(engine, user_norms_table, "user_id", "max_start", "valid_from", "valid_to", "raw") == [
         (1, 9 * 3600, T1, T3, {"UF_TIMEMAN": True}),
@@ -98,9 +65,19 @@ def test_an_unchanged_user_gets_no_row_and_a_changed_one_a_closed_and_a_new_vers
 
 
 def test_a_user_missing_from_a_read_keeps_the_current_version(engine: Engine) -> None:
-    storage.save_norms(engine, "acme", [Norms(1), Norms(2)], T1)
-    storage.save_norms(engine, "acme", [Norms(1)], T2)
-    storage.save_norms(engine, "beta", [Norms(2, max_start=None)], T2)  # another portal's user 2
+    storage.save_norms(
+        engine,
+        "acme",
+        [
+            norm_rows.norms(1, allowed_delta=900, raw={"UF_TIMEMAN": True}),
+            norm_rows.norms(2, allowed_delta=900, raw={"UF_TIMEMAN": True}),
+        ],
+        T1,
+    )
+    storage.save_norms(engine, "acme", [norm_rows.norms(1, allowed_delta=900, raw={"UF_TIMEMAN": True})], T2)
+    storage.save_norms(
+        engine, "beta", [norm_rows.norms(2, max_start=None, allowed_delta=900, raw={"UF_TIMEMAN": True})], T2
+    )  # another portal's user 2
     assert _rows(engine, user_norms_table, "user_id", "max_start", "valid_to") == [
         (1, 9 * 3600, None),
         (2, 9 * 3600, None),
@@ -109,8 +86,21 @@ def test_a_user_missing_from_a_read_keeps_the_current_version(engine: Engine) ->
 
 
 def test_a_report_reads_the_version_in_force_each_day_and_the_first_stands_for_before(engine: Engine) -> None:
-    storage.save_norms(engine, "acme", [Norms(1), Norms(2, max_start=8 * 3600)], T1)
-    storage.save_norms(engine, "acme", [Norms(1, max_start=10 * 3600)], T3)
+    storage.save_norms(
+        engine,
+        "acme",
+        [
+            norm_rows.norms(1, allowed_delta=900, raw={"UF_TIMEMAN": True}),
+            norm_rows.norms(2, max_start=8 * 3600, allowed_delta=900, raw={"UF_TIMEMAN": True}),
+        ],
+        T1,
+    )
+    storage.save_norms(
+        engine,
+        "acme",
+        [norm_rows.norms(1, max_start=10 * 3600, allowed_delta=900, raw={"UF_TIMEMAN": True})],
+        T3,
+    )
     march = storage.get_norms(engine, "acme", date(2026, 2, 20), date(2026, 3, 31))
     assert [v.max_start for v in march[1]] == [9 * 3600, 10 * 3600]
     starts = {day: storage.norm_on(march[1], date(2026, 3, day)).max_start for day in (1, 15, 16, 31)}  # type: ignore[union-attr]
@@ -122,18 +112,24 @@ def test_a_report_reads_the_version_in_force_each_day_and_the_first_stands_for_b
 
 
 def test_schedules_are_versioned_and_the_first_live_shift_gives_the_columns(engine: Engine) -> None:
-    old = Shift(1, "night", 0, 3600, 0, frozenset({6}), deleted=True)
-    day = Shift(2, "day", 9 * 3600, 18 * 3600, 3600, frozenset({5, 1, 2, 3, 4}))
-    storage.save_schedules(engine, "acme", [Schedule(1, "Office", (old, day))], T1)
-    unchanged = storage.save_schedules(engine, "acme", [Schedule(1, "Office", (old, day))], T2)
-    storage.save_schedules(engine, "acme", [Schedule(1, "Office 2", (old, day))], T3)
+    old = norm_rows.shift(0, 3600, 0, frozenset({6}), shift_id=1, name="night", deleted=True)
+    day = norm_rows.shift(9 * 3600, 18 * 3600, 3600, frozenset({5, 1, 2, 3, 4}), shift_id=2, name="day")
+    office = norm_rows.schedule(1, (old, day), name="Office", violation_rules={"MAX_EXACT_START": 32400})
+    storage.save_schedules(engine, "acme", [office], T1)
+    unchanged = storage.save_schedules(engine, "acme", [office], T2)
+    storage.save_schedules(
+        engine,
+        "acme",
+        [norm_rows.schedule(1, (old, day), name="Office 2", violation_rules={"MAX_EXACT_START": 32400})],
+        T3,
+    )
     assert unchanged.unchanged == 1
     columns = ("name", "shift_start", "shift_end", "shift_break", "work_days", "valid_from", "valid_to")
     assert _rows(engine, schedules_table, *columns) == [
         ("Office", 9 * 3600, 18 * 3600, 3600, "12345", T1, T3),
         ("Office 2", 9 * 3600, 18 * 3600, 3600, "12345", T3, None),
     ]
-    assert schedule_values(Schedule(1, "Office", (old, day)))["shifts"][0] == {
+    assert schedule_values(office)["shifts"][0] == {
         "id": 1,
         "name": "night",
         "start": 0,
@@ -202,12 +198,12 @@ def test_a_calendar_refresh_keeps_the_old_year_as_a_closed_version(engine: Engin
 def test_an_absence_removed_in_the_portal_is_marked_removed_on_refresh(engine: Engine) -> None:
     march = (date(2026, 3, 1), date(2026, 3, 31))
     first = [
-        Absence(1, "7", date(2026, 3, 4), date(2026, 3, 5)),
-        Absence(2, "9", date(2026, 3, 30), date(2026, 4, 2)),
+        norm_rows.absence(1, date(2026, 3, 4), date(2026, 3, 5), event_id="7"),
+        norm_rows.absence(2, date(2026, 3, 30), date(2026, 4, 2), event_id="9"),
     ]
     saved = storage.save_absences(engine, "acme", [1, 2, 3], *march, first, T1)
     assert (saved.added, saved.removed) == (4, 0)  # 4th, 5th; 30th, 31st (April is outside the window)
-    renamed = Absence(2, "9", date(2026, 3, 30), date(2026, 4, 2), name="Sick leave")
+    renamed = norm_rows.absence(2, date(2026, 3, 30), date(2026, 4, 2), event_id="9", name="Sick leave")
     refreshed = storage.save_absences(engine, "acme", [1, 2], *march, [renamed], T2)
     assert (refreshed.added, refreshed.removed, refreshed.unchanged) == (2, 4, 0)
     again = storage.save_absences(engine, "acme", [1, 2], *march, [renamed], T3)
@@ -311,9 +307,19 @@ def test_two_writers_of_one_users_norms_leave_one_current_row(
 
     other = storage.make_engine(engine.url.render_as_string(hide_password=False))
     _read_before(
-        monkeypatch, versioned, "_current", lambda: storage.save_norms(other, "acme", [Norms(1)], T1)
+        monkeypatch,
+        versioned,
+        "_current",
+        lambda: storage.save_norms(
+            other, "acme", [norm_rows.norms(1, allowed_delta=900, raw={"UF_TIMEMAN": True})], T1
+        ),
     )
-    saved = storage.save_norms(engine, "acme", [Norms(1, max_start=10 * 3600)], T2)
+    saved = storage.save_norms(
+        engine,
+        "acme",
+        [norm_rows.norms(1, max_start=10 * 3600, allowed_delta=900, raw={"UF_TIMEMAN": True})],
+        T2,
+    )
     other.dispose()
     assert saved.changed == 1  # saved again on the other writer's row: nothing lost
     assert _rows(engine, user_norms_table, "user_id", "max_start", "valid_from", "valid_to") == [
@@ -329,7 +335,7 @@ def test_two_writers_of_one_absence_day_leave_one_current_row(
     from poller.storage import absences
 
     days = (date(2026, 3, 1), date(2026, 3, 31))
-    vacation = Absence(1, "7", date(2026, 3, 4), date(2026, 3, 4))
+    vacation = norm_rows.absence(1, date(2026, 3, 4), date(2026, 3, 4), event_id="7")
     other = storage.make_engine(engine.url.render_as_string(hide_password=False))
     _read_before(
         monkeypatch,
@@ -370,18 +376,18 @@ def test_the_database_refuses_a_second_current_row_for_one_key(engine: Engine) -
     from sqlalchemy import insert
     from sqlalchemy.exc import IntegrityError
 
-    storage.save_norms(engine, "acme", [Norms(1)], T1)
+    storage.save_norms(engine, "acme", [norm_rows.norms(1, allowed_delta=900, raw={"UF_TIMEMAN": True})], T1)
     storage.save_absences(
         engine,
         "acme",
         [1],
         date(2026, 3, 1),
         date(2026, 3, 31),
-        [Absence(1, "7", date(2026, 3, 4), date(2026, 3, 4))],
+        [norm_rows.absence(1, date(2026, 3, 4), date(2026, 3, 4), event_id="7")],
         T1,
     )
     second_norms = {"portal": "acme", "user_id": 1, "raw": {}, "valid_from": T2}
-    vacation = Absence(1, "7", date(2026, 3, 4), date(2026, 3, 4))
+    vacation = norm_rows.absence(1, date(2026, 3, 4), date(2026, 3, 4), event_id="7")
     second_day = {
         "portal": "acme", "user_id": 1, "day": date(2026, 3, 4), "event_id": "7", "name": None,
         "whole_day": True, "starts_at": vacation.starts_at, "ends_at": vacation.ends_at, "fetched_at": T2,
@@ -398,7 +404,15 @@ def test_a_versioned_save_stays_inside_the_callers_transaction(engine: Engine) -
     from poller.storage.norms import NORM_COLUMNS
     from poller.storage.versioned import save_versions
 
-    rows = {(1,): {**{name: getattr(Norms(1), name) for name in NORM_COLUMNS}, "raw": {}}}
+    rows = {
+        (1,): {
+            **{
+                name: getattr(norm_rows.norms(1, allowed_delta=900, raw={"UF_TIMEMAN": True}), name)
+                for name in NORM_COLUMNS
+            },
+            "raw": {},
+        }
+    }
     with pytest.raises(RuntimeError), engine.begin() as connection:
         saved = save_versions(
             connection, user_norms_table, "acme", ("user_id",), rows, T1, compared=NORM_COLUMNS
