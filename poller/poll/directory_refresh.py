@@ -1,9 +1,8 @@
 """Keep each portal's user directory fresh: its users and departments, read again every refresh_hours.
 
 When a refresh is due is read from the database (portal_tasks, else the newest stored user),
-so `run`, every replica and `poll` under a timer (a new process each time) agree: due when
-never done, `refresh_hours` after the last success, and after a failure again after
-RETRY_SECONDS (or refresh_hours, if shorter). The daemon refreshes a portal's directory
+so `run`, every replica and `poll` under a timer (a new process each time) agree
+(poller.poll.task_due, shared with the norms refresh). The daemon refreshes a portal's directory
 inside that portal's job, and `poll` before that portal's cycle: it shares the portal's
 bucket with no cycle beside it, and a `users = "all"` cycle right after takes its ids from
 it. Without the `department` scope the users are still stored (names in the views), and
@@ -16,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
@@ -24,6 +23,7 @@ from sqlalchemy import Engine
 from poller import storage
 from poller.bitrix import PortalClient, fetch_departments, fetch_users
 from poller.errors import BitrixError, Stopped
+from poller.poll.task_due import Looks, due_at
 from poller.redaction import redact
 from poller.storage.tasks import get_task, save_task_done, save_task_failed
 
@@ -33,21 +33,15 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 TASK = "directory"
-RETRY_SECONDS = 900.0  # a failed refresh is tried again after this long (or refresh_hours, if shorter)
 
 
 def directory_due_at(engine: Engine, portal: str, now: datetime, refresh_hours: float) -> datetime | None:
     """When the portal's directory is next due (`now` or earlier: due); None when refreshes are off."""
     if refresh_hours <= 0:
         return None
-    every = timedelta(hours=refresh_hours)
-    state = get_task(engine, portal, TASK)
-    done = max(filter(None, (state.last_done_at, storage.get_directory_age(engine, portal))), default=None)
-    due = now if done is None else done + every
-    failed = state.last_tried_at
-    if failed is not None and (done is None or failed > done):
-        due = max(due, failed + min(every, timedelta(seconds=RETRY_SECONDS)))
-    return due
+    return due_at(
+        get_task(engine, portal, TASK), now, refresh_hours, storage.get_directory_age(engine, portal)
+    )
 
 
 class DirectoryRefresher:
@@ -61,7 +55,7 @@ class DirectoryRefresher:
         self.engine = engine
         self.refresh_hours = refresh_hours
         self.norms = norms
-        self._next_look: dict[str, float] = {}
+        self._looks = Looks(refresh_hours)
         self._no_department_scope: set[str] = set()
         self._lock = threading.Lock()
 
@@ -75,24 +69,15 @@ class DirectoryRefresher:
         return refreshed
 
     def _directory_if_due(self, client: PortalClient) -> bool:
-        name = client.portal.name
-        mono = client.clock.monotonic()
-        with self._lock:
-            if self.refresh_hours <= 0 or mono < self._next_look.get(name, mono):
-                return False
-            self._next_look[name] = mono + RETRY_SECONDS  # no second look while this one runs
-        now = client.clock.now()
+        name, mono, now = client.portal.name, client.clock.monotonic(), client.clock.now()
         try:
-            due = directory_due_at(self.engine, name, now, self.refresh_hours)
+            due = self._looks.is_due(
+                name, mono, now, lambda: directory_due_at(self.engine, name, now, self.refresh_hours)
+            )
         except storage.DatabaseFailure as exc:
             logger.debug("portal %s: directory age unreadable: %s", name, storage.describe_db_error(exc))
-            self._look_again(name, mono)
             return False
-        if due is None or due > now:
-            with self._lock:
-                self._next_look[name] = mono + ((due - now).total_seconds() if due else RETRY_SECONDS)
-            return False
-        return self._refresh(client, mono)
+        return due and self._refresh(client, mono)
 
     def _refresh(self, client: PortalClient, mono: float) -> bool:
         name = client.portal.name
@@ -106,7 +91,7 @@ class DirectoryRefresher:
             save_task_done(self.engine, name, TASK, at)
         except Stopped:
             logger.info("portal %s: user directory refresh stopped; the stored one is kept", name)
-            self._look_again(name, mono)
+            self._looks.again_soon(name, mono)
             return False
         except BitrixError as exc:
             message = redact(exc.message, client.secrets())
@@ -115,10 +100,9 @@ class DirectoryRefresher:
             return False
         except storage.DatabaseFailure as exc:
             logger.warning("portal %s: user directory not stored: %s", name, storage.describe_db_error(exc))
-            self._look_again(name, mono)
+            self._looks.again_soon(name, mono)
             return False
-        with self._lock:
-            self._next_look[name] = mono + self.refresh_hours * 3600
+        self._looks.again_at(name, mono + self.refresh_hours * 3600)
         logger.info(
             "portal %s: user directory refreshed: %d users%s",
             name,
@@ -126,11 +110,6 @@ class DirectoryRefresher:
             f", {len(departments)} departments" if departments is not None else "",
         )
         return True
-
-    def _look_again(self, portal: str, mono: float) -> None:
-        """Nothing was recorded: look at the database again after the retry wait at most."""
-        with self._lock:
-            self._next_look[portal] = mono + min(RETRY_SECONDS, self.refresh_hours * 3600)
 
     def _note_failure(self, portal: str, message: str, at: datetime) -> None:
         try:

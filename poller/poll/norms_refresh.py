@@ -2,7 +2,7 @@
 
 Due with the directory: every `[directory] refresh_hours` (0: never), kept in portal_tasks
 (task "norms"), so `run`, replicas and `poll` under a timer agree; a failed refresh is tried
-again after RETRY_SECONDS. One refresh reads (poller.poll.norms_steps):
+again after task_due.RETRY_SECONDS. One refresh reads (poller.poll.norms_steps):
 1. timeman.settings of every polled user (poller.poll.audience), 50 per batch: ceil(N/50);
 2. the schedules the config names (a request each) and stores its user/department map;
 3. calendar.settings.get (one request) for this year and next, with the config's extra
@@ -42,8 +42,8 @@ from poller.config import Config
 from poller.errors import BitrixError, Stopped
 from poller.poll import norms_steps as steps
 from poller.poll.audience import user_ids_to_ask
-from poller.poll.directory_refresh import RETRY_SECONDS
 from poller.poll.norms_turns import Turns, stopping_pace
+from poller.poll.task_due import Looks, due_at
 from poller.redaction import redact
 from poller.storage.tasks import get_task, save_task_done, save_task_failed
 
@@ -78,13 +78,7 @@ def norms_due_at(engine: Engine, portal: str, now: datetime, refresh_hours: floa
     """When the portal's refresh is next due (`now` or earlier: due); None when refreshes are off."""
     if refresh_hours <= 0:
         return None
-    every = timedelta(hours=refresh_hours)
-    state = get_task(engine, portal, TASK)
-    due = now if state.last_done_at is None else state.last_done_at + every
-    tried = state.last_tried_at
-    if tried is not None and (state.last_done_at is None or tried > state.last_done_at):
-        due = max(due, tried + min(every, timedelta(seconds=RETRY_SECONDS)))
-    return due
+    return due_at(get_task(engine, portal, TASK), now, refresh_hours)
 
 
 class NormsRefresher:
@@ -98,7 +92,7 @@ class NormsRefresher:
         self.config = config
         self.engine = engine
         self.refresh_hours = config.directory.refresh_hours
-        self._next_look: dict[str, float] = {}
+        self._looks = Looks(self.refresh_hours)
         self._running: dict[str, threading.Thread] = {}
         self._said_no_scope: set[str] = set()
         self._turns: dict[str, Turns] = {}
@@ -148,26 +142,16 @@ class NormsRefresher:
             thread.join(timeout)
 
     def _due(self, client: PortalClient) -> bool:
-        name, mono = client.portal.name, client.clock.monotonic()
-        with self._lock:
-            if self.refresh_hours <= 0 or mono < self._next_look.get(name, mono):
-                return False
-            self._next_look[name] = mono + RETRY_SECONDS  # no second look while this one runs
-        now = client.clock.now()
+        name, mono, now = client.portal.name, client.clock.monotonic(), client.clock.now()
         try:
-            due = norms_due_at(self.engine, name, now, self.refresh_hours)
+            return self._looks.is_due(
+                name, mono, now, lambda: norms_due_at(self.engine, name, now, self.refresh_hours)
+            )
         except storage.DatabaseFailure as exc:
             logger.debug(
                 "portal %s: norms refresh state unreadable: %s", name, storage.describe_db_error(exc)
             )
             return False
-        if due is None or due > now:
-            with self._lock:
-                self._next_look[name] = mono + ((due - now).total_seconds() if due else RETRY_SECONDS)
-            return False
-        with self._lock:
-            self._next_look[name] = mono + min(self.refresh_hours * 3600, RETRY_SECONDS)
-        return True
 
     def refresh(self, client: PortalClient, pace: steps.Pace) -> NormsRefreshed:
         """One refresh of the portal (see the module); never raises for the portal or the database."""
