@@ -9,6 +9,8 @@ from dataclasses import replace
 from datetime import date, time
 from typing import Any
 
+from sqlalchemy import Engine
+
 from poller import storage, views
 from poller.compliance import Month, load_pack
 from poller.compliance.from_storage import ComplianceReport, find_stored_violations, stored_pay
@@ -84,13 +86,7 @@ def timesheet(
         if department is not None:
             wanted = department.casefold()
             rows = [row for row in rows if (row.get("department") or "").casefold() == wanted]
-        sheet = build_timesheet(first, rows)
-        pay: dict[tuple[str, int], PayCategories] = {}
-        for portal in sorted({row.portal for row in sheet.rows}):
-            people = [row.user_id for row in sheet.rows if row.portal == portal]
-            found = stored_pay(engine, portal, Month.parse(f"{first:%Y-%m}"), night=night, users=people)
-            pay |= {(portal, user_id): part for user_id, part in found.items()}
-    return replace(sheet, pay=pay, night=night)
+        return _with_pay(engine, build_timesheet(first, rows), first, night, closed=False)
 
 
 def closed_timesheet(
@@ -106,19 +102,29 @@ def closed_timesheet(
     from the frozen days and the calendar, absences and norms as stored at the close, so
     payroll sees again what it saw whatever changed since."""
     sheet = closing.closed_timesheet(config, month, portals=portals, department=department, users=users)
-    first = month.replace(day=1)
-    closed_month = Month.parse(f"{first:%Y-%m}")
-    pay: dict[tuple[str, int], PayCategories] = {}
     with maintenance.open_database(config.database_url) as engine:
-        for portal in sorted({row.portal for row in sheet.rows}):
+        return _with_pay(engine, sheet, month.replace(day=1), night, closed=True)
+
+
+def _with_pay(
+    engine: Engine, sheet: Timesheet, first: date, night: tuple[time, time], *, closed: bool
+) -> Timesheet:
+    """`sheet` with each person's pay categories, portal by portal; `closed`: from the days each
+    portal's newest close of the month froze, judged by what was stored at that close."""
+    month = Month.parse(f"{first:%Y-%m}")
+    pay: dict[tuple[str, int], PayCategories] = {}
+    for portal in sorted({row.portal for row in sheet.rows}):
+        people = {row.user_id for row in sheet.rows if row.portal == portal}
+        as_closed: dict[str, Any] = {}
+        if closed:
             with engine.connect() as connection:
                 close = closes.get_closes(connection, portal, first)[-1]
-                frozen = closes.get_closed_workdays(connection, close)
-            people = {row.user_id for row in sheet.rows if row.portal == portal}
-            found = stored_pay(
-                engine, portal, closed_month, night=night, users=people, frozen=frozen, as_of=close.closed_at
-            )
-            pay |= {(portal, user_id): part for user_id, part in found.items()}
+                as_closed = {
+                    "frozen": closes.get_closed_workdays(connection, close),
+                    "as_of": close.closed_at,
+                }
+        found = stored_pay(engine, portal, month, night=night, users=people, **as_closed)
+        pay |= {(portal, user_id): part for user_id, part in found.items()}
     return replace(sheet, pay=pay, night=night)
 
 
