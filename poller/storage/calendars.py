@@ -94,6 +94,12 @@ def get_calendar_days(engine: Engine, portal: str, month: date) -> CalendarMonth
     )
     with engine.connect() as connection:
         row = connection.execute(query).one_or_none()
+    return calendar_month(row, month)
+
+
+def calendar_month(row: Any, month: date) -> CalendarMonth:
+    """The days of `month`'s month by one stored calendar `row` (holidays, moved_workdays,
+    week_holidays, source); without one, Saturday and Sunday off and no holidays."""
     holidays = set(_split(row.holidays)) if row else set()
     moved = set(_split(row.moved_workdays)) if row else set()
     week = set(_split(row.week_holidays if row else DEFAULT_WEEK_HOLIDAYS))

@@ -13,7 +13,6 @@ read as still current, so a closed month's pay is judged by what was known when 
 
 from __future__ import annotations
 
-import calendar as month_days
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -27,14 +26,7 @@ from poller.models import (
     user_norms_table,
     workdays_table,
 )
-from poller.storage.calendars import (
-    DEFAULT_WEEK_HOLIDAYS,
-    HOLIDAY,
-    WEEKDAY_CODES,
-    WEEKEND,
-    WORKDAY,
-    CalendarMonth,
-)
+from poller.storage.calendars import CalendarMonth, calendar_month
 from poller.storage.failures import database_call
 from poller.storage.norms import NormVersion, read_norm_versions
 from poller.storage.statements import one_of
@@ -161,17 +153,7 @@ def get_calendar_days_as_of(engine: Engine, portal: str, month: date, as_of: dat
     with engine.connect() as connection:
         versions = connection.execute(query).all()
     known = [row for row in versions if row.valid_from <= as_of]
-    row = known[-1] if known else (versions[0] if versions else None)
-    holidays = set(_split(row.holidays)) if row else set()
-    moved = set(_split(row.moved_workdays)) if row else set()
-    week = set(_split(row.week_holidays if row else DEFAULT_WEEK_HOLIDAYS))
-    days: dict[date, str] = {}
-    for number in range(1, month_days.monthrange(month.year, month.month)[1] + 1):
-        day = month.replace(day=number)
-        iso = day.isoformat()
-        off = WEEKEND if WEEKDAY_CODES[day.weekday()] in week else WORKDAY
-        days[day] = WORKDAY if iso in moved else HOLIDAY if iso in holidays else off
-    return CalendarMonth(days, row.source if row else None)
+    return calendar_month(known[-1] if known else (versions[0] if versions else None), month)
 
 
 @database_call
@@ -213,7 +195,3 @@ def get_norms_as_of(
 def _as_of(versions: list[NormVersion], as_of: datetime) -> list[NormVersion]:
     known = [v for v in versions if v.valid_from <= as_of]
     return [v if v.valid_to is None or v.valid_to <= as_of else replace(v, valid_to=None) for v in known]
-
-
-def _split(text: str) -> list[str]:
-    return [part for part in text.split(",") if part]
