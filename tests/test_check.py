@@ -31,9 +31,14 @@ PORTAL_CHECKS = [
 ]
 
 
-def write_config(path: Path, database_url: str, *portals: dict[str, object]) -> str:
-    """A config file of `portals` (JSON values are TOML values too)."""
+def write_config(
+    path: Path, database_url: str, *portals: dict[str, object], http: dict[str, object] | None = None
+) -> str:
+    """A config file of `portals` and an optional [http] table (JSON values are TOML values too)."""
     lines = [f"[database]\nurl = {json.dumps(database_url)}"]
+    if http:
+        lines.append("[http]")
+        lines += [f"{key} = {json.dumps(value)}" for key, value in http.items()]
     for table in portals:
         lines.append("[[portals]]")
         lines += [f"{key} = {json.dumps(value)}" for key, value in table.items()]
@@ -164,7 +169,10 @@ def test_an_unreachable_portal_and_a_missing_database_are_said_without_creating_
     database = tmp_path / "never.sqlite3"
     url = f"http://127.0.0.1:{free_port()}/rest/1/abc/"
     config = write_config(
-        tmp_path / "config.toml", f"sqlite:///{database}", {"name": "emu", "webhook_url": url, "users": [1]}
+        tmp_path / "config.toml",
+        f"sqlite:///{database}",
+        {"name": "emu", "webhook_url": url, "users": [1]},
+        http={"max_retries": 0},  # a refused connection is the finding; its retry would only wait
     )
     code, answer = check_json(capsys, config)
     assert code == 1
@@ -180,7 +188,9 @@ def test_an_unreachable_portal_and_a_missing_database_are_said_without_creating_
 def test_a_database_that_cannot_be_reached_is_a_problem_without_its_password(tmp_path: Path) -> None:
     url = f"postgresql+psycopg://poller:pw-s3cret-9@127.0.0.1:{free_port()}/worktime"
     config = make_config(
-        {"name": "x", "webhook_url": "http://127.0.0.1:9/rest/1/a/", "users": [1]}, database_url=url
+        {"name": "x", "webhook_url": "http://127.0.0.1:9/rest/1/a/", "users": [1]},
+        database_url=url,
+        http={"max_retries": 0},  # the portal is not the point: no backoff before its refusal
     )
     found = commands.check(config).findings[0]
     assert (found.subject, found.check, found.outcome) == ("database", "connect", "problem")
