@@ -16,7 +16,7 @@ from poller.models import PollError, PollRun, Snapshot
 from poller.poll.cycle import PollReport, poll_once
 from poller.status import parse_status
 
-DEADLINE = 0.5  # [http] read_timeout_seconds: the whole answer, however it trickles
+DEADLINE = 0.25  # [http] read_timeout_seconds: the whole answer, however it trickles (every 0.02 s)
 
 
 def poll(emulator: Emulator, engine: Engine, users: list[int], clock: ManualClock) -> PollReport:
