@@ -246,7 +246,7 @@ def test_the_demo_returns_what_it_stored(tmp_path: Path) -> None:
     lines: list[str] = []
     result = commands.demo(
         tmp_path / "demo.sqlite3",
-        duration=0.1,
+        duration=0.001,  # one cycle, no real-time wait for the next
         interval=1,
         users=5,
         progress=lambda event: lines.append(demo_line(event)),

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import re
+import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from poller import storage
 from poller.cli import main
 from poller.demo import DEMO_APPLICATION_ID, is_demo_database
 
-DEMO = ["demo", "--duration", "0.1", "--interval", "0.1", "--users", "3"]
+# The shortest run: one cycle, no real-time wait for a second (test_cli's slow demo test waits).
+DEMO = ["demo", "--duration", "0.001", "--interval", "0.001", "--users", "3"]
 
 
 def query(database: Path, sql: str) -> list[tuple[object, ...]]:
@@ -43,14 +44,12 @@ def test_a_second_demo_starts_from_an_empty_database(
 
 
 def test_a_file_the_demo_did_not_make_is_refused_and_kept(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], head_sqlite_file: Path
 ) -> None:
     notes = tmp_path / "notes.txt"
     notes.write_text("my notes\n")
     poller_database = tmp_path / "timeman.sqlite3"
-    engine = storage.make_engine(f"sqlite:///{poller_database}")
-    storage.upgrade_database(engine)
-    engine.dispose()
+    shutil.copyfile(head_sqlite_file, poller_database)  # a poller's database at head (conftest's)
     before = poller_database.read_bytes()
     capsys.readouterr()
     for path in (notes, poller_database, tmp_path):
