@@ -20,6 +20,7 @@ import importlib
 import inspect
 import subprocess
 import sys
+from functools import cache
 from pathlib import Path
 
 import sqlalchemy.exc
@@ -57,14 +58,23 @@ NO_STATEMENT = {"make_engine", "shorten_lock_waits", "describe_database", "check
 IN_A_TRANSLATED_BLOCK = {"database_errors", "open_database", "consistent", "get_revisions"}
 
 
-def _tree(path: Path) -> ast.AST:
-    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+def _nodes(path: Path) -> tuple[ast.AST, ...]:
+    """Every node of `path`'s tree in `ast.walk` order, parsed once per content: each check
+    below reads the whole package and only reads the trees (a file changed on disk is parsed
+    again)."""
+    stat = path.stat()
+    return _walked(path, stat.st_mtime_ns, stat.st_size)
+
+
+@cache
+def _walked(path: Path, _mtime_ns: int, _size: int) -> tuple[ast.AST, ...]:
+    return tuple(ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))))
 
 
 def _exception_imports(path: Path) -> list[str]:
     """Each import of sqlalchemy.exc in `path`, in any of its spellings, with its line."""
     found = []
-    for node in ast.walk(_tree(path)):
+    for node in _nodes(path):
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names if a.name.startswith("sqlalchemy.exc")]
             found += [f"line {node.lineno}: import {name}" for name in names]
@@ -79,7 +89,7 @@ def _exception_imports(path: Path) -> list[str]:
 def _sqlalchemy_catches(path: Path) -> list[str]:
     """Each `except` (or isinstance/suppress argument is not looked at) naming a SQLAlchemy error."""
     found = []
-    for node in ast.walk(_tree(path)):
+    for node in _nodes(path):
         if isinstance(node, ast.ExceptHandler) and node.type is not None:
             for part in ast.walk(node.type):
                 name = (
@@ -97,7 +107,7 @@ def _sqlalchemy_catches(path: Path) -> list[str]:
 def _sqlalchemy_imports(path: Path) -> list[str]:
     """Each name `path` imports from SQLAlchemy beyond TYPING_ONLY, with its line."""
     found = []
-    for node in ast.walk(_tree(path)):
+    for node in _nodes(path):
         if isinstance(node, ast.Import):
             found += [
                 f"line {node.lineno}: import {a.name}" for a in node.names if a.name.startswith("sqlalchemy")
@@ -159,7 +169,7 @@ def _storage_calls_from_outside() -> dict[str, object]:
     modules = {"storage": storage}
     found: dict[str, object] = {}
     for path in _outside_storage():
-        for node in ast.walk(_tree(path)):
+        for node in _nodes(path):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("poller.storage"):
                 for alias in node.names:
                     parent = importlib.import_module(node.module or "")
@@ -206,15 +216,14 @@ def _within(module: str, prefixes: tuple[str, ...]) -> bool:
 
 def _poller_imports(path: Path) -> list[tuple[int, str, bool]]:
     """Each poller module `path` imports: its line, its name, and whether only under TYPE_CHECKING."""
-    tree = _tree(path)
     typing_only = {
         id(node)
-        for block in ast.walk(tree)
+        for block in _nodes(path)
         if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
         for node in ast.walk(block)
     }
     found = []
-    for node in ast.walk(tree):
+    for node in _nodes(path):
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module is not None:
