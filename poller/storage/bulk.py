@@ -28,7 +28,7 @@ from poller.storage.copy_in import copy_allowed, copy_rows
 Convert = Callable[[Any], Any]
 _Statement = tuple[str, Convert | None, str]  # INSERT, a row's conversion, its ON CONFLICT
 _Names = tuple[str, ...]
-_Key = tuple[str, str, _Names, _Names | None, _Names, _Names, tuple[Any, ...]]
+_Key = tuple[str, str, _Names, _Names | None, _Names, _Names, tuple[Any, ...], str]
 _STATEMENTS: dict[_Key, _Statement] = {}
 _DUMPS = json.JSONEncoder().encode  # what json.dumps uses with its default arguments
 
@@ -68,18 +68,22 @@ def insert_tuples(
     filled: Sequence[str] = (),
     own: tuple[tuple[str, Convert], ...] = (),
     fresh: bool = False,
-) -> None:
-    """insert_rows of rows given as tuples of the values of `columns`.
+    only_if: str = "",
+) -> int:
+    """insert_rows of rows given as tuples of the values of `columns`; the rows the database
+    inserted or updated (a skipped key, or an update `only_if` refused, counts none).
 
     `filled` (with `replaced`): columns of a stored key that take the row's value unless it is
     None (a NULL given never erases a stored value). `own`: (column, conversion) pairs that
     replace a column's conversion to the driver's value (the same function each call: the
     statement is cached with it); what they raise is refused as any conversion's error is.
     `fresh`: the rows are expected new (a key stored already is a rare replay): COPY may then
-    write them straight into the table (storage.copy_in).
+    write them straight into the table (storage.copy_in). `only_if` (with `replaced`): an SQL
+    condition on the stored row (the table's name) and the given one (`excluded`) without which
+    a stored key keeps its row.
     """
     if not rows:
-        return
+        return 0
     sql, convert, conflict = _statement(
         connection,
         table,
@@ -88,12 +92,12 @@ def insert_tuples(
         tuple(replaced) if replaced else None,
         tuple(filled),
         own,
+        only_if,
     )
     values = list(rows) if convert is None else _converted(convert, rows, sql)
     if copy_allowed(connection, len(values)):
-        copy_rows(connection, table.name, columns, values, conflict, fresh=fresh)
-    else:
-        connection.exec_driver_sql(sql, values)
+        return copy_rows(connection, table.name, columns, values, conflict, fresh=fresh)
+    return int(connection.exec_driver_sql(sql, values).rowcount)
 
 
 def _converted(convert: Convert, rows: Sequence[tuple[Any, ...]], sql: str) -> list[tuple[Any, ...]]:
@@ -115,9 +119,10 @@ def _statement(
     replaced: tuple[str, ...] | None,
     filled: tuple[str, ...] = (),
     own: tuple[tuple[str, Convert], ...] = (),
+    only_if: str = "",
 ) -> _Statement:
     dialect = connection.dialect
-    cache_key = (dialect.name, table.name, columns, replaced, keys, filled, own)
+    cache_key = (dialect.name, table.name, columns, replaced, keys, filled, own, only_if)
     if cache_key not in _STATEMENTS:
         quote = dialect.identifier_preparer.quote
         mark = "?" if dialect.paramstyle == "qmark" else "%s"
@@ -132,7 +137,7 @@ def _statement(
                         for name in filled
                     ]
                 )
-                conflict += f" DO UPDATE SET {sets}"
+                conflict += f" DO UPDATE SET {sets}" + (f" WHERE {only_if}" if only_if else "")
             else:
                 conflict += " DO NOTHING"
         sql = (

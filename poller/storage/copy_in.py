@@ -61,9 +61,10 @@ def copy_rows(
     conflict: str,
     *,
     fresh: bool = False,
-) -> None:
+) -> int:
     """Insert `rows` (driver values of `columns`) into `table` through its stage, with `conflict`
-    (an ON CONFLICT clause, or ""). The rows must not repeat a key that `conflict` updates.
+    (an ON CONFLICT clause, or ""); the rows inserted or updated. The rows must not repeat a key
+    that `conflict` updates.
 
     `fresh` (rows expected new, a key stored already being rare, as a cycle's snapshots): the
     rows are copied straight into the table, in a savepoint; only when a key is stored already
@@ -72,13 +73,14 @@ def copy_rows(
     """
     listed = ", ".join(f'"{name}"' for name in columns)
     if fresh and _copied_straight(connection, table, listed, rows):
-        return
+        return len(rows)
     stage = _stage(connection, table, columns, listed)
     _copy(connection, f"COPY {stage} ({listed}) FROM STDIN", rows)
-    connection.exec_driver_sql(
+    inserted = connection.exec_driver_sql(
         f'WITH staged AS (DELETE FROM {stage} RETURNING {listed}) INSERT INTO "{table}" ({listed}) '
         f"SELECT {listed} FROM staged{conflict}"
     )
+    return int(inserted.rowcount)
 
 
 def _copied_straight(

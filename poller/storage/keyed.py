@@ -77,6 +77,33 @@ def tuples_by_key(
     return found
 
 
+def count_by_key(
+    connection: Connection,
+    table: Table,
+    time_column: str,
+    portal: str,
+    keys: Collection[tuple[int, datetime]],
+) -> int | None:
+    """How many of `keys` `table` holds, on PostgreSQL (whose planner statistics count a table's
+    growth, storage.statistics); None on SQLite, which plans without them."""
+    if connection.dialect.name != "postgresql" or not keys:
+        return None if connection.dialect.name != "postgresql" else 0
+    statements = _statements(connection, table.name, time_column, "count(*)", portal, list(keys))
+    return sum(int(connection.exec_driver_sql(sql, params).scalar_one()) for sql, params in statements)
+
+
+def ids_matching(
+    connection: Connection, table: Table, portal: str, keys: Collection[tuple[int, datetime]], on: str
+) -> set[int]:
+    """The first items of those of `keys` (an integer and an instant: `wanted.u`, `wanted.t`) that
+    some row `x` of `table` of `portal` matches `on` (an SQL condition): found by index probes,
+    only the matches sent back."""
+    found: set[int] = set()
+    for sql, params in _statements(connection, table.name, "", "wanted.u", portal, list(keys), on):
+        found.update(value for (value,) in connection.exec_driver_sql(sql, params))
+    return found
+
+
 def _statements(
     connection: Connection,
     table: str,
@@ -84,12 +111,15 @@ def _statements(
     columns: str,
     portal: str,
     keys: list[tuple[int, datetime]],
+    on: str = "",
 ) -> Iterator[tuple[str, Any]]:
-    """The statements (text, parameters) that read `keys`."""
+    """The statements (text, parameters) that read `keys`; `on` (default: the key's user_id and
+    `time_column` equal to the wanted pair `wanted.u`, `wanted.t`) joins a row to its key."""
+    on = on or f"x.user_id = wanted.u AND x.{time_column} = wanted.t"
     if connection.dialect.name == "postgresql":
         sql = (
             f"SELECT {columns} FROM {table} x JOIN unnest(%s::integer[], %s::timestamptz[]) AS wanted(u, t)"
-            f" ON x.user_id = wanted.u AND x.{time_column} = wanted.t WHERE x.portal = %s"
+            f" ON {on} WHERE x.portal = %s"
         )
         to_instant = instant_parameter("postgresql")
         for chunk in chunks(keys, _ARRAY_KEYS):  # the arrays as their text: no dumper per element
@@ -103,7 +133,7 @@ def _statements(
         pairs = ", ".join(["(?, ?)"] * size)
         sql = (
             f"WITH wanted(u, t) AS (VALUES {pairs}) SELECT {columns} FROM {table} x "
-            f"JOIN wanted ON x.user_id = wanted.u AND x.{time_column} = wanted.t WHERE x.portal = ?"
+            f"JOIN wanted ON {on} WHERE x.portal = ?"
         )
         params: list[Any] = []
         for user_id, instant in [*chunk, *[chunk[-1]] * (size - len(chunk))]:

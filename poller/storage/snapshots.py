@@ -21,8 +21,10 @@ from poller.models import snapshots_table
 from poller.status import ParsedStatus
 from poller.storage import workdays
 from poller.storage.bulk import Convert, insert_tuples, json_text
+from poller.storage.directory import Names
 from poller.storage.listing import listed_users
 from poller.storage.local_dates import dated_in_zones
+from poller.storage.plain_days import write_plain_days
 from poller.storage.statements import chunks, one_of
 from poller.storage.statistics import note_rows_added
 from poller.storage.workday_rules import Poll, is_late
@@ -161,27 +163,39 @@ def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: S
         zones = {user_id: facts.zone for user_id, facts in listed.items() if facts.zone is not None}
         ordered = dated_in_zones(ordered, zones)  # work_date in the directory's zone
         entries = [(row, _poll(row) if _has_day(row) else None) for row in ordered]
-        days = workdays.load_days(
-            connection, portal, {(row.user_id, poll.time_start) for row, poll in entries if poll is not None}
-        )
+        names = {user_id: facts.names for user_id, facts in listed.items()}
         if mode == "changes":
             news, changed = _changes(connection, portal, ordered)
             chosen = {id(row) for row in news}
             kept = [entry for entry in entries if id(entry[0]) in chosen]
             inserts = [tuple(values[column] for column in _COLUMNS) for values in changed]
+            rest = _written_plainly(connection, portal, kept, names)
+            days = workdays.load_days(
+                connection, portal, {(row.user_id, poll.time_start) for row, poll in rest}
+            )
         else:
-            kept = _not_stored_yet(connection, portal, entries, days)
+            unplain = _written_plainly(connection, portal, entries, names)
+            days = workdays.load_days(
+                connection, portal, {(row.user_id, poll.time_start) for row, poll in unplain}
+            )
+            rest = _not_stored_yet(connection, portal, unplain, days)
+            replayed = {id(row) for row, _ in unplain} - {id(row) for row, _ in rest}
+            kept = [entry for entry in entries if id(entry[0]) not in replayed]
             inserts = [_written_tuple(row) for row, _ in kept]
         own = (("raw", raw_conversion(connection.dialect)),)
         insert_tuples(connection, snapshots_table, _COLUMNS, inserts, keys=_SNAPSHOT_KEY, own=own, fresh=True)
         note_rows_added(connection, "snapshots", len(inserts))
-        workdays.apply_polls(
-            connection,
-            portal,
-            days,
-            [(row.user_id, poll) for row, poll in kept if poll is not None],
-            names={user_id: facts.names for user_id, facts in listed.items()},
-        )
+        workdays.apply_polls(connection, portal, days, [(row.user_id, poll) for row, poll in rest], names)
+
+
+def _written_plainly(
+    connection: Connection, portal: str, entries: Sequence[_Entry], names: Mapping[int, Names]
+) -> list[tuple[SnapshotRow, Poll]]:
+    """Store the days of the polls among `entries` that decide them alone (storage.plain_days);
+    the entries whose polls are left for workdays.apply_polls."""
+    polled = [(row, poll) for row, poll in entries if poll is not None]
+    done = write_plain_days(connection, portal, [(row.user_id, poll) for row, poll in polled], names)
+    return [entry for index, entry in enumerate(polled) if index not in done]
 
 
 _Entry = tuple[SnapshotRow, Poll | None]  # a snapshot and what it says of its day (None: no day)
@@ -213,15 +227,11 @@ def _poll(row: SnapshotRow) -> Poll:
 def _not_stored_yet(
     connection: Connection,
     portal: str,
-    entries: Sequence[_Entry],
+    entries: Sequence[tuple[SnapshotRow, Poll]],
     days: Mapping[tuple[int, datetime], Any],
-) -> list[_Entry]:
+) -> list[tuple[SnapshotRow, Poll]]:
     """Mode "all": `entries` less those already stored (a replayed spool), found among the late ones."""
-    late = [
-        row
-        for row, poll in entries
-        if poll is not None and is_late(days.get((row.user_id, poll.time_start)), poll)
-    ]
+    late = [row for row, poll in entries if is_late(days.get((row.user_id, poll.time_start)), poll)]
     if not late:
         return list(entries)
     table = snapshots_table.c

@@ -1,0 +1,124 @@
+"""The days of polls that decide them alone, stored by one conditional upsert without a read.
+
+Most polls of a cycle move their day on by what they say alone: a day running, closed or
+expired (not a running pause, whose start the stored day bounds), of a user polled once in the
+write, whose record ID (newest builds send one) is not that of a stored record with another
+start (a manager moved it: the day is the record's, workdays.apply_polls). Such a poll's day is
+`advance(None, poll)` but for two values carried from the stored day: when the polls first saw
+it, and its record ID. One INSERT ... ON CONFLICT DO UPDATE writes them all and
+keeps those two. Its condition holds exactly where workdays.apply_polls would come to the same
+row and no revision: the stored day is the polls' own (not a record's), last seen before this
+poll, of the same work date, and still an estimate or unchanged in the figures a revision
+compares. A stored day where it fails keeps its row and its poll goes the full way (apply_polls,
+which reads the day); the count of rows written tells whether any did, so a cycle where none
+does reads no day at all. tests/test_plain_days.py holds both ways to the same table.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from operator import itemgetter
+
+from sqlalchemy import Connection
+
+from poller.models import workday_records_table, workdays_table
+from poller.storage.bulk import insert_tuples
+from poller.storage.directory import Names
+from poller.storage.keyed import count_by_key, ids_matching, rows_by_key
+from poller.storage.revisions import DAY_REVISED
+from poller.storage.statistics import note_rows_added
+from poller.storage.workday_rules import DAY_COLUMNS, Poll, advance
+
+_KEY = ("portal", "user_id", "time_start")
+_NAMES = ("user_name", "department")
+_COLUMNS = (*_KEY, *DAY_COLUMNS, *_NAMES)
+_KEPT = ("work_date", "first_seen_at", "source", "record_id")  # not replaced (record_id: filled)
+_REPLACED = tuple(column for column in DAY_COLUMNS if column not in _KEPT)
+_DAY_VALUES = itemgetter(*DAY_COLUMNS)
+_UNNAMED = (None, None)
+
+
+def _same(dialect: str, column: str) -> str:
+    """SQL: the stored and the given value of `column` are equal, NULL equal to NULL."""
+    match = "IS NOT DISTINCT FROM" if dialect == "postgresql" else "IS"
+    return f"workdays.{column} {match} excluded.{column}"
+
+
+def _condition(dialect: str) -> str:
+    """SQL: the stored day is one the poll moves on alone, without a revision (see the module)."""
+    unchanged = " AND ".join(_same(dialect, column) for column in DAY_REVISED if column != "work_date")
+    return (
+        "workdays.source = 'polls' AND workdays.first_seen_at IS NOT NULL"
+        " AND workdays.last_seen_at < excluded.last_seen_at"
+        f" AND {_same(dialect, 'work_date')}"
+        f" AND (workdays.worked_is_estimate OR ({unchanged}))"
+    )
+
+
+_CONDITIONS = {dialect: _condition(dialect) for dialect in ("sqlite", "postgresql")}
+
+
+def write_plain_days(
+    connection: Connection,
+    portal: str,
+    polls: Sequence[tuple[int, Poll]],
+    names: Mapping[int, Names],
+) -> set[int]:
+    """Store the days of those of `polls` (user_id, Poll of a write) that decide them alone; the
+    indexes in `polls` of those stored. `names`: the directory's names of the polls' users."""
+    chosen = _plain(connection, portal, polls)
+    if not chosen:
+        return set()
+    rows = []
+    for index in chosen:
+        user_id, poll = polls[index]
+        values = _DAY_VALUES(advance(None, poll))
+        rows.append((portal, user_id, poll.time_start, *values, *names.get(user_id, _UNNAMED)))
+    keys = {(polls[index][0], polls[index][1].time_start): index for index in chosen}
+    stored_before = count_by_key(connection, workdays_table, "time_start", portal, keys)
+    written = insert_tuples(
+        connection,
+        workdays_table,
+        _COLUMNS,
+        rows,
+        keys=_KEY,
+        replaced=_REPLACED,
+        filled=("record_id", *_NAMES),
+        only_if=_CONDITIONS[connection.dialect.name],
+    )
+    if stored_before is not None:
+        note_rows_added(connection, "workdays", len(rows) - stored_before)
+    if written == len(rows):
+        return set(chosen)
+    found = rows_by_key(connection, workdays_table, "time_start", portal, keys, ("last_seen_at",))
+    return {  # a row refused by the condition still holds an older poll's moment
+        keys[(row["user_id"], row["time_start"])]
+        for row in found
+        if row["last_seen_at"] == polls[keys[(row["user_id"], row["time_start"])]][1].last_seen_at
+    }
+
+
+def _plain(connection: Connection, portal: str, polls: Sequence[tuple[int, Poll]]) -> list[int]:
+    """The indexes of the polls whose day the poll decides alone, but for the stored day's state
+    (which the upsert's condition checks): not a pause, its user's only poll of the write, and
+    its record ID (if any) not that of a stored record that starts elsewhere."""
+    per_user = Counter(user_id for user_id, _ in polls)
+    single = [
+        index
+        for index, (user_id, poll) in enumerate(polls)
+        if per_user[user_id] == 1 and poll.status != "PAUSED"
+    ]
+    carried = {
+        (record_id, polls[index][1].time_start)
+        for index in single
+        if (record_id := polls[index][1].record_id)
+    }
+    moved = ids_matching(
+        connection,
+        workday_records_table,
+        portal,
+        carried,
+        "x.record_id = wanted.u AND x.start_time <> wanted.t",
+    )
+    return [index for index in single if polls[index][1].record_id not in moved]
