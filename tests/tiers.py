@@ -94,7 +94,10 @@ def _listed(item: pytest.Item, names: frozenset[str]) -> bool:
 def spawning_functions(path: str) -> frozenset[str]:
     """The module-level functions of `path` that start a process, directly or through another
     function of the same module."""
-    tree = ast.parse(Path(path).read_text(encoding="utf-8"))
+    source = Path(path).read_text(encoding="utf-8")
+    if not any(name in source for name in PROCESS_NAMES):
+        return frozenset()  # no such name anywhere: nothing to parse (most modules)
+    tree = ast.parse(source)
     functions = {
         node.name: node for node in tree.body if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
     }
