@@ -156,7 +156,7 @@ def locked_sqlite(tmp_path: Path, head_sqlite_file: Path) -> Iterator[tuple[Engi
     engine = storage.make_engine(f"sqlite:///{database}")
 
     def wait_briefly(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.execute("PRAGMA busy_timeout = 100")  # after make_engine's 30 s
+        dbapi_connection.execute("PRAGMA busy_timeout = 1")  # after make_engine's 30 s: the lock never goes
 
     event.listen(engine, "connect", wait_briefly)
     engine.dispose()
