@@ -7,6 +7,7 @@ emulator's world tells exactly which records a portal holds at any moment.
 from __future__ import annotations
 
 import math
+import shutil
 import signal
 import subprocess
 import sys
@@ -546,8 +547,11 @@ def test_the_report_summarises_each_portal_in_one_line() -> None:
 # -- the command ----------------------------------------------------------------------------
 
 
-def write_config(tmp_path: Path, emulator: Emulator, users: object = "all", **keys: object) -> Path:
-    """A config file for the emulator's webhook and a SQLite file at the newest schema."""
+def write_config(
+    tmp_path: Path, head: Path, emulator: Emulator, users: object = "all", **keys: object
+) -> Path:
+    """A config file for the emulator's webhook and a SQLite file at the newest schema (a copy
+    of `head`, conftest's `head_sqlite_file`: `db upgrade` has tests of its own)."""
     database = tmp_path / "backfill.sqlite3"
     path = tmp_path / "config.toml"
     extra = "".join(f"{key} = {value!r}\n" for key, value in keys.items())
@@ -560,15 +564,15 @@ def write_config(tmp_path: Path, emulator: Emulator, users: object = "all", **ke
     )
     path.chmod(0o600)
     if not database.exists():
-        assert main(["-c", str(path), "db", "upgrade"]) == 0
+        shutil.copyfile(head, database)
     return path
 
 
 def test_the_backfill_command_prints_the_summary_and_exits_0(
-    make_emulator: MakeEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    make_emulator: MakeEmulator, tmp_path: Path, head_sqlite_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     emulator = make_emulator(users=10, rate=0)
-    config = write_config(tmp_path, emulator)
+    config = write_config(tmp_path, head_sqlite_file, emulator)
     capsys.readouterr()
 
     code = main(
@@ -595,35 +599,36 @@ def test_the_backfill_command_prints_the_summary_and_exits_0(
 def test_bad_backfill_arguments_exit_2_with_one_line(
     make_emulator: MakeEmulator,
     tmp_path: Path,
+    head_sqlite_file: Path,
     capsys: pytest.CaptureFixture[str],
     arguments: list[str],
     message: str,
 ) -> None:
-    config = write_config(tmp_path, make_emulator(users=3, rate=0))
+    config = write_config(tmp_path, head_sqlite_file, make_emulator(users=3, rate=0))
     capsys.readouterr()
     assert main(["-c", str(config), "backfill", *arguments]) == 2
     assert message in capsys.readouterr().err
 
 
 def test_a_running_daemon_holding_the_spool_does_not_stop_a_backfill(
-    make_emulator: MakeEmulator, tmp_path: Path
+    make_emulator: MakeEmulator, tmp_path: Path, head_sqlite_file: Path
 ) -> None:
     spool = tmp_path / "spool.jsonl"
+    shutil.copyfile(head_sqlite_file, tmp_path / "x.sqlite3")  # at head, as after `db upgrade`
     config = make_config(
         portal(make_emulator(users=3, rate=0), [1, 2]),
         database_url=f"sqlite:///{tmp_path / 'x.sqlite3'}",
         storage={"spool_path": str(spool)},
     )
-    commands.db_upgrade(config)
     with Spool(spool):  # as the daemon holds it
         report = commands.backfill(config, *OCTOBER)
     assert report.ok
 
 
 def test_the_backfill_command_exits_1_with_one_line_when_the_portal_lacks_rest_v3(
-    make_emulator: MakeEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    make_emulator: MakeEmulator, tmp_path: Path, head_sqlite_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = write_config(tmp_path, make_emulator(users=3, rate=0, rest_v3=False))
+    config = write_config(tmp_path, head_sqlite_file, make_emulator(users=3, rate=0, rest_v3=False))
     capsys.readouterr()
     assert main(["-c", str(config), "backfill", "--since", "2026-10-01"]) == 1
     captured = capsys.readouterr()
@@ -632,13 +637,13 @@ def test_the_backfill_command_exits_1_with_one_line_when_the_portal_lacks_rest_v
 
 
 def test_ctrl_c_stops_the_backfill_after_the_current_request_and_says_how_to_resume(
-    make_emulator: MakeEmulator, tmp_path: Path
+    make_emulator: MakeEmulator, tmp_path: Path, head_sqlite_file: Path
 ) -> None:
     # A real process for the real signal; the emulator holds the fourth user's request until
     # the backfill has seen the signal.
     emulator = make_emulator(users=60, rate=0, rest_v3_batch=False)
     # The emulator has no limit: a bucket of 100/s spares the resumed run 8 s of pacing.
-    config = write_config(tmp_path, emulator, list(range(1, 61)), requests_per_second=100)
+    config = write_config(tmp_path, head_sqlite_file, emulator, list(range(1, 61)), requests_per_second=100)
     command = [sys.executable, "-m", "poller", "-c", str(config), "backfill", "--since", "2026-10-01"]
     command += ["--until", "2026-10-31"]
     emulator.hold("api/timeman.record.list", after=3)
