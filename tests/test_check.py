@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,10 @@ from poller.check import CheckReport, Finding
 from poller.cli import main
 from poller.emulator import Emulator
 from poller.spool.queue import Spool
+
+# `database_url` at head without migrating: a copy of the session's SQLite file, or the
+# PostgreSQL tables emptied (conftest's `engine`); `db upgrade` has tests of its own.
+AT_HEAD = pytest.mark.usefixtures("engine")
 
 PORTAL_CHECKS = [
     "reachable",
@@ -61,14 +66,13 @@ def check_json(capsys: pytest.CaptureFixture[str], config: str, *options: str) -
     return code, json.loads(capsys.readouterr().out)
 
 
+@AT_HEAD
 def test_a_ready_config_passes_every_check_and_exits_0(
     database_url: str, emulator: Emulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = write_config(
         tmp_path / "config.toml", database_url, portal(emulator, "all", schedule_ids=[1, 4])
     )
-    assert main(["db", "upgrade", "-c", config]) == 0
-    capsys.readouterr()
     code, answer = check_json(capsys, config)
     assert code == 0
     assert (answer["ok"], answer["clean"]) == (True, True)
@@ -127,13 +131,12 @@ def test_a_wrong_secret_is_a_credentials_problem_and_the_rest_is_skipped(
 
 
 def test_a_portal_without_rest_3_is_a_warning_that_fails_only_with_strict(
-    make_emulator: MakeEmulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    make_emulator: MakeEmulator, tmp_path: Path, head_sqlite_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     emulator = make_emulator(rest_v3=False, department_scope=False)
+    shutil.copyfile(head_sqlite_file, tmp_path / "db.sqlite3")  # at head, as after `db upgrade`
     database = f"sqlite:///{tmp_path / 'db.sqlite3'}"
     config = write_config(tmp_path / "config.toml", database, portal(emulator, "all"))
-    assert main(["db", "upgrade", "-c", config]) == 0
-    capsys.readouterr()
     code, answer = check_json(capsys, config)
     assert code == 0 and (answer["ok"], answer["clean"]) == (True, False)
     warned = {f["check"]: f for f in answer["findings"] if f["outcome"] == "warning"}
@@ -209,11 +212,11 @@ def test_an_old_schema_is_a_warning_naming_both_revisions(tmp_path: Path, emulat
     assert found.advice.startswith("run `timeman-poller db upgrade`")
 
 
+@AT_HEAD
 def test_an_expired_oauth_token_is_refreshed_and_stored_when_the_database_is_ready(
     database_url: str, emulator: Emulator
 ) -> None:
     config = make_config(portal(emulator, [1, 2], oauth=True), database_url=database_url)
-    commands.db_upgrade(config)
     emulator.expire_tokens()
     report = commands.check(config)
     assert report.clean
@@ -268,15 +271,15 @@ def test_the_table_fits_the_terminal_and_gives_one_line_of_advice_per_problem(
 
 
 def test_a_running_daemon_holding_the_spool_does_not_stop_the_check(
-    tmp_path: Path, emulator: Emulator
+    tmp_path: Path, emulator: Emulator, head_sqlite_file: Path
 ) -> None:
     spool = tmp_path / "spool.jsonl"
+    shutil.copyfile(head_sqlite_file, tmp_path / "x.sqlite3")  # at head, as after `db upgrade`
     config = make_config(
         portal(emulator, [1, 2]),
         database_url=f"sqlite:///{tmp_path / 'x.sqlite3'}",
         storage={"spool_path": str(spool)},
     )
-    commands.db_upgrade(config)
     with Spool(spool):  # as the daemon holds it
         report = commands.check(config)
     assert report.clean
