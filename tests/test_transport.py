@@ -14,6 +14,7 @@ import pytest
 import requests
 
 from poller.bitrix.client import PortalClient
+from poller.bitrix.deadline import Deadline
 from poller.bitrix.transport import MAX_BODY_BYTES, Transport
 from poller.clock import ManualClock
 from poller.config import HttpConfig, PortalConfig
@@ -178,6 +179,21 @@ def test_a_client_gives_up_on_a_hung_portal_after_its_retries(
         client.call("timeman.status", {})
     assert caught.value.code == "TIMEOUT"
     assert server.connections == 3
+
+
+def test_the_watchdog_shuts_a_watched_socket_at_its_deadline_and_never_a_cancelled_one() -> None:
+    kept, kept_peer = socket.socketpair()
+    watched, watched_peer = socket.socketpair()
+    with kept, kept_peer, watched, watched_peer:
+        cancelled = Deadline(0.02)  # made first: past its moment by the time the other is cut
+        cancelled.watch(kept)
+        cancelled.cancel()
+        Deadline(0.02).watch(watched)
+        watched.settimeout(5)
+        assert watched.recv(1) == b""  # woken by the cut at 0.02 s, not by the 5 s timeout
+        kept_peer.sendall(b"x")
+        kept.settimeout(5)
+        assert kept.recv(1) == b"x"  # the exchange that finished in time keeps its connection
 
 
 def test_deeply_nested_json_is_a_bad_response_not_a_crash(
