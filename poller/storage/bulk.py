@@ -19,7 +19,7 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Date, Integer, Table
+from sqlalchemy import JSON, Boolean, Connection, Date, Integer, Table
 from sqlalchemy.exc import StatementError
 
 from poller.models import UTCDateTime
@@ -184,7 +184,7 @@ def converter(column_type: Any, dialect_name: str, dialect: Any) -> Convert | No
     dialect would wrap it for psycopg to serialize, which both COPY and a parameter take as the
     same text); a date on SQLite, as its ISO text. On PostgreSQL a float for an integer column
     is rounded as the server rounds a float parameter (half to even), so that COPY, which would
-    refuse its text, stores what an executemany stores.
+    refuse its text, stores what an executemany stores. A bool on SQLite goes as it is.
     """
     if isinstance(column_type, UTCDateTime):
         return instant_parameter(dialect_name)
@@ -197,6 +197,8 @@ def converter(column_type: Any, dialect_name: str, dialect: Any) -> Convert | No
         return _json_objects(dialect._json_serializer or json.dumps, process)
     if dialect_name == "sqlite" and isinstance(column_type, Date):
         return _iso_dates(process)
+    if dialect_name == "sqlite" and isinstance(column_type, Boolean):
+        return _bools(process)
     return process
 
 
@@ -219,6 +221,16 @@ def _whole(value: Any) -> Any:
     """A float as the integer PostgreSQL casts it to (NaN and infinities refused: ValueError,
     OverflowError); anything else as it is."""
     return round(value) if type(value) is float else value
+
+
+def _bools(process: Convert) -> Convert:
+    """A bool or None as it is (the driver stores True as 1, as SQLAlchemy's processor does); any
+    other value through the processor, which refuses what is not a bool."""
+
+    def convert(value: Any) -> Any:
+        return value if value is None or type(value) is bool else process(value)
+
+    return convert
 
 
 def _iso_dates(process: Convert) -> Convert:
