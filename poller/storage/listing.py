@@ -4,9 +4,9 @@ A write part needs two facts of its users: the time zone its days are dated in
 (storage.local_dates) and the names its workdays carry (storage.workdays). directory.zones_of
 and directory.names_of would read the users table twice and the departments once, through
 SQLAlchemy's per-row processing (the department list as JSON, decoded for its first item). Here
-one statement at the driver's level returns user_id, time zone, name, last name and the first
-department's title (the department list's first item is read by the database's own JSON
-functions), with the users' ids as one parameter (a JSON array on SQLite, an array on
+one statement at the driver's level returns user_id, time zone, the display name (as
+directory.display_name makes it, in SQL) and the first department's title (the department
+list's first item is read by the database's own JSON functions), with the users' ids as one parameter (a JSON array on SQLite, an array on
 PostgreSQL), so the text is the same whatever the count.
 """
 
@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection
 
-from poller.storage.directory import Names, display_name
+from poller.storage.directory import Names
 
 # The first department id where the list's first item is an integer (the parser keeps only ints).
 _FIRST = {
@@ -36,35 +36,39 @@ _WANTED = {
 # Each user's first department is worked out once (a materialized CTE on PostgreSQL, which would
 # otherwise evaluate the JSON for every pair of user and department), then looked up by key.
 _FENCE = {"sqlite": "", "postgresql": "MATERIALIZED "}
+# directory.display_name in SQL: "NAME LAST_NAME" without the spaces around it, NULL when empty.
+_TRIM = {"sqlite": "trim", "postgresql": "btrim"}
 _SQL = {
     dialect: f"WITH u AS {_FENCE[dialect]}(SELECT portal, user_id, time_zone, name, last_name,"
     f" {first} AS first_id FROM users WHERE {_WANTED[dialect]})"
-    " SELECT u.user_id, u.time_zone, u.name, u.last_name, d.name FROM u"
-    " LEFT JOIN departments d ON d.portal = u.portal AND d.department_id = u.first_id"
+    f" SELECT u.user_id, u.time_zone,"
+    f" NULLIF({_TRIM[dialect]}(COALESCE(u.name, '') || ' ' || COALESCE(u.last_name, ''), ' '), ''),"
+    " d.name FROM u LEFT JOIN departments d ON d.portal = u.portal AND d.department_id = u.first_id"
     for dialect, first in _FIRST.items()
 }
 
 
-class Listed(NamedTuple):
-    """What the directory says of one user for a write: the zone (None: none known) and names."""
+class Listing(NamedTuple):
+    """What the directory says of the users of a write: their zones (those it knows) and names."""
 
-    zone: ZoneInfo | None
-    names: Names
+    zones: dict[int, ZoneInfo]
+    names: dict[int, Names]
 
 
-def listed_users(connection: Connection, portal: str, user_ids: Collection[int]) -> dict[int, Listed]:
+def listed_users(connection: Connection, portal: str, user_ids: Collection[int]) -> Listing:
     """The directory's facts of those of `user_ids` it holds (on the transaction's view)."""
+    listing = Listing({}, {})
     if not user_ids:
-        return {}
+        return listing
     dialect = connection.dialect.name  # SQLite or PostgreSQL, the two the poller speaks
-    sql = _SQL[dialect]
     ids = sorted(user_ids)
     wanted = json.dumps(ids) if dialect == "sqlite" else ids
-    rows = connection.exec_driver_sql(sql, (portal, wanted)).fetchall()
-    return {
-        user_id: Listed(zone_named(zone), (display_name(name, last_name), department))
-        for user_id, zone, name, last_name, department in rows
-    }
+    for user_id, zone_name, name, department in connection.exec_driver_sql(_SQL[dialect], (portal, wanted)):
+        listing.names[user_id] = (name, department)
+        zone = zone_named(zone_name)
+        if zone is not None:
+            listing.zones[user_id] = zone
+    return listing
 
 
 @lru_cache(maxsize=1024)

@@ -169,10 +169,9 @@ def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: S
             (row for row in rows if row.portal == portal), key=lambda r: (r.user_id, r.polled_at)
         )
         listed = listed_users(connection, portal, {row.user_id for row in ordered if _has_day(row)})
-        zones = {user_id: facts.zone for user_id, facts in listed.items() if facts.zone is not None}
-        ordered = dated_in_zones(ordered, zones)  # work_date in the directory's zone
+        ordered = dated_in_zones(ordered, listed.zones)  # work_date in the directory's zone
         entries = [(row, _poll(row) if _has_day(row) else None) for row in ordered]
-        names = {user_id: facts.names for user_id, facts in listed.items()}
+        names = listed.names
         if mode == "changes":
             news, changed = _changes(connection, portal, ordered)
             chosen = {id(row) for row in news}
