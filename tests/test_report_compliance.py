@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta, timezone
@@ -145,9 +146,28 @@ def seed(engine: Engine) -> None:
     storage.save_records(engine, PORTAL, records, FETCHED)
 
 
+@pytest.fixture(scope="module")
+def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory, head_sqlite_file: Path) -> Path:
+    """The seeded month in a SQLite file, once per module; `seeded` hands out copies."""
+    path = tmp_path_factory.mktemp("seeded") / "seeded.sqlite3"
+    shutil.copyfile(head_sqlite_file, path)
+    engine = storage.make_engine(f"sqlite:///{path}")
+    try:
+        seed(engine)
+    finally:
+        engine.dispose()
+    return path
+
+
 @pytest.fixture
-def seeded(engine: Engine, database_url: str) -> Iterator[str]:
-    seed(engine)
+def seeded(engine: Engine, database_url: str, request: pytest.FixtureRequest) -> Iterator[str]:
+    """`database_url` holding the seeded month: on SQLite a copy of the module's file, on
+    PostgreSQL seeded anew."""
+    if database_url.startswith("sqlite:///"):
+        engine.dispose()  # no connection holds the file it is replaced under
+        shutil.copyfile(request.getfixturevalue("seeded_sqlite"), database_url.removeprefix("sqlite:///"))
+    else:
+        seed(engine)
     yield database_url
 
 
