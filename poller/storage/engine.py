@@ -62,7 +62,10 @@ def make_engine(url: str) -> Engine:
         parsed = parsed.set(drivername="postgresql+psycopg")
     try:
         connect_args = dict(POSTGRESQL_CONNECT_ARGS) if parsed.get_backend_name() == "postgresql" else {}
-        engine = create_engine(parsed, pool_pre_ping=True, hide_parameters=True, connect_args=connect_args)
+        # A server may close a pooled connection (a restart): PostgreSQL's are pinged before use. A
+        # SQLite connection is a file handle; one that fails is replaced (_reopen_after_file_errors).
+        ping = parsed.get_backend_name() != "sqlite"
+        engine = create_engine(parsed, pool_pre_ping=ping, hide_parameters=True, connect_args=connect_args)
     except (ArgumentError, ImportError) as exc:
         raise ConfigError(f"config key database.url: unsupported database: {exc}") from None
     if engine.dialect.name == "sqlite":

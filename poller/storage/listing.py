@@ -6,8 +6,9 @@ and directory.names_of would read the users table twice and the departments once
 SQLAlchemy's per-row processing (the department list as JSON, decoded for its first item). Here
 one statement at the driver's level returns user_id, time zone, the display name (as
 directory.display_name makes it, in SQL) and the first department's title (the department
-list's first item is read by the database's own JSON functions), with the users' ids as one parameter (a JSON array on SQLite, an array on
-PostgreSQL), so the text is the same whatever the count.
+list's first item is read by the database's own JSON functions), with the users' ids as one
+parameter (a JSON array on SQLite, an array on PostgreSQL), so the text is the same whatever the
+count.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ def listed_users(connection: Connection, portal: str, user_ids: Collection[int])
     dialect = connection.dialect.name  # SQLite or PostgreSQL, the two the poller speaks
     ids = sorted(user_ids)
     wanted = json.dumps(ids) if dialect == "sqlite" else ids
-    for user_id, zone_name, name, department in connection.exec_driver_sql(_SQL[dialect], (portal, wanted)):
+    rows = connection.exec_driver_sql(_SQL[dialect], (portal, wanted)).fetchall()  # not row by row
+    for user_id, zone_name, name, department in rows:
         listing.names[user_id] = (name, department)
         zone = zone_named(zone_name)
         if zone is not None:

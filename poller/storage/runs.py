@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from sqlalchemy import Connection, Engine, insert, update
+from sqlalchemy import Connection, Engine, Table, insert, update
 
 from poller.models import PollError, PollRun
+from poller.storage.bulk import insert_rows
 from poller.storage.failures import database_call
-from poller.storage.statements import insert_or_skip
 
 # Characters no database text column takes: NUL, and halves of UTF-16 pairs.
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
@@ -73,9 +73,8 @@ def write_errors(connection: Connection, run_id: int | None, rows: Sequence[Erro
 
     A row whose error_key the portal already has is skipped: a replayed spool entry adds nothing.
     """
-    if rows:
-        statement = insert_or_skip(connection, PollError.__table__, ("portal", "error_key"))  # type: ignore[arg-type]
-        connection.execute(statement, [_error_values(run_id, row) for row in rows])
+    table: Table = PollError.__table__  # type: ignore[assignment]
+    insert_rows(connection, table, [_error_values(run_id, row) for row in rows], keys=("portal", "error_key"))
 
 
 def error_key(run_id: int | None, row: ErrorRow) -> str:
