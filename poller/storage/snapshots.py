@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import Any, Literal
 
 import orjson
@@ -165,9 +165,7 @@ def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: S
     (zones for the dates, names for the days), each answer turned into its Poll once.
     """
     for portal in sorted({row.portal for row in rows}):
-        ordered = sorted(
-            (row for row in rows if row.portal == portal), key=lambda r: (r.user_id, r.polled_at)
-        )
+        ordered = sorted((row for row in rows if row.portal == portal), key=_ORDER)
         listed = listed_users(connection, portal, {row.user_id for row in ordered if _has_day(row)})
         ordered = dated_in_zones(ordered, listed.zones)  # work_date in the directory's zone
         entries = [(row, _poll(row) if _has_day(row) else None) for row in ordered]
@@ -207,29 +205,22 @@ def _written_plainly(
 
 
 _Entry = tuple[SnapshotRow, Poll | None]  # a snapshot and what it says of its day (None: no day)
+_ORDER = attrgetter("user_id", "polled_at")
 
 
 def _has_day(row: SnapshotRow) -> bool:
     return row.parsed.values["time_start"] is not None
 
 
+_POLL_VALUES = itemgetter(
+    "status", "time_start", "time_finish", "time_finish_default", "work_date", "duration_seconds",
+    "time_leaks_seconds", "active", "tz_offset", "record_id",
+)  # fmt: skip  # Poll's fields after polled_at and last_seen_at, in its order
+
+
 def _poll(row: SnapshotRow) -> Poll:
     """What one answer says of its workday (a poll is seen once: last_seen_at = polled_at)."""
-    values: Any = row.parsed.values  # typed by the parser: each column's kind
-    return Poll(
-        polled_at=row.polled_at,
-        last_seen_at=row.polled_at,
-        status=values["status"],
-        time_start=values["time_start"],
-        time_finish=values["time_finish"],
-        time_finish_default=values["time_finish_default"],
-        work_date=values["work_date"],
-        duration_seconds=values["duration_seconds"],
-        leaks_seconds=values["time_leaks_seconds"],
-        active=values["active"],
-        tz_offset=values["tz_offset"],
-        record_id=values["record_id"],
-    )
+    return Poll(row.polled_at, row.polled_at, *_POLL_VALUES(row.parsed.values))
 
 
 def _not_stored_yet(

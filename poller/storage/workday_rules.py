@@ -108,11 +108,11 @@ def advance(day: Day | None, poll: Poll) -> Day:
     seen = day if day is not None and day["source"] == "polls" and has_polls(day) else None
     start, leaks, status = poll.time_start, poll.leaks_seconds or 0, poll.status
     last_seen = poll.last_seen_at
-    end = last_seen
+    end = (poll.time_finish or last_seen) if status == "CLOSED" else last_seen
+    span = seconds(end, start) - leaks  # the most a day can have worked
     worked: int | None
     if status == "CLOSED":
         worked = poll.duration_seconds
-        end = poll.time_finish or last_seen
     elif status == "PAUSED":
         if seen is not None and seen["status"] == "PAUSED" and seen["leaks_seconds"] == poll.leaks_seconds:
             worked = seen["worked_seconds"]  # the same pause: its start was bounded when it was first seen
@@ -122,15 +122,15 @@ def advance(day: Day | None, poll: Poll) -> Day:
             worked = seconds(pause, start) - leaks
     elif status == "EXPIRED":
         suggested = poll.time_finish_default
-        worked = seconds(min(suggested, last_seen) if suggested else last_seen, start) - leaks
+        worked = seconds(min(suggested, last_seen), start) - leaks if suggested else span
     else:
-        worked = seconds(last_seen, start) - leaks
+        worked = span
     return {
         "work_date": poll.work_date,
         "time_finish": poll.time_finish if status == "CLOSED" else None,
         "tz_offset": poll.tz_offset,
         "status": status,
-        "worked_seconds": clamp(worked, seconds(end, start) - leaks),
+        "worked_seconds": clamp(worked, span),
         "worked_is_estimate": status != "CLOSED",
         "leaks_seconds": poll.leaks_seconds,
         "first_seen_at": seen["first_seen_at"] if seen is not None else poll.polled_at,
