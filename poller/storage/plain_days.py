@@ -110,9 +110,7 @@ def _plain(connection: Connection, portal: str, polls: Sequence[tuple[int, Poll]
         if per_user[user_id] == 1 and poll.status != "PAUSED"
     ]
     carried = {
-        (record_id, polls[index][1].time_start)
-        for index in single
-        if (record_id := polls[index][1].record_id)
+        (poll.record_id, poll.time_start) for _, poll in map(polls.__getitem__, single) if poll.record_id
     }
     moved = ids_matching(
         connection,
@@ -121,4 +119,6 @@ def _plain(connection: Connection, portal: str, polls: Sequence[tuple[int, Poll]
         carried,
         "x.record_id = wanted.u AND x.start_time <> wanted.t",
     )
+    if not moved:
+        return single
     return [index for index in single if polls[index][1].record_id not in moved]

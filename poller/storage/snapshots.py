@@ -105,11 +105,12 @@ def raw_conversion(dialect: Any) -> Convert:
     """How a snapshot's raw answer becomes the driver's value of the `raw` column on `dialect`:
     a JSON text of storable_raw(raw), the same document SQLAlchemy would store.
 
-    The usual answer (a flat object of text keys and finite scalars) is encoded by orjson, some
-    eight times faster than the json module (the largest single cost of writing a snapshot),
-    which refuses a lone UTF-16 surrogate and writes NUL as `\\u0000`; an answer it refuses,
-    that holds NUL, NaN or an infinity, or that is not flat, goes through storable_raw and
-    SQLAlchemy's own serializer. Found once per dialect (the statement is cached with it).
+    The usual answer (a flat object of scalars) is encoded by orjson, some eight times faster
+    than the json module (the largest single cost of writing a snapshot). orjson refuses a key
+    that is not text, a lone UTF-16 surrogate and an integer beyond 64 bits, writes NUL as
+    `\\u0000` and NaN or an infinity as null: a text with NUL, or with more nulls than the answer
+    has None values, goes the slow way too (storable_raw, then SQLAlchemy's own serializer), as
+    does an answer that is not flat. Found once per dialect (the statement is cached with it).
     """
     key = (dialect.name, dialect._json_serializer)
     if key not in _RAW_CONVERSIONS:
@@ -120,27 +121,17 @@ def raw_conversion(dialect: Any) -> Convert:
             return process(storable_raw(value))
 
         def convert(value: Any) -> Any:
-            if dumps is not None and type(value) is dict and _flat_and_finite(value):
+            if dumps is not None and type(value) is dict and set(map(type, value.values())) <= _SCALARS:
                 try:
                     text = orjson.dumps(value).decode()
-                except orjson.JSONEncodeError:  # a key not text, a lone surrogate, a huge integer
+                except orjson.JSONEncodeError:
                     return slow(value)
-                if "\\u0000" not in text:
+                if "\\u0000" not in text and text.count("null") == [*value.values()].count(None):
                     return text
             return slow(value)
 
         _RAW_CONVERSIONS[key] = convert
     return _RAW_CONVERSIONS[key]
-
-
-def _flat_and_finite(item: dict[Any, Any]) -> bool:
-    """Whether `item`'s values are scalars and its floats finite (orjson writes NaN as null);
-    floats whose sum overflows are taken as not finite (the slow way is right for them too)."""
-    values = item.values()
-    kinds = set(map(type, values))
-    if float not in kinds:
-        return kinds <= _SCALARS
-    return kinds <= _SCALARS and math.isfinite(sum([value for value in values if type(value) is float]))
 
 
 def _plain(item: dict[Any, Any]) -> bool:
@@ -166,9 +157,10 @@ def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: S
     """
     for portal in sorted({row.portal for row in rows}):
         ordered = sorted((row for row in rows if row.portal == portal), key=_ORDER)
-        listed = listed_users(connection, portal, {row.user_id for row in ordered if _has_day(row)})
+        with_day = [row.user_id for row in ordered if row.parsed.values["time_start"] is not None]
+        listed = listed_users(connection, portal, set(with_day))
         ordered = dated_in_zones(ordered, listed.zones)  # work_date in the directory's zone
-        entries = [(row, _poll(row) if _has_day(row) else None) for row in ordered]
+        entries = [(row, None if row.parsed.values["time_start"] is None else _poll(row)) for row in ordered]
         names = listed.names
         if mode == "changes":
             news, changed = _changes(connection, portal, ordered)
@@ -206,10 +198,6 @@ def _written_plainly(
 
 _Entry = tuple[SnapshotRow, Poll | None]  # a snapshot and what it says of its day (None: no day)
 _ORDER = attrgetter("user_id", "polled_at")
-
-
-def _has_day(row: SnapshotRow) -> bool:
-    return row.parsed.values["time_start"] is not None
 
 
 _POLL_VALUES = itemgetter(
