@@ -75,8 +75,9 @@ def write_plain_days(
         user_id, poll = polls[index]
         values = _DAY_VALUES(advance(None, poll))
         rows.append((portal, user_id, poll.time_start, *values, *names.get(user_id, _UNNAMED)))
-    keys = {(polls[index][0], polls[index][1].time_start): index for index in chosen}
-    stored_before = count_by_key(connection, workdays_table, "time_start", portal, keys)
+    postgresql = connection.dialect.name == "postgresql"
+    keys = {row[1:3]: index for row, index in zip(rows, chosen, strict=True)}  # (user_id, time_start)
+    stored_before = count_by_key(connection, workdays_table, "time_start", portal, keys) if postgresql else 0
     written = insert_tuples(
         connection,
         workdays_table,
@@ -87,7 +88,7 @@ def write_plain_days(
         filled=("record_id", *_NAMES),
         only_if=_CONDITIONS[connection.dialect.name],
     )
-    if stored_before is not None:
+    if postgresql:  # the planner's statistics count the new days (SQLite plans without them)
         note_rows_added(connection, "workdays", len(rows) - stored_before)
     if written == len(rows):
         return set(chosen)
