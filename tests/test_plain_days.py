@@ -9,7 +9,7 @@ one write, a replayed write; beside the plain cases (running, closed, expired, a
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -78,8 +78,8 @@ def play(engine: Engine) -> None:
         ],
         START,
     )
-    closed_yesterday = {"start": YESTERDAY, "finish": YESTERDAY + 8 * HOUR}
-    expired = {"start": YESTERDAY, "TIME_FINISH_DEFAULT": local(YESTERDAY + 9 * HOUR)}
+    closed_yesterday: dict[str, Any] = {"start": YESTERDAY, "finish": YESTERDAY + 8 * HOUR}
+    expired: dict[str, Any] = {"start": YESTERDAY, "TIME_FINISH_DEFAULT": local(YESTERDAY + 9 * HOUR)}
     as_recorded = answer(  # the figures of record 178: polls only say when they saw its day
         "CLOSED", finish=START + 8 * HOUR, duration="07:00:00", leaks="00:30:00", ID=178
     )
@@ -157,19 +157,31 @@ def reads_of_days(engine: Engine) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", note)
 
 
+def both_ways(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, play: Callable[[Engine], None]
+) -> tuple[Any, Any]:
+    """(workdays and revisions after `play` with the plain path, and after `play` again on
+    emptied tables with every poll the full way)."""
+
+    def tables() -> Any:
+        return table_rows(engine, workdays_table), table_rows(engine, workday_revisions_table, ("id",))
+
+    play(engine)
+    plain = tables()
+    with engine.begin() as connection:
+        for name in ("workday_revisions", "workdays", "snapshots", "workday_records", "users", "departments"):
+            connection.exec_driver_sql(f"DELETE FROM {name}")
+    with monkeypatch.context() as patch:
+        patch.setattr(plain_days, "_plain", lambda *_: [])
+        play(engine)
+        full = tables()
+    return plain, full
+
+
 def test_the_plain_way_stores_the_table_and_revisions_the_full_way_stores(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    play(engine)
-    plain = table_rows(engine, workdays_table), table_rows(engine, workday_revisions_table, ("id",))
-    with engine.begin() as connection:
-        for table in (workday_revisions_table, workdays_table):
-            connection.execute(table.delete())
-        for name in ("snapshots", "workday_records", "users", "departments"):
-            connection.exec_driver_sql(f"DELETE FROM {name}")
-    monkeypatch.setattr(plain_days, "_plain", lambda *_: [])  # every poll the full way
-    play(engine)
-    full = table_rows(engine, workdays_table), table_rows(engine, workday_revisions_table, ("id",))
+    plain, full = both_ways(engine, monkeypatch, play)
 
     assert plain == full
     days, revisions = plain

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from operator import itemgetter
+from typing import NamedTuple
 
 from sqlalchemy import Connection
 
@@ -59,17 +60,25 @@ def _condition(dialect: str) -> str:
 _CONDITIONS = {dialect: _condition(dialect) for dialect in ("sqlite", "postgresql")}
 
 
+class PlainWrite(NamedTuple):
+    """What write_plain_days did with a write's polls, by their indexes."""
+
+    written: set[int]  # their days stored
+    seen: set[int]  # their days had seen them already (a replay) or were stored now: not told apart
+
+
 def write_plain_days(
     connection: Connection,
     portal: str,
     polls: Sequence[tuple[int, Poll]],
     names: Mapping[int, Names],
-) -> set[int]:
-    """Store the days of those of `polls` (user_id, Poll of a write) that decide them alone; the
-    indexes in `polls` of those stored. `names`: the directory's names of the polls' users."""
+) -> PlainWrite:
+    """Store the days of those of `polls` (user_id, Poll of a write) that decide them alone.
+    `names`: the directory's names of the polls' users. The polls left out of both sets of the
+    answer go the full way."""
     chosen = _plain(connection, portal, polls)
     if not chosen:
-        return set()
+        return PlainWrite(set(), set())
     rows = []
     for index in chosen:
         user_id, poll = polls[index]
@@ -91,13 +100,16 @@ def write_plain_days(
     if postgresql:  # the planner's statistics count the new days (SQLite plans without them)
         note_rows_added(connection, "workdays", len(rows) - stored_before)
     if written == len(rows):
-        return set(chosen)
+        return PlainWrite(set(chosen), set())
     found = rows_by_key(connection, workdays_table, "time_start", portal, keys, ("last_seen_at",))
-    return {  # a row refused by the condition still holds an older poll's moment
-        keys[(row["user_id"], row["time_start"])]
-        for row in found
-        if row["last_seen_at"] == polls[keys[(row["user_id"], row["time_start"])]][1].last_seen_at
-    }
+    return PlainWrite(  # a day the condition refused holds another poll's moment, or this one's (a replay)
+        set(),
+        {
+            keys[(row["user_id"], row["time_start"])]
+            for row in found
+            if row["last_seen_at"] == polls[keys[(row["user_id"], row["time_start"])]][1].last_seen_at
+        },
+    )
 
 
 def _plain(connection: Connection, portal: str, polls: Sequence[tuple[int, Poll]]) -> list[int]:

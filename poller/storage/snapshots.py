@@ -25,7 +25,7 @@ from poller.storage.bulk import Convert, insert_tuples, json_text
 from poller.storage.directory import Names
 from poller.storage.listing import listed_users
 from poller.storage.local_dates import dated_in_zones
-from poller.storage.plain_days import write_plain_days
+from poller.storage.plain_days import PlainWrite, write_plain_days
 from poller.storage.statements import chunks, one_of
 from poller.storage.statistics import note_rows_added
 from poller.storage.workday_rules import Poll, is_late
@@ -162,38 +162,56 @@ def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: S
         ordered = dated_in_zones(ordered, listed.zones)  # work_date in the directory's zone
         entries = [(row, None if row.parsed.values["time_start"] is None else _poll(row)) for row in ordered]
         names = listed.names
+        polled = [(row, poll) for row, poll in entries if poll is not None]
         if mode == "changes":
             news, changed = _changes(connection, portal, ordered)
             chosen = {id(row) for row in news}
-            kept = [entry for entry in entries if id(entry[0]) in chosen]
             inserts = [tuple(values[column] for column in _COLUMNS) for values in changed]
-            rest = _written_plainly(connection, portal, kept, names)
+            polled = [(row, poll) for row, poll in polled if id(row) in chosen]
+            plain = _plain_write(connection, portal, polled, names)
+            written = [polled[index] for index in (*plain.written, *plain.seen)]  # replays left before
+            done = plain.written | plain.seen
+            rest = [entry for index, entry in enumerate(polled) if index not in done]
             days = workdays.load_days(
                 connection, portal, {(row.user_id, poll.time_start) for row, poll in rest}
             )
         else:
-            unplain = _written_plainly(connection, portal, entries, names)
+            plain = _plain_write(connection, portal, polled, names)
+            seen = [polled[index] for index in plain.seen]
+            replays = _stored_already(connection, portal, [row for row, _ in seen])
+            written = [polled[index] for index in plain.written]
+            written += [entry for entry in seen if id(entry[0]) not in replays]
+            done = plain.written | plain.seen
+            unplain = [entry for index, entry in enumerate(polled) if index not in done]
             days = workdays.load_days(
                 connection, portal, {(row.user_id, poll.time_start) for row, poll in unplain}
             )
             rest = _not_stored_yet(connection, portal, unplain, days)
-            replayed = {id(row) for row, _ in unplain} - {id(row) for row, _ in rest}
-            kept = [entry for entry in entries if id(entry[0]) not in replayed]
-            inserts = [_written_tuple(row) for row, _ in kept]
+            replays |= {id(row) for row, _ in unplain} - {id(row) for row, _ in rest}
+            inserts = [_written_tuple(row) for row, _ in entries if id(row) not in replays]
         own = (("raw", raw_conversion(connection.dialect)),)
-        insert_tuples(connection, snapshots_table, _COLUMNS, inserts, keys=_SNAPSHOT_KEY, own=own, fresh=True)
-        note_rows_added(connection, "snapshots", len(inserts))
-        workdays.apply_polls(connection, portal, days, [(row.user_id, poll) for row, poll in rest], names)
+        added = insert_tuples(
+            connection, snapshots_table, _COLUMNS, inserts, keys=_SNAPSHOT_KEY, own=own, fresh=True
+        )
+        note_rows_added(connection, "snapshots", added)
+        workdays.apply_polls(
+            connection,
+            portal,
+            days,
+            [(row.user_id, poll) for row, poll in rest],
+            names,
+            also_seen=[poll.last_seen_at for _, poll in written],
+        )
 
 
-def _written_plainly(
-    connection: Connection, portal: str, entries: Sequence[_Entry], names: Mapping[int, Names]
-) -> list[tuple[SnapshotRow, Poll]]:
-    """Store the days of the polls among `entries` that decide them alone (storage.plain_days);
-    the entries whose polls are left for workdays.apply_polls."""
-    polled = [(row, poll) for row, poll in entries if poll is not None]
-    done = write_plain_days(connection, portal, [(row.user_id, poll) for row, poll in polled], names)
-    return [entry for index, entry in enumerate(polled) if index not in done]
+def _plain_write(
+    connection: Connection,
+    portal: str,
+    polled: Sequence[tuple[SnapshotRow, Poll]],
+    names: Mapping[int, Names],
+) -> PlainWrite:
+    """Store the days of the polls among `polled` that decide them alone (storage.plain_days)."""
+    return write_plain_days(connection, portal, [(row.user_id, poll) for row, poll in polled], names)
 
 
 _Entry = tuple[SnapshotRow, Poll | None]  # a snapshot and what it says of its day (None: no day)
@@ -219,18 +237,24 @@ def _not_stored_yet(
 ) -> list[tuple[SnapshotRow, Poll]]:
     """Mode "all": `entries` less those already stored (a replayed spool), found among the late ones."""
     late = [row for row, poll in entries if is_late(days.get((row.user_id, poll.time_start)), poll)]
-    if not late:
-        return list(entries)
+    stored = _stored_already(connection, portal, late)
+    return [entry for entry in entries if id(entry[0]) not in stored]
+
+
+def _stored_already(connection: Connection, portal: str, rows: Sequence[SnapshotRow]) -> set[int]:
+    """The ids (id()) of those of `rows` whose snapshot is stored already (a replayed spool)."""
+    if not rows:
+        return set()
     table = snapshots_table.c
     stored: set[tuple[int, datetime]] = set()
-    for chunk in chunks(late, 400):
+    for chunk in chunks(rows, 400):
         query = select(table.user_id, table.polled_at).where(
             table.portal == portal,
             one_of(connection, table.user_id, {row.user_id for row in chunk}),
             one_of(connection, table.polled_at, {row.polled_at for row in chunk}),
         )
         stored.update((user_id, polled_at) for user_id, polled_at in connection.execute(query))
-    return [entry for entry in entries if (entry[0].user_id, entry[0].polled_at) not in stored]
+    return {id(row) for row in rows if (row.user_id, row.polled_at) in stored}
 
 
 def _changes(

@@ -71,6 +71,7 @@ def apply_polls(
     days: Mapping[WorkdayKey, Day],
     polls: Iterable[tuple[int, Poll]],
     names: Mapping[int, Names] | None = None,
+    also_seen: Iterable[datetime] = (),
 ) -> None:
     """Move the days of `polls` (user_id, Poll; in the order they were polled) on and store them.
 
@@ -88,7 +89,7 @@ def apply_polls(
     days = {**days, **load_days(connection, portal, set(homes.values()) - set(days))}
     changes = DayChanges()
     changes.remember(days, [*days, *((user_id, poll.time_start) for user_id, poll in polls)])
-    changes.see(poll.last_seen_at for _, poll in polls)
+    changes.see([*(poll.last_seen_at for _, poll in polls), *also_seen])
     changed: dict[WorkdayKey, Day] = {}
     late: set[WorkdayKey] = set()
     for user_id, poll in polls:
