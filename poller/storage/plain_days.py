@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from operator import itemgetter
 from typing import NamedTuple
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, bindparam, literal, select
 
 from poller.models import workday_records_table, workdays_table
 from poller.storage.bulk import insert_tuples
@@ -38,6 +38,7 @@ _KEPT = ("work_date", "first_seen_at", "source", "record_id")  # not replaced (r
 _REPLACED = tuple(column for column in DAY_COLUMNS if column not in _KEPT)
 _DAY_VALUES = itemgetter(*DAY_COLUMNS)
 _UNNAMED = (None, None)
+_ANY_RECORD = select(literal(1)).where(workday_records_table.c.portal == bindparam("portal")).limit(1)
 
 
 def _same(dialect: str, column: str) -> str:
@@ -125,6 +126,8 @@ def _plain(connection: Connection, portal: str, polls: Sequence[tuple[int, Poll]
     carried = {
         (poll.record_id, poll.time_start) for _, poll in map(polls.__getitem__, single) if poll.record_id
     }
+    if not carried or connection.execute(_ANY_RECORD, {"portal": portal}).first() is None:
+        return single  # no record of the portal is stored (REST 3.0 records not fetched): none moved
     moved = ids_matching(
         connection,
         workday_records_table,
