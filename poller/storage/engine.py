@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -183,6 +184,7 @@ def is_known_revision(revision: str) -> bool:
         return False
 
 
+@cache  # the scripts ship with the package: read once per process (each read parses every file)
 def _scripts() -> Any:
     from alembic.script import ScriptDirectory
 
