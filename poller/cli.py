@@ -28,11 +28,16 @@ from poller.logs import RedactingFilter, fatal_line, installed
 logger = logging.getLogger(__name__)
 
 
+@functools.cache  # the same for every call of main in a process; parsing leaves it as it was
+def _parser() -> argparse.ArgumentParser:
+    return build_parser(COMMANDS)
+
+
 class CommandLine:
     """The parser of every command; `main` parses, calls the command, and turns errors into exit codes."""
 
     def __init__(self) -> None:
-        self.parser = build_parser(COMMANDS)
+        self.parser = _parser()
         self.redactor = RedactingFilter()
 
     def main(self, argv: Sequence[str]) -> int:
