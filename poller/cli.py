@@ -29,15 +29,15 @@ logger = logging.getLogger(__name__)
 
 
 @functools.cache  # the same for every call of main in a process; parsing leaves it as it was
-def _parser() -> argparse.ArgumentParser:
-    return build_parser(COMMANDS)
+def _parser(commands: tuple[Command, ...]) -> argparse.ArgumentParser:
+    return build_parser(commands)
 
 
 class CommandLine:
     """The parser of every command; `main` parses, calls the command, and turns errors into exit codes."""
 
     def __init__(self) -> None:
-        self.parser = _parser()
+        self.parser = _parser(tuple(COMMANDS))
         self.redactor = RedactingFilter()
 
     def main(self, argv: Sequence[str]) -> int:
