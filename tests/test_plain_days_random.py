@@ -116,7 +116,7 @@ def play_random(seed: int, mode: str, count: int = len(USERS)) -> Any:
 
 
 @pytest.mark.parametrize("mode", ["all", "changes"])
-@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("seed", range(3))
 def test_random_histories_store_what_the_full_way_stores(
     engine: Engine, monkeypatch: pytest.MonkeyPatch, seed: int, mode: str
 ) -> None:
@@ -131,6 +131,8 @@ def test_random_histories_of_many_users_store_what_the_full_way_stores(
     engine: Engine, monkeypatch: pytest.MonkeyPatch, seed: int, mode: str
 ) -> None:
     """60 users: a cycle's plain days go in by COPY on PostgreSQL (copy_in.MIN_ROWS)."""
+    if engine.dialect.name == "sqlite":
+        pytest.skip("the COPY path is PostgreSQL's (SQLite's executemany: the histories above)")
     play = play_random(100 + seed, mode, 60)
     added: list[int] = []  # the new days the planner's statistics were told of, per way
 
