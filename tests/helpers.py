@@ -1,13 +1,19 @@
-"""Small helpers several test modules need: a free loopback port, and counting rows.
+"""Small helpers several test modules need: a free loopback port, counting rows, a seeded copy
+of the session's head database.
 
 The fixtures live in conftest.py; these are plain functions a test calls.
 """
 
 from __future__ import annotations
 
+import shutil
 import socket
+from collections.abc import Callable
+from pathlib import Path
 
 from sqlalchemy import Engine, text
+
+from poller import storage
 
 DISTINCT_SNAPSHOTS = "SELECT count(*) FROM (SELECT DISTINCT portal, user_id, polled_at FROM snapshots) AS d"
 
@@ -35,3 +41,14 @@ def snapshots_stored(engine: Engine) -> tuple[int, int]:
         rows = connection.execute(text("SELECT count(*) FROM snapshots")).scalar_one()
         distinct = connection.execute(text(DISTINCT_SNAPSHOTS)).scalar_one()
     return int(rows), int(distinct)
+
+
+def seeded_copy(head: Path, path: Path, seed: Callable[[Engine], object]) -> Path:
+    """`path`: a copy of the SQLite file `head` (at the head revision) that `seed` wrote into."""
+    shutil.copyfile(head, path)
+    engine = storage.make_engine(f"sqlite:///{path}")
+    try:
+        seed(engine)
+    finally:
+        engine.dispose()
+    return path

@@ -19,7 +19,7 @@ from poller.storage import copy_in
 from poller.storage.bulk import insert_rows, insert_tuples
 from poller.storage.directory import names_of, zones_of
 from poller.storage.listing import listed_users
-from poller.storage.snapshots import raw_conversion, storable_raw
+from poller.storage.raw_json import raw_conversion, storable_raw
 
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 ODD_RAWS: list[Any] = [

@@ -8,7 +8,6 @@ views the migrations create; the token table and arbitrary SQL stay closed.
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import pytest
 import yaml
 from datasette.app import Datasette
 from datasette.utils import derive_named_parameters
+from helpers import seeded_copy
 from sql_relations import relations, schema_relations
 from worktime_seed import MONTH, seed_worktime
 
@@ -91,14 +91,9 @@ def canned_queries() -> dict[str, dict[str, Any]]:
 @pytest.fixture(scope="module")
 def seeded(head_sqlite_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A migrated SQLite file named as the metadata expects, holding the seeded month."""
-    path = tmp_path_factory.mktemp("datasette") / f"{DATABASE}.sqlite3"
-    shutil.copyfile(head_sqlite_file, path)
-    engine = storage.make_engine(f"sqlite:///{path}")
-    try:
-        seed_worktime(engine)
-    finally:
-        engine.dispose()
-    return path
+    return seeded_copy(
+        head_sqlite_file, tmp_path_factory.mktemp("datasette") / f"{DATABASE}.sqlite3", seed_worktime
+    )
 
 
 def get_all(database: Path, paths: list[str]) -> list[tuple[int, Any]]:

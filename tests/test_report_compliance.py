@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import make_config
+from helpers import seeded_copy
 from sqlalchemy import Engine
 
 from poller import commands, storage
@@ -149,14 +150,7 @@ def seed(engine: Engine) -> None:
 @pytest.fixture(scope="module")
 def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory, head_sqlite_file: Path) -> Path:
     """The seeded month in a SQLite file, once per module; `seeded` hands out copies."""
-    path = tmp_path_factory.mktemp("seeded") / "seeded.sqlite3"
-    shutil.copyfile(head_sqlite_file, path)
-    engine = storage.make_engine(f"sqlite:///{path}")
-    try:
-        seed(engine)
-    finally:
-        engine.dispose()
-    return path
+    return seeded_copy(head_sqlite_file, tmp_path_factory.mktemp("seeded") / "seeded.sqlite3", seed)
 
 
 @pytest.fixture

@@ -49,6 +49,7 @@ from poller.storage.norms import (
     save_schedule_assignments,
     save_schedules,
 )
+from poller.storage.raw_json import storable_raw
 from poller.storage.reads import get_error_summary, get_latest_snapshots, get_recent_runs, get_view_rows
 from poller.storage.records import RecordsSaved
 from poller.storage.runs import ErrorRow, save_run_finished, save_run_started, write_errors
@@ -56,7 +57,6 @@ from poller.storage.snapshots import (
     SnapshotRow,
     StorageMode,
     snapshot_values,
-    storable_raw,
     write_snapshots,
 )
 from poller.storage.tokens import get_tokens, save_tokens

@@ -24,8 +24,8 @@ from poller.models import backfill_progress_table, workday_records_table
 from poller.status import parse_fields
 from poller.storage import workdays
 from poller.storage.bulk import insert_rows
+from poller.storage.raw_json import storable_raw
 from poller.storage.revisions import record_revisions, save_revisions
-from poller.storage.snapshots import storable_raw
 from poller.storage.statements import chunks, one_of, upsert
 from poller.storage.statistics import note_rows_added
 

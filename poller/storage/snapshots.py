@@ -5,27 +5,23 @@ Every write moves the workdays table on in the same transaction (poller.storage.
 
 from __future__ import annotations
 
-import json
-import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter, itemgetter
 from typing import Any, Literal
 
-import orjson
 from sqlalchemy import Connection, bindparam, func, select, update
 
 from poller.fields import STATUS_COLUMNS
 from poller.models import snapshots_table
 from poller.status import ParsedStatus
 from poller.storage import workdays
-from poller.storage.bulk import Convert, insert_tuples, json_text
-from poller.storage.directory import Names
+from poller.storage.bulk import insert_tuples
 from poller.storage.listing import listed_users
 from poller.storage.local_dates import dated_in_zones
-from poller.storage.plain_days import PlainWrite, write_plain_days
+from poller.storage.plain_days import write_plain_days
+from poller.storage.raw_json import raw_conversion, storable_raw
 from poller.storage.statements import chunks, one_of
 from poller.storage.statistics import note_rows_added
 from poller.storage.workday_rules import Poll, is_late
@@ -33,10 +29,6 @@ from poller.storage.workday_rules import Poll, is_late
 StorageMode = Literal["all", "changes"]
 
 _SNAPSHOT_KEY = ("portal", "user_id", "polled_at")  # unique: a replayed snapshot is skipped
-_RAW_DEPTH = 32  # a timeman.status result is flat; deeper nesting is hostile
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-_SCALARS = {str, int, bool, float, type(None)}
-_RAW_CONVERSIONS: dict[tuple[str, Any], Convert] = {}
 
 
 @dataclass(frozen=True)
@@ -77,75 +69,6 @@ def snapshot_tuple(row: SnapshotRow) -> tuple[Any, ...]:
     )
 
 
-def storable_raw(value: Any, depth: int = 0) -> Any:
-    """`value` as the JSON column of either database keeps it and every query can read it.
-
-    Kept as it came, except: NUL and lone UTF-16 surrogates become their six-character escape
-    as text (`\\u0000`: PostgreSQL text cannot hold NUL, `->>` fails on it, jsonb refuses it;
-    no encoding takes a lone surrogate), NaN and infinities become the strings "NaN",
-    "Infinity", "-Infinity" (not JSON: PostgreSQL refuses the whole row), and anything nested
-    deeper than 32 levels becomes the string "<nested too deep>".
-    """
-    if depth == 0 and type(value) is dict and _plain(value):
-        return value  # the usual answer: flat, finite, clean text; kept as it is
-    if isinstance(value, str):
-        return _UNSTORABLE.sub(lambda match: f"\\u{ord(match.group()):04x}", value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
-    if isinstance(value, dict | list) and depth >= _RAW_DEPTH:
-        return "<nested too deep>"
-    if isinstance(value, dict):
-        return {storable_raw(key): storable_raw(item, depth + 1) for key, item in value.items()}
-    if isinstance(value, list):
-        return [storable_raw(item, depth + 1) for item in value]
-    return value
-
-
-def raw_conversion(dialect: Any) -> Convert:
-    """How a snapshot's raw answer becomes the driver's value of the `raw` column on `dialect`:
-    a JSON text of storable_raw(raw), the same document SQLAlchemy would store.
-
-    The usual answer (a flat object of scalars) is encoded by orjson, some eight times faster
-    than the json module (the largest single cost of writing a snapshot). orjson refuses a key
-    that is not text, a lone UTF-16 surrogate and an integer beyond 64 bits, writes NUL as
-    `\\u0000` and NaN or an infinity as null: a text with NUL, or with more nulls than the answer
-    has None values, goes the slow way too (storable_raw, then SQLAlchemy's own serializer), as
-    does an answer that is not flat. Found once per dialect (the statement is cached with it).
-    """
-    key = (dialect.name, dialect._json_serializer)
-    if key not in _RAW_CONVERSIONS:
-        dumps = json_text(dialect)
-        process: Convert = dumps or snapshots_table.c.raw.type._cached_bind_processor(dialect) or json.dumps
-
-        def slow(value: Any) -> Any:
-            return process(storable_raw(value))
-
-        def convert(value: Any) -> Any:
-            if dumps is not None and type(value) is dict and set(map(type, value.values())) <= _SCALARS:
-                try:
-                    text = orjson.dumps(value).decode()
-                except orjson.JSONEncodeError:
-                    return slow(value)
-                if "\\u0000" not in text and text.count("null") == [*value.values()].count(None):
-                    return text
-            return slow(value)
-
-        _RAW_CONVERSIONS[key] = convert
-    return _RAW_CONVERSIONS[key]
-
-
-def _plain(item: dict[Any, Any]) -> bool:
-    """Whether `item` is a flat object that storable_raw would keep unchanged (checked at C speed)."""
-    values = item.values()
-    kinds = set(map(type, values))
-    if not kinds <= _SCALARS or not set(map(type, item)) <= {str}:
-        return False
-    if float in kinds and not all(math.isfinite(value) for value in values if type(value) is float):
-        return False
-    texts = "".join(item) + "".join([value for value in values if type(value) is str])
-    return _UNSTORABLE.search(texts) is None
-
-
 def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: StorageMode) -> None:
     """Write snapshots, and the workdays they move on, on an open transaction.
 
@@ -168,24 +91,20 @@ def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: S
             chosen = {id(row) for row in news}
             inserts = [tuple(values[column] for column in _COLUMNS) for values in changed]
             polled = [(row, poll) for row, poll in polled if id(row) in chosen]
-            plain = _plain_write(connection, portal, polled, names)
-            written = [polled[index] for index in (*plain.written, *plain.seen)]  # replays left before
-            done = plain.written | plain.seen
-            rest = [entry for index, entry in enumerate(polled) if index not in done]
-            days = workdays.load_days(
-                connection, portal, {(row.user_id, poll.time_start) for row, poll in rest}
-            )
+        plain = write_plain_days(connection, portal, [(row.user_id, poll) for row, poll in polled], names)
+        done = plain.written | plain.seen
+        unplain = [entry for index, entry in enumerate(polled) if index not in done]
+        days = workdays.load_days(
+            connection, portal, {(row.user_id, poll.time_start) for row, poll in unplain}
+        )
+        if mode == "changes":  # a replay was left out by _changes
+            written = [polled[index] for index in done]
+            rest = unplain
         else:
-            plain = _plain_write(connection, portal, polled, names)
             seen = [polled[index] for index in plain.seen]
             replays = _stored_already(connection, portal, [row for row, _ in seen])
             written = [polled[index] for index in plain.written]
             written += [entry for entry in seen if id(entry[0]) not in replays]
-            done = plain.written | plain.seen
-            unplain = [entry for index, entry in enumerate(polled) if index not in done]
-            days = workdays.load_days(
-                connection, portal, {(row.user_id, poll.time_start) for row, poll in unplain}
-            )
             rest = _not_stored_yet(connection, portal, unplain, days)
             replays |= {id(row) for row, _ in unplain} - {id(row) for row, _ in rest}
             inserts = [_written_tuple(row) for row, _ in entries if id(row) not in replays]
@@ -202,16 +121,6 @@ def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: S
             names,
             also_seen=[poll.last_seen_at for _, poll in written],
         )
-
-
-def _plain_write(
-    connection: Connection,
-    portal: str,
-    polled: Sequence[tuple[SnapshotRow, Poll]],
-    names: Mapping[int, Names],
-) -> PlainWrite:
-    """Store the days of the polls among `polled` that decide them alone (storage.plain_days)."""
-    return write_plain_days(connection, portal, [(row.user_id, poll) for row, poll in polled], names)
 
 
 _Entry = tuple[SnapshotRow, Poll | None]  # a snapshot and what it says of its day (None: no day)
