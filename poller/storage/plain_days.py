@@ -5,13 +5,14 @@ expired (not a running pause, whose start the stored day bounds), of a user poll
 write, whose record ID (newest builds send one) is not that of a stored record with another
 start (a manager moved it: the day is the record's, workdays.apply_polls). Such a poll's day is
 `advance(None, poll)` but for two values carried from the stored day: when the polls first saw
-it, and its record ID. One INSERT ... ON CONFLICT DO UPDATE writes them all and
-keeps those two. Its condition holds exactly where workdays.apply_polls would come to the same
-row and no revision: the stored day is the polls' own (not a record's), last seen before this
-poll, of the same work date, and still an estimate or unchanged in the figures a revision
-compares. A stored day where it fails keeps its row and its poll goes the full way (apply_polls,
-which reads the day); the count of rows written tells whether any did, so a cycle where none
-does reads no day at all. tests/test_plain_days.py holds both ways to the same table.
+it, and its record ID. One INSERT ... ON CONFLICT DO UPDATE writes them all and keeps those two.
+Its condition holds exactly where workdays.apply_polls would come to the same row and no
+revision: the stored day is the polls' own (not a record's), last seen before this poll, of the
+same work date, and still an estimate or unchanged in the figures a revision compares. A stored
+day where it fails keeps its row and its poll goes the full way (apply_polls, which reads the
+day, and takes these polls' moments for the write's revisions); the count of rows written tells
+whether any did, so a cycle where none does reads no day at all. tests/test_plain_days*.py hold
+both ways to the same table and revisions.
 """
 
 from __future__ import annotations
