@@ -11,6 +11,7 @@ Deadlines are real time: a test's ManualClock does not move while a socket waits
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import threading
@@ -22,6 +23,8 @@ from typing import Any
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+logger = logging.getLogger(__name__)
 
 
 class Deadline:
@@ -53,10 +56,12 @@ class Deadline:
             _watchdog().forget(self)
 
     def cut(self) -> None:
-        """Shut the watched socket (the watchdog's part, at the deadline)."""
-        if self._sock is not None:
+        """Shut the watched socket (the watchdog's part, at the deadline). TLS inside TLS (an
+        https:// proxy) hands urllib3's SSLTransport, whose socket is its `socket`."""
+        sock = getattr(self._sock, "socket", self._sock)
+        if sock is not None:
             with contextlib.suppress(OSError):  # under TLS too: wakes a blocked read
-                socket.socket.shutdown(self._sock, socket.SHUT_RDWR)
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
 
 class _Watchdog:
@@ -77,7 +82,7 @@ class _Watchdog:
     def watch(self, deadline: Deadline) -> None:
         with self._changed:
             self._watched.add(deadline)
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="deadline watchdog", daemon=True)
                 self._thread.start()
             if self._wake_at is None or deadline.at < self._wake_at:
@@ -93,9 +98,13 @@ class _Watchdog:
                 now = time.monotonic()
                 for due in [d for d in self._watched if d.at <= now]:
                     self._watched.discard(due)
-                    due.cut()
+                    try:
+                        due.cut()
+                    except Exception:  # one exchange's socket must not end every later deadline
+                        logger.exception("deadline watchdog: a socket could not be shut")
                 self._wake_at = min((d.at for d in self._watched), default=None)
-                self._changed.wait(None if self._wake_at is None else self._wake_at - now)
+                wait = None if self._wake_at is None else min(self._wake_at - now, threading.TIMEOUT_MAX)
+                self._changed.wait(wait)
 
 
 _WATCHDOG: _Watchdog | None = None
