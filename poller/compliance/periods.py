@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta
 
 from poller.compliance.days import WorkedDay
 from poller.compliance.packs import Rule
-from poller.compliance.violation import Month, Violation, is_estimated, iso_week, overtime
+from poller.compliance.violation import Month, Violation, finding, is_estimated, iso_week, overtime
 
 _WEEK = timedelta(days=7)
 
@@ -116,14 +116,4 @@ def overtime_year(rule: Rule, days: Sequence[WorkedDay], month: Month) -> list[V
 
 def _weekly(rule: Rule, user_id: int, sunday: date, figure: float, unit: str, estimated: bool) -> Violation:
     """A finding dated on the week's Sunday."""
-    return Violation(
-        user_id=user_id,
-        on=sunday,
-        period=iso_week(sunday),
-        rule_id=rule.id,
-        figure=figure,
-        limit=rule.limit,
-        unit=unit,
-        estimated=estimated,
-        source=rule.source,
-    )
+    return finding(rule, user_id, sunday, iso_week(sunday), figure, estimated=estimated, unit=unit)

@@ -81,10 +81,18 @@ def overtime(day: WorkedDay, daily_norm: int) -> int:
 
 def violation(rule: Rule, day: WorkedDay, figure: float, *, estimated: bool, unit: str = "s") -> Violation:
     """A finding dated on one day, the common case."""
+    return finding(rule, day.user_id, day.date, day.date.isoformat(), figure, estimated=estimated, unit=unit)
+
+
+def finding(
+    rule: Rule, user_id: int, on: date, period: str, figure: float, *, estimated: bool, unit: str = "s"
+) -> Violation:
+    """A finding of `rule` dated `on` and covering `period`; the rule's id, limit and source are
+    copied in one place, so every kind of rule names its authority the same way."""
     return Violation(
-        user_id=day.user_id,
-        on=day.date,
-        period=day.date.isoformat(),
+        user_id=user_id,
+        on=on,
+        period=period,
         rule_id=rule.id,
         figure=figure,
         limit=rule.limit,
