@@ -12,7 +12,7 @@ from itertools import pairwise
 
 from poller.compliance.days import WorkedDay
 from poller.compliance.packs import WEEKDAYS, Rule
-from poller.compliance.violation import Month, Violation, is_estimated, overtime, violation
+from poller.compliance.violation import Month, Violation, finding, is_estimated, overtime, violation
 
 
 def daily_rest(rule: Rule, days: Sequence[WorkedDay], month: Month) -> list[Violation]:
@@ -89,19 +89,8 @@ def overtime_two_days(rule: Rule, days: Sequence[WorkedDay], month: Month) -> li
         total = first + overtime(day, rule.daily_norm)
         if total > rule.limit:
             estimated = is_estimated(day) or (before is not None and first > 0 and is_estimated(before))
-            found.append(
-                Violation(
-                    user_id=day.user_id,
-                    on=day.date,
-                    period=f"{day.date - timedelta(days=1)}/{day.date}",
-                    rule_id=rule.id,
-                    figure=total,
-                    limit=rule.limit,
-                    unit="s",
-                    estimated=estimated,
-                    source=rule.source,
-                )
-            )
+            period = f"{day.date - timedelta(days=1)}/{day.date}"
+            found.append(finding(rule, day.user_id, day.date, period, total, estimated=estimated))
     return found
 
 

@@ -99,19 +99,7 @@ def overtime_year(rule: Rule, days: Sequence[WorkedDay], month: Month) -> list[V
     if on is None:
         return []
     estimated = any(is_estimated(day) for day in year if overtime(day, rule.daily_norm))
-    return [
-        Violation(
-            user_id=days[0].user_id,
-            on=on,
-            period=str(month.first.year),
-            rule_id=rule.id,
-            figure=running,
-            limit=rule.limit,
-            unit="s",
-            estimated=estimated,
-            source=rule.source,
-        )
-    ]
+    return [finding(rule, days[0].user_id, on, str(month.first.year), running, estimated=estimated)]
 
 
 def _weekly(rule: Rule, user_id: int, sunday: date, figure: float, unit: str, estimated: bool) -> Violation:
