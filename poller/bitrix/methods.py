@@ -154,31 +154,44 @@ def _merge_batch(
     client: PortalClient, user_ids: Sequence[int], result: dict[str, Any], into: StatusBatch
 ) -> BitrixError | None:
     """Sort a batch's sub-answers into `into`; return the first error that hits the whole portal."""
+    stop: BitrixError | None = None
+    no_answer = f"portal {client.portal.host}: batch gave no answer"
+    for user_id, answer, error in sub_answers(client, STATUS_METHOD, user_ids, result, no_answer):
+        if error is None:
+            into.results[user_id] = answer
+            continue
+        into.errors[user_id] = error
+        if stop is None and (error.portal_wide or isinstance(error, OperatingTimeLimit)):
+            stop = error
+    return stop
+
+
+def sub_answers(
+    client: PortalClient, method: str, user_ids: Sequence[int], result: dict[str, Any], no_answer: str
+) -> Iterator[tuple[int, Any, BitrixError | None]]:
+    """Each user's part of one `batch` answer, in order: (user, result, None) or (user, None, error).
+
+    The error is the one the sub-call got (an OperatingTimeLimit blocks `method` at once), or a
+    retryable NO_ANSWER saying `no_answer` + " for user <id>". The status fetch and
+    `fetch_per_user` read the same answer; they differ only in what a portal-wide error does next.
+    """
     results = _section(result.get("result"))
     errors = _section(result.get("result_error"))
     for timing in _section(result.get("result_time")).values():
-        client.limits.note(STATUS_METHOD, timing)
-    stop: BitrixError | None = None
+        client.limits.note(method, timing)
     for user_id in user_ids:
         key = f"u{user_id}"
         if key in results and key not in errors:
-            into.results[user_id] = results[key]
+            yield user_id, results[key], None
             continue
         envelope = errors.get(key)
         if isinstance(envelope, dict):
             error = BitrixError.from_envelope(None, envelope)
             if isinstance(error, OperatingTimeLimit):
-                error.reset_at = client.limits.block(STATUS_METHOD)
+                error.reset_at = client.limits.block(method)
         else:
-            error = BitrixError(
-                f"portal {client.portal.host}: batch gave no answer for user {user_id}",
-                code="NO_ANSWER",
-                retryable=True,
-            )
-        into.errors[user_id] = error
-        if stop is None and (error.portal_wide or isinstance(error, OperatingTimeLimit)):
-            stop = error
-    return stop
+            error = BitrixError(f"{no_answer} for user {user_id}", code="NO_ANSWER", retryable=True)
+        yield user_id, None, error
 
 
 def _section(value: Any) -> dict[str, Any]:

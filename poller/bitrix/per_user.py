@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from poller.bitrix.client import PortalClient
-from poller.bitrix.methods import BATCH_LIMIT, call_per_user_batch
+from poller.bitrix.methods import BATCH_LIMIT, call_per_user_batch, sub_answers
 from poller.errors import BitrixError, OperatingTimeLimit
 
 
@@ -37,31 +37,12 @@ def fetch_per_user(client: PortalClient, method: str, user_ids: Sequence[int]) -
 def _merge(
     client: PortalClient, method: str, chunk: Sequence[int], result: dict[str, Any], into: PerUser
 ) -> None:
-    results, errors = _section(result.get("result")), _section(result.get("result_error"))
-    for timing in _section(result.get("result_time")).values():
-        client.limits.note(method, timing)
-    for user_id in chunk:
-        key = f"u{user_id}"
-        if key in results and key not in errors:
-            into.results[user_id] = results[key]
+    no_answer = f"portal {client.portal.name}: batch gave no {method} answer"
+    for user_id, answer, error in sub_answers(client, method, chunk, result, no_answer):
+        if error is None:
+            into.results[user_id] = answer
             continue
-        envelope = errors.get(key)
-        if not isinstance(envelope, dict):
-            into.errors[user_id] = BitrixError(
-                f"portal {client.portal.name}: batch gave no {method} answer for user {user_id}",
-                code="NO_ANSWER",
-                retryable=True,
-            )
-            continue
-        error = BitrixError.from_envelope(None, envelope)
-        if isinstance(error, OperatingTimeLimit):
-            error.reset_at = client.limits.block(method)
         if error.portal_wide or isinstance(error, OperatingTimeLimit):
             error.reword(f"portal {client.portal.name}: {method}: {error.message}")
             raise error
         into.errors[user_id] = error
-
-
-def _section(value: Any) -> dict[str, Any]:
-    """A batch section: Bitrix24 serializes an empty one as `[]`."""
-    return value if isinstance(value, dict) else {}
