@@ -2,7 +2,8 @@
 
 A month closed, then the portal's calendar loses a holiday, an absence is marked removed and a
 user's norms are seen for the first time: the plain timesheet's pay categories follow the new
-data, the closed one's stay what they were right after the close. SQLite and PostgreSQL.
+data, the closed one's stay what they were right after the close. --user and --department keep
+the same people with and without --as-closed. SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import norm_rows
+import pytest
 from sqlalchemy import Engine, insert
 
 from poller import commands, storage
+from poller.errors import ConfigError
 from poller.history import closing, reports
 from poller.models import users_table, workdays_table
 
@@ -145,3 +148,37 @@ def test_a_closed_months_pay_keeps_the_calendar_absences_and_norms_of_its_close(
         6: (6 * H, 3 * H, 0, 0),  # over schedule 2's 6 h
     }
     assert pay(reports.closed_timesheet(config, NOVEMBER)) == at_close
+
+
+def test_the_closed_timesheet_keeps_the_people_the_plain_one_keeps_and_needs_a_close(
+    engine: Engine, database_url: str
+) -> None:
+    departments = {1: "Sales", 2: "Support", 3: "Sales", 4: None}
+    with engine.begin() as connection:
+        connection.execute(
+            insert(workdays_table),
+            [
+                {**workday(user, date(2026, 11, 2), 9 * H), "department": department}
+                for user, department in departments.items()
+            ],
+        )
+    config = commands.database_only(database_url)
+    with pytest.raises(ConfigError, match=r"^--as-closed: 2026-11 is not closed on any portal$"):
+        reports.closed_timesheet(config, NOVEMBER)
+    [close] = closing.close_month(config, NOVEMBER, now=CLOSED_AT)
+    with pytest.raises(ConfigError, match=r"^--as-closed: 2026-11 is not closed on portal other$"):
+        reports.closed_timesheet(config, NOVEMBER, portals=["other"])
+
+    for department, wanted_users, kept in (
+        (None, (), [(1, "Sales"), (2, "Support"), (3, "Sales"), (4, None)]),
+        ("sALES", (), [(1, "Sales"), (3, "Sales")]),
+        (None, (2, 3), [(2, "Support"), (3, "Sales")]),
+        ("sales", (2, 3), [(3, "Sales")]),
+        ("Nowhere", (), []),
+    ):
+        plain = reports.timesheet(config, NOVEMBER, department=department, users=wanted_users)
+        closed = reports.closed_timesheet(config, NOVEMBER, department=department, users=wanted_users)
+        assert [(row.user_id, row.department) for row in plain.rows] == kept
+        assert [(row.user_id, row.department) for row in closed.rows] == kept
+        assert set(closed.pay or {}) == {(PORTAL, user_id) for user_id, _ in kept}
+        assert closed.as_closed == f"as closed: {PORTAL} at 2026-12-01 10:00 UTC, sha256 {close.digest[:16]}"

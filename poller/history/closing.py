@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from sqlalchemy import Engine
+
 from poller.config import Config
 from poller.errors import ConfigError
 from poller.history import canonical
-from poller.history.timesheet import Timesheet, build_timesheet
 from poller.storage import closes, maintenance
 from poller.storage.closes import MonthClose
 
@@ -150,19 +151,16 @@ def _compare(close: MonthClose, stored: dict[str, str], now: list[str], given: s
 # -- the timesheet as closed -------------------------------------------------------------------
 
 
-def closed_timesheet(
-    config: Config,
-    month: date,
-    *,
-    portals: Sequence[str] = (),
-    department: str | None = None,
-    users: Sequence[int] = (),
-) -> Timesheet:
-    """The month's timesheet from the workdays its newest close froze, per portal."""
-    first = month.replace(day=1)
+def closed_workdays(
+    engine: Engine, first: date, portals: Sequence[str] = ()
+) -> tuple[list[dict[str, Any]], str]:
+    """The workdays each portal's newest close of `first`'s month froze (every portal that closed
+    it unless `portals` names some), and a note naming those closes (when, digest) for
+    `report timesheet --as-closed`: the rows as payroll saw them then, unfiltered, so the plain
+    and the closed timesheet keep their people by one rule (poller.history.reports)."""
     rows: list[dict[str, Any]] = []
     notes: list[str] = []
-    with maintenance.open_database(config.database_url) as engine, engine.connect() as connection:
+    with engine.connect() as connection:
         names = list(dict.fromkeys(portals)) or closes.closed_portals(connection, first)
         if not names:
             raise ConfigError(f"--as-closed: {first:%Y-%m} is not closed on any portal")
@@ -172,8 +170,4 @@ def closed_timesheet(
                 raise ConfigError(f"--as-closed: {first:%Y-%m} is not closed on portal {name}")
             rows += closes.get_closed_workdays(connection, made[-1])
             notes.append(f"{name} at {made[-1].closed_at:%Y-%m-%d %H:%M} UTC, sha256 {made[-1].digest[:16]}")
-    if users:
-        rows = [row for row in rows if row["user_id"] in users]
-    if department is not None:
-        rows = [row for row in rows if (row.get("department") or "").casefold() == department.casefold()]
-    return build_timesheet(first, rows, as_closed="as closed: " + "; ".join(notes))
+    return rows, "as closed: " + "; ".join(notes)

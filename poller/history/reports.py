@@ -83,10 +83,9 @@ def timesheet(
         rows = storage.get_view_rows(
             engine, views.workdays, date_from=first, date_to=last, portals=portals, users=users
         )
-        if department is not None:
-            wanted = department.casefold()
-            rows = [row for row in rows if (row.get("department") or "").casefold() == wanted]
-        return _with_pay(engine, build_timesheet(first, rows), first, night, closed=False)
+        return _with_pay(
+            engine, build_timesheet(first, _of_department(rows, department)), first, night, closed=False
+        )
 
 
 def closed_timesheet(
@@ -101,9 +100,23 @@ def closed_timesheet(
     """The month's timesheet as its newest close froze it (`--as-closed`), pay categories made
     from the frozen days and the calendar, absences and norms as stored at the close, so
     payroll sees again what it saw whatever changed since."""
-    sheet = closing.closed_timesheet(config, month, portals=portals, department=department, users=users)
+    first = month.replace(day=1)
     with maintenance.open_database(config.database_url) as engine:
-        return _with_pay(engine, sheet, month.replace(day=1), night, closed=True)
+        rows, note = closing.closed_workdays(engine, first, portals)
+        if users:
+            rows = [row for row in rows if row["user_id"] in users]
+        sheet = build_timesheet(first, _of_department(rows, department), as_closed=note)
+        return _with_pay(engine, sheet, first, night, closed=True)
+
+
+def _of_department(rows: list[dict[str, Any]], department: str | None) -> list[dict[str, Any]]:
+    """The rows whose department (the first one's name) is `department` ignoring case, all of
+    them for None: one rule for the plain and the closed timesheet, so `--department` keeps
+    the same people with or without `--as-closed`."""
+    if department is None:
+        return rows
+    wanted = department.casefold()
+    return [row for row in rows if (row.get("department") or "").casefold() == wanted]
 
 
 def _with_pay(
