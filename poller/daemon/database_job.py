@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import logging
 import threading
-
-from sqlalchemy import Engine
+from typing import TYPE_CHECKING
 
 from poller import storage
-from poller.daemon.metrics import Metrics
 from poller.daemon.replicas import ReplicaLocks
 from poller.errors import PollerError
 from poller.spool.queue import Spool
-from poller.spool.tokenstore import TokenStore
+
+if TYPE_CHECKING:
+    from poller.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -26,27 +26,17 @@ logger = logging.getLogger(__name__)
 class DatabaseJob:
     """Bring the schema to head once, then keep the spool written (`run`, the job's body).
 
-    `migrate` False only checks the schema; `locks` are set by the daemon at start.
+    What it uses (engine, spool, token store, stop, metrics, storage mode) is the daemon's
+    `runtime`, which holds a spool. `migrate` False only checks the schema; `locks` are set by
+    the daemon at start.
     """
 
-    def __init__(
-        self,
-        engine: Engine,
-        spool: Spool,
-        tokens: TokenStore,
-        stopping: threading.Event,
-        *,
-        storage_mode: storage.StorageMode,
-        migrate: bool = True,
-        metrics: Metrics | None = None,
-    ) -> None:
-        self.engine = engine
-        self.spool = spool
-        self.tokens = tokens
-        self.stopping = stopping
-        self.storage_mode = storage_mode
+    def __init__(self, runtime: Runtime, *, migrate: bool = True) -> None:
+        if runtime.spool is None:
+            raise ValueError("the database job needs a runtime with a spool")
+        self.runtime = runtime
+        self.spool: Spool = runtime.spool
         self.migrate = migrate
-        self.metrics = metrics
         self.locks: ReplicaLocks | None = None
         self._ready = False
         self._complaint: str | None = None
@@ -68,9 +58,9 @@ class DatabaseJob:
                 return True
             try:
                 if self.migrate:
-                    storage.upgrade_database(self.engine)
+                    storage.upgrade_database(self.runtime.engine)
                 else:
-                    storage.check_schema(self.engine)
+                    storage.check_schema(self.runtime.engine)
             except (PollerError, storage.DatabaseFailure) as exc:
                 complaint = str(exc) if isinstance(exc, PollerError) else storage.describe_db_error(exc)
                 if self._complaint is None:
@@ -87,14 +77,14 @@ class DatabaseJob:
     def run(self) -> None:
         """The job: the schema at head (retried while it is not), the lock connection renewed if
         it broke, then the spool written."""
-        if self.stopping.is_set() or not self.ensure():
+        if self.runtime.stop.is_set() or not self.ensure():
             return
         if self.locks is not None:
             self.locks.renew()
         try:
-            self.tokens.replay()  # refreshed OAuth pairs kept in a file while the database was away
-            self.spool.flush(self.engine, self.storage_mode)
+            self.runtime.tokens.replay()  # refreshed OAuth pairs kept in a file while the database was away
+            self.spool.flush(self.runtime.engine, self.runtime.config.storage_mode)
         except Exception:
             logger.exception("writing the spool failed unexpectedly; it is tried again next time")
-        if self.metrics is not None:
-            self.metrics.set_spool_rows(self.spool.rows)
+        if self.runtime.metrics is not None:
+            self.runtime.metrics.set_spool_rows(self.spool.rows)

@@ -11,23 +11,20 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Iterable
-
-from sqlalchemy import Engine
+from typing import TYPE_CHECKING
 
 from poller import storage
 from poller.bitrix import PortalClient
-from poller.config import Config
 from poller.daemon.database_job import DatabaseJob
-from poller.daemon.metrics import Metrics
 from poller.daemon.replicas import ReplicaLocks
 from poller.daemon.takeover import take_over
 from poller.errors import PollerError
 from poller.poll.cycle import PortalOutcome, poll_portal
 from poller.poll.directory_refresh import DirectoryRefresher
 from poller.poll.norms_refresh import NormsRefresher
-from poller.spool.queue import Spool
-from poller.spool.tokenstore import TokenStore
+
+if TYPE_CHECKING:
+    from poller.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -35,33 +32,21 @@ logger = logging.getLogger(__name__)
 class PortalJobs:
     """Poll and reconcile portals; count the cycles and keep each portal's last outcome.
 
-    `portals` start with 0 cycles. `locks` (replicas.py) and `replica` are set by the daemon
-    at start; without locks (a test calling `poll` directly) every portal is polled.
+    What they use comes from the daemon's `runtime` (its spool through `database`). Each of
+    the runtime's portals starts with 0 cycles. `locks` (replicas.py) and `replica` are set by
+    the daemon at start; without locks (a test calling `poll` directly) every portal is polled.
     """
 
-    def __init__(
-        self,
-        config: Config,
-        engine: Engine,
-        spool: Spool,
-        tokens: TokenStore,
-        database: DatabaseJob,
-        stopping: threading.Event,
-        metrics: Metrics | None = None,
-        portals: Iterable[str] = (),
-    ) -> None:
-        self.config = config
-        self.engine = engine
-        self.spool = spool
-        self.tokens = tokens
+    def __init__(self, runtime: Runtime, database: DatabaseJob) -> None:
+        self.runtime = runtime
+        self.config = runtime.config
         self.database = database
-        self.stopping = stopping
-        self.metrics = metrics
         self.locks: ReplicaLocks | None = None
         self.replica: str | None = None
+        config, engine = runtime.config, runtime.engine
         self.norms = NormsRefresher(config, engine)  # started by the directory, held off by cycles
         self.directory = DirectoryRefresher(engine, config.directory.refresh_hours, norms=self.norms)
-        self.cycles: Counter[str] = Counter(dict.fromkeys(portals, 0))
+        self.cycles: Counter[str] = Counter({client.portal.name: 0 for client in runtime.clients})
         self.last_outcome: dict[str, PortalOutcome] = {}
         self._busy: set[str] = set()
         self._busy_lock = threading.Lock()
@@ -77,22 +62,22 @@ class PortalJobs:
     def poll(self, client: PortalClient) -> PortalOutcome | None:
         """The portal's job: refresh its directory when due, then one cycle; None when none ran."""
         name = client.portal.name
-        if self.stopping.is_set() or not self._claim(client):
+        if self.runtime.stop.is_set() or not self._claim(client):
             return None
         with self._busy_lock:
             self._busy.add(name)
         try:
-            if self.database.ready and not self.stopping.is_set():
+            if self.database.ready and not self.runtime.stop.is_set():
                 self.directory.refresh_if_due(client)
             with self.norms.holding_off(name):
                 outcome = poll_portal(
                     client,
-                    self.engine,
+                    self.runtime.engine,
                     mode=self.config.storage_mode,
-                    spool=self.spool,
-                    stop=self.stopping,
+                    spool=self.database.spool,
+                    stop=self.runtime.stop,
                     replica=self.replica,
-                    metrics=self.metrics,
+                    metrics=self.runtime.metrics,
                     database_ready=self.database.ready,
                 )
         except PollerError as exc:
@@ -108,8 +93,8 @@ class PortalJobs:
         self.cycles[name] += 1
         self.last_outcome[name] = outcome
         logger.info("portal %s: cycle %d: %s", name, self.cycles[name], outcome.log_line())
-        if self.metrics is not None:
-            self.metrics.set_spool_rows(self.spool.rows)
+        if self.runtime.metrics is not None:
+            self.runtime.metrics.set_spool_rows(self.database.spool.rows)
         return outcome
 
     def reconcile(self, client: PortalClient) -> None:
@@ -118,20 +103,20 @@ class PortalJobs:
         from poller.poll.housekeeping import reconcile_portal
 
         name = client.portal.name
-        if self.stopping.is_set() or not self.database.ready:
+        if self.runtime.stop.is_set() or not self.database.ready:
             return
         if self.locks is not None and name not in self.locks.held:
             return  # another replica polls this portal, and reconciles it
         try:
-            result = reconcile_portal(self.config, self.engine, client, self.stopping)
+            result = reconcile_portal(self.config, self.runtime.engine, client, self.runtime.stop)
         except PollerError as exc:
             logger.error("portal %s: reconcile failed: %s", name, exc)
             return
         except storage.DatabaseFailure as exc:
             logger.error("portal %s: reconcile not stored: %s", name, storage.describe_db_error(exc))
             return
-        if result.error is None and not result.stopped and self.metrics is not None:
-            self.metrics.reconcile_finished(name, result.records)
+        if result.error is None and not result.stopped and self.runtime.metrics is not None:
+            self.runtime.metrics.reconcile_finished(name, result.records)
 
     def _claim(self, client: PortalClient) -> bool:
         """Whether this replica polls the portal now (portal_locks.py decides: its lock, or its
@@ -145,7 +130,9 @@ class PortalJobs:
             self._set_owned(portal, False)
             return False
         self._set_owned(portal, True)
-        return not (fresh and locks.coordinated) or take_over(self.config, self.engine, self.tokens, client)
+        return not (fresh and locks.coordinated) or take_over(
+            self.config, self.runtime.engine, self.runtime.tokens, client
+        )
 
     def _rebalance(self, portal: str) -> None:
         """After a cycle: give the portal up when this replica holds more than its share."""
@@ -153,5 +140,5 @@ class PortalJobs:
             self._set_owned(portal, False)
 
     def _set_owned(self, portal: str, owned: bool) -> None:
-        if self.metrics is not None and self.locks is not None:
-            self.metrics.set_owned(portal, self.locks.name, owned)
+        if self.runtime.metrics is not None and self.locks is not None:
+            self.runtime.metrics.set_owned(portal, self.locks.name, owned)

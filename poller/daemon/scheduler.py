@@ -27,7 +27,6 @@ from poller.daemon.portal_jobs import PortalJobs
 from poller.daemon.replicas import ReplicaLocks, for_engine
 from poller.errors import ConfigError
 from poller.poll.cycle import PortalOutcome
-from poller.spool.queue import Spool
 from poller.storage.engine import shorten_lock_waits
 
 if TYPE_CHECKING:
@@ -62,30 +61,12 @@ class Daemon:
         self.engine = runtime.engine
         self.clients = list(runtime.clients)
         self.metrics = runtime.metrics
-        self.spool: Spool = runtime.spool
-        self.tokens = runtime.tokens
         self.stopping = runtime.stop
         self.replica = replica
         self.locks = locks
-        self.database = DatabaseJob(
-            self.engine,
-            self.spool,
-            self.tokens,
-            self.stopping,
-            storage_mode=self.config.storage_mode,
-            migrate=migrate,
-            metrics=self.metrics,
-        )
-        self.portal_jobs = PortalJobs(
-            self.config,
-            self.engine,
-            self.spool,
-            self.tokens,
-            self.database,
-            self.stopping,
-            self.metrics,
-            portals=[client.portal.name for client in self.clients],
-        )
+        self.database = DatabaseJob(runtime, migrate=migrate)
+        self.spool = self.database.spool
+        self.portal_jobs = PortalJobs(runtime, self.database)
         self._undo_lock_waits: Callable[[], None] = lambda: None
         self._scheduler: Any = None
         self._server: MetricsServer | None = None
