@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from conftest import make_config
 from helpers import seeded_copy
+from norm_rows import absence
 from sqlalchemy import Engine
 
 from poller import commands, storage
@@ -101,18 +102,6 @@ def kind(user_id: int, day: date) -> DayKind:
     return DayKind.WEEKEND if day.weekday() >= 5 else DayKind.WORKDAY
 
 
-@dataclass(frozen=True)
-class AbsenceEvent:
-    user_id: int
-    event_id: str
-    name: str | None
-    starts_at: datetime
-    ends_at: datetime
-    whole_day: bool
-    first_day: date
-    last_day: date
-
-
 def seed(engine: Engine) -> None:
     """The directory, the calendar, the absence, then the month as closed records."""
     users = [
@@ -129,7 +118,7 @@ def seed(engine: Engine) -> None:
     )  # fmt: skip
     user_id, day = ABSENT
     starts = datetime.combine(day, time(), tzinfo=ZONE)
-    event = AbsenceEvent(user_id, "77", "Vacation", starts, starts + timedelta(days=1), True, day, day)
+    event = absence(user_id, day, day, event_id="77", starts_at=starts, ends_at=starts + timedelta(days=1))
     storage.save_absences(engine, PORTAL, [user_id], NOVEMBER, nov(30), [event], FETCHED)
     records = [
         {
