@@ -80,8 +80,8 @@ def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: S
     """
     for portal in sorted({row.portal for row in rows}):
         ordered = sorted((row for row in rows if row.portal == portal), key=_ORDER)
-        with_day = [row.user_id for row in ordered if row.parsed.values["time_start"] is not None]
-        listed = listed_users(connection, portal, set(with_day))
+        with_day = {row.user_id for row in ordered if row.parsed.values["time_start"] is not None}
+        listed = listed_users(connection, portal, with_day)
         ordered = dated_in_zones(ordered, listed.zones)  # work_date in the directory's zone
         entries = [(row, None if row.parsed.values["time_start"] is None else _poll(row)) for row in ordered]
         names = listed.names
