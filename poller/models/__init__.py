@@ -17,7 +17,7 @@ from poller.models.norms import (
     user_norms_table,
 )
 from poller.models.polls import PollError, PollRun, Snapshot, snapshots_table
-from poller.models.portal_state import OAuthToken, PortalTask
+from poller.models.portal_state import DirectoryVersion, OAuthToken, PortalTask
 from poller.models.workdays import (
     backfill_progress_table,
     workday_records_table,
@@ -28,6 +28,7 @@ from poller.models.workdays import (
 __all__ = [
     "NAMING_CONVENTION",
     "Base",
+    "DirectoryVersion",
     "OAuthToken",
     "PollError",
     "PollRun",

@@ -1,4 +1,5 @@
-"""What a portal keeps between processes and replicas: its newest OAuth pair, its periodic tasks."""
+"""What a portal keeps between processes and replicas: its newest OAuth pair, its periodic tasks,
+the version of its directory."""
 
 from __future__ import annotations
 
@@ -36,3 +37,18 @@ class PortalTask(Base):
     last_tried_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class DirectoryVersion(Base):
+    """A token that changes with every write of a portal's users or departments.
+
+    A process keeps the directory facts a write of snapshots needs (zones, names) between
+    writes, and trusts them only while this token is the one it read them under: another
+    process, or a replica, that refreshes the directory changes it in the same transaction.
+    """
+
+    __tablename__ = "directory_versions"
+
+    portal: Mapped[str] = mapped_column(String(200), primary_key=True)
+    version: Mapped[str] = mapped_column(String(32))  # random hex: a database made anew never repeats one
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())  # the refresh that wrote it

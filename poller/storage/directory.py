@@ -3,13 +3,15 @@
 Rows are taken as Bitrix24 sends them and parsed with the status parser's rules (text cleaned
 and cut, a value of the wrong type null with a warning). A user missing from a full refresh
 is kept, marked inactive: the history still names them. When a name or a first department
-changes, the stored workdays take it in the same transaction.
+changes, the stored workdays take it in the same transaction, and the portal's directory
+version changes (the token storage.listing checks before it trusts what a process kept).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -18,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
 
 from poller.fields import DEPARTMENT_FIELDS, USER_FIELDS, StatusField
-from poller.models import departments_table, users_table, workdays_table
+from poller.models import DirectoryVersion, departments_table, users_table, workdays_table
 from poller.status import parse_fields
 from poller.storage.failures import database_call
 from poller.storage.statements import chunks, one_of, upsert
@@ -71,6 +73,7 @@ def save_users(
         elif full and not stored:
             logger.warning("portal %s: an empty user list marks no stored user inactive", portal)
         _rename_changed(connection, portal, before)
+        _new_version(connection, portal, now)
     logger.debug("portal %s: stored %d users in %.3f s", portal, len(stored), time.perf_counter() - started)
     return len(stored)
 
@@ -81,7 +84,7 @@ def save_departments(
 ) -> int:
     """Store `department.get` rows of `portal` (PARENT or UF_HEAD 0: none); return how many.
 
-    `now` is taken for symmetry with save_users; departments keep no timestamp.
+    `now` dates the portal's new directory version; departments keep no timestamp.
     """
     started = time.perf_counter()
     rows = _parse_rows(portal, "department", DEPARTMENT_FIELDS, departments, "department_id")
@@ -96,6 +99,7 @@ def save_departments(
                 [{"portal": portal, **row} for row in rows],
             )
         _rename_changed(connection, portal, before)
+        _new_version(connection, portal, now)
     logger.debug(
         "portal %s: stored %d departments in %.3f s", portal, len(rows), time.perf_counter() - started
     )
@@ -203,6 +207,14 @@ def _rename_changed(connection: Connection, portal: str, before: Mapping[int, Na
         connection.execute(
             statement, [{"u": user_id, "n": name, "d": department} for user_id, (name, department) in chunk]
         )
+
+
+def _new_version(connection: Connection, portal: str, now: datetime) -> None:
+    """Give the portal's directory a new version: what any process kept of it is stale."""
+    connection.execute(
+        upsert(connection, DirectoryVersion.__table__, ["portal"]),  # type: ignore[arg-type]
+        {"portal": portal, "version": uuid.uuid4().hex, "changed_at": now},
+    )
 
 
 def _parse_rows(

@@ -9,12 +9,19 @@ directory.display_name makes it, in SQL) and the first department's title (the d
 list's first item is read by the database's own JSON functions), with the users' ids as one
 parameter (a JSON array on SQLite, an array on PostgreSQL), so the text is the same whatever the
 count.
+
+A process keeps what it read, per database and portal, under the portal's directory version
+(directory_versions, which every write of users or departments changes in its transaction): a
+write reads that one row, and reads the directory only for the users it has not kept under
+that version. A portal without a version row (a directory never stored) is read every time.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Collection
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -49,6 +56,13 @@ _SQL = {
 }
 
 
+_VERSION = {
+    "sqlite": "SELECT version FROM directory_versions WHERE portal = ?",
+    "postgresql": "SELECT version FROM directory_versions WHERE portal = %s",
+}
+_KEPT_DIRECTORIES = 16  # (database, portal) pairs a process keeps: a poller serves a few portals
+
+
 class Listing(NamedTuple):
     """What the directory says of the users of a write: their zones (those it knows) and names."""
 
@@ -56,11 +70,60 @@ class Listing(NamedTuple):
     names: dict[int, Names]
 
 
+_Facts = tuple[ZoneInfo | None, Names] | None  # a user's zone and names; None: not in the directory
+
+
+@dataclass
+class _Kept:
+    """What a process read of one portal's directory under one version."""
+
+    version: str
+    users: dict[int, _Facts] = field(default_factory=dict)
+
+
+_kept: dict[tuple[str, str], _Kept] = {}
+_kept_lock = threading.Lock()
+
+
 def listed_users(connection: Connection, portal: str, user_ids: Collection[int]) -> Listing:
     """The directory's facts of those of `user_ids` it holds (on the transaction's view)."""
-    listing = Listing({}, {})
     if not user_ids:
-        return listing
+        return Listing({}, {})
+    dialect = connection.dialect.name
+    version = connection.exec_driver_sql(_VERSION[dialect], (portal,)).scalar()
+    if version is None:
+        return _read(connection, portal, user_ids)
+    kept = _kept_directory((str(connection.engine.url), portal), version)
+    missing = [user_id for user_id in user_ids if user_id not in kept.users]
+    if missing:
+        read = _read(connection, portal, missing)
+        for user_id in missing:
+            names = read.names.get(user_id)
+            kept.users[user_id] = None if names is None else (read.zones.get(user_id), names)
+    listing = Listing({}, {})
+    for user_id in user_ids:
+        facts = kept.users[user_id]
+        if facts is not None:
+            zone, listing.names[user_id] = facts
+            if zone is not None:
+                listing.zones[user_id] = zone
+    return listing
+
+
+def _kept_directory(key: tuple[str, str], version: str) -> _Kept:
+    """What this process kept of a (database, portal) directory, emptied when `version` is new."""
+    with _kept_lock:
+        kept = _kept.get(key)
+        if kept is None or kept.version != version:
+            kept = _kept[key] = _Kept(version)
+            while len(_kept) > _KEPT_DIRECTORIES:
+                del _kept[next(iter(_kept))]
+        return kept
+
+
+def _read(connection: Connection, portal: str, user_ids: Collection[int]) -> Listing:
+    """The directory's facts of those of `user_ids` it holds, read from the database."""
+    listing = Listing({}, {})
     dialect = connection.dialect.name  # SQLite or PostgreSQL, the two the poller speaks
     ids = sorted(user_ids)
     wanted = json.dumps(ids) if dialect == "sqlite" else ids

@@ -1,0 +1,56 @@
+"""Revision 0011 (directory_versions) on a 0010 database that holds a directory: every user and
+department stays, each portal with a directory gets a version of its own (so a write keeps what
+it reads at once), a portal without one gets none, and the downgrade removes only the table."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from alembic import command
+from sqlalchemy import column, insert, inspect, table, text
+from test_migrations import alembic_config
+
+from poller import storage
+from poller.models import UTCDateTime
+from poller.status import parse_status
+
+SEEN = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+
+
+def test_revision_0011_gives_each_stored_directory_a_version_and_keeps_every_row(database_url: str) -> None:
+    engine = storage.make_engine(database_url)
+    storage.upgrade_database(engine, "0010")
+    users = table("users", column("portal"), column("user_id"), column("name"), column("active"),
+                  column("time_zone"), column("updated_at", UTCDateTime()))  # fmt: skip
+    departments = table("departments", column("portal"), column("department_id"), column("name"))
+    with engine.begin() as connection:
+        connection.execute(
+            insert(users),
+            [{"portal": portal, "user_id": user_id, "name": f"U{user_id}", "active": True,
+              "time_zone": "Europe/Istanbul", "updated_at": SEEN}
+             for portal, user_id in (("acme", 1), ("acme", 2), ("beta", 1))],
+        )  # fmt: skip
+        connection.execute(insert(departments), [{"portal": "gamma", "department_id": 1, "name": "HQ"}])
+    storage.upgrade_database(engine, "0011")
+    with engine.connect() as connection:
+        versions = connection.execute(text("SELECT portal, version FROM directory_versions ORDER BY 1")).all()
+        kept = connection.execute(text("SELECT portal, user_id, name FROM users ORDER BY 1, 2")).all()
+    assert [row[0] for row in versions] == ["acme", "beta", "gamma"]
+    assert len({row[1] for row in versions}) == 3 and all(len(row[1]) == 32 for row in versions)
+    assert [tuple(row) for row in kept] == [("acme", 1, "U1"), ("acme", 2, "U2"), ("beta", 1, "U1")]
+
+    # A write right after the upgrade dates a day in the directory's zone (the kept facts are right).
+    start = datetime(2026, 11, 20, 23, 30, tzinfo=UTC)
+    answer = {"STATUS": "OPENED", "TIME_START": start.isoformat(), "TZ_OFFSET": 0, "ACTIVE": True}
+    row = storage.SnapshotRow("acme", 1, start + timedelta(minutes=1), parse_status(answer))
+    storage.save_portal_cycle(engine, None, [row], [])
+    with engine.connect() as connection:
+        dated = connection.execute(text("SELECT work_date, user_name FROM workdays")).one()
+    assert (str(dated[0]), dated[1]) == ("2026-11-21", "U1")
+
+    with engine.begin() as connection:
+        command.downgrade(alembic_config(connection), "0010")
+    with engine.connect() as connection:
+        assert "directory_versions" not in inspect(connection).get_table_names()
+        assert connection.execute(text("SELECT count(*) FROM users")).scalar_one() == 3
+    engine.dispose()
