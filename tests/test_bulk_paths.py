@@ -22,6 +22,16 @@ from poller.storage.listing import listed_users
 from poller.storage.raw_json import raw_conversion, storable_raw
 
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
+
+
+def nested(levels: int) -> Any:
+    """An object `levels` deep: {"a": {"a": ... "x"}}."""
+    value: Any = "x"
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
 ODD_RAWS: list[Any] = [
     {"STATUS": "OPENED", "LAT": 53.5, "ID": 7, "ACTIVE": True, "IP": None},
     {"STATUS": "NUL\x00 inside", "ID": 1},
@@ -35,6 +45,9 @@ ODD_RAWS: list[Any] = [
     {1: "an int key", None: "a null key"},
     [1, "a list"],
     "a string",
+    {"NOTE": "{braces} and [brackets] as text", "ID": 2},
+    {"DEEP": nested(40)},  # deeper than storable_raw keeps: cut to "<nested too deep>"
+    {"DEEP": [nested(3)]},
 ]
 
 

@@ -235,9 +235,14 @@ def _bools(process: Convert) -> Convert:
 
 def _iso_dates(process: Convert) -> Convert:
     def convert(value: Any) -> Any:
-        return value.isoformat() if type(value) is date else process(value)
+        return _iso_date(value) if type(value) is date else process(value)
 
     return convert
+
+
+@lru_cache(maxsize=256)  # a write's rows share a handful of dates
+def _iso_date(value: date) -> str:
+    return value.isoformat()
 
 
 def instant_parameter(dialect_name: str) -> Convert:
