@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import threading
@@ -321,3 +322,24 @@ def default_signal_handlers() -> Iterator[None]:
     from poller.daemon import shutdown
 
     shutdown.uninstall()
+
+
+# -- garbage collection ----------------------------------------------------------------
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collection() -> Iterator[object]:
+    """Collect the tests with the garbage collector off, then freeze what collection built.
+
+    Importing the test modules and the poller builds ~160,000 objects that live for the whole
+    session and hold no garbage cycles: each full collection while they are built, and each one
+    later in the session, would walk them all again (~1 s over a quick run). What the tests
+    create is collected as usual.
+    """
+    gc.disable()
+    try:
+        return (yield)
+    finally:
+        gc.collect()
+        gc.freeze()
+        gc.enable()
