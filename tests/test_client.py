@@ -329,6 +329,7 @@ def test_active_users_are_listed_page_by_page(make_emulator: MakeEmulator, clock
     every = fetch_users(client)
     active = fetch_active_user_ids(client)
     assert emulator.stats.requests == 6
+    assert list(every) == [emulator.world.user(user_id) for user_id in range(1, 121)]  # as sent, in order
     assert [int(u["ID"]) for u in every] == list(range(1, 121))
     assert active == [int(u["ID"]) for u in every if u["ACTIVE"]]
     assert len(active) < 120
@@ -343,7 +344,7 @@ def test_users_keep_every_field_the_portal_sent(emu: Emulator, clock: ManualCloc
 
 def test_departments_are_listed(emu: Emulator, clock: ManualClock) -> None:
     departments = fetch_departments(client_for(webhook_portal(emu), clock))
-    assert departments == emu.world.departments()
+    assert list(departments) == emu.world.departments()
 
 
 def test_a_missing_department_scope_is_a_portal_wide_error(

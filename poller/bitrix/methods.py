@@ -18,6 +18,7 @@ from typing import Any
 import requests
 
 from poller.bitrix.client import PortalClient
+from poller.bitrix.listed_rows import ListedRows
 from poller.config import HttpConfig, PortalConfig, parse_domain, parse_webhook_url
 from poller.errors import BitrixError, ConfigError, OperatingTimeLimit, Stopped, TransportError
 
@@ -206,7 +207,7 @@ def _log_progress(client: PortalClient, done: int, total: int) -> None:
         logger.info("portal %s: %d of %d users fetched", client.portal.name, done, total)
 
 
-def fetch_users(client: PortalClient, *, active_only: bool = False) -> list[dict[str, Any]]:
+def fetch_users(client: PortalClient, *, active_only: bool = False) -> ListedRows:
     """List the portal's users with `user.get`, page by page, every field as the portal sent it.
 
     Fields used downstream: ID, NAME, LAST_NAME, EMAIL, WORK_POSITION, UF_DEPARTMENT,
@@ -223,13 +224,13 @@ def fetch_active_user_ids(client: PortalClient) -> list[int]:
     return sorted({int(user["ID"]) for user in fetch_users(client, active_only=True)})
 
 
-def fetch_departments(client: PortalClient) -> list[dict[str, Any]]:
+def fetch_departments(client: PortalClient) -> ListedRows:
     """List the portal's departments with `department.get` (ID, NAME, PARENT, UF_HEAD)."""
     return _rows_with_ids(client, "department.get", {"SORT": "ID", "ORDER": "ASC"})
 
 
-def _rows_with_ids(client: PortalClient, method: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    rows = []
+def _rows_with_ids(client: PortalClient, method: str, params: dict[str, Any]) -> ListedRows:
+    rows = ListedRows()
     for row in _pages(client, method, params):
         if isinstance(row, dict) and str(row.get("ID", "")).isdigit():
             rows.append(row)

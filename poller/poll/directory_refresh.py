@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -119,7 +120,7 @@ class DirectoryRefresher:
                 "portal %s: directory failure not recorded: %s", portal, storage.describe_db_error(exc)
             )
 
-    def _fetch_departments(self, client: PortalClient) -> list[dict[str, Any]] | None:
+    def _fetch_departments(self, client: PortalClient) -> Sequence[dict[str, Any]] | None:
         """The departments, or None without the `department` scope (said once per portal)."""
         try:
             return fetch_departments(client)

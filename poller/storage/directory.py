@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -50,7 +50,7 @@ def save_users(
     started = time.perf_counter()
     stored: set[int] = set()
     with engine.begin() as connection:
-        before = names_of(connection, portal)
+        before = _name_signatures(connection, portal)
         for chunk in chunks(users, _USERS_PER_WRITE):  # parsed and written a chunk at a time: memory
             rows = _parse_rows(portal, "user", USER_FIELDS, chunk, "user_id")
             if rows:
@@ -92,7 +92,7 @@ def save_departments(
         row["parent_id"] = row["parent_id"] or None
         row["head_user_id"] = row["head_user_id"] or None
     with engine.begin() as connection:
-        before = names_of(connection, portal)
+        before = _name_signatures(connection, portal)
         if rows:
             connection.execute(
                 upsert(connection, departments_table, ["portal", "department_id"]),
@@ -139,16 +139,8 @@ def names_of(
     query = select(users.user_id, users.name, users.last_name, users.department_ids).where(
         users.portal == portal
     )
-    if user_ids is None:  # the whole portal: its few departments first, then the users streamed
-        titles = dict(
-            connection.execute(
-                select(departments.department_id, departments.name).where(departments.portal == portal)
-            ).all()
-        )
-        return {
-            row.user_id: (display_name(row.name, row.last_name), titles.get(_first(row.department_ids)))
-            for row in connection.execute(query)
-        }
+    if user_ids is None:
+        return dict(_portal_names(connection, portal))
     found: list[Any] = []
     for chunk in chunks(sorted(user_ids), 1000):
         found += connection.execute(query.where(one_of(connection, users.user_id, chunk))).all()
@@ -169,6 +161,26 @@ def names_of(
         row.user_id: (display_name(row.name, row.last_name), titles.get(_first(row.department_ids)))
         for row in found
     }
+
+
+def _portal_names(connection: Connection, portal: str) -> Iterator[tuple[int, Names]]:
+    """names_of the whole portal, user by user: its few departments first, then the users streamed."""
+    users, departments = users_table.c, departments_table.c
+    titles = dict(
+        connection.execute(
+            select(departments.department_id, departments.name).where(departments.portal == portal)
+        ).all()
+    )
+    query = select(users.user_id, users.name, users.last_name, users.department_ids).where(
+        users.portal == portal
+    )
+    for row in connection.execute(query):
+        yield row.user_id, (display_name(row.name, row.last_name), titles.get(_first(row.department_ids)))
+
+
+def _name_signatures(connection: Connection, portal: str) -> dict[int, int]:
+    """Each user's names as a hash: what a refresh compares them by, without holding 50,000 names."""
+    return {user_id: hash(names) for user_id, names in _portal_names(connection, portal)}
 
 
 def zones_of(connection: Connection, portal: str, user_ids: Collection[int]) -> dict[int, ZoneInfo]:
@@ -193,10 +205,13 @@ def _first(department_ids: object) -> int | None:
     return None
 
 
-def _rename_changed(connection: Connection, portal: str, before: Mapping[int, Names]) -> None:
-    """Give the stored workdays of every user whose names changed the new ones."""
-    after = names_of(connection, portal)
-    changed = [(user_id, names) for user_id, names in after.items() if before.get(user_id) != names]
+def _rename_changed(connection: Connection, portal: str, before: Mapping[int, int]) -> None:
+    """Give the stored workdays of every user whose names changed (by _name_signatures) the new ones."""
+    changed = [
+        (user_id, names)
+        for user_id, names in _portal_names(connection, portal)
+        if before.get(user_id) != hash(names)
+    ]
     table = workdays_table.c
     statement = (
         update(workdays_table)
