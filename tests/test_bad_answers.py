@@ -17,9 +17,10 @@ from poller.poll.cycle import PollReport, poll_once
 from poller.status import parse_status
 
 # [http] read_timeout_seconds: the whole answer, however it trickles (every 0.02 s). The hung
-# and trickling answers wait it out, so it is short; the others get room (a 17 MB body takes
-# its time on a busy machine) and end long before it.
-DEADLINE = 0.25
+# and trickling answers wait it out, so it is short (a few of the trickle's bytes, never its
+# 100 kB); the others get room (a 17 MB body takes its time on a busy machine) and end long
+# before it.
+DEADLINE = 0.1
 ROOMY = 10.0
 
 

@@ -96,7 +96,7 @@ def test_faults_lose_no_answered_user_and_store_no_duplicate(
     assert error_codes(engine) == {"OPERATION_TIME_LIMIT": 1}  # one portal row: the method is blocked
 
 
-SLOW_SECONDS = 0.3  # each of the slow portal's answers: a real wait, kept short
+SLOW_SECONDS = 0.2  # each of the slow portal's answers: a real wait, kept short
 
 
 @on_sqlite_only  # storage is not the point here
