@@ -4,8 +4,9 @@ Most polls of a cycle move their day on by what they say alone: a day running, c
 expired (not a running pause, whose start the stored day bounds), of a user polled once in the
 write, whose record ID (newest builds send one) is not that of a stored record with another
 start (a manager moved it: the day is the record's, workdays.apply_polls). Such a poll's day is
-`advance(None, poll)` but for two values carried from the stored day: when the polls first saw
-it, and its record ID. One INSERT ... ON CONFLICT DO UPDATE writes them all and keeps those two.
+`polled_day(None, poll)` (workday_rules.advance without a stored day) but for two values carried
+from the stored day: when the polls first saw it, and its record ID. One INSERT ... ON CONFLICT
+DO UPDATE writes them all and keeps those two.
 Its condition holds exactly where workdays.apply_polls would come to the same row and no
 revision: the stored day is the polls' own (not a record's), last seen before this poll, of the
 same work date, and still an estimate or unchanged in the figures a revision compares. A stored
@@ -19,8 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from operator import itemgetter
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, literal, select
 
@@ -30,14 +30,13 @@ from poller.storage.directory import Names
 from poller.storage.keyed import count_by_key, ids_matching, rows_by_key
 from poller.storage.revisions import DAY_REVISED
 from poller.storage.statistics import note_rows_added
-from poller.storage.workday_rules import DAY_COLUMNS, Poll, advance
+from poller.storage.workday_rules import DAY_COLUMNS, Poll, polled_day
 
 _KEY = ("portal", "user_id", "time_start")
 _NAMES = ("user_name", "department")
 _COLUMNS = (*_KEY, *DAY_COLUMNS, *_NAMES)
 _KEPT = ("work_date", "first_seen_at", "source", "record_id")  # not replaced (record_id: filled)
 _REPLACED = tuple(column for column in DAY_COLUMNS if column not in _KEPT)
-_DAY_VALUES = itemgetter(*DAY_COLUMNS)
 _UNNAMED = (None, None)
 _ANY_RECORD = select(literal(1)).where(workday_records_table.c.portal == bindparam("portal")).limit(1)
 
@@ -84,11 +83,15 @@ def write_plain_days(
     rows = []
     for index in chosen:
         user_id, poll = polls[index]
-        values = _DAY_VALUES(advance(None, poll))
-        rows.append((portal, user_id, poll.time_start, *values, *names.get(user_id, _UNNAMED)))
+        rows.append(
+            (portal, user_id, poll.time_start, *polled_day(None, poll), *names.get(user_id, _UNNAMED))
+        )
     postgresql = connection.dialect.name == "postgresql"
-    keys = {row[1:3]: index for row, index in zip(rows, chosen, strict=True)}  # (user_id, time_start)
-    stored_before = count_by_key(connection, workdays_table, "time_start", portal, keys) if postgresql else 0
+    stored_before = (
+        count_by_key(connection, workdays_table, "time_start", portal, _keys(rows, chosen))
+        if postgresql
+        else 0
+    )
     written = insert_tuples(
         connection,
         workdays_table,
@@ -103,6 +106,7 @@ def write_plain_days(
         note_rows_added(connection, "workdays", len(rows) - stored_before)
     if written == len(rows):
         return PlainWrite(set(chosen), set())
+    keys = _keys(rows, chosen)
     found = rows_by_key(connection, workdays_table, "time_start", portal, keys, ("last_seen_at",))
     return PlainWrite(  # a day the condition refused holds another poll's moment, or this one's (a replay)
         set(),
@@ -114,16 +118,24 @@ def write_plain_days(
     )
 
 
+def _keys(rows: Sequence[tuple[Any, ...]], chosen: Sequence[int]) -> dict[tuple[int, Any], int]:
+    """The index of the poll of each day row, by its (user_id, time_start)."""
+    return {row[1:3]: index for row, index in zip(rows, chosen, strict=True)}
+
+
 def _plain(connection: Connection, portal: str, polls: Sequence[tuple[int, Poll]]) -> list[int]:
     """The indexes of the polls whose day the poll decides alone, but for the stored day's state
     (which the upsert's condition checks): not a pause, its user's only poll of the write, and
     its record ID (if any) not that of a stored record that starts elsewhere."""
-    per_user = Counter(user_id for user_id, _ in polls)
-    single = [
-        index
-        for index, (user_id, poll) in enumerate(polls)
-        if per_user[user_id] == 1 and poll.status != "PAUSED"
-    ]
+    if len({user_id for user_id, _ in polls}) == len(polls):  # the usual write: a poll per user
+        single = [index for index, (_, poll) in enumerate(polls) if poll.status != "PAUSED"]
+    else:
+        per_user = Counter(user_id for user_id, _ in polls)
+        single = [
+            index
+            for index, (user_id, poll) in enumerate(polls)
+            if per_user[user_id] == 1 and poll.status != "PAUSED"
+        ]
     if connection.execute(_ANY_RECORD, {"portal": portal}).first() is None:
         return single  # no record of the portal is stored (REST 3.0 records not fetched): none moved
     carried = {

@@ -106,6 +106,13 @@ def advance(day: Day | None, poll: Poll) -> Day:
             "last_seen_at": max(day["last_seen_at"] or poll.last_seen_at, poll.last_seen_at),
         }
     seen = day if day is not None and day["source"] == "polls" and has_polls(day) else None
+    return dict(zip(DAY_COLUMNS, polled_day(seen, poll), strict=True))
+
+
+def polled_day(seen: Day | None, poll: Poll) -> tuple[Any, ...]:
+    """The values of DAY_COLUMNS of a day the polls decide after one more poll: `seen`, the
+    stored day of polls (None: the polls have not seen it yet), moved on by `poll`. A tuple: the
+    write of a cycle's plain days (storage.plain_days) makes one per answer."""
     start, leaks, status = poll.time_start, poll.leaks_seconds or 0, poll.status
     last_seen = poll.last_seen_at
     end = (poll.time_finish or last_seen) if status == "CLOSED" else last_seen
@@ -125,20 +132,20 @@ def advance(day: Day | None, poll: Poll) -> Day:
         worked = seconds(min(suggested, last_seen), start) - leaks if suggested else span
     else:
         worked = span
-    return {
-        "work_date": poll.work_date,
-        "time_finish": poll.time_finish if status == "CLOSED" else None,
-        "tz_offset": poll.tz_offset,
-        "status": status,
-        "worked_seconds": clamp(worked, span),
-        "worked_is_estimate": status != "CLOSED",
-        "leaks_seconds": poll.leaks_seconds,
-        "first_seen_at": seen["first_seen_at"] if seen is not None else poll.polled_at,
-        "last_seen_at": last_seen,
-        "pending_approval": poll.active is False,
-        "source": "polls",
-        "record_id": poll.record_id or (seen["record_id"] if seen is not None else None),
-    }
+    return (  # in the order of DAY_COLUMNS
+        poll.work_date,
+        poll.time_finish if status == "CLOSED" else None,
+        poll.tz_offset,
+        status,
+        clamp(worked, span),
+        status != "CLOSED",
+        poll.leaks_seconds,
+        seen["first_seen_at"] if seen is not None else poll.polled_at,
+        last_seen,
+        poll.active is False,
+        "polls",
+        poll.record_id or (seen["record_id"] if seen is not None else None),
+    )
 
 
 def with_record(polled: Day | None, record: Any, tz_offset: int | None = None) -> Day:
