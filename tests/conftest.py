@@ -239,17 +239,18 @@ def engine(database_url: str) -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="session")
-def report_database_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def report_database_template(tmp_path_factory: pytest.TempPathFactory, head_sqlite_file: Path) -> Path:
     """A SQLite file the poller filled: 72 polls, every 30 minutes from Wednesday 00:00 UTC,
-    of 8 users. Built once per session; use `report_database` for a copy of your own."""
+    of 8 users. Built once per session, on a copy of the head database; use `report_database`
+    for a copy of your own."""
     from poller.poll.cycle import make_clients, poll_portal
 
     database = tmp_path_factory.mktemp("report") / "report.sqlite3"
+    shutil.copyfile(head_sqlite_file, database)
     manual = ManualClock(REPORT_START)
     emulator = Emulator(EmulatorSettings(users=8, rate=0, operating_limit=0), clock=manual).start()
     engine = storage.make_engine(f"sqlite:///{database}")
     try:
-        storage.upgrade_database(engine)
         config = make_config(portal(emulator, REPORT_USERS))
         (client,) = make_clients(config, engine, clock=manual)
         for _ in range(72):

@@ -112,14 +112,11 @@ def test_revision_0006_downgrades_to_the_view_without_staleness(database_url: st
     engine.dispose()
 
 
-def test_a_directory_nobody_refreshed_makes_no_row_stale(database_url: str) -> None:
-    engine = storage.make_engine(database_url)
-    storage.upgrade_database(engine)
+def test_a_directory_nobody_refreshed_makes_no_row_stale(engine: Engine) -> None:
     storage.save_portal_cycle(
         engine, None, [storage.SnapshotRow("acme", 8, POLLED, parse_status(OPENED))], []
     )
     assert _staleness(engine) == [(8, "OPENED", None, False, None)]
-    engine.dispose()
 
 
 # -- through the emulator: a user fired, a user failing ----------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -44,9 +45,11 @@ def config_for(emulator: Emulator, users: list[int]):  # type: ignore[no-untyped
     )
 
 
-def test_snapshots_wait_in_the_spool_file_across_a_restart(tmp_path: Path, emulator: Emulator) -> None:
+def test_snapshots_wait_in_the_spool_file_across_a_restart(
+    tmp_path: Path, emulator: Emulator, head_sqlite_file: Path
+) -> None:
+    shutil.copyfile(head_sqlite_file, tmp_path / "db.sqlite3")  # at head, as after `db upgrade`
     good = storage.make_engine(f"sqlite:///{tmp_path / 'db.sqlite3'}")
-    storage.upgrade_database(good)
     down = storage.make_engine(f"sqlite:///{tmp_path / 'missing' / 'db.sqlite3'}")  # cannot be opened
     spool_file = tmp_path / "spool.jsonl"
     config = config_for(emulator, [1, 2, 3, 4])

@@ -163,9 +163,11 @@ def portal_stub() -> dict[str, object]:
 
 
 @pytest.fixture(scope="module")
-def october_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, World]:
-    """October polled once into a SQLite file, and the world it was polled from."""
+def october_template(tmp_path_factory: pytest.TempPathFactory, head_sqlite_file: Path) -> tuple[Path, World]:
+    """October polled once into a SQLite file (a copy of the session's head: the upgrade finds
+    nothing to do), and the world it was polled from."""
     database = tmp_path_factory.mktemp("october") / "october.sqlite3"
+    shutil.copyfile(head_sqlite_file, database)
     return database, poll_october(f"sqlite:///{database}")
 
 
