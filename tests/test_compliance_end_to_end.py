@@ -25,10 +25,12 @@ records say, and the test says so where it matters:
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,14 +38,14 @@ import requests
 from conftest import MakeEmulator, make_config, portal
 from sqlalchemy import Engine, text
 
-from poller import commands
+from poller import commands, storage
 from poller.bitrix import PortalClient
 from poller.cli import main
 from poller.clients import make_clients
 from poller.clock import ManualClock
 from poller.compliance import PayCategories
 from poller.config import Config
-from poller.emulator import Emulator, absences, norms, portal_calendar
+from poller.emulator import Emulator, EmulatorSettings, absences, norms, portal_calendar
 from poller.emulator.simclock import SimClock
 from poller.emulator.workday import Workday
 from poller.emulator.world import World
@@ -83,21 +85,68 @@ class Stored:
 
 
 @pytest.fixture
-def stored(engine: Engine, database_url: str, make_emulator: MakeEmulator) -> Iterator[Stored]:
-    """Poll once (directory, norms, calendar, absences), then backfill the month and its history."""
-    yield store(engine, database_url, make_emulator, poll_first=True)
+def stored(
+    request: pytest.FixtureRequest, engine: Engine, database_url: str, make_emulator: MakeEmulator
+) -> Stored:
+    """Poll once (directory, norms, calendar, absences), then backfill the month and its history.
+
+    The tests that take it only read: on SQLite each gets a copy of the module's one filling
+    (`stored_on_sqlite`), on PostgreSQL the scratch database is filled for each.
+    """
+    if not database_url.startswith("sqlite:///"):
+        return store(engine, database_url, make_emulator, poll_first=True)
+    filled: Stored = request.getfixturevalue("stored_on_sqlite")
+    engine.dispose()  # nothing open on the file it is about to replace
+    shutil.copyfile(filled.database_url.removeprefix("sqlite:///"), database_url.removeprefix("sqlite:///"))
+    return Stored(filled.emulator, config_of(filled.emulator, database_url), database_url)
+
+
+@pytest.fixture(scope="module")
+def stored_on_sqlite(tmp_path_factory: pytest.TempPathFactory, head_sqlite_file: Path) -> Iterator[Stored]:
+    """`stored`'s poll and backfill into a SQLite file, once for the module (its emulator runs
+    until the module ends, as conftest's `make_emulator` would start it)."""
+    database = tmp_path_factory.mktemp("stored") / "stored.sqlite3"
+    shutil.copyfile(head_sqlite_file, database)
+    clock = ManualClock(NOW)
+    emulator = Emulator(EmulatorSettings(users=len(USERS), rate=0, seed=7), clock=clock).start()
+    url = f"sqlite:///{database}"
+    engine = storage.make_engine(url)
+    try:
+        filled = fill(engine, url, emulator, clock, poll_first=True)
+    finally:
+        engine.dispose()
+    try:
+        yield filled
+    finally:
+        emulator.stop()
 
 
 def store(engine: Engine, database_url: str, make_emulator: MakeEmulator, *, poll_first: bool) -> Stored:
     """The emulated portal polled once and backfilled, in the order `poll_first` says."""
     clock = ManualClock(NOW)
-    emulator = make_emulator(clock=clock, users=len(USERS), rate=0)
-    config = make_config(
+    return fill(
+        engine,
+        database_url,
+        make_emulator(clock=clock, users=len(USERS), rate=0),
+        clock,
+        poll_first=poll_first,
+    )
+
+
+def config_of(emulator: Emulator, database_url: str) -> Config:
+    return make_config(
         portal(emulator, USERS),
         database_url=database_url,
         directory={"refresh_hours": 24},
         reconcile={"days": 0},
     )
+
+
+def fill(
+    engine: Engine, database_url: str, emulator: Emulator, clock: ManualClock, *, poll_first: bool
+) -> Stored:
+    """Poll `emulator` once and backfill it into `engine`, in the order `poll_first` says."""
+    config = config_of(emulator, database_url)
     client = PortalClient(config.portals[0], requests.Session(), config.http, clock=clock)
     steps = [
         lambda: (
