@@ -19,7 +19,7 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Connection, Date, Integer, Table
+from sqlalchemy import JSON, Boolean, Connection, Date, Float, Integer, Table
 from sqlalchemy.exc import StatementError
 
 from poller.models import UTCDateTime
@@ -157,21 +157,26 @@ def row_converter(converters: Sequence[Convert | None], *, none_as_is: bool = Fa
     with `none_as_is`, a None value is not converted.
 
     Generated once per statement (a tuple display of `c3(row[3])` and `row[4]`): a loop over
-    the columns would cost more than the conversions themselves.
+    the columns would cost more than the conversions themselves. A conversion made by _passing
+    is not called for a value of the types it lets through.
     """
     if all(convert is None for convert in converters):
         return None
-    names = {f"c{index}": convert for index, convert in enumerate(converters) if convert is not None}
-    items = [
-        (
-            f"row[{index}]"
-            if convert is None
-            else f"(None if row[{index}] is None else c{index}(row[{index}]))"
-            if none_as_is
-            else f"c{index}(row[{index}])"
-        )
-        for index, convert in enumerate(converters)
-    ]
+    names: dict[str, Any] = {}
+    items = []
+    for index, convert in enumerate(converters):
+        value = f"row[{index}]"
+        if convert is None:
+            items.append(value)
+            continue
+        names[f"c{index}"] = convert
+        if none_as_is:
+            items.append(f"(None if {value} is None else c{index}({value}))")
+        elif hasattr(convert, "passes"):
+            names[f"p{index}"] = convert.passes
+            items.append(f"({value} if {value}.__class__ in p{index} else c{index}({value}))")
+        else:
+            items.append(f"c{index}({value})")
     made: Convert = eval(f"lambda row: ({', '.join(items)},)", names)  # built from indexes only
     return made
 
@@ -184,7 +189,7 @@ def converter(column_type: Any, dialect_name: str, dialect: Any) -> Convert | No
     dialect would wrap it for psycopg to serialize, which both COPY and a parameter take as the
     same text); a date on SQLite, as its ISO text. On PostgreSQL a float for an integer column
     is rounded as the server rounds a float parameter (half to even), so that COPY, which would
-    refuse its text, stores what an executemany stores. A bool on SQLite goes as it is.
+    refuse its text, stores what an executemany stores. A bool or a float on SQLite goes as it is.
     """
     if isinstance(column_type, UTCDateTime):
         return instant_parameter(dialect_name)
@@ -197,8 +202,10 @@ def converter(column_type: Any, dialect_name: str, dialect: Any) -> Convert | No
         return _json_objects(dialect._json_serializer or json.dumps, process)
     if dialect_name == "sqlite" and isinstance(column_type, Date):
         return _iso_dates(process)
+    if dialect_name == "sqlite" and isinstance(column_type, Float):
+        return _passing((float, type(None)), process)
     if dialect_name == "sqlite" and isinstance(column_type, Boolean):
-        return _bools(process)
+        return _passing((bool, type(None)), process)  # any other value: refused by the processor
     return process
 
 
@@ -223,13 +230,16 @@ def _whole(value: Any) -> Any:
     return round(value) if type(value) is float else value
 
 
-def _bools(process: Convert) -> Convert:
-    """A bool or None as it is (the driver stores True as 1, as SQLAlchemy's processor does); any
-    other value through the processor, which refuses what is not a bool."""
+def _passing(kinds: tuple[type, ...], process: Convert) -> Convert:
+    """`process`, but a value of exactly one of `kinds` goes as it is: a value the driver stores
+    as the processor would (a bool as 1 or 0, a float). row_converter reads `passes` and makes
+    no call at all for those."""
+    passes = frozenset(kinds)
 
     def convert(value: Any) -> Any:
-        return value if value is None or type(value) is bool else process(value)
+        return value if value.__class__ in passes else process(value)
 
+    convert.passes = passes  # type: ignore[attr-defined]
     return convert
 
 
@@ -257,13 +267,22 @@ def _aware_instant(value: datetime | None) -> datetime | None:
     return value
 
 
-@lru_cache(maxsize=4096)  # a part repeats its instants (polled_at; a start in its snapshot and its day)
+# The texts of the instants written lately. A write repeats its instants (polled_at; a start in
+# its snapshot and its day) and a cycle repeats the last one's (an open day's start, poll after
+# poll): kept, each costs a lookup instead of a formatting. Emptied when full: some 11 MB at most.
+_INSTANT_TEXTS: dict[datetime, str] = {}
+_INSTANTS_KEPT = 1 << 16
+
+
 def _sqlite_instant(value: datetime | None) -> str | None:
     """The text SQLAlchemy's SQLite DATETIME stores for a UTC instant (naive UTC, microseconds)."""
     if value is None:
         return None
-    if value.tzinfo is None:
-        raise ValueError("naive datetime given where a UTC instant is required")
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:26]  # without "+00:00"; years have four digits
+    text = _INSTANT_TEXTS.get(value)
+    if text is None:
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where a UTC instant is required")
+        if len(_INSTANT_TEXTS) >= _INSTANTS_KEPT:
+            _INSTANT_TEXTS.clear()
+        text = _INSTANT_TEXTS[value] = value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+    return text

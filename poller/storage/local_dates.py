@@ -24,27 +24,28 @@ if TYPE_CHECKING:
 
 
 def dated_in_zones(rows: Sequence[SnapshotRow], zones: Mapping[int, tzinfo]) -> list[SnapshotRow]:
-    """`rows` with work_date taken in each user's directory zone (`zones`, by user) where known."""
+    """`rows` with work_date taken in each user's directory zone (`zones`, by user) where known.
+    One loop without a call per row: a write dates every answer it stores."""
     if not zones:
         return list(rows)
-    return [_dated(row, zones[row.user_id]) if row.user_id in zones else row for row in rows]
+    dated = []
+    for row in rows:
+        zone = zones.get(row.user_id)
+        start = row.parsed.values["time_start"]
+        if zone is not None and isinstance(start, datetime):
+            local: date | None
+            try:
+                local = start.astimezone(zone).date()
+            except (OverflowError, ValueError):  # outside the calendar: the answer's own date stays
+                local = None
+            if local is not None and local != row.parsed.values["work_date"]:
+                row = _dated(row, local)
+        dated.append(row)
+    return dated
 
 
-def zone_date(instant: datetime, zone: tzinfo) -> date | None:
-    """The calendar date in `zone` at `instant`; None where it falls outside the calendar."""
-    try:
-        return instant.astimezone(zone).date()
-    except (OverflowError, ValueError):
-        return None
-
-
-def _dated(row: SnapshotRow, zone: tzinfo) -> SnapshotRow:
-    start = row.parsed.values["time_start"]
-    if not isinstance(start, datetime):
-        return row
-    local = zone_date(start, zone)
-    if local is None or local == row.parsed.values["work_date"]:
-        return row
+def _dated(row: SnapshotRow, local: date) -> SnapshotRow:
+    """`row` with `local` as its work_date."""
     parsed = row.parsed
     values = {**parsed.values, "work_date": local}
     return replace(row, parsed=ParsedStatus(values, parsed.raw, parsed.warnings))

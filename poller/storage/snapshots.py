@@ -83,9 +83,8 @@ def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: S
         with_day = {row.user_id for row in ordered if row.parsed.values["time_start"] is not None}
         listed = listed_users(connection, portal, with_day)
         ordered = dated_in_zones(ordered, listed.zones)  # work_date in the directory's zone
-        entries = [(row, None if row.parsed.values["time_start"] is None else _poll(row)) for row in ordered]
         names = listed.names
-        polled = [(row, poll) for row, poll in entries if poll is not None]
+        polled = [(row, _poll(row)) for row in ordered if row.parsed.values["time_start"] is not None]
         if mode == "changes":
             news, changed = _changes(connection, portal, ordered)
             chosen = {id(row) for row in news}
@@ -93,7 +92,7 @@ def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: S
             polled = [(row, poll) for row, poll in polled if id(row) in chosen]
         plain = write_plain_days(connection, portal, [(row.user_id, poll) for row, poll in polled], names)
         done = plain.written | plain.seen
-        unplain = [entry for index, entry in enumerate(polled) if index not in done]
+        unplain = [] if len(done) == len(polled) else [p for i, p in enumerate(polled) if i not in done]
         days = workdays.load_days(
             connection, portal, {(row.user_id, poll.time_start) for row, poll in unplain}
         )
@@ -107,7 +106,7 @@ def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: S
             written += [entry for entry in seen if id(entry[0]) not in replays]
             rest = _not_stored_yet(connection, portal, unplain, days)
             replays |= {id(row) for row, _ in unplain} - {id(row) for row, _ in rest}
-            inserts = [_written_tuple(row) for row, _ in entries if id(row) not in replays]
+            inserts = [_written_tuple(row) for row in ordered if id(row) not in replays]
         own = (("raw", raw_conversion(connection.dialect)),)
         added = insert_tuples(
             connection, snapshots_table, _COLUMNS, inserts, keys=_SNAPSHOT_KEY, own=own, fresh=True
@@ -123,7 +122,6 @@ def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: S
         )
 
 
-_Entry = tuple[SnapshotRow, Poll | None]  # a snapshot and what it says of its day (None: no day)
 _ORDER = attrgetter("user_id", "polled_at")
 
 
