@@ -158,7 +158,8 @@ def row_converter(converters: Sequence[Convert | None], *, none_as_is: bool = Fa
 
     Generated once per statement (a tuple display of `c3(row[3])` and `row[4]`): a loop over
     the columns would cost more than the conversions themselves. A conversion made by _passing
-    is not called for a value of the types it lets through.
+    is not called for a value of the types it lets through, one with a `known` lookup (the
+    texts of the instants) not for a value it knows.
     """
     if all(convert is None for convert in converters):
         return None
@@ -175,6 +176,9 @@ def row_converter(converters: Sequence[Convert | None], *, none_as_is: bool = Fa
         elif hasattr(convert, "passes"):
             names[f"p{index}"] = convert.passes
             items.append(f"({value} if {value}.__class__ in p{index} else c{index}({value}))")
+        elif hasattr(convert, "known"):  # a value converted before: a dict lookup, no call
+            names[f"k{index}"] = convert.known
+            items.append(f"(k{index}({value}) or c{index}({value}))")
         else:
             items.append(f"c{index}({value})")
     made: Convert = eval(f"lambda row: ({', '.join(items)},)", names)  # built from indexes only
@@ -286,3 +290,6 @@ def _sqlite_instant(value: datetime | None) -> str | None:
             _INSTANT_TEXTS.clear()
         text = _INSTANT_TEXTS[value] = value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
     return text
+
+
+_sqlite_instant.known = _INSTANT_TEXTS.get  # type: ignore[attr-defined]  # see row_converter
