@@ -103,7 +103,11 @@ def test_a_stored_key_is_skipped_or_has_only_the_replaced_columns_changed(engine
 
 @pytest.mark.parametrize(
     ("column", "value", "reason"),
-    [("polled_at", datetime(2026, 11, 16, 9, 30), ValueError), ("active", "yes", TypeError)],
+    [
+        ("polled_at", datetime(2026, 11, 16, 9, 30), ValueError),
+        ("active", "yes", TypeError),
+        ("lat_open", "north", ValueError),  # a float column: only a float (or None) passes uncalled
+    ],
 )
 def test_a_value_no_converter_takes_is_refused_for_data_as_sqlalchemy_refuses_it(
     engine: Engine, column: str, value: Any, reason: type[Exception]
