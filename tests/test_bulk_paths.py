@@ -3,12 +3,16 @@ the raw answer encoded once, a cycle's snapshots copied straight into their tabl
 
 from __future__ import annotations
 
+import enum
 import json
+import uuid
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, func, insert, select, text
+from sqlalchemy.exc import StatementError
 from test_bulk import SNAPSHOT_COLUMNS, snapshot, stored_text
 from test_directory import DEPARTMENTS, PORTAL, user, user_row
 
@@ -169,3 +173,30 @@ def test_a_day_dated_otherwise_by_a_later_poll_takes_the_new_date(engine: Engine
         query = text("SELECT user_id, CAST(work_date AS TEXT) FROM workdays ORDER BY user_id")
         dates = connection.execute(query).all()
     assert [tuple(row) for row in dates] == [(1, "2026-10-25"), (2, "2026-10-24")]
+
+
+class _Kind(enum.Enum):
+    A = "a"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"T": datetime(2026, 1, 1, tzinfo=UTC)},
+        {"D": date(2026, 1, 1)},
+        {"U": uuid.UUID(int=1)},
+        {"K": _Kind.A},
+    ],
+)
+def test_a_raw_value_no_json_type_holds_is_refused_as_sqlalchemy_refuses_it(engine: Engine, raw: Any) -> None:
+    """orjson would write these as text; SQLAlchemy's serializer refuses them, so the fast way must too."""
+    with pytest.raises(TypeError):
+        raw_conversion(engine.dialect)(raw)
+    opened = parse_status({"STATUS": "OPENED"})
+    rows = [storage.SnapshotRow(PORTAL, user_id, NOW, opened) for user_id in (1, 2)]
+    rows[1] = replace(rows[1], parsed=replace(rows[1].parsed, raw=raw))
+    saved = storage.save_portal_cycle(engine, None, rows, [])
+    assert saved.snapshots == 1
+    assert [(error.user_id, error.code) for error in saved.refused] == [(2, "BAD_VALUE")]
+    with pytest.raises((StatementError, TypeError)), engine.begin() as connection:  # SQLAlchemy's own
+        connection.execute(insert(snapshots_table), [{**storage.snapshot_values(rows[1]), "user_id": 3}])

@@ -14,12 +14,13 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, insert, select, text, update
+from sqlalchemy import Engine, insert, select, text
 from test_directory import DEPARTMENTS, user, user_row
 
 from poller import storage
 from poller.models import DirectoryVersion, users_table, workdays_table
 from poller.status import parse_status
+from poller.storage import listing
 
 PORTAL = "acme"  # test_directory's portal
 NOW = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -85,19 +86,34 @@ def test_a_user_not_in_the_directory_gets_names_and_zone_once_a_refresh_lists_th
     assert day(engine, 2, later) == (date(2026, 11, 22), "Anna Ivanova2", "Accounting")
 
 
-def test_a_directory_without_a_version_is_read_at_every_write(engine: Engine) -> None:
-    """Users stored by hand (no save_users, so no version row): each write reads them afresh."""
+@pytest.mark.parametrize(
+    "edit",
+    [
+        "UPDATE users SET time_zone = 'America/New_York', name = 'Olga'",
+        "DELETE FROM users",
+        "UPDATE departments SET name = 'Finance'",
+    ],
+)
+def test_a_hand_edit_of_the_directory_is_seen_by_the_next_write(engine: Engine, edit: str) -> None:
+    """An edit in SQL (or a replica on an older release) changes the version too: the triggers."""
+    storage.save_departments(engine, PORTAL, DEPARTMENTS, NOW)
     with engine.begin() as connection:
-        connection.execute(insert(users_table), [user_row(1)])
+        connection.execute(insert(users_table), [user_row(1)])  # by hand: no save_users
+    assert version(engine) is not None
     poll(engine, 1, LATE)
-    assert day(engine, 1, LATE) == (date(2026, 11, 21), "Anna Ivanova1", None)
-    assert version(engine) is None
+    assert day(engine, 1, LATE) == (date(2026, 11, 21), "Anna Ivanova1", "Accounting")
+    kept_under = version(engine)
 
     with engine.begin() as connection:
-        connection.execute(update(users_table).values(time_zone="America/New_York", name="Olga"))
+        connection.execute(text(edit))
+    assert version(engine) not in (None, kept_under)
     later = LATE + timedelta(days=1)
     poll(engine, 1, later)
-    assert day(engine, 1, later) == (date(2026, 11, 21), "Olga Ivanova1", None)
+    expected = {
+        "DELETE FROM users": (date(2026, 11, 21), None, None),  # unlisted: the start's own date, no names
+        "UPDATE departments SET name = 'Finance'": (date(2026, 11, 22), "Anna Ivanova1", "Finance"),
+    }.get(edit, (date(2026, 11, 21), "Olga Ivanova1", "Accounting"))
+    assert day(engine, 1, later) == expected
 
 
 def test_a_database_made_anew_at_the_same_path_is_not_taken_for_the_old_one(
@@ -130,3 +146,26 @@ def test_every_directory_write_gives_a_new_version(engine: Engine) -> None:
         rows = connection.execute(text("SELECT portal, changed_at FROM directory_versions")).all()
     assert len(seen) == 3 and None not in seen
     assert [row[0] for row in rows] == [PORTAL]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_many_portals_written_in_turn_are_each_read_once(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    portals = [f"portal{number}" for number in range(40)]
+    for portal in portals:
+        storage.save_users(engine, portal, [user(1)], NOW)
+    reads: list[str] = []
+    read = listing._read
+    monkeypatch.setattr(
+        listing,
+        "_read",
+        lambda connection, portal, ids: reads.append(portal) or read(connection, portal, ids),
+    )
+    for round_ in range(3):
+        for portal in portals:
+            start = LATE + timedelta(days=round_)
+            answer = {"STATUS": "OPENED", "TIME_START": start.isoformat(), "TZ_OFFSET": 0, "ACTIVE": True}
+            row = storage.SnapshotRow(portal, 1, start + timedelta(minutes=1), parse_status(answer))
+            storage.save_portal_cycle(engine, None, [row], [])
+    assert sorted(reads) == sorted(portals)  # the first round read each; the next two read none

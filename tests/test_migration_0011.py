@@ -1,6 +1,7 @@
 """Revision 0011 (directory_versions) on a 0010 database that holds a directory: every user and
 department stays, each portal with a directory gets a version of its own (so a write keeps what
-it reads at once), a portal without one gets none, and the downgrade removes only the table."""
+it reads at once), a change of one portal's directory changes its version alone, and the
+downgrade removes the table and its triggers."""
 
 from __future__ import annotations
 
@@ -39,6 +40,15 @@ def test_revision_0011_gives_each_stored_directory_a_version_and_keeps_every_row
     assert len({row[1] for row in versions}) == 3 and all(len(row[1]) == 32 for row in versions)
     assert [tuple(row) for row in kept] == [("acme", 1, "U1"), ("acme", 2, "U2"), ("beta", 1, "U1")]
 
+    # A change of one portal's directory gives that portal alone a new version (the triggers).
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE users SET name = 'B1' WHERE portal = 'beta'"))
+        after = dict(connection.execute(text("SELECT portal, version FROM directory_versions")).all())
+    assert after["beta"] != dict(versions)["beta"]
+    assert {portal: after[portal] for portal in ("acme", "gamma")} == {
+        portal: dict(versions)[portal] for portal in ("acme", "gamma")
+    }
+
     # A write right after the upgrade dates a day in the directory's zone (the kept facts are right).
     start = datetime(2026, 11, 20, 23, 30, tzinfo=UTC)
     answer = {"STATUS": "OPENED", "TIME_START": start.isoformat(), "TZ_OFFSET": 0, "ACTIVE": True}
@@ -50,7 +60,9 @@ def test_revision_0011_gives_each_stored_directory_a_version_and_keeps_every_row
 
     with engine.begin() as connection:
         command.downgrade(alembic_config(connection), "0010")
-    with engine.connect() as connection:
+    with engine.begin() as connection:  # no trigger is left to write a table that is gone
         assert "directory_versions" not in inspect(connection).get_table_names()
+        connection.execute(text("UPDATE users SET name = 'A1' WHERE portal = 'acme' AND user_id = 1"))
+        connection.execute(text("DELETE FROM departments"))
         assert connection.execute(text("SELECT count(*) FROM users")).scalar_one() == 3
     engine.dispose()

@@ -40,15 +40,16 @@ class PortalTask(Base):
 
 
 class DirectoryVersion(Base):
-    """A token that changes with every write of a portal's users or departments.
+    """A token that changes with every change of a portal's users or departments.
 
     A process keeps the directory facts a write of snapshots needs (zones, names) between
-    writes, and trusts them only while this token is the one it read them under: another
-    process, or a replica, that refreshes the directory changes it in the same transaction.
+    writes, and trusts them only while this token is the one it read them under. Triggers on
+    `users` and `departments` (revision 0011) replace it in the transaction of any insert,
+    update or delete: a refresh by any process or replica, or a hand edit.
     """
 
     __tablename__ = "directory_versions"
 
     portal: Mapped[str] = mapped_column(String(200), primary_key=True)
     version: Mapped[str] = mapped_column(String(32))  # random hex: a database made anew never repeats one
-    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())  # the refresh that wrote it
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())  # the database's clock at the change

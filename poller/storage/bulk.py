@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timezone
 from functools import lru_cache
 from operator import itemgetter
 from typing import Any
@@ -266,9 +266,17 @@ def instant_parameter(dialect_name: str) -> Convert:
 
 def _aware_instant(value: datetime | None) -> datetime | None:
     """PostgreSQL (timestamptz) takes any aware datetime as the instant it is."""
-    if value is not None and value.tzinfo is None:
+    if value is not None and _naive(value):
         raise ValueError("naive datetime given where a UTC instant is required")
     return value
+
+
+def _naive(value: Any) -> bool:
+    """Whether `value` is a naive datetime; TypeError for what is no datetime at all (refused as
+    SQLAlchemy refuses it, a value the column cannot take)."""
+    if not isinstance(value, datetime):
+        raise TypeError(f"{type(value).__name__} given where a UTC instant is required")
+    return value.tzinfo is None
 
 
 # The texts of the instants written lately. A write repeats its instants (polled_at; a start in
@@ -285,11 +293,13 @@ def _sqlite_instant(value: datetime | None) -> str | None:
         return None
     text = _INSTANT_TEXTS.get(value)
     if text is None:
-        if value.tzinfo is None:
+        if _naive(value):
             raise ValueError("naive datetime given where a UTC instant is required")
-        if len(_INSTANT_TEXTS) >= _INSTANTS_KEPT:
-            _INSTANT_TEXTS.clear()
-        text = _INSTANT_TEXTS[value] = value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+        text = value.astimezone(UTC).isoformat(" ", "microseconds")[:26]
+        if type(value.tzinfo) is timezone:  # a fixed offset: equal keys are one instant (a zone's
+            if len(_INSTANT_TEXTS) >= _INSTANTS_KEPT:  # repeated hour compares equal to its first)
+                _INSTANT_TEXTS.clear()
+            _INSTANT_TEXTS[value] = text
     return text
 
 

@@ -3,15 +3,15 @@
 Rows are taken as Bitrix24 sends them and parsed with the status parser's rules (text cleaned
 and cut, a value of the wrong type null with a warning). A user missing from a full refresh
 is kept, marked inactive: the history still names them. When a name or a first department
-changes, the stored workdays take it in the same transaction, and the portal's directory
-version changes (the token storage.listing checks before it trusts what a process kept).
+changes, the stored workdays take it in the same transaction. Any change of either table also
+gives the portal a new directory version (triggers of revision 0011: the token storage.listing
+checks before it trusts what a process kept).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
@@ -20,8 +20,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Connection, Engine, bindparam, func, select, update
 
 from poller.fields import DEPARTMENT_FIELDS, USER_FIELDS, StatusField
-from poller.models import DirectoryVersion, departments_table, users_table, workdays_table
+from poller.models import departments_table, users_table, workdays_table
 from poller.status import parse_fields
+from poller.storage.bulk import insert_rows
 from poller.storage.failures import database_call
 from poller.storage.statements import chunks, one_of, upsert
 from poller.storage.statistics import note_rows_added
@@ -29,6 +30,7 @@ from poller.storage.statistics import note_rows_added
 logger = logging.getLogger(__name__)
 
 Names = tuple[str | None, str | None]  # user_name, department
+_USER_KEY = ("portal", "user_id")
 _USERS_PER_WRITE = 1000  # a refresh of 50,000 users holds one chunk's parsed rows at a time
 
 
@@ -53,10 +55,13 @@ def save_users(
         before = _name_signatures(connection, portal)
         for chunk in chunks(users, _USERS_PER_WRITE):  # parsed and written a chunk at a time: memory
             rows = _parse_rows(portal, "user", USER_FIELDS, chunk, "user_id")
-            if rows:
-                connection.execute(
-                    upsert(connection, users_table, ["portal", "user_id"]),
+            if rows:  # one statement per chunk (COPY on PostgreSQL), not one per user
+                insert_rows(
+                    connection,
+                    users_table,
                     [{"portal": portal, **row, "updated_at": now} for row in rows],
+                    keys=_USER_KEY,
+                    replaced=[column.name for column in users_table.columns if column.name not in _USER_KEY],
                 )
             stored.update(row["user_id"] for row in rows)
         if stored:
@@ -73,7 +78,6 @@ def save_users(
         elif full and not stored:
             logger.warning("portal %s: an empty user list marks no stored user inactive", portal)
         _rename_changed(connection, portal, before)
-        _new_version(connection, portal, now)
     logger.debug("portal %s: stored %d users in %.3f s", portal, len(stored), time.perf_counter() - started)
     return len(stored)
 
@@ -84,7 +88,7 @@ def save_departments(
 ) -> int:
     """Store `department.get` rows of `portal` (PARENT or UF_HEAD 0: none); return how many.
 
-    `now` dates the portal's new directory version; departments keep no timestamp.
+    `now` is taken for symmetry with save_users; departments keep no timestamp.
     """
     started = time.perf_counter()
     rows = _parse_rows(portal, "department", DEPARTMENT_FIELDS, departments, "department_id")
@@ -99,7 +103,6 @@ def save_departments(
                 [{"portal": portal, **row} for row in rows],
             )
         _rename_changed(connection, portal, before)
-        _new_version(connection, portal, now)
     logger.debug(
         "portal %s: stored %d departments in %.3f s", portal, len(rows), time.perf_counter() - started
     )
@@ -222,14 +225,6 @@ def _rename_changed(connection: Connection, portal: str, before: Mapping[int, in
         connection.execute(
             statement, [{"u": user_id, "n": name, "d": department} for user_id, (name, department) in chunk]
         )
-
-
-def _new_version(connection: Connection, portal: str, now: datetime) -> None:
-    """Give the portal's directory a new version: what any process kept of it is stale."""
-    connection.execute(
-        upsert(connection, DirectoryVersion.__table__, ["portal"]),  # type: ignore[arg-type]
-        {"portal": portal, "version": uuid.uuid4().hex, "changed_at": now},
-    )
 
 
 def _parse_rows(

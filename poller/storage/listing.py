@@ -60,7 +60,7 @@ _VERSION = {
     "sqlite": "SELECT version FROM directory_versions WHERE portal = ?",
     "postgresql": "SELECT version FROM directory_versions WHERE portal = %s",
 }
-_KEPT_DIRECTORIES = 16  # (database, portal) pairs a process keeps: a poller serves a few portals
+_KEPT_DIRECTORIES = 64  # (database, portal) pairs a process keeps; each holds only the users it wrote
 
 
 class Listing(NamedTuple):
@@ -120,13 +120,15 @@ def listed_users(connection: Connection, portal: str, user_ids: Collection[int])
 
 
 def _kept_directory(key: tuple[str, str], version: str) -> _Kept:
-    """What this process kept of a (database, portal) directory, emptied when `version` is new."""
+    """What this process kept of a (database, portal) directory, emptied when `version` is new;
+    the one used longest ago is dropped when more are kept than the bound."""
     with _kept_lock:
-        kept = _kept.get(key)
+        kept = _kept.pop(key, None)
         if kept is None or kept.version != version:
-            kept = _kept[key] = _Kept(version)
-            while len(_kept) > _KEPT_DIRECTORIES:
-                del _kept[next(iter(_kept))]
+            kept = _Kept(version)
+        _kept[key] = kept  # last: the most recently used
+        while len(_kept) > _KEPT_DIRECTORIES:
+            del _kept[next(iter(_kept))]
         return kept
 
 

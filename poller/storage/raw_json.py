@@ -56,9 +56,9 @@ def raw_conversion(dialect: Any) -> Convert:
     that is not text, a lone UTF-16 surrogate and an integer beyond 64 bits, writes NUL as
     `\\u0000` and NaN or an infinity as null: a text with NUL, or with more nulls than the answer
     has None values, goes the slow way too (storable_raw, then SQLAlchemy's own serializer), as
-    does an answer that is not flat (its text holds a second "{" or a "[", which only an object
-    or a list inside it, or a text that holds one, can put there). Found once per dialect (the
-    statement is cached with it).
+    does an answer that is not a flat object of JSON's own scalars (orjson would write a date, a
+    UUID or an enum that SQLAlchemy's serializer refuses). Found once per dialect (the statement
+    is cached with it).
     """
     key = (dialect.name, dialect._json_serializer)
     if key not in _RAW_CONVERSIONS:
@@ -69,17 +69,12 @@ def raw_conversion(dialect: Any) -> Convert:
             return process(storable_raw(value))
 
         def convert(value: Any) -> Any:
-            if dumps is not None and type(value) is dict:
+            if dumps is not None and type(value) is dict and set(map(type, value.values())) <= _SCALARS:
                 try:
                     text = orjson.dumps(value).decode()
                 except orjson.JSONEncodeError:
                     return slow(value)
-                if (
-                    text.count("{") == 1  # flat: no object inside (a "{" in a text takes the slow way too)
-                    and "[" not in text
-                    and "\\u0000" not in text
-                    and text.count("null") == [*value.values()].count(None)
-                ):
+                if "\\u0000" not in text and text.count("null") == [*value.values()].count(None):
                     return text
             return slow(value)
 
