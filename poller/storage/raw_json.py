@@ -69,13 +69,17 @@ def raw_conversion(dialect: Any) -> Convert:
             return process(storable_raw(value))
 
         def convert(value: Any) -> Any:
-            if dumps is not None and type(value) is dict and set(map(type, value.values())) <= _SCALARS:
-                try:
-                    text = orjson.dumps(value).decode()
-                except orjson.JSONEncodeError:
-                    return slow(value)
-                if "\\u0000" not in text and text.count("null") == [*value.values()].count(None):
-                    return text
+            if dumps is not None and type(value) is dict:
+                kinds = set(map(type, value.values()))
+                if kinds <= _SCALARS:
+                    try:
+                        text = orjson.dumps(value).decode()
+                    except orjson.JSONEncodeError:
+                        return slow(value)
+                    if "\\u0000" not in text and (  # a NaN is written as null: only a float can be one
+                        float not in kinds or text.count("null") == [*value.values()].count(None)
+                    ):
+                        return text
             return slow(value)
 
         _RAW_CONVERSIONS[key] = convert

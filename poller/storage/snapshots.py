@@ -125,6 +125,7 @@ def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: S
 _ORDER = attrgetter("user_id", "polled_at")
 
 
+_new_tuple = tuple.__new__
 _POLL_VALUES = itemgetter(
     "status", "time_start", "time_finish", "time_finish_default", "work_date", "duration_seconds",
     "time_leaks_seconds", "active", "tz_offset", "record_id",
@@ -132,8 +133,10 @@ _POLL_VALUES = itemgetter(
 
 
 def _poll(row: SnapshotRow) -> Poll:
-    """What one answer says of its workday (a poll is seen once: last_seen_at = polled_at)."""
-    return Poll(row.polled_at, row.polled_at, *_POLL_VALUES(row.parsed.values))
+    """What one answer says of its workday (a poll is seen once: last_seen_at = polled_at). Made
+    as the tuple it is: a write makes one per answer, and Poll's own __new__ is a Python call."""
+    at = row.polled_at
+    return _new_tuple(Poll, (at, at, *_POLL_VALUES(row.parsed.values)))
 
 
 def _not_stored_yet(
