@@ -134,9 +134,11 @@ def migrations_path() -> Path:
 
 @database_call
 def upgrade_database(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to `revision` with Alembic, on a connection of `engine`."""
+    """Bring the schema to `revision` with Alembic, on a connection of `engine`. A database at
+    the head already is only read (Alembic's scripts and env.py are not run for nothing)."""
     from alembic import command
     from alembic.config import Config as AlembicConfig
+    from alembic.runtime.migration import MigrationContext
 
     alembic_config = AlembicConfig()
     alembic_config.set_main_option("script_location", str(migrations_path()))
@@ -145,7 +147,11 @@ def upgrade_database(engine: Engine, revision: str = "head") -> None:
             alembic_config.attributes["connection"] = connection
             if connection.dialect.name == "postgresql":  # replicas upgrading at once take turns
                 connection.execute(text("SELECT pg_advisory_xact_lock(7466544745363010561)"))
-            command.upgrade(alembic_config, revision)
+            at_head = revision == "head" and (
+                MigrationContext.configure(connection).get_current_revision() == get_head_revision()
+            )
+            if not at_head:
+                command.upgrade(alembic_config, revision)
     except SQLAlchemyError as exc:
         kind = DatabaseUnavailable if is_outage(exc) else StorageError
         raise kind(f"database upgrade failed: {describe_db_error(exc)}") from None
