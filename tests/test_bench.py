@@ -33,6 +33,7 @@ BENCH_ARGS = {
     "replicas": ["--portals", "2", "--replicas", "1"],
     "hung": ["--portals", "2", "--users", "5", "--seconds", "1"],
     "write_ratio": ["--users", "20", "--cycles", "1", "--part", "10"],
+    "directory_refresh": ["--users", "5"],
 }
 
 
