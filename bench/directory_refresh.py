@@ -51,9 +51,7 @@ def refresh_seconds(url: str, users: int) -> list[float]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.partition("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = scratch.parser(__doc__)
     parser.add_argument("--users", type=int, default=50_000, help="users of the portal (default 50000)")
     scratch.add_server_argument(parser)
     return parser.parse_args(argv)

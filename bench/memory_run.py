@@ -115,9 +115,7 @@ def run(users: int, cycles: int, limit_seconds: float) -> dict[str, float]:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.partition("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = scratch.parser(__doc__)
     parser.add_argument("--users", type=int, default=50_000, help="users of the portal (default 50000)")
     parser.add_argument(
         "--cycles", type=int, default=3, help="cycles, each reading the directory again (default 3)"

@@ -37,6 +37,13 @@ class ScratchError(Exception):
     """A bench cannot get a scratch database; shown as one line, exit code 2."""
 
 
+def parser(doc: str | None) -> argparse.ArgumentParser:
+    """A bench's argument parser: its docstring's first line as the description, the rest as is."""
+    return argparse.ArgumentParser(
+        description=(doc or "").partition("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+
+
 def add_server_argument(parser: argparse.ArgumentParser, required: bool = False) -> None:
     """Add --postgres-server: where the bench creates (and drops) its own database."""
     parser.add_argument(

@@ -153,9 +153,7 @@ def run_backend(url: str, users: int, cycles: int, part_size: int) -> tuple[floa
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__.partition("\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = scratch.parser(__doc__)
     parser.add_argument("--users", type=int, default=10_000, help="users of the portal (default 10000)")
     parser.add_argument("--cycles", type=int, default=3, help="cycles measured after the first (default 3)")
     parser.add_argument(
