@@ -107,12 +107,18 @@ def test_a_stored_key_is_skipped_or_has_only_the_replaced_columns_changed(engine
     [
         ("polled_at", datetime(2026, 11, 16, 9, 30), ValueError),
         ("active", "yes", TypeError),
-        ("lat_open", "north", (ValueError, psycopg.DataError)),  # SQLite's float() or PostgreSQL refuses it
+        (
+            "lat_open",
+            "north",
+            {"sqlite": ValueError, "postgresql": psycopg.DataError},
+        ),  # float(), or the server
     ],
 )
 def test_a_value_no_converter_takes_is_refused_for_data_as_sqlalchemy_refuses_it(
-    engine: Engine, column: str, value: Any, reason: type[Exception] | tuple[type[Exception], ...]
+    engine: Engine, column: str, value: Any, reason: type[Exception] | dict[str, type[Exception]]
 ) -> None:
+    if isinstance(reason, dict):
+        reason = reason[engine.dialect.name]
     raised = []
     for write in (
         lambda connection, row: connection.execute(insert(snapshots_table), [row]),
@@ -207,3 +213,20 @@ def test_a_refused_row_among_a_cycles_many_costs_only_its_user(engine: Engine) -
         days = connection.execute(select(workdays_table.c.user_id).order_by(workdays_table.c.user_id))
         assert list(users.scalars()) == [u for u in range(1, 81) if u != 41]
         assert list(days.scalars()) == [u for u in range(1, 81) if u != 41]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_value_copy_refuses_is_described_without_the_value(engine: Engine) -> None:
+    """PostgreSQL's CONTEXT of a refused COPY line quotes the value (a user's data): not in the line."""
+    from poller.models import users_table
+
+    rows = [
+        {"portal": "p", "user_id": user_id, "name": "Anna", "updated_at": datetime(2026, 11, 16, tzinfo=UTC)}
+        for user_id in range(1, copy_in.MIN_ROWS + 11)
+    ]
+    rows[30]["name"] = "Secretive" * 40  # past the column's 255 characters
+    with pytest.raises(DataError) as caught, engine.begin() as connection:
+        insert_rows(connection, users_table, rows)
+    assert "CONTEXT" in str(caught.value.orig)  # what the server said does quote it
+    described = storage.describe_db_error(caught.value)
+    assert "value too long" in described and "Secretive" not in described

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from alembic import command
-from sqlalchemy import column, insert, inspect, table, text
+from sqlalchemy import Engine, column, insert, inspect, table, text
 from test_migrations import alembic_config
 
 from poller import storage
@@ -66,3 +67,53 @@ def test_revision_0011_gives_each_stored_directory_a_version_and_keeps_every_row
         connection.execute(text("DELETE FROM departments"))
         assert connection.execute(text("SELECT count(*) FROM users")).scalar_one() == 3
     engine.dispose()
+
+
+def test_at_the_head_every_directory_trigger_is_there(engine: Engine) -> None:
+    """A later revision that rebuilds users or departments must make them again (a batch alter on
+    SQLite drops a table's triggers with it): this fails if one is lost."""
+    with engine.connect() as connection:
+        if engine.dialect.name == "sqlite":
+            query = "SELECT name FROM sqlite_master WHERE type = 'trigger'"
+        else:
+            query = "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal"
+        found = {name for (name,) in connection.execute(text(query))}
+    events = ["insert", "update", "delete"] + (["truncate"] if engine.dialect.name == "postgresql" else [])
+    expected = {f"tr_{table}_{event}_version" for table in ("users", "departments") for event in events}
+    assert expected <= found
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_on_postgresql_a_session_without_the_schema_on_its_path_can_write_the_directory(
+    engine: Engine,
+) -> None:
+    """pg_dump's restore scripts set search_path to ''; the trigger must still find its table."""
+    with engine.begin() as connection:
+        schema = connection.execute(text("SELECT current_schema()")).scalar_one()
+        connection.execute(text("SET LOCAL search_path TO ''"))
+        connection.execute(
+            text(
+                f"INSERT INTO \"{schema}\".departments (portal, department_id, name) VALUES ('acme', 1, 'HQ')"
+            )
+        )
+        found = connection.execute(text(f'SELECT portal FROM "{schema}".directory_versions')).all()
+    assert [row[0] for row in found] == ["acme"]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("table", ["users", "departments"])
+def test_on_postgresql_a_truncate_of_the_directory_changes_every_version(engine: Engine, table: str) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            text("INSERT INTO departments (portal, department_id, name) VALUES ('acme', 1, 'HQ')")
+        )
+        connection.execute(
+            text("INSERT INTO departments (portal, department_id, name) VALUES ('beta', 1, 'HQ')")
+        )
+    with engine.connect() as connection:
+        before = dict(connection.execute(text("SELECT portal, version FROM directory_versions")).all())
+    with engine.begin() as connection:
+        connection.execute(text(f"TRUNCATE {table}"))
+    with engine.connect() as connection:
+        after = dict(connection.execute(text("SELECT portal, version FROM directory_versions")).all())
+    assert set(after) == {"acme", "beta"} and all(after[portal] != before[portal] for portal in after)

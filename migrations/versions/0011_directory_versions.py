@@ -4,9 +4,14 @@ A write of snapshots needs its users' zones and names. A process keeps them betw
 trusts them while the portal's token is the one it read them under. Triggers on `users` and
 `departments` give the portal a new random token in the same transaction as any insert, update
 or delete: a refresh, a hand edit, or a replica still running an older release all change it.
-On PostgreSQL one per statement (a refresh of 50,000 users bumps a portal once), on SQLite one
-per row (it has no other kind). A portal whose directory is already stored gets its first token
-here, so an upgraded database is cached at once.
+On PostgreSQL one per statement (a refresh of 50,000 users bumps a portal once), and a TRUNCATE
+gives every portal a new token; on SQLite one per row (it has no other kind; its DELETE without
+WHERE fires them too). A portal whose directory is already stored gets its first token here, so
+an upgraded database is cached at once.
+
+A later revision that rebuilds `users` or `departments` (a batch alter on SQLite copies the table
+and drops the old one, its triggers with it) must create these triggers again:
+tests/test_migrations.py checks that they are there at the head.
 
 Revision ID: 0011
 Revises: 0010
@@ -39,8 +44,12 @@ _SQLITE_ROWS = {"INSERT": ("NEW",), "UPDATE": ("NEW", "OLD"), "DELETE": ("OLD",)
 
 # PostgreSQL: one statement-level function; each trigger names its transition tables.
 _POSTGRES_FUNCTION = """
-CREATE FUNCTION directory_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE FUNCTION directory_changed() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        UPDATE directory_versions
+        SET version = md5(random()::text || clock_timestamp()::text || portal), changed_at = now();
+    END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
         INSERT INTO directory_versions (portal, version, changed_at)
         SELECT portal, md5(random()::text || clock_timestamp()::text), now()
@@ -58,9 +67,10 @@ END
 $$
 """
 _POSTGRES_REFERENCING = {
-    "INSERT": "NEW TABLE AS new_rows",
-    "UPDATE": "NEW TABLE AS new_rows OLD TABLE AS old_rows",
-    "DELETE": "OLD TABLE AS old_rows",
+    "INSERT": " REFERENCING NEW TABLE AS new_rows",
+    "UPDATE": " REFERENCING NEW TABLE AS new_rows OLD TABLE AS old_rows",
+    "DELETE": " REFERENCING OLD TABLE AS old_rows",
+    "TRUNCATE": "",  # a TRUNCATE trigger has no rows to name
 }
 
 
@@ -81,19 +91,23 @@ def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.execute(_POSTGRES_FUNCTION)
     for table in _TABLES:
-        for event in _EVENTS:
+        for event in _events(op.get_bind().dialect.name):
             op.execute(_trigger(op.get_bind().dialect.name, table, event))
 
 
 def downgrade() -> None:
     postgresql = op.get_bind().dialect.name == "postgresql"
     for table in _TABLES:
-        for event in _EVENTS:
+        for event in _events(op.get_bind().dialect.name):
             name = _trigger_name(table, event)
             op.execute(f"DROP TRIGGER {name} ON {table}" if postgresql else f"DROP TRIGGER {name}")
     if postgresql:
         op.execute("DROP FUNCTION directory_changed()")
     op.drop_table("directory_versions")
+
+
+def _events(dialect: str) -> tuple[str, ...]:
+    return (*_EVENTS, "TRUNCATE") if dialect == "postgresql" else _EVENTS
 
 
 def _trigger_name(table: str, event: str) -> str:
@@ -105,8 +119,7 @@ def _trigger(dialect: str, table: str, event: str) -> str:
     name = _trigger_name(table, event)
     if dialect == "postgresql":
         return (
-            f"CREATE TRIGGER {name} AFTER {event} ON {table}"
-            f" REFERENCING {_POSTGRES_REFERENCING[event]}"
+            f"CREATE TRIGGER {name} AFTER {event} ON {table}{_POSTGRES_REFERENCING[event]}"
             " FOR EACH STATEMENT EXECUTE FUNCTION directory_changed()"
         )
     body = " ".join(_SQLITE_BUMP.format(row=row) for row in _SQLITE_ROWS[event])

@@ -17,20 +17,21 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, func, select, update
 
 from poller.fields import DEPARTMENT_FIELDS, USER_FIELDS, StatusField
 from poller.models import departments_table, users_table, workdays_table
 from poller.status import parse_fields
 from poller.storage.bulk import insert_rows
 from poller.storage.failures import database_call
-from poller.storage.statements import chunks, one_of, upsert
+from poller.storage.statements import chunks, one_of
 from poller.storage.statistics import note_rows_added
 
 logger = logging.getLogger(__name__)
 
 Names = tuple[str | None, str | None]  # user_name, department
 _USER_KEY = ("portal", "user_id")
+_DEPARTMENT_KEY = ("portal", "department_id")
 _USERS_PER_WRITE = 1000  # a refresh of 50,000 users holds one chunk's parsed rows at a time
 
 
@@ -61,7 +62,7 @@ def save_users(
                     users_table,
                     [{"portal": portal, **row, "updated_at": now} for row in rows],
                     keys=_USER_KEY,
-                    replaced=[column.name for column in users_table.columns if column.name not in _USER_KEY],
+                    replaced=_not_in(users_table, _USER_KEY),
                 )
             stored.update(row["user_id"] for row in rows)
         if stored:
@@ -69,12 +70,16 @@ def save_users(
         missing = set(before) - stored
         if full and stored and missing:
             table = users_table.c
-            connection.execute(
-                update(users_table)
-                .where(table.portal == portal, table.user_id == bindparam("u"), table.active.is_not(False))
-                .values(active=False, updated_at=now),
-                [{"u": user_id} for user_id in sorted(missing)],
-            )
+            for gone in chunks(sorted(missing), _USERS_PER_WRITE):  # one statement a chunk, not a user
+                connection.execute(
+                    update(users_table)
+                    .where(
+                        table.portal == portal,
+                        one_of(connection, table.user_id, gone),
+                        table.active.is_not(False),
+                    )
+                    .values(active=False, updated_at=now)
+                )
         elif full and not stored:
             logger.warning("portal %s: an empty user list marks no stored user inactive", portal)
         _rename_changed(connection, portal, before)
@@ -98,9 +103,12 @@ def save_departments(
     with engine.begin() as connection:
         before = _name_signatures(connection, portal)
         if rows:
-            connection.execute(
-                upsert(connection, departments_table, ["portal", "department_id"]),
+            insert_rows(
+                connection,
+                departments_table,
                 [{"portal": portal, **row} for row in rows],
+                keys=_DEPARTMENT_KEY,
+                replaced=_not_in(departments_table, _DEPARTMENT_KEY),
             )
         _rename_changed(connection, portal, before)
     logger.debug(
@@ -225,6 +233,11 @@ def _rename_changed(connection: Connection, portal: str, before: Mapping[int, in
         connection.execute(
             statement, [{"u": user_id, "n": name, "d": department} for user_id, (name, department) in chunk]
         )
+
+
+def _not_in(table: Table, key: Sequence[str]) -> list[str]:
+    """The columns of `table` outside `key`: what a stored row takes from a new listing."""
+    return [column.name for column in table.columns if column.name not in key]
 
 
 def _parse_rows(

@@ -137,9 +137,11 @@ def database_call(function: Callable[P, R]) -> Callable[P, R]:
 
 
 def describe_db_error(exc: BaseException) -> str:
-    """One line about a database error, without the SQL statement and its parameters."""
+    """One line about a database error, without the SQL statement and its parameters, and
+    without PostgreSQL's CONTEXT (for a COPY, the line and the value refused: a user's data)."""
     original = getattr(exc, "orig", None) or exc
-    return " ".join(str(original).split())[:300] or type(original).__name__
+    message = str(original).partition("\nCONTEXT:")[0]
+    return " ".join(message.split())[:300] or type(original).__name__
 
 
 def is_database_url(text: str) -> bool:

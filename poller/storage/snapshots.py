@@ -125,7 +125,7 @@ def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: S
 _ORDER = attrgetter("user_id", "polled_at")
 
 
-_new_tuple = tuple.__new__
+_new_tuple = tuple.__new__  # no check of the field count: tests/test_poll_rows.py holds it to Poll
 _POLL_VALUES = itemgetter(
     "status", "time_start", "time_finish", "time_finish_default", "work_date", "duration_seconds",
     "time_leaks_seconds", "active", "tz_offset", "record_id",
