@@ -11,9 +11,10 @@ parameter (a JSON array on SQLite, an array on PostgreSQL), so the text is the s
 count.
 
 A process keeps what it read, per database and portal, under the portal's directory version
-(directory_versions, which every write of users or departments changes in its transaction): a
-write reads that one row, and reads the directory only for the users it has not kept under
-that version. A portal without a version row (a directory never stored) is read every time.
+(directory_versions: triggers replace its token in the transaction of any change of users or
+departments, whoever makes it): a write reads that one row, and reads the directory only for
+the users it has not kept under that version. A portal without a version row (a directory never
+stored) is read every time.
 """
 
 from __future__ import annotations
