@@ -191,13 +191,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="off: PostgreSQL's autovacuum (and its ANALYZE) left out for the scratch tables (default on)",
     )
     scratch.add_server_argument(parser)
-    return parser.parse_args(argv)
+    return scratch.parse(parser, argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.postgres_server:
-        scratch.check_server(args.postgres_server)  # refuse before any work
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("poller.bitrix.client").setLevel(logging.ERROR)  # plain http:// to loopback
     until = _month_end(date.fromisoformat(f"{args.month}-01"))

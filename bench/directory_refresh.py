@@ -55,13 +55,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = scratch.parser(__doc__)
     parser.add_argument("--users", type=int, default=50_000, help="users of the portal (default 50000)")
     scratch.add_server_argument(parser)
-    return parser.parse_args(argv)
+    return scratch.parse(parser, argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.postgres_server:
-        scratch.check_server(args.postgres_server)  # refuse before any work
     print(f"storing a refresh of {args.users:,} users: " + ", ".join(REFRESHES))
     for name, server in scratch.servers(args.postgres_server):
         with scratch.scratch_database(server, "directory_refresh") as url:

@@ -243,13 +243,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--keep-log", type=Path, help="write the daemon's log of the last run here")
     scratch.add_server_argument(parser)
-    return parser.parse_args(argv)
+    return scratch.parse(parser, argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.postgres_server:
-        scratch.check_server(args.postgres_server)  # refuse before starting anything
     for name, server in scratch.servers(args.postgres_server):
         run_backend(name, server, args)
     if not args.postgres_server:

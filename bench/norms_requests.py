@@ -147,9 +147,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--beside-cycles", action="store_true")
     parser.add_argument("--interval", type=float, default=60.0, help="with --beside-cycles: seconds")
     scratch.add_server_argument(parser)
-    args = parser.parse_args(argv)
-    if args.postgres_server:
-        scratch.check_server(args.postgres_server)  # refuse before any work
+    args = scratch.parse(parser, argv)
     if args.beside_cycles:
         print(
             f"{'database':<11} {'lone cycle s':>12} {'beside: slowest s':>17} {'mean s':>7} {'cycles':>6} "

@@ -231,9 +231,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--replicas", default="1,2,3", help="replica counts to run (default 1,2,3)")
     parser.add_argument("--settle-timeout", type=float, default=90.0, help="seconds to wait for the spread")
-    args = parser.parse_args(argv)
+    args = scratch.parse(parser, argv)
     counts = [int(part) for part in args.replicas.split(",")]
-    scratch.check_server(args.postgres_server)  # refuse a database holding tables before anything runs
     emulator = Emulator(EmulatorSettings(users=max(args.users, 1), rate=0, operating_limit=0)).start()
     print(
         f"{args.portals} portals x {args.users} users, interval {args.interval} s, {args.seconds:g} s measured "

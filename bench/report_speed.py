@@ -186,13 +186,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--users", type=int, default=1000)
     parser.add_argument("--days", type=int, default=90)
     scratch.add_server_argument(parser)
-    return parser.parse_args(argv)
+    return scratch.parse(parser, argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.postgres_server:
-        scratch.check_server(args.postgres_server)  # refuse before building the history
     end = datetime(2026, 11, 1, tzinfo=UTC)
     started = time.perf_counter()
     rows = history_rows(args.users, args.days, end)

@@ -104,6 +104,14 @@ def tables_in(url: str) -> list[str]:
     return [str(name) for (name,) in rows]
 
 
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """A bench's arguments, its --postgres-server checked (check_server) before any work."""
+    args = parser.parse_args(argv)
+    if getattr(args, "postgres_server", None):
+        check_server(args.postgres_server)
+    return args
+
+
 def check_server(url: str) -> None:
     """Refuse a server URL whose database holds tables, or that is not PostgreSQL.
 

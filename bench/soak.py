@@ -481,12 +481,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--keep-log", type=Path, help="write the daemons' logs here")
     scratch.add_server_argument(parser, required=True)
-    return parser.parse_args(argv)
+    return scratch.parse(parser, argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    scratch.check_server(args.postgres_server)  # refuse before starting anything
     with (
         tempfile.TemporaryDirectory() as workdir,
         scratch.scratch_database(args.postgres_server, "soak") as url,

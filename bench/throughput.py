@@ -315,13 +315,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--webhook", help=argparse.SUPPRESS)
     parser.add_argument("--database", help=argparse.SUPPRESS)  # storage-child: the parent's scratch database
     parser.add_argument("--settings", help=argparse.SUPPRESS)  # emulator-child: EmulatorSettings as JSON
-    return parser.parse_args(argv)
+    return scratch.parse(parser, argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.postgres_server:
-        scratch.check_server(args.postgres_server)  # refuse before any work
     if args.mode == "limits":
         if args.users and len(args.users) > 1:
             raise scratch.ScratchError("--users: mode limits takes one count")

@@ -163,13 +163,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="users per write, as a cycle hands them over (default 500)",
     )
     scratch.add_server_argument(parser)
-    return parser.parse_args(argv)
+    return scratch.parse(parser, argv)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.postgres_server:
-        scratch.check_server(args.postgres_server)  # refuse before any work
     print(
         f"one cycle of {args.users:,} users in parts of {args.part}, median of {args.cycles} cycles "
         "(after one unmeasured): raw executemany of the snapshot rows vs the poller's write"
