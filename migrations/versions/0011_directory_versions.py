@@ -43,24 +43,21 @@ _SQLITE_BUMP = (
 _SQLITE_ROWS = {"INSERT": ("NEW",), "UPDATE": ("NEW", "OLD"), "DELETE": ("OLD",)}
 
 # PostgreSQL: one statement-level function; each trigger names its transition tables.
-_POSTGRES_FUNCTION = """
+_POSTGRES_BUMP = """
+        INSERT INTO directory_versions (portal, version, changed_at)
+        SELECT portal, md5(random()::text || clock_timestamp()::text), now()
+        FROM (SELECT DISTINCT portal FROM {rows}) AS changed
+        ON CONFLICT (portal) DO UPDATE SET version = excluded.version, changed_at = excluded.changed_at;"""
+_POSTGRES_FUNCTION = f"""
 CREATE FUNCTION directory_changed() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 BEGIN
     IF TG_OP = 'TRUNCATE' THEN
         UPDATE directory_versions
         SET version = md5(random()::text || clock_timestamp()::text || portal), changed_at = now();
     END IF;
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO directory_versions (portal, version, changed_at)
-        SELECT portal, md5(random()::text || clock_timestamp()::text), now()
-        FROM (SELECT DISTINCT portal FROM new_rows) AS changed
-        ON CONFLICT (portal) DO UPDATE SET version = excluded.version, changed_at = excluded.changed_at;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN{_POSTGRES_BUMP.format(rows="new_rows")}
     END IF;
-    IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        INSERT INTO directory_versions (portal, version, changed_at)
-        SELECT portal, md5(random()::text || clock_timestamp()::text), now()
-        FROM (SELECT DISTINCT portal FROM old_rows) AS changed
-        ON CONFLICT (portal) DO UPDATE SET version = excluded.version, changed_at = excluded.changed_at;
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN{_POSTGRES_BUMP.format(rows="old_rows")}
     END IF;
     RETURN NULL;
 END
