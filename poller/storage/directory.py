@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -203,11 +204,19 @@ def zones_of(connection: Connection, portal: str, user_ids: Collection[int]) -> 
             table.portal == portal, one_of(connection, table.user_id, chunk)
         )
         for user_id, name in connection.execute(query):
-            try:
-                zones[user_id] = ZoneInfo(name)
-            except (ValueError, TypeError, ZoneInfoNotFoundError):  # empty, None, unknown, malformed
-                continue
+            zone = zone_named(name)
+            if zone is not None:
+                zones[user_id] = zone
     return zones
+
+
+@lru_cache(maxsize=1024)
+def zone_named(name: object) -> ZoneInfo | None:
+    """The zone of an IANA name; None when empty, unknown or malformed."""
+    try:
+        return ZoneInfo(name)  # type: ignore[arg-type]
+    except (ValueError, TypeError, ZoneInfoNotFoundError):
+        return None
 
 
 def _first(department_ids: object) -> int | None:

@@ -23,13 +23,12 @@ import json
 import threading
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import NamedTuple
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection
 
-from poller.storage.directory import Names
+from poller.storage.directory import Names, zone_named
 
 # The first department id where the list's first item is an integer (the parser keeps only ints).
 _FIRST = {
@@ -146,12 +145,3 @@ def _read(connection: Connection, portal: str, user_ids: Collection[int]) -> Lis
         if zone is not None:
             listing.zones[user_id] = zone
     return listing
-
-
-@lru_cache(maxsize=1024)
-def zone_named(name: object) -> ZoneInfo | None:
-    """The zone of an IANA name; None when empty, unknown or malformed."""
-    try:
-        return ZoneInfo(name)  # type: ignore[arg-type]
-    except (ValueError, TypeError, ZoneInfoNotFoundError):
-        return None
