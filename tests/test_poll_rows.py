@@ -8,7 +8,7 @@ import pytest
 
 from poller import storage
 from poller.status import parse_status
-from poller.storage.snapshots import _poll
+from poller.storage.snapshots import _poll, _written_tuple
 from poller.storage.workday_rules import Poll
 
 AT = datetime(2026, 11, 16, 9, 30, tzinfo=UTC)
@@ -28,7 +28,7 @@ ANSWERS = [
 @pytest.mark.parametrize("answer", ANSWERS, ids=[answer["STATUS"] for answer in ANSWERS])
 def test_the_poll_of_an_answer_is_the_poll_of_its_stored_row(answer: dict[str, object]) -> None:
     row = storage.SnapshotRow("p", 1, AT, parse_status(answer))
-    made = _poll(row)
+    made = _poll(_written_tuple(row))
     assert type(made) is Poll and len(made) == len(Poll._fields)
     assert made == Poll.from_row(storage.snapshot_values(row))
     assert made._asdict()["time_start"] == datetime(

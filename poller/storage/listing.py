@@ -64,22 +64,24 @@ _KEPT_DIRECTORIES = 64  # (database, portal) pairs a process keeps; each holds o
 
 
 class Listing(NamedTuple):
-    """What the directory says of the users of a write: their zones (those it knows) and names."""
+    """What the directory says of the users of a write (and of others the process kept): their
+    zones (those it knows) and names."""
 
     zones: dict[int, ZoneInfo]
     names: dict[int, Names]
 
 
-_Facts = tuple[ZoneInfo | None, str | None, str | None] | None  # zone, user_name, department; None: unlisted
-
-
 @dataclass
 class _Kept:
-    """What a process read of one portal's directory under one version: one flat tuple per user,
-    the department names shared (some 200 bytes a user: 10 MB for 50,000)."""
+    """What a process read of one portal's directory under one version: the zones and names of
+    the users it wrote (some 200 bytes a user: 10 MB for 50,000), the department names shared.
+    A write is handed these maps themselves (it only looks up its users): entries are added,
+    never changed, while the version holds."""
 
     version: str
-    users: dict[int, _Facts] = field(default_factory=dict)
+    zones: dict[int, ZoneInfo] = field(default_factory=dict)
+    names: dict[int, Names] = field(default_factory=dict)
+    unlisted: set[int] = field(default_factory=set)  # read, and not in the directory
     departments: dict[str, str] = field(default_factory=dict)  # one copy of each department name
 
 
@@ -88,7 +90,8 @@ _kept_lock = threading.Lock()
 
 
 def listed_users(connection: Connection, portal: str, user_ids: Collection[int]) -> Listing:
-    """The directory's facts of those of `user_ids` it holds (on the transaction's view)."""
+    """The directory's facts of those of `user_ids` it holds (on the transaction's view); the
+    maps may hold other users too."""
     if not user_ids:
         return Listing({}, {})
     dialect = connection.dialect.name
@@ -96,27 +99,22 @@ def listed_users(connection: Connection, portal: str, user_ids: Collection[int])
     if version is None:
         return _read(connection, portal, user_ids)
     kept = _kept_directory((str(connection.engine.url), portal), version)
-    missing = [user_id for user_id in user_ids if user_id not in kept.users]
+    names, unlisted = kept.names, kept.unlisted
+    missing = [user_id for user_id in user_ids if user_id not in names and user_id not in unlisted]
     if missing:
         read = _read(connection, portal, missing)
         shared = kept.departments.setdefault
         for user_id in missing:
-            names = read.names.get(user_id)
-            if names is None:
-                kept.users[user_id] = None
-            else:
-                name, department = names
-                department = department if department is None else shared(department, department)
-                kept.users[user_id] = (read.zones.get(user_id), name, department)
-    listing = Listing({}, {})
-    for user_id in user_ids:
-        facts = kept.users[user_id]
-        if facts is not None:
-            zone, name, department = facts
-            listing.names[user_id] = (name, department)
+            listed = read.names.get(user_id)
+            if listed is None:
+                unlisted.add(user_id)
+                continue
+            name, department = listed
+            zone = read.zones.get(user_id)
             if zone is not None:
-                listing.zones[user_id] = zone
-    return listing
+                kept.zones[user_id] = zone
+            names[user_id] = (name, department if department is None else shared(department, department))
+    return Listing(kept.zones, names)
 
 
 def _kept_directory(key: tuple[str, str], version: str) -> _Kept:

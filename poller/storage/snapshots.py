@@ -84,7 +84,8 @@ def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: S
         listed = listed_users(connection, portal, with_day)
         ordered = dated_in_zones(ordered, listed.zones)  # work_date in the directory's zone
         names = listed.names
-        polled = [(row, _poll(row)) for row in ordered if row.parsed.values["time_start"] is not None]
+        tuples = list(map(_written_tuple, ordered))
+        polled = [(row, _poll(t)) for row, t in zip(ordered, tuples, strict=True) if t[_START] is not None]
         if mode == "changes":
             news, changed = _changes(connection, portal, ordered)
             chosen = {id(row) for row in news}
@@ -106,7 +107,7 @@ def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: S
             written += [entry for entry in seen if id(entry[0]) not in replays]
             rest = _not_stored_yet(connection, portal, unplain, days)
             replays |= {id(row) for row, _ in unplain} - {id(row) for row, _ in rest}
-            inserts = [_written_tuple(row) for row in ordered if id(row) not in replays]
+            inserts = [values for row, values in zip(ordered, tuples, strict=True) if id(row) not in replays]
         own = (("raw", raw_conversion(connection.dialect)),)
         added = insert_tuples(
             connection, snapshots_table, _COLUMNS, inserts, keys=_SNAPSHOT_KEY, own=own, fresh=True
@@ -126,17 +127,17 @@ _ORDER = attrgetter("user_id", "polled_at")
 
 
 _new_tuple = tuple.__new__  # no check of the field count: tests/test_poll_rows.py holds it to Poll
-_POLL_VALUES = itemgetter(
-    "status", "time_start", "time_finish", "time_finish_default", "work_date", "duration_seconds",
-    "time_leaks_seconds", "active", "tz_offset", "record_id",
-)  # fmt: skip  # Poll's fields after polled_at and last_seen_at, in its order
+_POLL_VALUES = itemgetter(*map(_COLUMNS.index, (
+    "polled_at", "polled_at", "status", "time_start", "time_finish", "time_finish_default", "work_date",
+    "duration_seconds", "time_leaks_seconds", "active", "tz_offset", "record_id",
+)))  # fmt: skip  # Poll's fields in its order (a poll is seen once: last_seen_at = polled_at)
+_START = _COLUMNS.index("time_start")
 
 
-def _poll(row: SnapshotRow) -> Poll:
-    """What one answer says of its workday (a poll is seen once: last_seen_at = polled_at). Made
-    as the tuple it is: a write makes one per answer, and Poll's own __new__ is a Python call."""
-    at = row.polled_at
-    return _new_tuple(Poll, (at, at, *_POLL_VALUES(row.parsed.values)))
+def _poll(values: tuple[Any, ...]) -> Poll:
+    """What one answer says of its workday, from its _written_tuple (positions, not keys). Made as
+    the tuple it is: a write makes one per answer, and Poll's own __new__ is a Python call."""
+    return _new_tuple(Poll, _POLL_VALUES(values))
 
 
 def _not_stored_yet(
