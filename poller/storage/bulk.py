@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timezone
-from functools import lru_cache
 from operator import itemgetter
 from typing import Any
 
@@ -159,7 +158,8 @@ def row_converter(converters: Sequence[Convert | None], *, none_as_is: bool = Fa
     Generated once per statement (a tuple display of `c3(row[3])` and `row[4]`): a loop over
     the columns would cost more than the conversions themselves. A conversion made by _passing
     is not called for a value of the types it lets through, one with a `known` lookup (the
-    texts of the instants) not for a value it knows.
+    texts of instants and dates) not for a value it knows nor for None, which it must convert
+    to None.
     """
     if all(convert is None for convert in converters):
         return None
@@ -176,9 +176,9 @@ def row_converter(converters: Sequence[Convert | None], *, none_as_is: bool = Fa
         elif hasattr(convert, "passes"):
             names[f"p{index}"] = convert.passes
             items.append(f"({value} if {value}.__class__ in p{index} else c{index}({value}))")
-        elif hasattr(convert, "known"):  # a value converted before: a dict lookup, no call
-            names[f"k{index}"] = convert.known
-            items.append(f"(k{index}({value}) or c{index}({value}))")
+        elif hasattr(convert, "known"):  # a value converted before: a dict lookup, no call; None
+            names[f"k{index}"] = convert.known  # (which converts to None): no call either
+            items.append(f"(k{index}({value}) or (None if {value} is None else c{index}({value})))")
         else:
             items.append(f"c{index}({value})")
     made: Convert = eval(f"lambda row: ({', '.join(items)},)", names)  # built from indexes only
@@ -247,16 +247,21 @@ def _passing(kinds: tuple[type, ...], process: Convert) -> Convert:
     return convert
 
 
+_DATE_TEXTS: dict[date, str] = {}  # a write's rows share a handful of dates: their texts, kept
+_DATES_KEPT = 4096
+
+
 def _iso_dates(process: Convert) -> Convert:
     def convert(value: Any) -> Any:
-        return _iso_date(value) if type(value) is date else process(value)
+        if type(value) is not date:
+            return process(value)
+        if len(_DATE_TEXTS) >= _DATES_KEPT:
+            _DATE_TEXTS.clear()
+        text = _DATE_TEXTS[value] = value.isoformat()
+        return text
 
+    convert.known = _DATE_TEXTS.get  # type: ignore[attr-defined]  # see row_converter
     return convert
-
-
-@lru_cache(maxsize=256)  # a write's rows share a handful of dates
-def _iso_date(value: date) -> str:
-    return value.isoformat()
 
 
 def instant_parameter(dialect_name: str) -> Convert:

@@ -112,11 +112,12 @@ def advance(day: Day | None, poll: Poll) -> Day:
 def polled_day(seen: Day | None, poll: Poll) -> tuple[Any, ...]:
     """The values of DAY_COLUMNS of a day the polls decide after one more poll: `seen`, the
     stored day of polls (None: the polls have not seen it yet), moved on by `poll`. A tuple: the
-    write of a cycle's plain days (storage.plain_days) makes one per answer."""
+    write of a cycle's plain days (storage.plain_days) makes one per answer, so `seconds` and
+    `clamp` are written out here."""
     start, leaks, status = poll.time_start, poll.leaks_seconds or 0, poll.status
     last_seen = poll.last_seen_at
     end = (poll.time_finish or last_seen) if status == "CLOSED" else last_seen
-    span = seconds(end, start) - leaks  # the most a day can have worked
+    span = round((end - start).total_seconds()) - leaks  # the most a day can have worked
     worked: int | None
     if status == "CLOSED":
         worked = poll.duration_seconds
@@ -137,7 +138,7 @@ def polled_day(seen: Day | None, poll: Poll) -> tuple[Any, ...]:
         poll.time_finish if status == "CLOSED" else None,
         poll.tz_offset,
         status,
-        clamp(worked, span),
+        None if worked is None else max(0, min(worked, span, MAX_DURATION)),  # clamp(worked, span)
         status != "CLOSED",
         poll.leaks_seconds,
         seen["first_seen_at"] if seen is not None else poll.polled_at,
