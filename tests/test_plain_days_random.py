@@ -17,9 +17,13 @@ from test_directory import DEPARTMENTS, user
 from test_plain_days import HOUR, PORTAL, START, YESTERDAY, answer, both_ways, local, record
 
 from poller import storage
+from poller.models import snapshots_table, workdays_table
 from poller.status import parse_status
-from poller.storage import statistics
+from poller.storage import plain_days, snapshots, statistics
+from poller.storage.bulk import driver_rows
 from poller.storage.directory import save_departments
+from poller.storage.raw_json import raw_conversion
+from poller.storage.workday_rules import polled_day
 
 USERS = range(1, 13)
 MINUTE = timedelta(minutes=1)
@@ -147,3 +151,37 @@ def test_random_histories_of_many_users_store_what_the_full_way_stores(
     assert plain[0] == full[0]
     assert plain[1] == full[1]
     assert added[0] == added[1]
+
+
+def test_a_plain_day_row_is_its_polled_day_converted(engine: Engine) -> None:
+    """plain_days builds a day's driver values from its snapshot's: the same values, of the same
+    types, as converting polled_day(None, poll) (random answers of every status, both databases)."""
+    rng = random.Random(7)
+    now = START + 3 * HOUR
+    rows = [
+        storage.SnapshotRow(PORTAL, user_id, now, parse_status(random_answer(rng, user_id, now)))
+        for user_id in range(1, 201)
+    ]
+    columns = snapshots._COLUMNS
+    with engine.connect() as connection:
+        own = (("raw", raw_conversion(connection.dialect)),)
+        sources = driver_rows(
+            connection, snapshots_table, columns, [snapshots._written_tuple(r) for r in rows], own=own
+        )
+        polls = [(row.user_id, snapshots._poll(snapshots._written_tuple(row))) for row in rows]
+        names = {user_id: (f"User {user_id}", "Sales") for user_id in range(1, 100)}
+        chosen = list(range(len(rows)))
+        made = plain_days.day_rows(PORTAL, polls, chosen, names, sources, columns)
+        expected = driver_rows(
+            connection,
+            workdays_table,
+            plain_days._COLUMNS,
+            [
+                (PORTAL, user_id, poll.time_start, *polled_day(None, poll), *names.get(user_id, (None, None)))
+                for user_id, poll in polls
+            ],
+        )
+    assert [[(value, type(value)) for value in row] for row in made] == [
+        [(value, type(value)) for value in row] for row in expected
+    ]
+    assert {poll.status for _, poll in polls} == {"OPENED", "PAUSED", "CLOSED", "EXPIRED"}

@@ -68,6 +68,7 @@ def insert_tuples(
     own: tuple[tuple[str, Convert], ...] = (),
     fresh: bool = False,
     only_if: str = "",
+    converted: bool = False,
 ) -> int:
     """insert_rows of rows given as tuples of the values of `columns`; the rows the database
     inserted or updated (a skipped key, or an update `only_if` refused, counts none).
@@ -79,7 +80,7 @@ def insert_tuples(
     `fresh`: the rows are expected new (a key stored already is a rare replay): COPY may then
     write them straight into the table (storage.copy_in). `only_if` (with `replaced`): an SQL
     condition on the stored row (the table's name) and the given one (`excluded`) without which
-    a stored key keeps its row.
+    a stored key keeps its row. `converted`: the rows are driver values already (driver_rows).
     """
     if not rows:
         return 0
@@ -93,10 +94,25 @@ def insert_tuples(
         own,
         only_if,
     )
-    values = list(rows) if convert is None else _converted(convert, rows, sql)
+    values = list(rows) if convert is None or converted else _converted(convert, rows, sql)
     if copy_allowed(connection, len(values)):
         return copy_rows(connection, table.name, columns, values, conflict, fresh=fresh)
     return int(connection.exec_driver_sql(sql, values).rowcount)
+
+
+def driver_rows(
+    connection: Connection,
+    table: Table,
+    columns: Sequence[str],
+    rows: Sequence[tuple[Any, ...]],
+    *,
+    own: tuple[tuple[str, Convert], ...] = (),
+) -> list[tuple[Any, ...]]:
+    """`rows` (tuples of the values of `columns`) as insert_tuples hands them to the driver, for a
+    caller that reads the driver values too (a snapshot's become its day's); what a conversion
+    raises is raised as insert_tuples raises it."""
+    sql, convert, _ = _statement(connection, table, tuple(columns), (), None, (), own)
+    return list(rows) if convert is None else _converted(convert, rows, sql)
 
 
 def _converted(convert: Convert, rows: Sequence[tuple[Any, ...]], sql: str) -> list[tuple[Any, ...]]:

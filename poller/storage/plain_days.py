@@ -20,6 +20,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from functools import cache
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, bindparam, literal, select
@@ -30,7 +32,7 @@ from poller.storage.directory import Names
 from poller.storage.keyed import count_by_key, ids_matching, rows_by_key
 from poller.storage.revisions import DAY_REVISED
 from poller.storage.statistics import note_rows_added
-from poller.storage.workday_rules import DAY_COLUMNS, Poll, polled_day
+from poller.storage.workday_rules import DAY_COLUMNS, Poll, worked_after
 
 _KEY = ("portal", "user_id", "time_start")
 _NAMES = ("user_name", "department")
@@ -73,22 +75,21 @@ def write_plain_days(
     portal: str,
     polls: Sequence[tuple[int, Poll]],
     names: Mapping[int, Names],
+    snapshots: Sequence[tuple[Any, ...]],
+    snapshot_columns: tuple[str, ...],
 ) -> PlainWrite:
     """Store the days of those of `polls` (user_id, Poll of a write) that decide them alone.
-    `names`: the directory's names of the polls' users. The polls left out of both sets of the
-    answer go the full way."""
+    `names`: the directory's names of the polls' users; `snapshots`: each poll's snapshot row as
+    driver values (bulk.driver_rows) of `snapshot_columns`, from which its day's row takes the
+    values the two tables share, converted once. The polls left out of both sets of the answer
+    go the full way."""
     chosen = _plain(connection, portal, polls)
     if not chosen:
         return PlainWrite(set(), set())
-    rows = []
-    for index in chosen:
-        user_id, poll = polls[index]
-        rows.append(
-            (portal, user_id, poll.time_start, *polled_day(None, poll), *names.get(user_id, _UNNAMED))
-        )
+    rows = day_rows(portal, polls, chosen, names, snapshots, snapshot_columns)
     postgresql = connection.dialect.name == "postgresql"
     stored_before = (
-        count_by_key(connection, workdays_table, "time_start", portal, _keys(rows, chosen))
+        count_by_key(connection, workdays_table, "time_start", portal, _keys(polls, chosen))
         if postgresql
         else 0
     )
@@ -101,12 +102,13 @@ def write_plain_days(
         replaced=_REPLACED,
         filled=("record_id", *_NAMES),
         only_if=_CONDITIONS[connection.dialect.name],
+        converted=True,
     )
     if postgresql:  # the planner's statistics count the new days (SQLite plans without them)
         note_rows_added(connection, "workdays", len(rows) - stored_before)
     if written == len(rows):
         return PlainWrite(set(chosen), set())
-    keys = _keys(rows, chosen)
+    keys = _keys(polls, chosen)
     found = rows_by_key(connection, workdays_table, "time_start", portal, keys, ("last_seen_at",))
     return PlainWrite(  # a day the condition refused holds another poll's moment, or this one's (a replay)
         set(),
@@ -118,9 +120,55 @@ def write_plain_days(
     )
 
 
-def _keys(rows: Sequence[tuple[Any, ...]], chosen: Sequence[int]) -> dict[tuple[int, Any], int]:
-    """The index of the poll of each day row, by its (user_id, time_start)."""
-    return {row[1:3]: index for row, index in zip(rows, chosen, strict=True)}
+def day_rows(
+    portal: str,
+    polls: Sequence[tuple[int, Poll]],
+    chosen: Sequence[int],
+    names: Mapping[int, Names],
+    snapshots: Sequence[tuple[Any, ...]],
+    snapshot_columns: tuple[str, ...],
+) -> list[tuple[Any, ...]]:
+    """The driver values of the workdays rows (_COLUMNS) of the `chosen` polls: what converting
+    polled_day(None, poll) would give, the shared values taken as their snapshots have them."""
+    shared = _shared_values(snapshot_columns)
+    rows = []
+    for index in chosen:
+        user_id, poll = polls[index]
+        start, work_date, finish, offset, leaks, seen, record_id = shared(snapshots[index])
+        status = poll.status
+        rows.append(
+            (
+                portal, user_id, start, work_date, finish if status == "CLOSED" else None, offset, status,
+                worked_after(None, poll), status != "CLOSED", leaks, seen, seen, poll.active is False,
+                "polls", record_id or None, *names.get(user_id, _UNNAMED),
+            )
+        )  # fmt: skip
+    return rows
+
+
+@cache
+def _shared_values(snapshot_columns: tuple[str, ...]) -> itemgetter[tuple[Any, ...]]:
+    """A snapshot row's values that its day's row takes: start, work date, finish, offset,
+    leaks, the poll's moment (first and last seen), record ID (the columns' types are the same)."""
+    return itemgetter(
+        *map(
+            snapshot_columns.index,
+            (
+                "time_start",
+                "work_date",
+                "time_finish",
+                "tz_offset",
+                "time_leaks_seconds",
+                "polled_at",
+                "record_id",
+            ),
+        )
+    )
+
+
+def _keys(polls: Sequence[tuple[int, Poll]], chosen: Sequence[int]) -> dict[tuple[int, Any], int]:
+    """The index of each chosen poll, by its day's key (user_id, time_start)."""
+    return {(polls[index][0], polls[index][1].time_start): index for index in chosen}
 
 
 def _plain(connection: Connection, portal: str, polls: Sequence[tuple[int, Poll]]) -> list[int]:

@@ -17,7 +17,7 @@ from poller.fields import STATUS_COLUMNS
 from poller.models import snapshots_table
 from poller.status import ParsedStatus
 from poller.storage import workdays
-from poller.storage.bulk import insert_tuples
+from poller.storage.bulk import driver_rows, insert_tuples
 from poller.storage.listing import listed_users
 from poller.storage.local_dates import dated_in_zones
 from poller.storage.plain_days import write_plain_days
@@ -84,14 +84,24 @@ def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: S
         listed = listed_users(connection, portal, with_day)
         ordered = dated_in_zones(ordered, listed.zones)  # work_date in the directory's zone
         names = listed.names
+        own = (("raw", raw_conversion(connection.dialect)),)
         tuples = list(map(_written_tuple, ordered))
-        polled = [(row, _poll(t)) for row, t in zip(ordered, tuples, strict=True) if t[_START] is not None]
+        started = [index for index, values in enumerate(tuples) if values[_START] is not None]
         if mode == "changes":
             news, changed = _changes(connection, portal, ordered)
             chosen = {id(row) for row in news}
             inserts = [tuple(values[column] for column in _COLUMNS) for values in changed]
-            polled = [(row, poll) for row, poll in polled if id(row) in chosen]
-        plain = write_plain_days(connection, portal, [(row.user_id, poll) for row, poll in polled], names)
+            started = [index for index in started if id(ordered[index]) in chosen]
+            sources = driver_rows(
+                connection, snapshots_table, _COLUMNS, [tuples[i] for i in started], own=own
+            )
+        else:  # each row's driver values are converted once, for its snapshot and its day
+            driver = driver_rows(connection, snapshots_table, _COLUMNS, tuples, own=own)
+            sources = [driver[index] for index in started]
+        polled = [(ordered[index], _poll(tuples[index])) for index in started]
+        plain = write_plain_days(
+            connection, portal, [(row.user_id, poll) for row, poll in polled], names, sources, _COLUMNS
+        )
         done = plain.written | plain.seen
         unplain = [] if len(done) == len(polled) else [p for i, p in enumerate(polled) if i not in done]
         days = workdays.load_days(
@@ -107,10 +117,16 @@ def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: S
             written += [entry for entry in seen if id(entry[0]) not in replays]
             rest = _not_stored_yet(connection, portal, unplain, days)
             replays |= {id(row) for row, _ in unplain} - {id(row) for row, _ in rest}
-            inserts = [values for row, values in zip(ordered, tuples, strict=True) if id(row) not in replays]
-        own = (("raw", raw_conversion(connection.dialect)),)
+            inserts = [values for row, values in zip(ordered, driver, strict=True) if id(row) not in replays]
         added = insert_tuples(
-            connection, snapshots_table, _COLUMNS, inserts, keys=_SNAPSHOT_KEY, own=own, fresh=True
+            connection,
+            snapshots_table,
+            _COLUMNS,
+            inserts,
+            keys=_SNAPSHOT_KEY,
+            own=own,
+            fresh=True,
+            converted=mode == "all",
         )
         note_rows_added(connection, "snapshots", added)
         workdays.apply_polls(

@@ -111,9 +111,29 @@ def advance(day: Day | None, poll: Poll) -> Day:
 
 def polled_day(seen: Day | None, poll: Poll) -> tuple[Any, ...]:
     """The values of DAY_COLUMNS of a day the polls decide after one more poll: `seen`, the
-    stored day of polls (None: the polls have not seen it yet), moved on by `poll`. A tuple: the
-    write of a cycle's plain days (storage.plain_days) makes one per answer, so `seconds` and
-    `clamp` are written out here."""
+    stored day of polls (None: the polls have not seen it yet), moved on by `poll`. A tuple:
+    the full way of a write makes one per poll (storage.workdays)."""
+    status = poll.status
+    return (  # in the order of DAY_COLUMNS
+        poll.work_date,
+        poll.time_finish if status == "CLOSED" else None,
+        poll.tz_offset,
+        status,
+        worked_after(seen, poll),
+        status != "CLOSED",
+        poll.leaks_seconds,
+        seen["first_seen_at"] if seen is not None else poll.polled_at,
+        poll.last_seen_at,
+        poll.active is False,
+        "polls",
+        poll.record_id or (seen["record_id"] if seen is not None else None),
+    )
+
+
+def worked_after(seen: Day | None, poll: Poll) -> int | None:
+    """The worked_seconds of polled_day(seen, poll). Apart: the write of a cycle's plain days
+    (storage.plain_days) takes the other values from the snapshot's driver values, and calls
+    this once per answer, so `seconds` and `clamp` are written out here."""
     start, leaks, status = poll.time_start, poll.leaks_seconds or 0, poll.status
     last_seen = poll.last_seen_at
     end = (poll.time_finish or last_seen) if status == "CLOSED" else last_seen
@@ -133,20 +153,7 @@ def polled_day(seen: Day | None, poll: Poll) -> tuple[Any, ...]:
         worked = seconds(min(suggested, last_seen), start) - leaks if suggested else span
     else:
         worked = span
-    return (  # in the order of DAY_COLUMNS
-        poll.work_date,
-        poll.time_finish if status == "CLOSED" else None,
-        poll.tz_offset,
-        status,
-        None if worked is None else max(0, min(worked, span, MAX_DURATION)),  # clamp(worked, span)
-        status != "CLOSED",
-        poll.leaks_seconds,
-        seen["first_seen_at"] if seen is not None else poll.polled_at,
-        last_seen,
-        poll.active is False,
-        "polls",
-        poll.record_id or (seen["record_id"] if seen is not None else None),
-    )
+    return None if worked is None else max(0, min(worked, span, MAX_DURATION))  # clamp(worked, span)
 
 
 def with_record(polled: Day | None, record: Any, tz_offset: int | None = None) -> Day:
