@@ -32,7 +32,7 @@ BENCH_ARGS = {
     "backfill": ["--users", "5"],
     "replicas": ["--portals", "2", "--replicas", "1"],
     "hung": ["--portals", "2", "--users", "5", "--seconds", "1"],
-    "write_ratio": ["--users", "20", "--cycles", "1", "--part", "10"],
+    "write_ratio": ["--users", "20", "--cycles", "2", "--part", "10"],
     "directory_refresh": ["--users", "5"],
 }
 
@@ -150,9 +150,13 @@ def test_a_bench_refuses_a_postgres_database_holding_a_table_and_creates_nothing
 
 
 def write_ratio_rows(out: str) -> dict[str, list[float]]:
-    """The figures of each database's line of bench/write_ratio.py: raw s, poller s, raw/poller."""
+    """The figures of each database's line of bench/write_ratio.py: raw s, poller s, raw/poller
+    (the median of the cycles'), and the lowest and highest of the cycles' raw/poller."""
     lines = [line.split() for line in out.splitlines() if line.startswith(("sqlite ", "postgresql "))]
-    return {words[0]: [float(word) for word in words[1:]] for words in lines}
+    return {
+        words[0]: [*(float(word) for word in words[1:4]), *(float(end) for end in words[4].split("-"))]
+        for words in lines
+    }
 
 
 def test_the_write_ratio_bench_prints_the_ratio_on_sqlite(
@@ -162,10 +166,11 @@ def test_the_write_ratio_bench_prints_the_ratio_on_sqlite(
 
     out = capsys.readouterr().out
     assert code == 0
-    assert "one cycle of 20 users in parts of 10, median of 1 cycles" in out
+    assert "one cycle of 20 users in parts of 10, median of 2 cycles" in out
     rows = write_ratio_rows(out)
     assert list(rows) == ["sqlite"]
-    assert len(rows["sqlite"]) == 3 and rows["sqlite"][1] > 0
+    raw, ours, ratio, lowest, highest = rows["sqlite"]
+    assert raw > 0 and ours > 0 and lowest <= ratio <= highest
     assert "postgresql: skipped (give --postgres-server)" in out
     assert "goal raw/poller >= 0.35:" in out
 
@@ -185,7 +190,10 @@ def test_the_write_ratio_bench_prints_the_ratio_on_both_databases_and_drops_its_
     assert code == 0
     rows = write_ratio_rows(out)
     assert list(rows) == ["sqlite", "postgresql"]
-    assert all(len(figures) == 3 and figures[1] > 0 for figures in rows.values())
+    assert all(
+        len(figures) == 5 and figures[1] > 0 and figures[3] <= figures[2] <= figures[4]
+        for figures in rows.values()
+    )
     assert "goal raw/poller >= 0.35:" in out
     assert database_names(own_postgres_database, "timeman_bench_%") == scratch_before
 
