@@ -1,4 +1,5 @@
-"""The cyclic garbage collector is held off while a cycle is written, and comes back after."""
+"""Young garbage collections are put off while a cycle is written, and come back after; other
+threads' garbage is still collected while writes overlap."""
 
 from __future__ import annotations
 
@@ -12,19 +13,19 @@ from sqlalchemy import Engine
 
 from poller import storage
 from poller.status import parse_status
-from poller.storage.collector import collector_held_off
+from poller.storage.collector import WRITE_THRESHOLD, young_collections_put_off
 
 AT = datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def collections() -> Iterator[list[int]]:
-    """The generations of the collections that ran while the test ran."""
-    ran: list[int] = []
+def collections() -> Iterator[list[tuple[int, int]]]:
+    """The collections that ran while the test ran: (generation, young threshold at the time)."""
+    ran: list[tuple[int, int]] = []
 
     def note(phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            ran.append(info["generation"])
+            ran.append((info["generation"], gc.get_threshold()[0]))
 
     gc.callbacks.append(note)
     try:
@@ -33,46 +34,56 @@ def collections() -> Iterator[list[int]]:
         gc.callbacks.remove(note)
 
 
-def test_a_write_of_many_answers_runs_no_collection_and_leaves_the_collector_on(
-    engine: Engine, collections: list[int]
+def test_a_write_of_many_answers_runs_no_collection_and_restores_the_threshold(
+    engine: Engine, collections: list[tuple[int, int]]
 ) -> None:
     answer = {"STATUS": "OPENED", "TIME_START": "2026-11-16T09:00:00+03:00", "TZ_OFFSET": 10800}
     rows = [storage.SnapshotRow("p", user_id, AT, parse_status(answer)) for user_id in range(1, 3001)]
-    assert gc.isenabled()
+    before = gc.get_threshold()
+    assert before[0] < WRITE_THRESHOLD
     gc.collect()
     collections.clear()
-
     storage.save_portal_cycle(engine, None, rows, [])
 
-    assert collections == []  # some 30,000 objects made and freed: young collections without the hold
-    assert gc.isenabled()
-    made_after = [[] for _ in range(2 * gc.get_threshold()[0])]  # containers made after the write
-    assert collections != [] and len(made_after) > 0
+    assert collections == []  # some 30,000 objects held at once: young collections at the usual threshold
+    assert gc.get_threshold() == before
+    kept = [[] for _ in range(2 * before[0])]  # live containers past the usual threshold
+    assert collections != [] and len(kept) == 2 * before[0]
 
 
-def test_the_collector_comes_back_when_the_last_of_overlapping_writes_ends() -> None:
+def test_garbage_is_collected_while_writes_overlap_and_the_threshold_comes_back_after_the_last() -> None:
+    before = gc.get_threshold()
     inside, release = threading.Event(), threading.Event()
 
     def other_write() -> None:
-        with collector_held_off():
+        with young_collections_put_off():
             inside.set()
             release.wait(10)
 
     thread = threading.Thread(target=other_write)
-    with collector_held_off():
+    with young_collections_put_off():
+        assert gc.get_threshold()[0] == WRITE_THRESHOLD
         thread.start()
         assert inside.wait(10)
-    assert not gc.isenabled()  # the other write is still under way
+    assert gc.get_threshold()[0] == WRITE_THRESHOLD  # the other write is still under way
+    assert gc.isenabled()
+    collected_before = gc.get_stats()[0]["collections"]
+    kept = [[] for _ in range(WRITE_THRESHOLD + 1000)]  # another thread's objects meanwhile
+    assert gc.get_stats()[0]["collections"] > collected_before and len(kept) > WRITE_THRESHOLD
     release.set()
     thread.join(10)
-    assert gc.isenabled()
+    assert gc.get_threshold() == before
 
 
-def test_a_collector_that_was_off_stays_off() -> None:
-    gc.disable()
+def test_a_threshold_of_zero_or_one_changed_meanwhile_is_left_alone() -> None:
+    before = gc.get_threshold()
     try:
-        with collector_held_off():
-            assert not gc.isenabled()
-        assert not gc.isenabled()
+        gc.set_threshold(0, *before[1:])  # automatic collection off
+        with young_collections_put_off():
+            assert gc.get_threshold()[0] == 0
+        gc.set_threshold(*before)
+        with young_collections_put_off():
+            gc.set_threshold(5000, *before[1:])  # changed by someone else
+        assert gc.get_threshold()[0] == 5000
     finally:
-        gc.enable()
+        gc.set_threshold(*before)

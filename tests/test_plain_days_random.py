@@ -18,9 +18,9 @@ from test_plain_days import HOUR, PORTAL, START, YESTERDAY, answer, both_ways, l
 
 from poller import storage
 from poller.models import snapshots_table, workdays_table
-from poller.status import parse_status
+from poller.status import ParsedStatus, parse_status
 from poller.storage import plain_days, snapshots, statistics
-from poller.storage.bulk import driver_rows
+from poller.storage.bulk import converter, driver_rows
 from poller.storage.directory import save_departments
 from poller.storage.raw_json import raw_conversion
 from poller.storage.workday_rules import polled_day
@@ -162,6 +162,11 @@ def test_a_plain_day_row_is_its_polled_day_converted(engine: Engine) -> None:
         storage.SnapshotRow(PORTAL, user_id, now, parse_status(random_answer(rng, user_id, now)))
         for user_id in range(1, 201)
     ]
+    for user_id, odd in ((201, {"record_id": 0.4}), (202, {"time_leaks_seconds": 600.5, "record_id": 7.0})):
+        parsed = parse_status(answer("OPENED"))  # values no parser makes: floats for integers
+        rows.append(
+            storage.SnapshotRow(PORTAL, user_id, now, ParsedStatus({**parsed.values, **odd}, parsed.raw))
+        )
     columns = snapshots._COLUMNS
     with engine.connect() as connection:
         own = (("raw", raw_conversion(connection.dialect)),)
@@ -171,7 +176,9 @@ def test_a_plain_day_row_is_its_polled_day_converted(engine: Engine) -> None:
         polls = [(row.user_id, snapshots._poll(snapshots._written_tuple(row))) for row in rows]
         names = {user_id: (f"User {user_id}", "Sales") for user_id in range(1, 100)}
         chosen = list(range(len(rows)))
-        made = plain_days.day_rows(PORTAL, polls, chosen, names, sources, columns)
+        dialect = connection.dialect
+        whole = converter(workdays_table.c.worked_seconds.type, dialect.name, dialect)
+        made = plain_days.day_rows(PORTAL, polls, chosen, names, sources, columns, whole)
         expected = driver_rows(
             connection,
             workdays_table,

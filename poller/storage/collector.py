@@ -1,12 +1,14 @@
-"""The cyclic garbage collector held off while a write turns thousands of answers into rows.
+"""Young garbage collections put off while a write turns thousands of answers into rows.
 
-A write of 500 users makes some 10 objects per answer (tuples, texts) and frees them when it
-returns; none forms a reference cycle. The collector, counting those allocations, runs dozens
-of young collections per cycle, and now and then a full one that walks every object the
-process holds (about 0.1 s under `run` with a directory of 10,000 users, inside the write that
-happened to trigger it). Held off for the write, it collects the rare cycle a write leaves
-afterwards. Threads (portals written side by side) share one count: the collector comes back
-when the last of them is done, and is left alone where it was off already.
+A write of 500 users holds some 10 objects per answer until it returns (tuples, texts), none
+in a reference cycle. The collector counts live container objects: at its usual threshold it
+ran dozens of young collections per cycle over them, and every few cycles a full one over
+every object the process holds (about 0.1 s under `run` with a directory of 10,000 users,
+inside the write that happened to trigger it). While a write is under way the young
+generation's threshold is raised to WRITE_THRESHOLD: a write stays under it, and collections
+go on above it, so garbage made meanwhile by other threads is still collected, also when
+writes of several portals overlap for good. The threshold comes back when the last write
+ends, unless someone changed it meanwhile.
 """
 
 from __future__ import annotations
@@ -16,24 +18,30 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+WRITE_THRESHOLD = 200_000  # live container objects; a part of 500 answers holds some 20,000
+
 _lock = threading.Lock()
-_holding = 0  # writes under way that hold the collector off
-_disabled_here = False  # whether those writes turned it off (it was on when the first began)
+_writes = 0  # writes under way
+_restore: tuple[int, int, int] | None = None  # the thresholds before the first of them
 
 
 @contextmanager
-def collector_held_off() -> Iterator[None]:
-    """Run the body with the cyclic collector off (reference counting frees as always)."""
-    global _holding, _disabled_here
+def young_collections_put_off() -> Iterator[None]:
+    """Run the body with the young generation's threshold at WRITE_THRESHOLD."""
+    global _writes, _restore
     with _lock:
-        if _holding == 0:
-            _disabled_here = gc.isenabled()
-            gc.disable()
-        _holding += 1
+        if _writes == 0:
+            before = gc.get_threshold()
+            if 0 < before[0] < WRITE_THRESHOLD:  # 0: automatic collection is off
+                _restore = before
+                gc.set_threshold(WRITE_THRESHOLD, *before[1:])
+        _writes += 1
     try:
         yield
     finally:
         with _lock:
-            _holding -= 1
-            if _holding == 0 and _disabled_here:
-                gc.enable()
+            _writes -= 1
+            if _writes == 0 and _restore is not None:
+                if gc.get_threshold()[0] == WRITE_THRESHOLD:  # not changed by someone else meanwhile
+                    gc.set_threshold(*_restore)
+                _restore = None

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import StatementError
 
 from poller.models import PollRun
-from poller.storage.collector import collector_held_off
+from poller.storage.collector import young_collections_put_off
 from poller.storage.failures import database_call, describe_db_error, is_refused_for_data
 from poller.storage.runs import ErrorRow, write_errors
 from poller.storage.snapshots import SnapshotRow, StorageMode, write_snapshots
@@ -55,7 +55,7 @@ def save_portal_cycle(
     """
     started = time.perf_counter()
     try:
-        with collector_held_off(), engine.begin() as connection:
+        with young_collections_put_off(), engine.begin() as connection:
             write_snapshots(connection, snapshots, mode)
             write_errors(connection, run_id, errors)
         _log_write(snapshots, len(snapshots), len(errors), mode, started)

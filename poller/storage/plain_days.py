@@ -27,7 +27,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, bindparam, literal, select
 
 from poller.models import workday_records_table, workdays_table
-from poller.storage.bulk import insert_tuples
+from poller.storage.bulk import Convert, converter, insert_tuples
 from poller.storage.directory import Names
 from poller.storage.keyed import count_by_key, ids_matching, rows_by_key
 from poller.storage.revisions import DAY_REVISED
@@ -86,7 +86,9 @@ def write_plain_days(
     chosen = _plain(connection, portal, polls)
     if not chosen:
         return PlainWrite(set(), set())
-    rows = day_rows(portal, polls, chosen, names, snapshots, snapshot_columns)
+    dialect = connection.dialect
+    whole = converter(workdays_table.c.worked_seconds.type, dialect.name, dialect)
+    rows = day_rows(portal, polls, chosen, names, snapshots, snapshot_columns, whole)
     postgresql = connection.dialect.name == "postgresql"
     stored_before = (
         count_by_key(connection, workdays_table, "time_start", portal, _keys(polls, chosen))
@@ -127,20 +129,25 @@ def day_rows(
     names: Mapping[int, Names],
     snapshots: Sequence[tuple[Any, ...]],
     snapshot_columns: tuple[str, ...],
+    whole: Convert | None = None,
 ) -> list[tuple[Any, ...]]:
     """The driver values of the workdays rows (_COLUMNS) of the `chosen` polls: what converting
-    polled_day(None, poll) would give, the shared values taken as their snapshots have them."""
+    polled_day(None, poll) would give, the shared values taken as their snapshots have them
+    (the columns' types are the same) and the worked time converted by `whole` (the integer
+    column's conversion, None: none)."""
     shared = _shared_values(snapshot_columns)
     rows = []
     for index in chosen:
-        user_id, poll = polls[index]
-        start, work_date, finish, offset, leaks, seen, record_id = shared(snapshots[index])
+        poll = polls[index][1]
+        user_id, start, work_date, finish, offset, leaks, seen, record_id = shared(snapshots[index])
         status = poll.status
+        worked = worked_after(None, poll)
         rows.append(
             (
                 portal, user_id, start, work_date, finish if status == "CLOSED" else None, offset, status,
-                worked_after(None, poll), status != "CLOSED", leaks, seen, seen, poll.active is False,
-                "polls", record_id or None, *names.get(user_id, _UNNAMED),
+                worked if whole is None or worked is None else whole(worked), status != "CLOSED", leaks,
+                seen, seen, poll.active is False, "polls", record_id if poll.record_id else None,
+                *names.get(polls[index][0], _UNNAMED),
             )
         )  # fmt: skip
     return rows
@@ -148,12 +155,13 @@ def day_rows(
 
 @cache
 def _shared_values(snapshot_columns: tuple[str, ...]) -> itemgetter[tuple[Any, ...]]:
-    """A snapshot row's values that its day's row takes: start, work date, finish, offset,
+    """A snapshot row's values that its day's row takes: user, start, work date, finish, offset,
     leaks, the poll's moment (first and last seen), record ID (the columns' types are the same)."""
     return itemgetter(
         *map(
             snapshot_columns.index,
             (
+                "user_id",
                 "time_start",
                 "work_date",
                 "time_finish",

@@ -133,7 +133,8 @@ def polled_day(seen: Day | None, poll: Poll) -> tuple[Any, ...]:
 def worked_after(seen: Day | None, poll: Poll) -> int | None:
     """The worked_seconds of polled_day(seen, poll). Apart: the write of a cycle's plain days
     (storage.plain_days) takes the other values from the snapshot's driver values, and calls
-    this once per answer, so `seconds` and `clamp` are written out here."""
+    this once per answer, so the usual way (a running or closed day) writes `seconds` and
+    `clamp` out."""
     start, leaks, status = poll.time_start, poll.leaks_seconds or 0, poll.status
     last_seen = poll.last_seen_at
     end = (poll.time_finish or last_seen) if status == "CLOSED" else last_seen
