@@ -85,5 +85,9 @@ def test_a_threshold_of_zero_or_one_changed_meanwhile_is_left_alone() -> None:
         with young_collections_put_off():
             gc.set_threshold(5000, *before[1:])  # changed by someone else
         assert gc.get_threshold()[0] == 5000
+        gc.set_threshold(*before)
+        with young_collections_put_off():
+            gc.set_threshold(WRITE_THRESHOLD, before[1] + 1, before[2])  # the older generations' only
+        assert gc.get_threshold() == (WRITE_THRESHOLD, before[1] + 1, before[2])
     finally:
         gc.set_threshold(*before)

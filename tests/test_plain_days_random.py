@@ -192,3 +192,31 @@ def test_a_plain_day_row_is_its_polled_day_converted(engine: Engine) -> None:
         [(value, type(value)) for value in row] for row in expected
     ]
     assert {poll.status for _, poll in polls} == {"OPENED", "PAUSED", "CLOSED", "EXPIRED"}
+
+
+def test_a_cycle_of_odd_integer_values_is_written_whole_by_copy_as_by_the_full_way(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Floats where integers belong (no parser makes them) go into a plain day's row through the
+    integer column's conversion: COPY takes the cycle at once, and the days are the full way's."""
+    if engine.dialect.name == "sqlite":
+        pytest.skip("the COPY path is PostgreSQL's (SQLite stores what it is given either way)")
+    users = range(1, 61)
+
+    def play(engine: Engine) -> None:
+        storage.save_users(engine, PORTAL, [user(u) for u in users], START)
+        for hours in (1, 2):
+            rows = []
+            for user_id in users:
+                parsed = parse_status(answer("OPENED"))
+                odd = {**parsed.values, "time_leaks_seconds": 600.5, "record_id": float(user_id)}
+                rows.append(
+                    storage.SnapshotRow(PORTAL, user_id, START + hours * HOUR, ParsedStatus(odd, parsed.raw))
+                )
+            storage.save_portal_cycle(engine, None, rows, [])
+
+    with caplog.at_level("WARNING", logger="poller.storage"):
+        plain, full = both_ways(engine, monkeypatch, play)
+    assert plain == full
+    assert {day["worked_seconds"] for day in plain[0]} == {2 * 3600 - 600}  # 6599.5, made whole (half to even)
+    assert not [record for record in caplog.records if "refused" in record.getMessage()]

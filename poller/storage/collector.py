@@ -7,8 +7,8 @@ every object the process holds (about 0.1 s under `run` with a directory of 10,0
 inside the write that happened to trigger it). While a write is under way the young
 generation's threshold is raised to WRITE_THRESHOLD: a write stays under it, and collections
 go on above it, so garbage made meanwhile by other threads is still collected, also when
-writes of several portals overlap for good. The threshold comes back when the last write
-ends, unless someone changed it meanwhile.
+writes of several portals overlap for good (at most some 50,000 objects wait). The thresholds
+come back when the last write ends, unless someone changed them meanwhile.
 """
 
 from __future__ import annotations
@@ -18,23 +18,24 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-WRITE_THRESHOLD = 200_000  # live container objects; a part of 500 answers holds some 20,000
+WRITE_THRESHOLD = 50_000  # live container objects; a part of 500 answers holds some 20,000
 
-_lock = threading.Lock()
+_lock = threading.RLock()  # reentrant: a collection under it may run code that writes
 _writes = 0  # writes under way
 _restore: tuple[int, int, int] | None = None  # the thresholds before the first of them
+_raised: tuple[int, int, int] | None = None  # the thresholds set for them
 
 
 @contextmanager
 def young_collections_put_off() -> Iterator[None]:
     """Run the body with the young generation's threshold at WRITE_THRESHOLD."""
-    global _writes, _restore
+    global _writes, _restore, _raised
     with _lock:
         if _writes == 0:
             before = gc.get_threshold()
             if 0 < before[0] < WRITE_THRESHOLD:  # 0: automatic collection is off
-                _restore = before
-                gc.set_threshold(WRITE_THRESHOLD, *before[1:])
+                _restore, _raised = before, (WRITE_THRESHOLD, *before[1:])
+                gc.set_threshold(*_raised)
         _writes += 1
     try:
         yield
@@ -42,6 +43,6 @@ def young_collections_put_off() -> Iterator[None]:
         with _lock:
             _writes -= 1
             if _writes == 0 and _restore is not None:
-                if gc.get_threshold()[0] == WRITE_THRESHOLD:  # not changed by someone else meanwhile
+                if gc.get_threshold() == _raised:  # not changed by someone else meanwhile
                     gc.set_threshold(*_restore)
-                _restore = None
+                _restore = _raised = None
