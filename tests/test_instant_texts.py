@@ -16,7 +16,7 @@ from test_bulk import snapshot
 
 from poller import storage
 from poller.models import snapshots_table
-from poller.storage import bulk
+from poller.storage import driver_values
 from poller.storage.bulk import insert_rows
 
 _PROCESSOR = snapshots_table.c.polled_at.type._cached_bind_processor(sqlite.dialect())
@@ -28,8 +28,8 @@ def test_an_instant_gets_sqlalchemys_text_whatever_its_zone_and_however_often() 
     utc = datetime(2026, 3, 29, 0, 30, 0, 5, tzinfo=UTC)
     same = [utc, utc.astimezone(ZoneInfo("Europe/Berlin")), utc.astimezone(timezone(timedelta(hours=-5)))]
     for instant in same * 2:  # the second round reads what the first kept
-        assert bulk._sqlite_instant(instant) == SQLALCHEMY(instant) == "2026-03-29 00:30:00.000005"
-    convert = bulk.row_converter([bulk._sqlite_instant, None])
+        assert driver_values._sqlite_instant(instant) == SQLALCHEMY(instant) == "2026-03-29 00:30:00.000005"
+    convert = driver_values.row_converter([driver_values._sqlite_instant, None])
     assert convert is not None
     assert convert((same[1], "x")) == ("2026-03-29 00:30:00.000005", "x")
     assert convert((None, "x")) == (None, "x")
@@ -37,27 +37,27 @@ def test_an_instant_gets_sqlalchemys_text_whatever_its_zone_and_however_often() 
 
 def test_a_naive_instant_is_refused_even_when_an_equal_aware_one_is_kept() -> None:
     aware = datetime(2026, 11, 16, 9, 30, tzinfo=UTC)
-    bulk._sqlite_instant(aware)
-    convert = bulk.row_converter([bulk._sqlite_instant])
+    driver_values._sqlite_instant(aware)
+    convert = driver_values.row_converter([driver_values._sqlite_instant])
     assert convert is not None
     with pytest.raises(ValueError, match="naive datetime"):
         convert((aware.replace(tzinfo=None),))
 
 
 def test_no_more_instants_are_kept_than_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bulk, "_INSTANTS_KEPT", 8)
+    monkeypatch.setattr(driver_values, "_INSTANTS_KEPT", 8)
     start = datetime(2026, 11, 16, tzinfo=UTC)
     for minute in range(100):
         instant = start + timedelta(minutes=minute)
-        assert bulk._sqlite_instant(instant) == SQLALCHEMY(instant)
-        assert len(bulk._INSTANT_TEXTS) <= 8
+        assert driver_values._sqlite_instant(instant) == SQLALCHEMY(instant)
+        assert len(driver_values._INSTANT_TEXTS) <= 8
 
 
 def test_the_two_instants_of_a_repeated_hour_get_their_own_texts() -> None:
     """Clocks going back: 01:30 in New York happens twice; the two compare equal in their zone."""
     zone = ZoneInfo("America/New_York")
     first, second = (datetime(2026, 11, 1, 1, 30, tzinfo=zone, fold=fold) for fold in (0, 1))
-    convert = bulk.row_converter([bulk._sqlite_instant])
+    convert = driver_values.row_converter([driver_values._sqlite_instant])
     assert convert is not None
     for instant in (first, second, first.astimezone(UTC), second, first):  # kept or not, each its own
         assert convert((instant,)) == (SQLALCHEMY(instant),)

@@ -20,8 +20,9 @@ from poller import storage
 from poller.models import snapshots_table, workdays_table
 from poller.status import ParsedStatus, parse_status
 from poller.storage import plain_days, snapshots, statistics
-from poller.storage.bulk import converter, driver_rows
+from poller.storage.bulk import driver_rows
 from poller.storage.directory import save_departments
+from poller.storage.driver_values import converter
 from poller.storage.raw_json import raw_conversion
 from poller.storage.workday_rules import polled_day
 
@@ -218,5 +219,5 @@ def test_a_cycle_of_odd_integer_values_is_written_whole_by_copy_as_by_the_full_w
     with caplog.at_level("WARNING", logger="poller.storage"):
         plain, full = both_ways(engine, monkeypatch, play)
     assert plain == full
-    assert {day["worked_seconds"] for day in plain[0]} == {2 * 3600 - 600}  # 6599.5, made whole (half to even)
+    assert {day["worked_seconds"] for day in plain[0]} == {2 * 3600 - 600}  # 6599.5, half to even
     assert not [record for record in caplog.records if "refused" in record.getMessage()]

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, Table
 
 from poller.models import UTCDateTime
-from poller.storage.bulk import instant_parameter, row_converter
+from poller.storage.driver_values import instant_parameter, row_converter
 from poller.storage.statements import chunks
 
 # Two parameters per key: under the 999 of SQLite before 3.32, far under its 32,766 since.

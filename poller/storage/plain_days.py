@@ -27,8 +27,9 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, bindparam, literal, select
 
 from poller.models import workday_records_table, workdays_table
-from poller.storage.bulk import Convert, converter, insert_tuples
+from poller.storage.bulk import insert_tuples
 from poller.storage.directory import Names
+from poller.storage.driver_values import Convert, converter
 from poller.storage.keyed import count_by_key, ids_matching, rows_by_key
 from poller.storage.revisions import DAY_REVISED
 from poller.storage.statistics import note_rows_added

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from poller.models import snapshots_table
-from poller.storage.bulk import Convert, json_text
+from poller.storage.driver_values import Convert, json_text
 
 _RAW_DEPTH = 32  # a timeman.status result is flat; deeper nesting is hostile
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
