@@ -90,7 +90,7 @@ def write_plain_days(
     dialect = connection.dialect
     whole = converter(workdays_table.c.worked_seconds.type, dialect.name, dialect)
     rows = day_rows(portal, polls, chosen, names, snapshots, snapshot_columns, whole)
-    postgresql = connection.dialect.name == "postgresql"
+    postgresql = dialect.name == "postgresql"
     stored_before = (
         count_by_key(connection, workdays_table, "time_start", portal, _keys(polls, chosen))
         if postgresql
@@ -104,7 +104,7 @@ def write_plain_days(
         keys=_KEY,
         replaced=_REPLACED,
         filled=("record_id", *_NAMES),
-        only_if=_CONDITIONS[connection.dialect.name],
+        only_if=_CONDITIONS[dialect.name],
         converted=True,
     )
     if postgresql:  # the planner's statistics count the new days (SQLite plans without them)
