@@ -234,7 +234,11 @@ def test_rebalancing_to_a_new_replica_neither_repeats_nor_misses_an_interval(
         ).all()
     for shop in SHOPS[:4]:
         starts = [run.started_at for run in runs if run.portal == shop]
-        gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts)]
+        # From the second run on: the first is the daemon's run at once at start, off the grid,
+        # and its row was written after the first connections and locks were made, up to tens of
+        # milliseconds after the instant the trigger keeps the next run half an interval from
+        # (tests/test_triggers.py holds that spacing on the instants themselves).
+        gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(starts[1:])]
         assert {run.replica for run in runs if run.portal == shop} >= {holders[shop]}
         assert min(gaps) >= INTERVAL / 2, f"{shop}: polled twice within an interval: {gaps}"
         assert max(gaps) < 2 * INTERVAL, f"{shop}: an interval missed: {gaps}"
