@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-WRITE_THRESHOLD = 50_000  # live container objects; a part of 500 answers holds some 20,000
+WRITE_THRESHOLD = 50_000  # live container objects; a write of 3,000 answers holds 10,000 to 20,000
 
 _lock = threading.RLock()  # reentrant: a collection under it may run code that writes
 _writes = 0  # writes under way
