@@ -43,7 +43,9 @@ class SnapshotRow:
 
 def snapshot_values(row: SnapshotRow) -> dict[str, object]:
     """The snapshots row of `row`: its key, the status fields, the raw JSON as it can be stored."""
-    return dict(zip(_COLUMNS, snapshot_tuple(row), strict=True))
+    values = dict(zip(_COLUMNS, _written_tuple(row), strict=True))
+    values["raw"] = storable_raw(values["raw"])
+    return values
 
 
 _COLUMNS = ("portal", "user_id", "polled_at", *STATUS_COLUMNS, "raw", "last_seen_at", "seen_count")
@@ -51,22 +53,9 @@ _STATUS_VALUES = itemgetter(*STATUS_COLUMNS)
 
 
 def _written_tuple(row: SnapshotRow) -> tuple[Any, ...]:
-    """snapshot_tuple with the raw answer as it came (raw_conversion makes it storable)."""
+    """The values of _COLUMNS of `row`, the raw answer as it came (raw_conversion makes it storable)."""
     at = row.polled_at
     return (row.portal, row.user_id, at, *_STATUS_VALUES(row.parsed.values), row.parsed.raw, at, 1)
-
-
-def snapshot_tuple(row: SnapshotRow) -> tuple[Any, ...]:
-    """snapshot_values(row) as a tuple of the values of _COLUMNS."""
-    return (
-        row.portal,
-        row.user_id,
-        row.polled_at,
-        *_STATUS_VALUES(row.parsed.values),
-        storable_raw(row.parsed.raw),
-        row.polled_at,
-        1,
-    )
 
 
 def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: StorageMode) -> None:
