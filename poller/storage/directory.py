@@ -18,14 +18,14 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Connection, Engine, Table, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
 
 from poller.fields import DEPARTMENT_FIELDS, USER_FIELDS, StatusField
 from poller.models import departments_table, users_table, workdays_table
 from poller.status import parse_fields
 from poller.storage.bulk import insert_rows
 from poller.storage.failures import database_call
-from poller.storage.statements import chunks, one_of
+from poller.storage.statements import chunks, one_of, other_columns
 from poller.storage.statistics import note_rows_added
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def save_users(
                     users_table,
                     [{"portal": portal, **row, "updated_at": now} for row in rows],
                     keys=_USER_KEY,
-                    replaced=_not_in(users_table, _USER_KEY),
+                    replaced=other_columns(users_table, _USER_KEY),
                 )
             stored.update(row["user_id"] for row in rows)
         if stored:
@@ -109,7 +109,7 @@ def save_departments(
                 departments_table,
                 [{"portal": portal, **row} for row in rows],
                 keys=_DEPARTMENT_KEY,
-                replaced=_not_in(departments_table, _DEPARTMENT_KEY),
+                replaced=other_columns(departments_table, _DEPARTMENT_KEY),
             )
         _rename_changed(connection, portal, before)
     logger.debug(
@@ -143,16 +143,12 @@ def get_directory_age(engine: Engine, portal: str) -> datetime | None:
     return newest
 
 
-def names_of(
-    connection: Connection, portal: str, user_ids: Collection[int] | None = None
-) -> dict[int, Names]:
-    """user_name and department (the first department's name) of the portal's users (or of `user_ids`)."""
+def names_of(connection: Connection, portal: str, user_ids: Collection[int]) -> dict[int, Names]:
+    """user_name and department (the first department's name) of the portal's `user_ids`."""
     users, departments = users_table.c, departments_table.c
     query = select(users.user_id, users.name, users.last_name, users.department_ids).where(
         users.portal == portal
     )
-    if user_ids is None:
-        return dict(_portal_names(connection, portal))
     found: list[Any] = []
     for chunk in chunks(sorted(user_ids), 1000):
         found += connection.execute(query.where(one_of(connection, users.user_id, chunk))).all()
@@ -242,11 +238,6 @@ def _rename_changed(connection: Connection, portal: str, before: Mapping[int, in
         connection.execute(
             statement, [{"u": user_id, "n": name, "d": department} for user_id, (name, department) in chunk]
         )
-
-
-def _not_in(table: Table, key: Sequence[str]) -> list[str]:
-    """The columns of `table` outside `key`: what a stored row takes from a new listing."""
-    return [column.name for column in table.columns if column.name not in key]
 
 
 def _parse_rows(

@@ -142,8 +142,9 @@ def instant_parameter(dialect_name: str) -> Convert:
 
 
 def _aware_instant(value: datetime | None) -> datetime | None:
-    """PostgreSQL (timestamptz) takes any aware datetime as the instant it is."""
-    if value is not None and _naive(value):
+    """PostgreSQL (timestamptz) takes any aware datetime as the instant it is (checked in place:
+    every instant of every row passes here)."""
+    if value is not None and (value.__class__ is not datetime or value.tzinfo is None) and _naive(value):
         raise ValueError("naive datetime given where a UTC instant is required")
     return value
 

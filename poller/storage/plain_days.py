@@ -193,7 +193,7 @@ def _plain(connection: Connection, portal: str, polls: Sequence[tuple[int, Poll]
             for index, (user_id, poll) in enumerate(polls)
             if per_user[user_id] == 1 and poll.status != "PAUSED"
         ]
-    if connection.execute(_ANY_RECORD, {"portal": portal}).first() is None:
+    if not single or connection.execute(_ANY_RECORD, {"portal": portal}).first() is None:
         return single  # no record of the portal is stored (REST 3.0 records not fetched): none moved
     carried = {
         (poll.record_id, poll.time_start) for _, poll in map(polls.__getitem__, single) if poll.record_id

@@ -18,13 +18,18 @@ def insert_or_skip(connection: Connection, table: Table, keys: Sequence[str]) ->
     return dialect(table).on_conflict_do_nothing(index_elements=list(keys))
 
 
+def other_columns(table: Table, keys: Sequence[str]) -> list[str]:
+    """The columns of `table` outside `keys`: what a stored row takes from a new one."""
+    return [column.name for column in table.columns if column.name not in keys]
+
+
 def upsert(connection: Connection, table: Table, keys: Sequence[str], replaced: Sequence[str] = ()) -> Insert:
     """INSERT that replaces the columns `replaced` (default: every non-key one) of a stored row."""
     dialect = _dialect_insert(connection)
     if dialect is None:
         return insert(table)
     statement = dialect(table)
-    columns = replaced or [c.name for c in table.columns if c.name not in keys]
+    columns = replaced or other_columns(table, keys)
     return statement.on_conflict_do_update(
         index_elements=list(keys), set_={name: statement.excluded[name] for name in columns}
     )
