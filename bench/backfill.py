@@ -164,7 +164,7 @@ def _month_end(first: date) -> date:
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
+    parser = scratch.parser(__doc__)
     parser.add_argument("--users", type=int, default=1000, help="users of the portal (default 1000)")
     parser.add_argument("--month", default="2026-10", help="month to backfill, YYYY-MM (default 2026-10)")
     parser.add_argument(

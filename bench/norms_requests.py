@@ -27,7 +27,6 @@ seconds, the slowest and mean cycle beside the refresh, and the refresh's own se
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
@@ -112,7 +111,7 @@ def beside_cycles(users: int, database_url: str, interval: float) -> dict[str, f
             started = clock.monotonic()
             with refresher.holding_off("bench"):
                 outcome = poll_portal(client, engine, clock=clock.now)
-            assert outcome.users_ok == users, outcome.summary()
+            assert outcome.users_ok == users, outcome.log_line()
             return clock.monotonic() - started
 
         alone = cycle()
@@ -141,7 +140,7 @@ def beside_cycles(users: int, database_url: str, interval: float) -> dict[str, f
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = scratch.parser(__doc__)
     parser.add_argument("--users", type=int, default=5000)
     parser.add_argument("--clock", choices=("manual", "real"), default="manual")
     parser.add_argument("--beside-cycles", action="store_true")
