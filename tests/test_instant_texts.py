@@ -46,6 +46,7 @@ def test_a_naive_instant_is_refused_even_when_an_equal_aware_one_is_kept() -> No
 
 def test_no_more_instants_are_kept_than_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(driver_values, "_INSTANTS_KEPT", 8)
+    driver_values._INSTANT_TEXTS.clear()  # an earlier test's instants, kept, are found without a store
     start = datetime(2026, 11, 16, tzinfo=UTC)
     for minute in range(100):
         instant = start + timedelta(minutes=minute)

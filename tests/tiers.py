@@ -141,7 +141,11 @@ def _uses_postgres(item: pytest.Item) -> bool:
 
 
 def mark(items: list[pytest.Item]) -> None:
-    """Give each collected test the tier markers that fit it."""
+    """Give each collected test the tier markers that fit it, and put the slow ones first.
+
+    Under pytest-xdist a worker takes the next test in collection order when it is free, so a
+    slow test collected last runs alone at the end while the other worker waits; collected first,
+    it runs beside the many short ones (the order is stable otherwise)."""
     for item in items:
         if _uses_postgres(item):
             item.add_marker(pytest.mark.postgres)
@@ -152,3 +156,4 @@ def mark(items: list[pytest.Item]) -> None:
         group = GROUPS.get(_key(item)[0])
         if group:
             item.add_marker(pytest.mark.xdist_group(group))
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
