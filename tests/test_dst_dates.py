@@ -8,8 +8,10 @@ began (issue #14, row 6b).
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+import dataclasses
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from conftest import make_config, portal
@@ -23,6 +25,7 @@ from poller.emulator import Emulator
 from poller.models import Snapshot, workdays_table
 from poller.poll.cycle import poll_once
 from poller.status import parse_status, start_offset
+from poller.storage.local_dates import dated_in_zones
 
 # (TIME_START as the portal wrote it, TZ_OFFSET when answered after the change, the local date)
 AUTUMN = ("2026-10-25T00:30:00+02:00", 3600, date(2026, 10, 25))  # began in CEST, answered in CET
@@ -149,3 +152,31 @@ def test_a_record_written_in_utc_takes_the_date_of_the_directorys_zone(engine: E
             ).order_by(workdays_table.c.record_id)
         ).all()
     assert [tuple(row) for row in rows] == [(911, BERLIN_AUTUMN[2], 7200), (912, LONDON_SPRING[2], 0)]
+
+
+def test_a_kept_local_date_is_the_zones_own_and_a_repeated_hour_is_dated_each_time() -> None:
+    """dated_in_zones keeps the date of each (start, zone) it worked out: the same start is dated
+    again in another zone, an equal start written at another offset finds the same date, and a
+    start in a zone's repeated hour (equal to its twin there) is never taken for another instant."""
+    start = datetime(2026, 10, 24, 22, 30, tzinfo=UTC)  # 00:30 CEST on the 25th
+    berlin, new_york = ZoneInfo("Europe/Berlin"), ZoneInfo("America/New_York")
+    minus_six = ZoneInfo("Etc/GMT+6")  # UTC-6 all year: 05:30 UTC is the day before, 06:30 UTC not
+
+    def dated(when: datetime, zone: ZoneInfo) -> date:
+        parsed = parse_status(answer("2026-10-24T22:30:00+00:00", 0))
+        values = {**parsed.values, "time_start": when, "work_date": date(2000, 1, 1)}
+        row = storage.SnapshotRow("acme", 1, when, dataclasses.replace(parsed, values=values))
+        [out] = dated_in_zones([row], {1: zone})
+        return out.parsed.values["work_date"]
+
+    for _ in range(2):  # the second round reads what the first kept
+        assert dated(start, berlin) == date(2026, 10, 25)
+        assert dated(start, new_york) == date(2026, 10, 24)
+        assert dated(start.astimezone(timezone(timedelta(hours=-7))), berlin) == date(2026, 10, 25)
+    # 01:30 in New York on 2026-11-01 happens twice (05:30 and 06:30 UTC); the two compare equal
+    first, second = (datetime(2026, 11, 1, 1, 30, tzinfo=new_york, fold=fold) for fold in (0, 1))
+    assert first == second
+    assert dated(first.astimezone(UTC), minus_six) == date(2026, 10, 31)  # kept: a fixed offset
+    assert dated(first, minus_six) == date(2026, 10, 31)
+    assert dated(second, minus_six) == date(2026, 11, 1)
+    assert dated(second.astimezone(UTC), minus_six) == date(2026, 11, 1)

@@ -101,7 +101,7 @@ def listed_users(connection: Connection, portal: str, user_ids: Collection[int])
         return _read(connection, portal, user_ids)
     kept = _kept_directory((str(connection.engine.url), portal), version)
     names, unlisted = kept.names, kept.unlisted
-    missing = [user_id for user_id in user_ids if user_id not in names and user_id not in unlisted]
+    missing = set(user_ids).difference(names).difference(unlisted)  # looked up, at C speed
     if missing:
         read = _read(connection, portal, missing)
         shared = kept.departments.setdefault

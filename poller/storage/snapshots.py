@@ -5,9 +5,10 @@ Every write moves the workdays table on in the same transaction (poller.storage.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import groupby
 from operator import attrgetter, itemgetter
 from typing import Any, Literal
 
@@ -67,9 +68,9 @@ def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: S
     row's last_seen_at is dropped (it is already counted there). The directory is read once
     (zones for the dates, names for the days), each answer turned into its Poll once.
     """
-    for portal in sorted({row.portal for row in rows}):
-        ordered = sorted((row for row in rows if row.portal == portal), key=_ORDER)
-        with_day = {row.user_id for row in ordered if row.parsed.values["time_start"] is not None}
+    for portal, group in groupby(sorted(rows, key=_ORDER), key=_PORTAL):
+        ordered = list(group)
+        with_day = [row.user_id for row in ordered if row.parsed.values["time_start"] is not None]
         listed = listed_users(connection, portal, with_day)
         ordered = dated_in_zones(ordered, listed.zones)  # work_date in the directory's zone
         names = listed.names
@@ -86,27 +87,31 @@ def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: S
             )
         else:  # each row's driver values are converted once, for its snapshot and its day
             driver = driver_rows(connection, snapshots_table, _COLUMNS, tuples, own=own)
-            sources = [driver[index] for index in started]
-        polled = [(ordered[index], _poll(tuples[index])) for index in started]
-        plain = write_plain_days(
-            connection, portal, [(row.user_id, poll) for row, poll in polled], names, sources, _COLUMNS
-        )
+            sources = driver if len(started) == len(driver) else [driver[index] for index in started]
+        with_start = tuples if len(started) == len(tuples) else [tuples[index] for index in started]
+        polls = [(values[_USER], _poll(values)) for values in with_start]  # of the rows at `started`
+        plain = write_plain_days(connection, portal, polls, names, sources, _COLUMNS)
         done = plain.written | plain.seen
-        unplain = [] if len(done) == len(polled) else [p for i, p in enumerate(polled) if i not in done]
+        left = (i for i in range(len(polls)) if i not in done)
+        unplain = [] if len(done) == len(polls) else _entries(ordered, started, polls, left)
         days = workdays.load_days(
             connection, portal, {(row.user_id, poll.time_start) for row, poll in unplain}
         )
         if mode == "changes":  # a replay was left out by _changes
-            written = [polled[index] for index in done]
+            seen_at = {polls[index][1].last_seen_at for index in done}
             rest = unplain
         else:
-            seen = [polled[index] for index in plain.seen]
+            seen = _entries(ordered, started, polls, plain.seen)
             replays = _stored_already(connection, portal, [row for row, _ in seen])
-            written = [polled[index] for index in plain.written]
-            written += [entry for entry in seen if id(entry[0]) not in replays]
+            seen_at = {polls[index][1].last_seen_at for index in plain.written}
+            seen_at.update(poll.last_seen_at for row, poll in seen if id(row) not in replays)
             rest = _not_stored_yet(connection, portal, unplain, days)
             replays |= {id(row) for row, _ in unplain} - {id(row) for row, _ in rest}
-            inserts = [values for row, values in zip(ordered, driver, strict=True) if id(row) not in replays]
+            inserts = (
+                [values for row, values in zip(ordered, driver, strict=True) if id(row) not in replays]
+                if replays
+                else driver
+            )
         added = insert_tuples(
             connection,
             snapshots_table,
@@ -124,11 +129,12 @@ def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: S
             days,
             [(row.user_id, poll) for row, poll in rest],
             names,
-            also_seen=[poll.last_seen_at for _, poll in written],
+            also_seen=seen_at,  # the moments of the polls whose days went the plain way
         )
 
 
-_ORDER = attrgetter("user_id", "polled_at")
+_ORDER = attrgetter("portal", "user_id", "polled_at")  # a write's rows by portal, then as they happened
+_PORTAL = attrgetter("portal")
 
 
 _new_tuple = tuple.__new__  # no check of the field count: tests/test_poll_rows.py holds it to Poll
@@ -137,6 +143,17 @@ _POLL_VALUES = itemgetter(*map(_COLUMNS.index, (
     "duration_seconds", "time_leaks_seconds", "active", "tz_offset", "record_id",
 )))  # fmt: skip  # Poll's fields in its order (a poll is seen once: last_seen_at = polled_at)
 _START = _COLUMNS.index("time_start")
+_USER = _COLUMNS.index("user_id")
+
+
+def _entries(
+    ordered: Sequence[SnapshotRow],
+    started: Sequence[int],
+    polls: Sequence[tuple[int, Poll]],
+    indexes: Iterable[int],
+) -> list[tuple[SnapshotRow, Poll]]:
+    """The (row, Poll) pairs of the polls at `indexes` (polls[i] is the poll of ordered[started[i]])."""
+    return [(ordered[started[index]], polls[index][1]) for index in indexes]
 
 
 def _poll(values: tuple[Any, ...]) -> Poll:
