@@ -48,9 +48,17 @@ GROUPS = {
 }
 
 # "module::test" (parameters left off): tests that took over ~1 s in a full run on a shared
-# 2-core machine (`pytest --durations=100`). A renamed test only falls back into the quick tier.
+# 2-core machine (`pytest --durations=100`), or over ~0.6 s alone in the quick tier
+# (`pytest -m "not slow and not process" --durations=20`). A renamed test only falls back into
+# the quick tier.
 SLOW = frozenset(
     {
+        "test_irregular_days.py::test_irregular_days_are_stored_as_the_portal_tells_them",
+        "test_limits.py::test_the_standard_bucket_is_used_to_its_ceiling_and_never_overflows",
+        "test_backfill.py::test_users_with_more_than_50_records_get_their_next_pages_in_the_next_batch",
+        "test_backfill.py::test_a_stop_request_ends_the_backfill_after_the_current_request",
+        "test_backfill.py::test_one_month_of_120_users_costs_one_request_per_50_users",
+        "test_timesheet.py::test_the_csv_is_ready_for_a_spreadsheet_with_a_totals_line",
         "test_compliance_end_to_end.py::test_the_de_report_of_the_month_equals_the_worlds_truth",
         "test_outage_sqlite.py::test_poll_on_a_database_another_writer_holds_keeps_the_rows_in_the_spool_and_exits_1",
         "test_outage_sqlite.py::test_a_locked_database_is_polled_through_and_written_when_the_lock_goes",
