@@ -164,8 +164,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--cycles",
         type=int,
-        default=6,
-        help="cycles measured after the first (default 6: each order three times)",
+        default=10,
+        help="cycles measured after the first (default 10: each order five times)",
     )
     parser.add_argument(
         "--part",
