@@ -69,8 +69,10 @@ class WriteTimes(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         args = record.args
-        if isinstance(args, tuple) and len(args) > 2 and isinstance(args[-1], float) and args[1]:
-            self.writes.append((int(args[1]), args[-1]))
+        if isinstance(args, tuple) and len(args) > 2 and isinstance(args[-1], float):
+            count = args[1]
+            if isinstance(count, int) and count:
+                self.writes.append((count, args[-1]))
 
     def per_thousand(self, writes: Sequence[tuple[int, float]]) -> float:
         """Seconds per 1,000 records over `writes`."""
