@@ -115,7 +115,7 @@ class PortalCheck:
         if code in {"NO_AUTH_FOUND", "INVALID_TOKEN", "AUTHORIZATION_ERROR", "INVALID_CREDENTIALS"}:
             self._add("credentials", "problem", exc.message, self._credentials_advice())
         elif code in {"EXPIRED_TOKEN", "INVALID_GRANT", "INVALID_CLIENT", "PAYMENT_REQUIRED"}:
-            self._add("credentials", "problem", exc.message, self._oauth_advice(code))
+            self._add("credentials", "problem", exc.message, _oauth_advice(code))
         elif code == "INSUFFICIENT_SCOPE" or code == V3_PREFIX + "INSUFFICIENTSCOPEEXCEPTION":
             self._add("credentials", "ok", "accepted")
             self._add("scope timeman", "problem", exc.message, self._scope_advice("timeman (Work time)"))
@@ -227,18 +227,19 @@ class PortalCheck:
             return "the webhook URL's secret or user id is wrong, or the webhook was deleted: copy it again"
         return "the access token is not valid: authorize the application again and update the tokens"
 
-    def _oauth_advice(self, code: str) -> str:
-        if code == "PAYMENT_REQUIRED":
-            return "renew the application's subscription"
-        if code == "INVALID_CLIENT":
-            return "check client_id and client_secret"
-        if code == "EXPIRED_TOKEN":
-            return "set refresh_token, client_id and client_secret, and run `timeman-poller db upgrade` first"
-        return "authorize the application again and put the new tokens in the config"
-
     def _scope_advice(self, scope: str) -> str:
         holder = "webhook" if self.portal.uses_webhook else "application"
         return f"add the {scope} scope to the {holder}"
+
+
+def _oauth_advice(code: str) -> str:
+    if code == "PAYMENT_REQUIRED":
+        return "renew the application's subscription"
+    if code == "INVALID_CLIENT":
+        return "check client_id and client_secret"
+    if code == "EXPIRED_TOKEN":
+        return "set refresh_token, client_id and client_secret, and run `timeman-poller db upgrade` first"
+    return "authorize the application again and put the new tokens in the config"
 
 
 def _reach_advice(exc: BitrixError) -> str:
