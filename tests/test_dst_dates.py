@@ -154,10 +154,10 @@ def test_a_record_written_in_utc_takes_the_date_of_the_directorys_zone(engine: E
     assert [tuple(row) for row in rows] == [(911, BERLIN_AUTUMN[2], 7200), (912, LONDON_SPRING[2], 0)]
 
 
-def test_a_kept_local_date_is_the_zones_own_and_a_repeated_hour_is_dated_each_time() -> None:
-    """dated_in_zones keeps the date of each (start, zone) it worked out: the same start is dated
-    again in another zone, an equal start written at another offset finds the same date, and a
-    start in a zone's repeated hour (equal to its twin there) is never taken for another instant."""
+def test_a_local_date_is_the_zones_own_and_a_repeated_hour_is_dated_each_time() -> None:
+    """dated_in_zones dates each start in its user's zone, whatever came before: the same start
+    again in another zone, an equal start written at another offset, and a start in a zone's
+    repeated hour (equal to its twin there, so a cache keyed by it would confuse the two)."""
     start = datetime(2026, 10, 24, 22, 30, tzinfo=UTC)  # 00:30 CEST on the 25th
     berlin, new_york = ZoneInfo("Europe/Berlin"), ZoneInfo("America/New_York")
     minus_six = ZoneInfo("Etc/GMT+6")  # UTC-6 all year: 05:30 UTC is the day before, 06:30 UTC not
@@ -169,14 +169,14 @@ def test_a_kept_local_date_is_the_zones_own_and_a_repeated_hour_is_dated_each_ti
         [out] = dated_in_zones([row], {1: zone})
         return out.parsed.values["work_date"]
 
-    for _ in range(2):  # the second round reads what the first kept
+    for _ in range(2):  # twice: nothing carried over from the first round decides the second
         assert dated(start, berlin) == date(2026, 10, 25)
         assert dated(start, new_york) == date(2026, 10, 24)
         assert dated(start.astimezone(timezone(timedelta(hours=-7))), berlin) == date(2026, 10, 25)
     # 01:30 in New York on 2026-11-01 happens twice (05:30 and 06:30 UTC); the two compare equal
     first, second = (datetime(2026, 11, 1, 1, 30, tzinfo=new_york, fold=fold) for fold in (0, 1))
     assert first == second
-    assert dated(first.astimezone(UTC), minus_six) == date(2026, 10, 31)  # kept: a fixed offset
+    assert dated(first.astimezone(UTC), minus_six) == date(2026, 10, 31)
     assert dated(first, minus_six) == date(2026, 10, 31)
     assert dated(second, minus_six) == date(2026, 11, 1)
     assert dated(second.astimezone(UTC), minus_six) == date(2026, 11, 1)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import date, datetime, timezone, tzinfo
-from typing import TYPE_CHECKING, Any, cast
+from datetime import date, datetime, tzinfo
+from typing import TYPE_CHECKING
 
 from poller.status import ParsedStatus
 
@@ -25,49 +25,23 @@ if TYPE_CHECKING:
 
 def dated_in_zones(rows: Sequence[SnapshotRow], zones: Mapping[int, tzinfo]) -> list[SnapshotRow]:
     """`rows` with work_date taken in each user's directory zone (`zones`, by user) where known.
-    One loop without a call per row where the (start, zone) was dated before: a write dates
-    every answer it stores, and an open day's start comes again poll after poll."""
+    One loop without a call per row: a write dates every answer it stores."""
     if not zones:
         return list(rows)
     dated = []
-    known = _LOCAL_DATES.get
     for row in rows:
         zone = zones.get(row.user_id)
-        if zone is not None:
-            values = row.parsed.values
-            start = values["time_start"]
-            if start is None:
-                dated.append(row)
-                continue
-            local = known((start, zone), _UNKNOWN) if start.__class__ is datetime else _UNKNOWN
-            if local is _UNKNOWN:
-                local = _local_date(start, zone)
-            if local is not None and local != values["work_date"]:
-                row = _dated(row, cast(date, local))
+        start = row.parsed.values["time_start"]
+        if zone is not None and isinstance(start, datetime):
+            local: date | None
+            try:
+                local = start.astimezone(zone).date()
+            except (OverflowError, ValueError):  # outside the calendar: the answer's own date stays
+                local = None
+            if local is not None and local != row.parsed.values["work_date"]:
+                row = _dated(row, local)
         dated.append(row)
     return dated
-
-
-# The local dates of starts dated lately, by (start, zone). Only a start with a fixed offset is
-# kept: two instants of a zone's repeated hour compare equal. Emptied when full (some 3 MB).
-_LOCAL_DATES: dict[tuple[datetime, tzinfo], date | None] = {}
-_DATES_KEPT = 1 << 15
-_UNKNOWN = object()
-
-
-def _local_date(start: Any, zone: tzinfo) -> date | None:
-    """The date of `start` in `zone` (None: no datetime, or outside the calendar there)."""
-    if not isinstance(start, datetime):
-        return None
-    try:
-        local: date | None = start.astimezone(zone).date()
-    except (OverflowError, ValueError):  # outside the calendar: the answer's own date stays
-        local = None
-    if type(start.tzinfo) is timezone:
-        if len(_LOCAL_DATES) >= _DATES_KEPT:
-            _LOCAL_DATES.clear()
-        _LOCAL_DATES[(start, zone)] = local
-    return local
 
 
 def _dated(row: SnapshotRow, local: date) -> SnapshotRow:
