@@ -171,6 +171,22 @@ def answers(url: str) -> bool:
         return False
 
 
+def fresh_virtualenv(venv: Path) -> list[str]:
+    """Make a virtualenv at `venv`; the command of a pip that installs into it.
+
+    Without a pip of its own where this suite's pip can install into it, run by the venv's
+    interpreter (`pip --python`, pip 22.3 and later), as the image's pip would: installing a pip
+    is a third of the time. Otherwise (no pip here, or an older one) with its own, as before.
+    """
+    shown = subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True, text=True)
+    found = re.match(r"pip (\d+)\.(\d+)", shown.stdout) if shown.returncode == 0 else None
+    if found is not None and (int(found[1]), int(found[2])) >= (22, 3):
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+        return [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python")]
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    return [str(venv / "bin" / "pip")]
+
+
 @pytest.fixture
 def installed_image(tmp_path: Path) -> Path:
     """A fresh virtualenv holding what the Dockerfile's RUN pip install line installs; its bin/.
@@ -179,10 +195,7 @@ def installed_image(tmp_path: Path) -> Path:
     needs but the image does not copy makes the install or the commands fail here too.
     """
     venv = tmp_path / "venv"
-    # Without a pip of its own (installing one is a third of the time): this suite's pip installs
-    # into it, run by the venv's interpreter (`pip --python`), as the image's pip would.
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    pip = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python")]
+    pip = fresh_virtualenv(venv)
     probe = subprocess.run(
         [*pip, "download", "--no-deps", "--dest", str(tmp_path / "probe"), "setuptools>=68"],
         capture_output=True,
