@@ -8,7 +8,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import URL, ExceptionContext, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
@@ -23,6 +23,7 @@ __all__ = [
     "is_known_revision",
     "make_engine",
     "migrations_path",
+    "schema_revision",
     "shorten_lock_waits",
     "sqlite_file",
     "upgrade_database",
@@ -138,7 +139,6 @@ def upgrade_database(engine: Engine, revision: str = "head") -> None:
     the head already is only read (Alembic's scripts and env.py are not run for nothing)."""
     from alembic import command
     from alembic.config import Config as AlembicConfig
-    from alembic.runtime.migration import MigrationContext
 
     alembic_config = AlembicConfig()
     alembic_config.set_main_option("script_location", str(migrations_path()))
@@ -147,9 +147,7 @@ def upgrade_database(engine: Engine, revision: str = "head") -> None:
             alembic_config.attributes["connection"] = connection
             if connection.dialect.name == "postgresql":  # replicas upgrading at once take turns
                 connection.execute(text("SELECT pg_advisory_xact_lock(7466544745363010561)"))
-            at_head = revision == "head" and (
-                MigrationContext.configure(connection).get_current_revision() == get_head_revision()
-            )
+            at_head = revision == "head" and schema_revision(connection) == get_head_revision()
             if not at_head:
                 command.upgrade(alembic_config, revision)
     except SQLAlchemyError as exc:
@@ -160,12 +158,10 @@ def upgrade_database(engine: Engine, revision: str = "head") -> None:
 @database_call
 def check_schema(engine: Engine) -> None:
     """Refuse to poll into a database whose schema is not at the newest revision."""
-    from alembic.runtime.migration import MigrationContext
-
     head = get_head_revision()
     try:
         with engine.connect() as connection:
-            current = MigrationContext.configure(connection).get_current_revision()
+            current = schema_revision(connection)
     except SQLAlchemyError as exc:
         raise DatabaseUnavailable(f"database unavailable: {describe_db_error(exc)}") from exc
     if current != head:
@@ -173,6 +169,13 @@ def check_schema(engine: Engine) -> None:
             f"database schema is at revision {current or 'none'}, this poller needs {head}: "
             "run `timeman-poller db upgrade` (or `poll --migrate`)"
         )
+
+
+def schema_revision(connection: Connection) -> str | None:
+    """The Alembic revision the database of `connection` is at; None when it has no schema yet."""
+    from alembic.runtime.migration import MigrationContext
+
+    return MigrationContext.configure(connection).get_current_revision()
 
 
 def get_head_revision() -> str:

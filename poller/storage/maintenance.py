@@ -20,6 +20,7 @@ from poller.storage.engine import (
     check_schema,
     get_head_revision,
     make_engine,
+    schema_revision,
     sqlite_file,
     upgrade_database,
 )
@@ -96,7 +97,5 @@ def check_sqlite_directory(engine: Engine) -> None:
 @database_call
 def get_schema_revision(engine: Engine) -> str | None:
     """The Alembic revision the database is at; None when it has no schema yet."""
-    from alembic.runtime.migration import MigrationContext
-
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        return schema_revision(connection)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from itertools import groupby
 from operator import attrgetter, itemgetter
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Connection, bindparam, func, select, update
 
@@ -82,14 +82,11 @@ def write_snapshots(connection: Connection, rows: Sequence[SnapshotRow], mode: S
             chosen = {id(row) for row in news}
             inserts = [tuple(values[column] for column in _COLUMNS) for values in changed]
             started = [index for index in started if id(ordered[index]) in chosen]
-            sources = driver_rows(
-                connection, snapshots_table, _COLUMNS, [tuples[i] for i in started], own=own
-            )
+            sources = driver_rows(connection, snapshots_table, _COLUMNS, _at(tuples, started), own=own)
         else:  # each row's driver values are converted once, for its snapshot and its day
             driver = driver_rows(connection, snapshots_table, _COLUMNS, tuples, own=own)
-            sources = driver if len(started) == len(driver) else [driver[index] for index in started]
-        with_start = tuples if len(started) == len(tuples) else [tuples[index] for index in started]
-        polls = [(values[_USER], _poll(values)) for values in with_start]  # of the rows at `started`
+            sources = _at(driver, started)
+        polls = [(values[_USER], _poll(values)) for values in _at(tuples, started)]
         plain = write_plain_days(connection, portal, polls, names, sources, _COLUMNS)
         done = plain.written | plain.seen
         left = (i for i in range(len(polls)) if i not in done)
@@ -143,7 +140,13 @@ _POLL_VALUES = itemgetter(*map(_COLUMNS.index, (
     "duration_seconds", "time_leaks_seconds", "active", "tz_offset", "record_id",
 )))  # fmt: skip  # Poll's fields in its order (a poll is seen once: last_seen_at = polled_at)
 _START = _COLUMNS.index("time_start")
+_Item = TypeVar("_Item")
 _USER = _COLUMNS.index("user_id")
+
+
+def _at(items: list[_Item], indexes: Sequence[int]) -> list[_Item]:
+    """The items at `indexes` (ascending, no repeats): the list itself when they are all of it."""
+    return items if len(indexes) == len(items) else [items[index] for index in indexes]
 
 
 def _entries(

@@ -132,13 +132,11 @@ def polled_day(seen: Day | None, poll: Poll) -> tuple[Any, ...]:
 
 def worked_after(seen: Day | None, poll: Poll) -> int | None:
     """The worked_seconds of polled_day(seen, poll). Apart: the write of a cycle's plain days
-    (storage.plain_days) takes the other values from the snapshot's driver values, and calls
-    this once per answer, so the usual way (a running or closed day) writes `seconds` and
-    `clamp` out."""
+    (storage.plain_days) takes the other values from the snapshot's driver values."""
     start, leaks, status = poll.time_start, poll.leaks_seconds or 0, poll.status
     last_seen = poll.last_seen_at
     end = (poll.time_finish or last_seen) if status == "CLOSED" else last_seen
-    span = round((end - start).total_seconds()) - leaks  # the most a day can have worked
+    span = seconds(end, start) - leaks  # the most a day can have worked
     worked: int | None
     if status == "CLOSED":
         worked = poll.duration_seconds
@@ -154,7 +152,7 @@ def worked_after(seen: Day | None, poll: Poll) -> int | None:
         worked = seconds(min(suggested, last_seen), start) - leaks if suggested else span
     else:
         worked = span
-    return None if worked is None else max(0, min(worked, span, MAX_DURATION))  # clamp(worked, span)
+    return clamp(worked, span)
 
 
 def with_record(polled: Day | None, record: Any, tz_offset: int | None = None) -> Day:
